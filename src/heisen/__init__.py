@@ -1,0 +1,7 @@
+"""heisen: find race conditions before production does."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

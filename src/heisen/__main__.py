@@ -1,0 +1,3 @@
+from heisen.cli import main
+
+main()

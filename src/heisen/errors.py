@@ -1,0 +1,83 @@
+"""The one exception tree of heisen, and the exit code each branch maps to.
+
+    HeisenError
+    ├── UsageError                 exit 2: the user asked for something that cannot be done
+    │   └── PipelineError          exit 2: the pipeline file is wrong; carries every problem found
+    ├── SystemUnavailable          exit 3: a service did not start, a port is taken, no permission
+    └── Interrupted                exit 130: Ctrl-C or SIGTERM
+
+A violated invariant is not an exception: it is a finding, recorded in the
+manifest, that the CLI maps to exit code 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+EXIT_INTERRUPTED = 130
+
+
+class HeisenError(Exception):
+    """Base of every error heisen raises on purpose."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(HeisenError):
+    """Bad input: a flag, a file, a value. Exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in a YAML document, located by its path and position."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def location(self) -> str:
+        if self.line is None:
+            return self.path or "<document>"
+        return f"{self.path or '<document>'} (line {self.line}:{self.column or 1})"
+
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.message}"
+
+
+class PipelineError(UsageError):
+    """A pipeline (or another YAML input) that does not validate: all its problems at once."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        count = len(problems)
+        lines = [f"{source}: {count} problem{'s' if count != 1 else ''}"]
+        lines += [f"  {problem}" for problem in problems]
+        super().__init__("\n".join(lines))
+
+
+class SystemUnavailable(HeisenError):
+    """The environment failed: a process did not start, a port is taken, no permission. Exit 3."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class Interrupted(HeisenError):
+    """The run was interrupted by Ctrl-C or SIGTERM. Exit 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def exit_code_for(error: BaseException) -> int:
+    if isinstance(error, HeisenError):
+        return error.exit_code
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return EXIT_ENVIRONMENT

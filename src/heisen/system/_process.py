@@ -1,0 +1,154 @@
+"""Child processes heisen starts and must stop: services, databases, proxies.
+
+Every child:
+- runs in its own session (process group), so a Ctrl-C typed at the terminal
+  reaches heisen only, and heisen stops its children in order;
+- gets SIGKILL from the kernel if heisen dies (PR_SET_PDEATHSIG). The kernel
+  sends it when the *thread* that forked the child exits, so spawn from a
+  thread that lives as long as the child (the main thread, or a supervisor
+  thread that outlives what it starts);
+- writes stdout and stderr to its own log file, whose tail is shown when it
+  fails to come up;
+- is registered in a process-wide table that `stop_all()` empties on every
+  exit path (atexit, signal handlers, the runner's finally).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_live: dict[int, ManagedProcess] = {}
+_live_lock = threading.Lock()
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class ManagedProcess:
+    """A started child process with its log; stop() is idempotent."""
+
+    def __init__(self, name: str, popen: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.name = name
+        self.popen = popen
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signum)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, as a pod kill with grace 0."""
+        self.signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        _forget(self)
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """SIGTERM the process group, then SIGKILL what is left after `grace_s`."""
+        if self.alive():
+            self.signal(signal.SIGCONT)  # a duty-cycled child must be able to handle SIGTERM
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        # The group may still hold grandchildren even when the leader has exited.
+        self.signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        _forget(self)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(0, os.SEEK_END)
+                size = log.tell()
+                log.seek(max(0, size - 16384))
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __repr__(self) -> str:
+        return f"<ManagedProcess {self.name} pid={self.pid} alive={self.alive()}>"
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | int | None = None,
+) -> ManagedProcess:
+    """Start `argv` as a managed child; its output goes to `log_path` (appended)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            user=user,
+        )
+    process = ManagedProcess(name, popen, log_path)
+    with _live_lock:
+        _live[process.pid] = process
+    return process
+
+
+def _forget(process: ManagedProcess) -> None:
+    with _live_lock:
+        _live.pop(process.pid, None)
+
+
+def live_processes() -> list[ManagedProcess]:
+    with _live_lock:
+        return list(_live.values())
+
+
+def stop_all(grace_s: float = 3.0) -> None:
+    """Stop every child still registered, newest first."""
+    for process in reversed(live_processes()):
+        process.stop(grace_s)
+
+
+def wait_until(predicate: object, deadline_s: float, interval_s: float = 0.02) -> bool:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(interval_s)
+    return False
