@@ -1,0 +1,1 @@
+"""The pipeline schema, split by what it describes."""

@@ -1,0 +1,212 @@
+"""What the user describes: dependencies, services, the scenario, invariants."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from heisen._schema._types import Cpu, Duration, Memory, Strict
+
+
+class DependencyKind(StrEnum):
+    POSTGRES = "postgres"
+    REDIS = "redis"
+    HTTP = "http"
+
+
+class Dependency(Strict):
+    """A database, cache or HTTP API the services use: started by heisen or already running."""
+
+    kind: DependencyKind
+    embedded: bool = False
+    init: str | None = Field(default=None, description="SQL file run once after an embedded PostgreSQL starts")
+    dsn: str | None = None
+    url: str | None = None
+    command: list[str] | None = None
+    stub: str | None = Field(default=None, description="a WireMock mapping root isolate serves instead")
+    health: str = "/health"
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_it(self) -> Dependency:
+        ways = [name for name in ("embedded", "dsn", "url", "command") if getattr(self, name)]
+        if len(ways) != 1:
+            raise ValueError(
+                "say how to reach it in exactly one way: embedded: true, dsn:, url: or command: "
+                f"(found {', '.join(ways) or 'none'})"
+            )
+        if self.embedded and self.kind == DependencyKind.HTTP:
+            raise ValueError("embedded: true is for postgres and redis; an HTTP dependency takes command: or url:")
+        if self.command and self.kind != DependencyKind.HTTP:
+            raise ValueError("command: starts an HTTP dependency; use embedded: true for postgres and redis")
+        if self.init and not (self.embedded and self.kind == DependencyKind.POSTGRES):
+            raise ValueError("init: (an SQL file) applies to an embedded postgres only")
+        return self
+
+
+class Health(Strict):
+    path: str = "/health"
+    timeout: Duration = 30.0
+
+
+class Resources(Strict):
+    cpu: Cpu | None = None
+    memory: Memory | None = None
+
+
+class Service(Strict):
+    """An HTTP service under test: replicas heisen starts from `command`, or one already at `url`."""
+
+    command: list[str] | None = None
+    url: str | None = None
+    cwd: str | None = None
+    replicas: int = Field(default=1, ge=1, le=64)
+    env: dict[str, str] = Field(default_factory=dict)
+    health: Health = Field(default_factory=Health)
+    resources: Resources = Field(default_factory=Resources)
+    stub: str | None = None
+    image: str | None = Field(default=None, description="container image for the Kubernetes backend")
+
+    @model_validator(mode="after")
+    def _command_or_url(self) -> Service:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give exactly one of command: (heisen starts it) or url: (already running)")
+        return self
+
+
+class HttpCall(Strict):
+    method: str = "GET"
+    path: str
+    service: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    body: str | None = None
+    expect_status: list[int] | None = None
+
+
+class HistorySpec(Strict):
+    """How a request is recorded as an operation of a history model."""
+
+    f: str
+    key: str | None = None
+    value: str | None = Field(
+        default=None, description="request.<field> or response.<field>: where the operation's value is"
+    )
+
+
+class RequestTemplate(HttpCall):
+    history: HistorySpec | None = None
+    http2: bool = False
+
+
+class SetupStep(Strict):
+    http: HttpCall | None = None
+    sql: str | None = None
+    redis: list[str] | None = None
+    on: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SetupStep:
+        kinds = [name for name in ("http", "sql", "redis") if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a setup step is exactly one of http:, sql:, redis: (found {', '.join(kinds) or 'none'})")
+        return self
+
+
+class Acknowledged(Strict):
+    """Writes a 2xx acknowledged, checked afterwards against the database."""
+
+    request: str
+    status: list[int] = Field(default_factory=lambda: [200, 201])
+    id: str = Field(description="the field of the JSON response that names what was written")
+    sql: str = Field(description="a query given %(ids)s returning the ids that are persisted")
+    on: str | None = None
+
+
+class Invariant(Strict):
+    name: str
+    sql: str | None = None
+    redis: list[str] | None = None
+    http: HttpCall | None = None
+    python: str | None = None
+    history: Literal["register", "cas-register", "counter", "set"] | None = None
+    acknowledged: Acknowledged | None = None
+    on: str | None = None
+    expect: str | None = None
+
+    @model_validator(mode="after")
+    def _one_probe(self) -> Invariant:
+        kinds = [n for n in ("sql", "redis", "http", "python", "history", "acknowledged") if getattr(self, n)]
+        if len(kinds) != 1:
+            raise ValueError(
+                "an invariant is exactly one probe: sql:, redis:, http:, python:, history: or acknowledged: "
+                f"(found {', '.join(kinds) or 'none'})"
+            )
+        if kinds[0] in ("sql", "redis", "http", "python") and not self.expect:
+            raise ValueError(f"a {kinds[0]}: probe needs expect: (for example `sold <= capacity`)")
+        return self
+
+
+class Burst(Strict):
+    requests: int = Field(ge=1, le=10_000)
+    request: str | None = None
+
+
+class Inject(Strict):
+    rate: float = Field(gt=0, le=1_000_000)
+    during: Duration
+    request: str | None = None
+
+
+class RampInject(Strict):
+    from_rate: float = Field(ge=0, alias="from")
+    to_rate: float = Field(gt=0, alias="to")
+    during: Duration
+    request: str | None = None
+
+
+class Constant(Strict):
+    copies: int = Field(ge=1, le=10_000)
+    during: Duration
+    request: str | None = None
+
+
+class Pause(Strict):
+    during: Duration
+
+
+class LoadStep(Strict):
+    """One load model; a list of them runs in sequence."""
+
+    burst: Burst | None = None
+    inject: Inject | None = None
+    ramp_inject: RampInject | None = None
+    constant: Constant | None = None
+    pause: Pause | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> LoadStep:
+        kinds = [n for n in ("burst", "inject", "ramp_inject", "constant", "pause") if getattr(self, n)]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a load step is exactly one of burst:, inject:, ramp_inject:, constant:, pause: "
+                f"(found {', '.join(kinds) or 'none'})"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        for name in ("burst", "inject", "ramp_inject", "constant", "pause"):
+            if getattr(self, name) is not None:
+                return name
+        raise AssertionError("validated to have one")
+
+
+class Scenario(Strict):
+    """The targeted scenario every phase from stress on re-runs: setup, load, invariants."""
+
+    setup: list[SetupStep] = Field(default_factory=list)
+    requests: dict[str, RequestTemplate]
+    load: list[LoadStep]
+    timeout: Duration = 10.0

@@ -1,0 +1,24 @@
+"""Options several commands share, and how a command reads a pipeline and a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+PipelineArg = Annotated[Path, typer.Argument(help="The pipeline file (pipeline.yaml).", show_default=False)]
+OptionalPipelineArg = Annotated[
+    Optional[Path], typer.Argument(help="The pipeline file (pipeline.yaml).", show_default=False)  # noqa: UP007
+]
+RunDirOpt = Annotated[
+    Optional[Path],  # noqa: UP007
+    typer.Option("--run-dir", help="Run directory (default: .heisen/runs/<run-id>/); an existing one is continued."),
+]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Run seed (default: the pipeline's, else random).")]  # noqa: UP007
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout, and nothing else there.")]
+CiOpt = Annotated[bool, typer.Option("--ci", help="Plain, log-friendly output; write JUnit and Markdown reports.")]
+ExpectOpt = Annotated[
+    Optional[str],  # noqa: UP007
+    typer.Option("--expect", help="'violation': exit 0 only if a violation was found (a regression test)."),
+]

@@ -1,0 +1,47 @@
+"""`heisen check PIPELINE`: start the system, run setup and every invariant once, stop."""
+
+from __future__ import annotations
+
+import typer
+
+from heisen.cli._app import app
+from heisen.cli._options import JsonOpt, PipelineArg, RunDirOpt
+
+
+@app.command("check")
+def check_command(pipeline: PipelineArg, run_dir: RunDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Start the system, run the setup and every invariant once, print each value and verdict, stop."""
+    from rich.markup import escape
+
+    from heisen.console import make_console, write_json
+    from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, run_setup
+    from heisen.pipeline import load_pipeline
+    from heisen.runner import default_run_dir, new_run_id, sigterm_interrupts
+    from heisen.system import SystemHandle
+
+    loaded = load_pipeline(pipeline)
+    run_dir = run_dir or default_run_dir()
+    console = make_console(stderr=True)
+    system = SystemHandle(loaded, run_dir, seed=loaded.pipeline.seed or 0, run_id=new_run_id(),
+                          log=lambda message: console.print(f"  [dim]·[/] {escape(message)}"))
+    verdicts = []
+    with sigterm_interrupts():
+        try:
+            system.start()
+            run_setup(loaded.pipeline, system)
+            for invariant in loaded.pipeline.invariants:
+                if is_probe(invariant):
+                    verdicts.append(evaluate_probe(loaded.pipeline, system, invariant, {"seed": 0}))
+                else:
+                    console.print(f"  [dim]{invariant.name}: checked from a trial's load, not here[/]")
+        finally:
+            system.stop()
+    if as_json:
+        write_json({"invariants": [v.to_dict() for v in verdicts]})
+    else:
+        for verdict in verdicts:
+            mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]?[/]"}[verdict.held]
+            make_console(stderr=False).print(f"{mark} {escape(verdict.name)}: {escape(verdict.message)}")
+    failed = any(v.held is False for v in verdicts)
+    broken = any(v.held is None for v in verdicts)
+    raise typer.Exit(1 if failed else 3 if broken else 0)

@@ -1,0 +1,148 @@
+"""One command per phase: `heisen stress PIPELINE` runs that phase alone on a new or given run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from heisen.cli._app import app
+from heisen.cli._execute import execute
+from heisen.cli._options import CiOpt, ExpectOpt, JsonOpt, OptionalPipelineArg, PipelineArg, RunDirOpt, SeedOpt
+from heisen.errors import UsageError
+
+
+def _run_phase(phase: str, pipeline: Path | None, run_dir: Path | None, seed: int | None, as_json: bool, ci: bool,
+               expect: str | None, options: dict[str, Any] | None = None) -> None:
+    if pipeline is None:
+        raise UsageError(f"name a pipeline file: heisen {phase} pipeline.yaml")
+    code = execute(pipeline, [phase], run_dir=run_dir, seed=seed, as_json=as_json, ci=ci, expect=expect,
+                   options={phase: options or {}})
+    raise typer.Exit(code)
+
+
+@app.command("predict")
+def predict_command(
+    pipeline: PipelineArg,
+    agents: Annotated[Optional[int], typer.Option(help="Concurrent virtual users per cycle.")] = None,  # noqa: UP007
+    cycles: Annotated[Optional[int], typer.Option(help="Independent repetitions of the workload.")] = None,  # noqa: UP007
+    calibrate: Annotated[
+        Optional[Path], typer.Option(help="Refit latencies from an earlier run dir, then predict again.")  # noqa: UP007
+    ] = None,
+    run_dir: RunDirOpt = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+    ci: CiOpt = False,
+) -> None:
+    """Rank where races are likely with a seeded agent-swarm simulation of the architecture."""
+    options = {"agents": agents, "cycles": cycles, "calibrate": str(calibrate) if calibrate else None}
+    _run_phase("predict", pipeline, run_dir, seed, as_json, ci, None, {k: v for k, v in options.items() if v})
+
+
+@app.command("stress")
+def stress_command(
+    pipeline: OptionalPipelineArg = None,
+    url: Annotated[Optional[str], typer.Option(help="Ad hoc: the URL to load, without a pipeline.")] = None,  # noqa: UP007
+    method: Annotated[str, typer.Option("-X", "--method", help="Ad hoc: HTTP method.")] = "GET",
+    header: Annotated[Optional[list[str]], typer.Option("-H", "--header", help="Ad hoc: 'Name: value'.")] = None,  # noqa: UP007
+    data: Annotated[Optional[str], typer.Option("-d", "--data", help="Ad hoc: request body.")] = None,  # noqa: UP007
+    burst: Annotated[Optional[int], typer.Option(help="Ad hoc: N requests released together.")] = None,  # noqa: UP007
+    rate: Annotated[Optional[str], typer.Option(help="Ad hoc: open model rate, e.g. 500/s.")] = None,  # noqa: UP007
+    concurrency: Annotated[Optional[int], typer.Option(help="Ad hoc: closed model copies.")] = None,  # noqa: UP007
+    duration: Annotated[Optional[str], typer.Option(help="Ad hoc: how long, e.g. 10s.")] = None,  # noqa: UP007
+    repeat: Annotated[int, typer.Option(help="Ad hoc: repeat the load K times.")] = 1,
+    http2: Annotated[bool, typer.Option("--http2", help="Ad hoc: HTTP/2 (prior knowledge).")] = False,
+    hotspot: Annotated[Optional[int], typer.Option(help="Target predict's Nth hotspot.")] = None,  # noqa: UP007
+    run_dir: RunDirOpt = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+    ci: CiOpt = False,
+    expect: ExpectOpt = None,
+) -> None:
+    """Reproduce a race with targeted, synchronized load and measure how often it happens."""
+    if url is not None:
+        from heisen.stress.adhoc import AdHocLoad, run_adhoc
+
+        load = AdHocLoad(url=url, method=method, headers=header or [], data=data, burst=burst, rate=rate,
+                         concurrency=concurrency, duration=duration, repeat=repeat, http2=http2)
+        raise typer.Exit(run_adhoc(load, as_json=as_json))
+    options = {"hotspot": hotspot} if hotspot else {}
+    _run_phase("stress", pipeline, run_dir, seed, as_json, ci, expect, options)
+
+
+@app.command("fuzz")
+def fuzz_command(
+    pipeline: OptionalPipelineArg = None,
+    openapi: Annotated[Optional[Path], typer.Option(help="Ad hoc: an OpenAPI 3 document.")] = None,  # noqa: UP007
+    url: Annotated[Optional[str], typer.Option(help="Ad hoc: the service's base URL.")] = None,  # noqa: UP007
+    operation: Annotated[Optional[str], typer.Option(help="Ad hoc: e.g. 'POST /orders'.")] = None,  # noqa: UP007
+    cases: Annotated[int, typer.Option(help="Ad hoc: how many cases.")] = 100,
+    run_dir: RunDirOpt = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+    ci: CiOpt = False,
+    expect: ExpectOpt = None,
+) -> None:
+    """Send edge-case payloads concurrently, shrink what fails, and print how to replay it."""
+    if openapi is not None or url is not None:
+        from heisen.fuzz.adhoc import run_adhoc_fuzz
+
+        if openapi is None or url is None:
+            raise UsageError("ad hoc fuzzing needs both --openapi SPEC and --url BASE")
+        raise typer.Exit(run_adhoc_fuzz(openapi, url, operation=operation, cases=cases, seed=seed,
+                                        run_dir=run_dir, as_json=as_json))
+    _run_phase("fuzz", pipeline, run_dir, seed, as_json, ci, expect)
+
+
+@app.command("isolate")
+def isolate_command(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline file, or 'serve' to run the stub server alone.")],
+    root: Annotated[Optional[Path], typer.Option(help="serve: the WireMock root (mappings/, __files/).")] = None,  # noqa: UP007
+    port: Annotated[int, typer.Option(help="serve: the port.")] = 8080,
+    host: Annotated[str, typer.Option(help="serve: the address.")] = "127.0.0.1",
+    journal_limit: Annotated[int, typer.Option(help="serve: requests kept in the journal (0: none).")] = 10_000,
+    run_dir: RunDirOpt = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+    ci: CiOpt = False,
+    expect: ExpectOpt = None,
+) -> None:
+    """Widen the race window with latency-injecting stubs and TCP proxy toxics ('serve': a stub server alone)."""
+    if pipeline == "serve":
+        from heisen.isolate._stub import serve
+
+        serve(root, host=host, port=port, seed=seed or 0, journal_limit=journal_limit, verbose=True)
+        raise typer.Exit(0)
+    _run_phase("isolate", Path(pipeline), run_dir, seed, as_json, ci, expect)
+
+
+@app.command("contain")
+def contain_command(
+    pipeline: PipelineArg,
+    render: Annotated[bool, typer.Option("--render", help="Print kubectl-applicable YAML and exit.")] = False,
+    run_dir: RunDirOpt = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+    ci: CiOpt = False,
+    expect: ExpectOpt = None,
+) -> None:
+    """Run replicas under real CPU and memory limits (cgroups, or Kubernetes) and re-run the scenario."""
+    if render:
+        from heisen.contain.render import render_pipeline
+
+        raise typer.Exit(render_pipeline(pipeline))
+    _run_phase("contain", pipeline, run_dir, seed, as_json, ci, expect)
+
+
+@app.command("chaos")
+def chaos_command(
+    pipeline: PipelineArg,
+    run_dir: RunDirOpt = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+    ci: CiOpt = False,
+    expect: ExpectOpt = None,
+) -> None:
+    """Kill replicas and inject network faults under load; verify the fix holds and nothing is lost."""
+    _run_phase("chaos", pipeline, run_dir, seed, as_json, ci, expect)

@@ -1,0 +1,50 @@
+"""`heisen run PIPELINE`: every phase in order over one run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from heisen.cli._app import app
+from heisen.cli._execute import execute
+from heisen.cli._options import CiOpt, ExpectOpt, JsonOpt, OptionalPipelineArg, RunDirOpt, SeedOpt
+from heisen.errors import UsageError
+
+PhaseList = Annotated[Optional[list[str]], typer.Option(help="Phases to run or skip (repeatable).")]  # noqa: UP007
+
+
+@app.command("run")
+def run_command(
+    pipeline: OptionalPipelineArg = None,
+    run_dir: RunDirOpt = None,
+    seed: SeedOpt = None,
+    only: PhaseList = None,
+    skip: PhaseList = None,
+    start_from: Annotated[Optional[str], typer.Option("--from", help="Start at this phase.")] = None,  # noqa: UP007
+    resume_dir: Annotated[
+        Optional[str], typer.Option("--resume", help="Continue the interrupted or failed run in RUN_DIR.")  # noqa: UP007
+    ] = None,
+    as_json: JsonOpt = False,
+    ci: CiOpt = False,
+    expect: ExpectOpt = None,
+) -> None:
+    """Run the pipeline's phases in order: predict, stress, fuzz, isolate, contain, chaos."""
+    from pathlib import Path
+
+    from heisen.manifest import PhaseStatus, RunManifest
+    from heisen.runner import select_phases
+
+    phases = select_phases(only=only or (), skip=skip or (), start_from=start_from)
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        manifest = RunManifest.load(run_dir)
+        pipeline = pipeline or Path(manifest.run.pipeline)
+        done = {name for name, record in manifest.phases.items() if record.status in (PhaseStatus.PASSED, PhaseStatus.SKIPPED)}
+        phases = [name for name in phases if name not in done]
+        seed = manifest.run.seed
+    if pipeline is None:
+        raise UsageError("name a pipeline file (heisen run pipeline.yaml) or --resume RUN_DIR")
+    code = execute(pipeline, phases, run_dir=run_dir, seed=seed, as_json=as_json, ci=ci, expect=expect,
+                   resume=resume_dir is not None)
+    raise typer.Exit(code)

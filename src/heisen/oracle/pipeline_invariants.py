@@ -1,0 +1,102 @@
+"""A pipeline's setup steps and invariants, run against a running system.
+
+Probe kinds (`sql`, `redis`, `http`, `python`) are evaluated here, with
+`expect:` over what the probe returned. The two kinds that need what the
+load did (`history`, `acknowledged`) are given the trial's records by the
+caller (the scenario engine) and checked here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from heisen.oracle import probes
+from heisen.oracle.expr import ExpressionError, parse_expression
+from heisen.pipeline import DependencyKind, HttpCall, Invariant, Pipeline, SetupStep
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One invariant after one trial: held (True), violated (False) or could not be checked (None)."""
+
+    name: str
+    held: bool | None
+    message: str
+    value: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "held": self.held, "message": self.message, "value": dict(self.value)}
+
+
+def run_setup(pipeline: Pipeline, system: Any, steps: Iterable[SetupStep] | None = None) -> None:
+    """Each setup step in order; a failing one raises ProbeError naming it."""
+    for index, step in enumerate(pipeline.scenario.setup if steps is None else steps):
+        where = f"scenario.setup[{index}]"
+        if step.http is not None:
+            result = _http(pipeline, system, step.http)
+            allowed = step.http.expect_status or list(range(200, 400))
+            if result["status"] not in allowed:
+                raise probes.ProbeError(f"{where}: {step.http.method} {step.http.path} answered {result['status']}")
+        elif step.sql is not None:
+            probes.run_setup_sql(system.dependency_of_kind(DependencyKind.POSTGRES, step.on), step.sql)
+        elif step.redis is not None:
+            probes.run_setup_redis(system.dependency_of_kind(DependencyKind.REDIS, step.on), step.redis)
+
+
+def _http(pipeline: Pipeline, system: Any, call: HttpCall) -> dict[str, Any]:
+    base = system.service_url(pipeline.target_service(call))
+    return probes.http_probe(base, call.method, call.path, json_body=call.json_body, headers=call.headers or None)
+
+
+def probe_values(pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]) -> dict[str, Any]:
+    if invariant.sql is not None:
+        return probes.sql_probe(system.dependency_of_kind(DependencyKind.POSTGRES, invariant.on), invariant.sql)
+    if invariant.redis is not None:
+        return probes.redis_probe(system.dependency_of_kind(DependencyKind.REDIS, invariant.on), invariant.redis)
+    if invariant.http is not None:
+        return _http(pipeline, system, invariant.http)
+    if invariant.python is not None:
+        return probes.python_probe(invariant.python, context)
+    raise AssertionError(f"{invariant.name} is not a probe invariant")
+
+
+def is_probe(invariant: Invariant) -> bool:
+    return any(getattr(invariant, kind) is not None for kind in ("sql", "redis", "http", "python"))
+
+
+def evaluate_probe(pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]) -> Verdict:
+    assert invariant.expect is not None
+    try:
+        values = probe_values(pipeline, system, invariant, context)
+    except probes.ProbeError as exc:
+        return Verdict(invariant.name, None, f"probe failed: {exc}")
+    try:
+        held = bool(parse_expression(invariant.expect).evaluate(values))
+    except ExpressionError as exc:
+        return Verdict(invariant.name, None, f"expect: {exc}", _shown(values))
+    shown = _shown(values)
+    detail = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    message = f"{invariant.expect}" + (" held" if held else " violated") + (f" ({detail})" if detail else "")
+    return Verdict(invariant.name, held, message, shown)
+
+
+def _shown(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k not in ("rows", "headers") and not isinstance(v, dict | list)}
+
+
+def check_acknowledged(dsn: str, sql: str, acknowledged: list[Any], unknown: int) -> dict[str, Any]:
+    """Which acknowledged ids the database holds: {acknowledged, persisted, lost, unknown, lost_ids}."""
+    if not acknowledged:
+        return {"acknowledged": 0, "persisted": 0, "lost": 0, "unknown": unknown, "lost_ids": []}
+    rows = probes.sql_probe(dsn, sql, params={"ids": list(acknowledged)})["rows"]
+    present = {str(next(iter(row.values()))) for row in rows}
+    lost = [value for value in acknowledged if str(value) not in present]
+    return {
+        "acknowledged": len(acknowledged),
+        "persisted": len(acknowledged) - len(lost),
+        "lost": len(lost),
+        "unknown": unknown,
+        "lost_ids": lost[:20],
+    }

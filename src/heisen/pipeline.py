@@ -1,0 +1,375 @@
+"""The pipeline a user writes: its schema, and loading it with every problem located.
+
+`load_pipeline(path)` reads the YAML safely, validates it against the schema
+(unknown keys, types, durations, quantities), then checks what a schema
+cannot: files it references exist (relative to the pipeline file), templates
+name things that exist, requests and links name real services and
+dependencies, `python:` references import and bind. All problems are
+collected and raised together as one `PipelineError`; nothing has started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+
+from heisen import _templates
+from heisen._schema._errors import problems_from_validation
+from heisen._schema._phases import (
+    ChaosSection,
+    ContainSection,
+    Experiment,
+    FuzzSection,
+    IsolateSection,
+    Phases,
+    PredictSection,
+    Probe,
+    StressSection,
+    Sweep,
+    Toxic,
+    TrialsSection,
+)
+from heisen._schema._system import (
+    Acknowledged,
+    Dependency,
+    DependencyKind,
+    HttpCall,
+    Invariant,
+    LoadStep,
+    RequestTemplate,
+    Resources,
+    Scenario,
+    Service,
+    SetupStep,
+)
+from heisen._schema._types import Strict
+from heisen._yaml import YamlDocument, YamlPath, load_yaml_file
+from heisen.errors import PipelineError, Problem
+
+__all__ = [
+    "Acknowledged",
+    "ChaosSection",
+    "ContainSection",
+    "Dependency",
+    "DependencyKind",
+    "Experiment",
+    "FuzzSection",
+    "HttpCall",
+    "Invariant",
+    "IsolateSection",
+    "LoadStep",
+    "LoadedPipeline",
+    "PHASE_ORDER",
+    "Phases",
+    "Pipeline",
+    "PredictSection",
+    "Probe",
+    "RequestTemplate",
+    "Resources",
+    "Scenario",
+    "Service",
+    "SetupStep",
+    "StressSection",
+    "Sweep",
+    "Toxic",
+    "TrialsSection",
+    "load_pipeline",
+]
+
+PHASE_ORDER = ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
+PYTHON_PROBE_KWARGS = frozenset({"deps", "services", "run_dir", "trial", "seed"})
+
+
+class Pipeline(Strict):
+    api_version: Literal["heisen/v1"] = Field(default="heisen/v1", alias="apiVersion")
+    kind: Literal["Pipeline"] = "Pipeline"
+    name: str
+    description: str | None = None
+    seed: int | None = None
+    allow_hosts: list[str] = Field(default_factory=list)
+    dependencies: dict[str, Dependency] = Field(default_factory=dict)
+    services: dict[str, Service]
+    scenario: Scenario
+    invariants: list[Invariant] = Field(default_factory=list)
+    phases: Phases = Field(default_factory=Phases)
+
+    def target_service(self, request: RequestTemplate | HttpCall) -> str:
+        return request.service or next(iter(self.services))
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    """A validated pipeline and where it came from."""
+
+    pipeline: Pipeline
+    path: Path
+    sha256: str
+    raw: dict[str, Any]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        return (self.base_dir / relative).resolve()
+
+
+def load_pipeline(path: Path) -> LoadedPipeline:
+    path = Path(path)
+    document = load_yaml_file(path)
+    if not isinstance(document.data, dict):
+        raise PipelineError(str(path), [Problem("", "a pipeline is a YAML mapping (apiVersion, services, scenario, ...)")])
+    try:
+        pipeline = Pipeline.model_validate(document.data)
+    except ValidationError as exc:
+        raise PipelineError(str(path), problems_from_validation(exc, document, Pipeline)) from None
+    problems = _Checker(pipeline, document, path.parent).problems()
+    if problems:
+        raise PipelineError(str(path), problems)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return LoadedPipeline(pipeline=pipeline, path=path.resolve(), sha256=digest, raw=document.data)
+
+
+class _Checker:
+    """The checks a schema cannot express, each reported at its YAML path."""
+
+    def __init__(self, pipeline: Pipeline, document: YamlDocument, base_dir: Path) -> None:
+        self.pipeline = pipeline
+        self.document = document
+        self.base_dir = base_dir
+        self.found: list[Problem] = []
+
+    def problems(self) -> list[Problem]:
+        p = self.pipeline
+        if not p.services:
+            self.add(("services",), "name at least one service under test")
+        for name, dep in p.dependencies.items():
+            self._check_dependency(name, dep)
+        for name, service in p.services.items():
+            self._check_service(name, service)
+        self._check_scenario(p.scenario)
+        for index, invariant in enumerate(p.invariants):
+            self._check_invariant(("invariants", index), invariant)
+        self._check_phases(p.phases)
+        return self.found
+
+    def add(self, path: YamlPath, message: str) -> None:
+        self.found.append(self.document.problem(path, message))
+
+    def _file(self, path: YamlPath, relative: str, *, directory: bool = False) -> None:
+        target = self.base_dir / relative
+        if directory and not target.is_dir():
+            self.add(path, f"no such directory: {relative} (looked in {self.base_dir})")
+        elif not directory and not target.is_file():
+            self.add(path, f"no such file: {relative} (looked in {self.base_dir})")
+
+    def _service_roots(self) -> dict[str, Any]:
+        deps = {
+            name: {"dsn": None, "url": None, "host": None, "port": None} for name in self.pipeline.dependencies
+        }
+        services = {name: {"url": None, "host": None, "port": None} for name in self.pipeline.services}
+        return {"deps": deps, "services": services, "python": None, "run_dir": None, "seed": None, "replica": None}
+
+    def _request_roots(self) -> dict[str, Any]:
+        return {"faker": None, "i": None, "trial": None, "seed": None, "run_id": None}
+
+    def _templates(self, path: YamlPath, value: Any, roots: dict[str, Any]) -> None:
+        if isinstance(value, str):
+            for message in _templates.check_names(value, roots):
+                self.add(path, message)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._templates((*path, index), item, roots)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                self._templates((*path, key), item, roots)
+
+    def _check_dependency(self, name: str, dep: Dependency) -> None:
+        path: YamlPath = ("dependencies", name)
+        if dep.init:
+            self._file((*path, "init"), dep.init)
+        if dep.stub:
+            self._file((*path, "stub"), dep.stub, directory=True)
+        if dep.command:
+            self._templates((*path, "command"), dep.command, self._service_roots())
+
+    def _check_service(self, name: str, service: Service) -> None:
+        path: YamlPath = ("services", name)
+        roots = self._service_roots()
+        if service.command:
+            self._templates((*path, "command"), service.command, roots)
+        self._templates((*path, "env"), service.env, roots)
+        if service.cwd:
+            self._file((*path, "cwd"), service.cwd, directory=True)
+        if service.stub:
+            self._file((*path, "stub"), service.stub, directory=True)
+
+    def _check_call(self, path: YamlPath, call: HttpCall, roots: dict[str, Any]) -> None:
+        if call.service is not None and call.service not in self.pipeline.services:
+            self.add((*path, "service"), f"no service named {call.service!r} (services: {', '.join(self.pipeline.services)})")
+        if not call.path.startswith("/"):
+            self.add((*path, "path"), f"a path starts with '/': {call.path!r}")
+        for part, value in (("path", call.path), ("headers", call.headers), ("json", call.json_body), ("body", call.body)):
+            self._templates((*path, part), value, roots)
+
+    def _check_target(self, path: YamlPath, on: str | None, kind: DependencyKind) -> None:
+        deps = {name for name, dep in self.pipeline.dependencies.items() if dep.kind == kind}
+        if on is None:
+            if len(deps) != 1:
+                self.add(path, f"say which {kind.value} dependency with on: (found {len(deps)})")
+        elif on not in deps:
+            self.add((*path, "on"), f"no {kind.value} dependency named {on!r} (known: {', '.join(sorted(deps)) or 'none'})")
+
+    def _check_scenario(self, scenario: Scenario) -> None:
+        for index, step in enumerate(scenario.setup):
+            path: YamlPath = ("scenario", "setup", index)
+            if step.http:
+                self._check_call((*path, "http"), step.http, self._request_roots())
+            if step.sql is not None:
+                self._check_target(path, step.on, DependencyKind.POSTGRES)
+            if step.redis is not None:
+                self._check_target(path, step.on, DependencyKind.REDIS)
+        if not scenario.requests:
+            self.add(("scenario", "requests"), "name at least one request")
+        for name, request in scenario.requests.items():
+            self._check_call(("scenario", "requests", name), request, self._request_roots())
+            if request.history and request.history.value:
+                if not request.history.value.startswith(("request.", "response.")):
+                    self.add(
+                        ("scenario", "requests", name, "history", "value"),
+                        "write where the value is: request.<field> or response.<field>",
+                    )
+        self._check_load(("scenario", "load"), scenario.load)
+
+    def _check_load(self, path: YamlPath, load: list[LoadStep]) -> None:
+        if not load:
+            self.add(path, "give at least one load step (burst:, inject:, constant:, ...)")
+        requests = self.pipeline.scenario.requests
+        for index, step in enumerate(load):
+            model = getattr(step, step.kind)
+            name = getattr(model, "request", None)
+            if name is None and len(requests) > 1:
+                self.add((*path, index, step.kind), f"say which request with request: (one of {', '.join(requests)})")
+            elif name is not None and name not in requests:
+                self.add((*path, index, step.kind, "request"), f"no request named {name!r} (requests: {', '.join(requests)})")
+
+    def _check_invariant(self, path: YamlPath, invariant: Invariant) -> None:
+        from heisen.oracle.expr import ExpressionError, parse_expression
+
+        if invariant.expect:
+            try:
+                parse_expression(invariant.expect)
+            except ExpressionError as exc:
+                self.add((*path, "expect"), f"bad expression: {exc}")
+        if invariant.sql is not None:
+            self._check_target(path, invariant.on, DependencyKind.POSTGRES)
+        if invariant.redis is not None:
+            self._check_target(path, invariant.on, DependencyKind.REDIS)
+        if invariant.http is not None:
+            self._check_call((*path, "http"), invariant.http, self._request_roots())
+        if invariant.python is not None:
+            message = check_python_ref(invariant.python, PYTHON_PROBE_KWARGS, self.base_dir)
+            if message:
+                self.add((*path, "python"), message)
+        if invariant.acknowledged is not None:
+            ack = invariant.acknowledged
+            if ack.request not in self.pipeline.scenario.requests:
+                self.add((*path, "acknowledged", "request"), f"no request named {ack.request!r}")
+            self._check_target((*path, "acknowledged"), ack.on, DependencyKind.POSTGRES)
+        if invariant.history is not None:
+            recorded = [n for n, r in self.pipeline.scenario.requests.items() if r.history]
+            if not recorded:
+                self.add((*path, "history"), "no request of the scenario has history: (f, key, value) to record")
+
+    def _check_phases(self, phases: Phases) -> None:
+        if phases.predict:
+            self._file(("phases", "predict", "architecture"), phases.predict.architecture)
+            if phases.predict.incidents:
+                self._file(("phases", "predict", "incidents"), phases.predict.incidents)
+        for name in ("stress", "isolate", "contain"):
+            section = getattr(phases, name)
+            if section and section.load is not None:
+                self._check_load(("phases", name, "load"), section.load)
+        if phases.fuzz:
+            if phases.fuzz.openapi:
+                self._file(("phases", "fuzz", "openapi"), phases.fuzz.openapi)
+            if phases.fuzz.request and phases.fuzz.request not in self.pipeline.scenario.requests:
+                self.add(("phases", "fuzz", "request"), f"no request named {phases.fuzz.request!r}")
+        if phases.isolate:
+            for index, stub in enumerate(phases.isolate.stubs):
+                owner = self.pipeline.dependencies.get(stub) or self.pipeline.services.get(stub)
+                if owner is None or not owner.stub:
+                    self.add(("phases", "isolate", "stubs", index), f"{stub!r} names no dependency or service with a stub: root")
+            for index, toxic in enumerate(phases.isolate.toxics):
+                self._check_link(("phases", "isolate", "toxics", index, "link"), toxic.link)
+        if phases.contain:
+            for name in phases.contain.resources:
+                if name not in self.pipeline.services:
+                    self.add(("phases", "contain", "resources", name), f"no service named {name!r}")
+        if phases.chaos:
+            self._check_chaos(phases.chaos)
+
+    def _check_link(self, path: YamlPath, link: str) -> None:
+        source, sep, target = link.partition("->")
+        source, target = source.strip(), target.strip()
+        if not sep or source not in self.pipeline.services or not (
+            target in self.pipeline.dependencies or target in self.pipeline.services
+        ):
+            links = [f"{s}->{d}" for s in self.pipeline.services for d in (*self.pipeline.dependencies, *self.pipeline.services) if s != d]
+            self.add(path, f"{link!r} is not a link; links are service->dependency: {', '.join(links)}")
+
+    def _check_chaos(self, chaos: ChaosSection) -> None:
+        names = {inv.name for inv in self.pipeline.invariants}
+        for index, experiment in enumerate(chaos.experiments):
+            path: YamlPath = ("phases", "chaos", "experiments", index)
+            if experiment.kind in ("pod-delete", "container-kill", "pod-cpu-hog"):
+                if experiment.service is None and len(self.pipeline.services) != 1:
+                    self.add(path, f"{experiment.kind} needs service:")
+                elif experiment.service is not None and experiment.service not in self.pipeline.services:
+                    self.add((*path, "service"), f"no service named {experiment.service!r}")
+            elif experiment.kind == "dependency-restart":
+                if experiment.dependency not in self.pipeline.dependencies:
+                    self.add((*path, "dependency"), f"{experiment.kind} needs dependency: one of {', '.join(self.pipeline.dependencies)}")
+            elif experiment.link is None:
+                self.add(path, f"{experiment.kind} needs link: (service->dependency)")
+            else:
+                self._check_link((*path, "link"), experiment.link)
+        for index, probe in enumerate(chaos.probes):
+            if probe.invariant is not None and probe.invariant not in names:
+                self.add(("phases", "chaos", "probes", index, "invariant"), f"no invariant named {probe.invariant!r}")
+
+
+def check_python_ref(ref: str, allowed_kwargs: frozenset[str], base_dir: Path) -> str | None:
+    """Why `module:function` cannot serve as a probe, or None when it can."""
+    module_name, sep, function_name = ref.partition(":")
+    if not sep or not module_name or not function_name:
+        return f"{ref!r} is not module:function"
+    added = str(base_dir.resolve())
+    sys.path.insert(0, added)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure is the user's to see
+        return f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+    finally:
+        if added in sys.path:
+            sys.path.remove(added)
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        return f"{module_name!r} has no function {function_name!r}"
+    signature = inspect.signature(function)
+    for name, parameter in signature.parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if parameter.default is parameter.empty and name not in allowed_kwargs:
+            return (
+                f"{ref}: parameter {name!r} cannot be bound; a probe function is called with keywords "
+                f"from {', '.join(sorted(allowed_kwargs))}"
+            )
+    return None

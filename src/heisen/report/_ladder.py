@@ -1,0 +1,65 @@
+"""The reproduction ladder: one violation rate per phase, read from the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from heisen.manifest import RunManifest
+
+LADDER_PHASES = ("predict", "stress", "isolate", "contain", "chaos")
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    phase: str
+    status: str
+    rate: float | None
+    ci95: tuple[float, float] | None
+    trials: int | None
+    note: str
+
+    def label(self) -> str:
+        if self.rate is None:
+            return f"{self.phase} —"
+        return f"{self.phase} {format_rate(self.rate)}"
+
+
+def format_rate(rate: float) -> str:
+    percent = rate * 100
+    if percent == 0:
+        return "0%"
+    if percent < 1:
+        return f"{percent:.2f}%"
+    return f"{percent:.1f}%" if percent < 10 else f"{percent:.0f}%"
+
+
+def ladder(manifest: RunManifest) -> list[Rung]:
+    rungs = []
+    for name in LADDER_PHASES:
+        record = manifest.phases.get(name)
+        if record is None:
+            continue
+        outputs: dict[str, Any] = record.outputs or {}
+        rate: float | None = None
+        ci: tuple[float, float] | None = None
+        trials = outputs.get("trials")
+        note = record.summary or record.skip_reason or ""
+        if name == "predict":
+            hotspots = outputs.get("hotspots") or []
+            if hotspots:
+                rate = float(hotspots[0].get("predicted_violation_rate", 0.0))
+                interval = hotspots[0].get("ci95")
+                ci = (float(interval[0]), float(interval[1])) if interval else None
+                note = f"{hotspots[0].get('boundary')} {hotspots[0].get('anomaly')}"
+        elif "violation_rate" in outputs:
+            rate = float(outputs["violation_rate"])
+            interval = outputs.get("ci95")
+            ci = (float(interval[0]), float(interval[1])) if interval else None
+        rungs.append(Rung(name, str(record.status), rate, ci, trials, note))
+    return rungs
+
+
+def ladder_line(rungs: list[Rung]) -> str:
+    shown = [r for r in rungs if r.rate is not None]
+    return " → ".join(r.label() for r in shown) if shown else "no phase measured a violation rate"

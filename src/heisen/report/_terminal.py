@@ -1,0 +1,79 @@
+"""The live terminal view: a handler of runner events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heisen import events as ev
+from heisen._units import format_duration
+
+STATUS_STYLE = {
+    "passed": "green",
+    "failed": "bold red",
+    "error": "bold red",
+    "skipped": "dim",
+    "interrupted": "yellow",
+}
+
+
+class TerminalView:
+    """Prints one line per phase change and a live progress bar for trials."""
+
+    def __init__(self, console: Any, *, live: bool = True) -> None:
+        self.console = console
+        self.live = live and console.is_terminal
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self.console.print(
+                f"[bold]heisen[/] run [cyan]{event.run_id}[/] seed={event.seed} "
+                f"phases: {', '.join(event.phases)}\n  run dir: {event.run_dir}"
+            )
+        elif isinstance(event, ev.SystemStarting):
+            self.console.print(f"  [dim]·[/] {event.what}")
+        elif isinstance(event, ev.PhaseStarted):
+            self._close_progress()
+            self.console.print(f"[bold]▶ {event.phase}[/]")
+            if event.trials and self.live:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                self._progress = Progress(
+                    TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                    console=self.console, transient=True,
+                )
+                self._progress.start()
+                self._task = self._progress.add_task("trials", total=event.trials, detail="")
+        elif isinstance(event, ev.TrialFinished):
+            detail = (
+                f"violations {event.violations_so_far}  {event.rps:,.0f} req/s"
+                + (f"  p99 {event.p99_ms:.1f}ms" if event.p99_ms is not None else "")
+            )
+            if self._progress is not None:
+                self._progress.update(self._task, completed=event.trial, total=event.trials, detail=detail)
+            elif event.trial == event.trials or event.trial % max(1, event.trials // 5) == 0:
+                self.console.print(f"  trial {event.trial}/{event.trials}  {detail}")
+        elif isinstance(event, ev.Progress):
+            if self._progress is not None and event.total:
+                self._progress.update(self._task, completed=event.completed, total=event.total, detail=event.message)
+            else:
+                self.console.print(f"  [dim]·[/] {event.message}")
+        elif isinstance(event, ev.Warning):
+            self._close_progress()
+            self.console.print(f"  [yellow]warning:[/] {event.message}")
+        elif isinstance(event, ev.PhaseFinished):
+            self._close_progress()
+            style = STATUS_STYLE.get(event.status, "")
+            self.console.print(
+                f"  [{style}]{event.status}[/] in {format_duration(event.duration_s)}: {event.summary}"
+            )
+        elif isinstance(event, ev.RunFinished):
+            self._close_progress()
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None

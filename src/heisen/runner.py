@@ -1,0 +1,241 @@
+"""Plans and runs phases over one manifest, and owns the system's lifecycle.
+
+The runner is the only place that starts the system under test and the only
+place that stops it: in a `finally`, after Ctrl-C (KeyboardInterrupt) and
+SIGTERM (turned into `Interrupted`) alike. The manifest is saved after every
+phase change, so whatever happens it stays a valid file whose status says
+how the run ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from heisen import __version__, events
+from heisen.errors import HeisenError, Interrupted, SystemUnavailable, UsageError
+from heisen.manifest import PhaseError, PhaseRecord, PhaseStatus, RunInfo, RunManifest, RunStatus, now
+from heisen.phase import Finding, PhaseContext, PhaseResult
+from heisen.pipeline import PHASE_ORDER, LoadedPipeline
+from heisen.seeds import new_seed
+
+NEEDS_NO_SYSTEM = frozenset({"predict"})
+
+
+@dataclass
+class RunOutcome:
+    manifest: RunManifest
+    run_dir: Path
+    findings: list[Finding] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def select_phases(
+    *, only: Sequence[str] = (), skip: Sequence[str] = (), start_from: str | None = None
+) -> list[str]:
+    for name in (*only, *skip, *([start_from] if start_from else [])):
+        if name not in PHASE_ORDER:
+            raise UsageError(f"no phase named {name!r} (phases: {', '.join(PHASE_ORDER)})")
+    chosen = list(PHASE_ORDER)
+    if start_from:
+        chosen = chosen[chosen.index(start_from):]
+    if only:
+        chosen = [name for name in chosen if name in only]
+    return [name for name in chosen if name not in skip]
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises Interrupted in the main thread, so `finally` blocks run."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Runner:
+    def __init__(
+        self,
+        loaded: LoadedPipeline,
+        *,
+        run_dir: Path,
+        phases: Sequence[str],
+        seed: int | None = None,
+        sink: events.EventSink = events.discard,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        manifest: RunManifest | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.run_dir = run_dir
+        self.phases = list(phases)
+        self.sink = sink
+        self.options = options or {}
+        if manifest is None:
+            chosen_seed = seed if seed is not None else loaded.pipeline.seed
+            manifest = RunManifest(
+                run=RunInfo(
+                    id=run_dir.name,
+                    pipeline=str(loaded.path),
+                    pipeline_sha256=loaded.sha256,
+                    seed=chosen_seed if chosen_seed is not None else new_seed(),
+                    started_at=now(),
+                    heisen_version=__version__,
+                ),
+                pipeline=loaded.raw,
+            )
+            for name in PHASE_ORDER:
+                manifest.phase(name)
+        self.manifest = manifest
+        self.system: Any = None
+
+    @property
+    def seed(self) -> int:
+        return self.manifest.run.seed
+
+    def save(self) -> None:
+        self.manifest.save(self.run_dir)
+
+    def run(self) -> RunOutcome:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.manifest.status = RunStatus.RUNNING
+        self.manifest.run.finished_at = None
+        self.save()
+        self.sink(events.RunStarted(self.manifest.run.id, str(self.run_dir), self.seed, tuple(self.phases)))
+        outcome = RunOutcome(self.manifest, self.run_dir)
+        try:
+            with sigterm_interrupts():
+                for name in self.phases:
+                    result = self._run_phase(name)
+                    outcome.findings.extend(result.findings)
+            self.manifest.status = self._overall_status()
+        except (KeyboardInterrupt, Interrupted) as exc:
+            self._mark_running_as(PhaseStatus.ERROR, "Interrupted", "interrupted by the user")
+            self.manifest.status = RunStatus.INTERRUPTED
+            outcome.error = exc if isinstance(exc, Interrupted) else Interrupted("interrupted by Ctrl-C")
+        except HeisenError as exc:
+            self._mark_running_as(PhaseStatus.ERROR, type(exc).__name__, str(exc))
+            self.manifest.status = RunStatus.ERROR
+            outcome.error = exc
+        finally:
+            self._stop_system()
+            self.manifest.run.finished_at = now()
+            self.save()
+        self.sink(events.RunFinished(str(self.manifest.status), 0, str(self.run_dir)))
+        return outcome
+
+    def _overall_status(self) -> RunStatus:
+        statuses = [self.manifest.phases[name].status for name in self.phases]
+        if PhaseStatus.ERROR in statuses:
+            return RunStatus.ERROR
+        if PhaseStatus.FAILED in statuses:
+            return RunStatus.FAILED
+        return RunStatus.PASSED
+
+    def _mark_running_as(self, status: PhaseStatus, error_type: str, message: str) -> None:
+        for record in self.manifest.phases.values():
+            if record.status == PhaseStatus.RUNNING:
+                record.status = status
+                record.finished_at = now()
+                record.error = PhaseError(type=error_type, message=message)
+
+    def _run_phase(self, name: str) -> PhaseResult:
+        record = self.manifest.phase(name)
+        section = getattr(self.loaded.pipeline.phases, name)
+        if section is None or not section.enabled:
+            why = f"the pipeline has no phases.{name} section" if section is None else f"phases.{name}.enabled is false"
+            return self._finish(name, record, PhaseResult.skipped(why), time.monotonic())
+        module = self._phase_module(name)
+        if module is None:
+            return self._finish(name, record, PhaseResult.skipped(f"the {name} phase is not available in this build"),
+                                time.monotonic())
+        record.status = PhaseStatus.RUNNING
+        record.started_at = now()
+        record.finished_at = None
+        record.error = None
+        self.save()
+        started = time.monotonic()
+        self.sink(events.PhaseStarted(name, getattr(section, "trials", None)))
+        if name not in NEEDS_NO_SYSTEM:
+            self._start_system()
+        ctx = PhaseContext(
+            loaded=self.loaded,
+            manifest=self.manifest,
+            system=self.system,
+            seed=self.seed,
+            run_dir=self.run_dir,
+            emit=self.sink,
+            options=self.options.get(name, {}),
+        )
+        try:
+            result: PhaseResult = module.run(ctx)
+        except (SystemUnavailable, UsageError) as exc:
+            record.error = PhaseError(type=type(exc).__name__, message=str(exc))
+            self._finish(name, record, PhaseResult(PhaseStatus.ERROR, f"error: {exc}"), started)
+            raise
+        return self._finish(name, record, result, started)
+
+    def _phase_module(self, name: str) -> Any:
+        module = importlib.import_module(f"heisen.{name}")
+        return module if hasattr(module, "run") else None
+
+    def _finish(self, name: str, record: PhaseRecord, result: PhaseResult, started: float) -> PhaseResult:
+        record.status = result.status
+        record.skip_reason = result.skip_reason
+        record.summary = result.summary
+        record.outputs = result.outputs
+        record.artifacts = result.artifacts
+        if result.findings:
+            record.outputs.setdefault("findings", [finding.to_dict() for finding in result.findings])
+        record.started_at = record.started_at or now()
+        record.finished_at = now()
+        record.duration_s = round(time.monotonic() - started, 3)
+        self.save()
+        self.sink(events.PhaseFinished(name, str(result.status), result.summary, record.duration_s, record.outputs))
+        return result
+
+    def _start_system(self) -> None:
+        if self.system is not None:
+            return
+        from heisen.system import SystemHandle
+
+        self.sink(events.SystemStarting("starting the system under test"))
+        self.system = SystemHandle(
+            self.loaded, self.run_dir, seed=self.seed, run_id=self.manifest.run.id,
+            log=lambda message: self.sink(events.SystemStarting(message)),
+        )
+        try:
+            self.system.start()
+        except BaseException:
+            self._stop_system()
+            raise
+        self.manifest.system = self.system.describe()  # type: ignore[attr-defined]
+        self.save()
+
+    def _stop_system(self) -> None:
+        if self.system is not None:
+            system, self.system = self.system, None
+            system.stop()
+
+
+def default_run_dir(base: Path | None = None) -> Path:
+    root = base or Path(os.environ.get("HEISEN_RUNS", ".heisen/runs"))
+    return root / new_run_id()

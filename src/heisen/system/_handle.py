@@ -1,0 +1,379 @@
+"""SystemHandle: the running system under test, one object for every phase.
+
+Start order: the proxy daemon, then dependencies (embedded PostgreSQL and
+Redis, HTTP dependencies from `command:`, or external ones by address), then
+services in the order the pipeline names them. Every service → dependency
+link goes through its own TCP proxy in the daemon (`inventory->redis`), so
+isolate and chaos can add latency and faults to one link; every service is
+fronted by a proxy that balances connections over its ready replicas. Probes
+and setup steps reach dependencies directly, so faults never blind the oracle.
+Stop order is the reverse; stop() is idempotent and runs on every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from heisen import _templates
+from heisen.errors import SystemUnavailable, UsageError
+from heisen.pipeline import Dependency, DependencyKind, LoadedPipeline, Resources, Service
+from heisen.system._addresses import check_allowed, host_port, with_host_port
+from heisen.system._ports import LOOPBACK, free_port
+
+DEFAULT_PORTS = {DependencyKind.POSTGRES: 5432, DependencyKind.REDIS: 6379, DependencyKind.HTTP: 80}
+
+
+@dataclass
+class _RunningDependency:
+    name: str
+    spec: Dependency
+    address: str  # DSN or URL reaching it directly
+    server: Any = None  # EmbeddedPostgres | EmbeddedRedis | ReplicaSet | None (external)
+    stub: Any = None  # ManagedProcess of a stub serving in its place
+
+
+@dataclass
+class _RunningService:
+    name: str
+    spec: Service
+    front: tuple[str, int]
+    replicas: Any = None  # ReplicaSet, or None when external
+    resources: Resources = field(default_factory=Resources)
+
+
+class SystemHandle:
+    """Start, reach, disturb and stop the system a pipeline describes."""
+
+    def __init__(self, loaded: LoadedPipeline, run_dir: Path, *, seed: int, run_id: str,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.loaded = loaded
+        self.pipeline = loaded.pipeline
+        self.run_dir = run_dir
+        self.seed = seed
+        self.run_id = run_id
+        self.log_dir = run_dir / "logs"
+        self._log = log or (lambda message: None)
+        self._work_dir: Path | None = None
+        self._proxyd: Any = None
+        self.proxies: Any = None  # ProxyControl
+        self._dependencies: dict[str, _RunningDependency] = {}
+        self._services: dict[str, _RunningService] = {}
+        self._links: dict[str, tuple[str, int]] = {}
+        self._cgroups: Any = None
+        self.limits_warning: str | None = None
+        self._started = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> SystemHandle:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from heisen.system._proxy_client import start_proxy_daemon
+
+        self._started = True
+        self._work_dir = Path(tempfile.mkdtemp(prefix=f"heisen-{self.run_id}-"))
+        self._work_dir.chmod(0o755)
+        self._log("starting the proxy daemon")
+        self._proxyd, self.proxies = start_proxy_daemon(self.log_dir / "proxyd.log", self.seed)
+        for name, dep in self.pipeline.dependencies.items():
+            self._log(f"starting dependency {name}")
+            self._dependencies[name] = self._start_dependency(name, dep)
+        for name, service in self.pipeline.services.items():
+            self._log(f"starting service {name}")
+            self._services[name] = self._start_service(name, service, Resources())
+
+    def stop(self) -> None:
+        from heisen.system._process import stop_all
+
+        if not self._started:
+            return
+        self._started = False
+        for running in reversed(list(self._services.values())):
+            if running.replicas is not None:
+                with contextlib.suppress(Exception):
+                    running.replicas.stop()
+        for dependency in reversed(list(self._dependencies.values())):
+            for part in (dependency.stub, dependency.server):
+                if part is not None:
+                    with contextlib.suppress(Exception):
+                        part.stop()
+        if self._proxyd is not None:
+            self._proxyd.stop()
+        if self._cgroups is not None:
+            with contextlib.suppress(Exception):
+                self._cgroups.remove_all()
+        stop_all()
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+
+    # ----------------------------------------------------------------- dependencies
+
+    def _start_dependency(self, name: str, dep: Dependency) -> _RunningDependency:
+        assert self._work_dir is not None
+        if dep.kind == DependencyKind.POSTGRES and dep.embedded:
+            from heisen.system._postgres import EmbeddedPostgres
+
+            server = EmbeddedPostgres(self._work_dir / name, log_path=self.log_dir / f"{name}.log")
+            server.start()
+            if dep.init:
+                sql = self.loaded.resolve(dep.init).read_text(encoding="utf-8")
+                try:
+                    server.execute(sql)
+                except Exception as exc:
+                    raise UsageError(f"dependencies.{name}.init: {dep.init} failed: {exc}") from exc
+            return _RunningDependency(name, dep, server.dsn, server)
+        if dep.kind == DependencyKind.REDIS and dep.embedded:
+            from heisen.system._redis import EmbeddedRedis
+
+            server = EmbeddedRedis(self._work_dir / name, log_path=self.log_dir / f"{name}.log")
+            server.start()
+            return _RunningDependency(name, dep, server.url, server)
+        if dep.command:
+            replicas = self._replica_set(name, dep.command, 1, None, {}, dep.health, Resources())
+            replicas.start()
+            host, port = replicas.ready_endpoints()[0]
+            return _RunningDependency(name, dep, f"http://{host}:{port}", replicas)
+        address = dep.dsn or dep.url
+        assert address is not None
+        host, _ = host_port(address, DEFAULT_PORTS[dep.kind])
+        check_allowed(host, self.pipeline.allow_hosts, f"dependencies.{name}")
+        return _RunningDependency(name, dep, address)
+
+    def dependency_address(self, name: str) -> str:
+        """The DSN or URL that reaches dependency `name` directly (for probes and setup)."""
+        try:
+            return self._dependencies[name].address
+        except KeyError:
+            raise UsageError(f"no dependency named {name!r}") from None
+
+    def dependency_of_kind(self, kind: DependencyKind, name: str | None = None) -> str:
+        if name is not None:
+            return self.dependency_address(name)
+        matches = [d for d in self._dependencies.values() if d.spec.kind == kind]
+        if len(matches) != 1:
+            raise UsageError(f"say which {kind.value} dependency with on: (found {len(matches)})")
+        return matches[0].address
+
+    # ----------------------------------------------------------------- services
+
+    def _start_service(self, name: str, service: Service, resources: Resources) -> _RunningService:
+        if service.url:
+            host, port = host_port(service.url, 80)
+            check_allowed(host, self.pipeline.allow_hosts, f"services.{name}")
+            return _RunningService(name, service, (host, port), None, resources)
+        front_host, front_port = self.proxies.create(f"svc:{name}", [], listen=f"{LOOPBACK}:0")
+        assert service.command is not None
+        replicas = self._replica_set(
+            name, service.command, service.replicas, service.cwd, service.env, service.health.path, resources,
+            startup_s=service.health.timeout,
+            on_ready_change=lambda ready, proxy=f"svc:{name}": self.proxies.set_upstreams(
+                proxy, [f"{h}:{p}" for h, p in ready]
+            ),
+        )
+        replicas.start()
+        self.proxies.set_upstreams(f"svc:{name}", [f"{h}:{p}" for h, p in replicas.ready_endpoints()])
+        return _RunningService(name, service, (front_host, front_port), replicas, resources)
+
+    def _replica_set(
+        self, name: str, command: list[str], count: int, cwd: str | None, env: Mapping[str, str],
+        health_path: str, resources: Resources, *, startup_s: float = 30.0,
+        on_ready_change: Callable[[list[tuple[str, int]]], None] | None = None,
+    ) -> Any:
+        from heisen.system._replicas import ReplicaSet
+
+        def env_for(index: int, port: int) -> dict[str, str]:
+            context = self._template_context(name, replica=index)
+            rendered = {key: str(_templates.render_text(value, _templates.mapping_resolver(context)))
+                        for key, value in env.items()}
+            rendered["PORT"] = str(port)
+            rendered.setdefault("HEISEN_REPLICA", str(index))
+            rendered.setdefault("SEED", str(self.seed))
+            return rendered
+
+        context = self._template_context(name, replica=0)
+        argv = [str(_templates.render_text(part, _templates.mapping_resolver(context))) for part in command]
+        workdir = self.loaded.resolve(cwd) if cwd else self.loaded.base_dir
+        cgroups = None
+        if resources.cpu or resources.memory:
+            cgroups = self._cgroup_manager()
+        return ReplicaSet(
+            name, argv, replicas=count, cwd=workdir, log_dir=self.log_dir, env_for=env_for,
+            health_path=health_path, startup_deadline_s=startup_s, cpu=resources.cpu, memory=resources.memory,
+            cgroups=cgroups, limits_fallback="dutycycle", restart_policy="Always", on_ready_change=on_ready_change,
+        )
+
+    def _cgroup_manager(self) -> Any:
+        from heisen.system._cgroups import CgroupManager
+
+        if self._cgroups is None:
+            self._cgroups = CgroupManager(self.run_id)
+            self._cgroups.cleanup_stale()
+        return self._cgroups if self._cgroups.available() is None else None
+
+    def cgroups_unavailable_reason(self) -> str | None:
+        from heisen.system._cgroups import CgroupManager
+
+        manager = self._cgroups or CgroupManager(self.run_id)
+        reason: str | None = manager.available()
+        return reason
+
+    def _link(self, source: str, target: str, upstream: tuple[str, int]) -> tuple[str, int]:
+        name = f"{source}->{target}"
+        if name not in self._links:
+            self._links[name] = self.proxies.create(name, [f"{upstream[0]}:{upstream[1]}"], listen=f"{LOOPBACK}:0")
+        return self._links[name]
+
+    def _template_context(self, source: str, *, replica: int) -> dict[str, Any]:
+        deps: dict[str, Any] = {}
+        for name, dependency in self._dependencies.items():
+            direct = host_port(dependency.address, DEFAULT_PORTS[dependency.spec.kind])
+            host, port = self._link(source, name, direct)
+            address = with_host_port(dependency.address, host, port)
+            deps[name] = {"dsn": address, "url": address, "host": host, "port": port}
+        services: dict[str, Any] = {}
+        for name, running in self._services.items():
+            host, port = self._link(source, name, running.front) if name != source else running.front
+            services[name] = {"url": f"http://{host}:{port}", "host": host, "port": port}
+        return {"deps": deps, "services": services, "python": sys.executable, "run_dir": str(self.run_dir),
+                "seed": self.seed, "replica": replica}
+
+    def service_url(self, name: str | None = None) -> str:
+        running = self._service(name)
+        return f"http://{running.front[0]}:{running.front[1]}"
+
+    def service_address(self, name: str | None = None) -> tuple[str, int]:
+        return self._service(name).front
+
+    def _service(self, name: str | None) -> _RunningService:
+        if name is None:
+            name = next(iter(self._services))
+        try:
+            return self._services[name]
+        except KeyError:
+            raise UsageError(f"no service named {name!r}") from None
+
+    def replicas(self, service: str | None = None) -> Any:
+        running = self._service(service)
+        if running.replicas is None:
+            raise UsageError(f"service {running.name!r} is already running at a url: heisen cannot restart or kill it")
+        return running.replicas
+
+    def kill_replica(self, service: str, index: int, sig: int = signal.SIGKILL) -> int:
+        replicas = self.replicas(service)
+        replicas.kill(index, sig)
+        return int(index)
+
+    def set_resources(self, service: str, resources: Resources) -> Any:
+        """Restart `service`'s replicas under these CPU and memory limits."""
+        running = self._service(service)
+        if running.replicas is None:
+            raise UsageError(f"service {service!r} is already running at a url: heisen cannot limit it")
+        running.replicas.stop()
+        spec = running.spec
+        assert spec.command is not None
+        replicas = self._replica_set(
+            service, spec.command, spec.replicas, spec.cwd, spec.env, spec.health.path, resources,
+            startup_s=spec.health.timeout,
+            on_ready_change=lambda ready, proxy=f"svc:{service}": self.proxies.set_upstreams(
+                proxy, [f"{h}:{p}" for h, p in ready]
+            ),
+        )
+        replicas.start()
+        self.proxies.set_upstreams(f"svc:{service}", [f"{h}:{p}" for h, p in replicas.ready_endpoints()])
+        running.replicas = replicas
+        running.resources = resources
+        return replicas
+
+    # ----------------------------------------------------------------- links and faults
+
+    def links(self) -> list[str]:
+        return sorted(self._links)
+
+    def link_proxy(self, link: str) -> str:
+        name = link.replace(" ", "")
+        if name not in self._links:
+            raise UsageError(f"no link {link!r} (links: {', '.join(self.links())})")
+        return name
+
+    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.proxies.add_toxic(self.link_proxy(link), dict(toxic))
+        return result
+
+    def remove_toxic(self, link: str, name: str) -> None:
+        self.proxies.remove_toxic(self.link_proxy(link), name)
+
+    def set_link_enabled(self, link: str, enabled: bool) -> None:
+        self.proxies.set_enabled(self.link_proxy(link), enabled)
+
+    def reset_faults(self) -> None:
+        """Every toxic removed, every link enabled (the rollback of isolate and chaos)."""
+        if self.proxies is not None:
+            self.proxies.reset()
+
+    def start_stub(self, dependency: str, root: Path) -> str:
+        """Serve `root`'s WireMock mappings in place of `dependency`; links now reach the stub."""
+        from heisen.system._process import spawn
+        from heisen.system._ports import wait_for_port
+
+        running = self._dependencies.get(dependency)
+        if running is None:
+            raise UsageError(f"no dependency named {dependency!r} to stub")
+        port = free_port()
+        process = spawn(
+            f"stub-{dependency}",
+            [sys.executable, "-m", "heisen.isolate._stub", "--root", str(root), "--port", str(port),
+             "--seed", str(self.seed)],
+            log_path=self.log_dir / f"stub-{dependency}.log",
+        )
+        if not wait_for_port(LOOPBACK, port, 15.0):
+            process.stop()
+            raise SystemUnavailable(f"the stub for {dependency} did not start:\n{process.tail()}")
+        running.stub = process
+        for link in self._links:
+            if link.endswith(f"->{dependency}"):
+                self.proxies.set_upstreams(link, [f"{LOOPBACK}:{port}"])
+        return f"http://{LOOPBACK}:{port}"
+
+    def stop_stub(self, dependency: str) -> None:
+        running = self._dependencies[dependency]
+        if running.stub is None:
+            return
+        direct = host_port(running.address, DEFAULT_PORTS[running.spec.kind])
+        for link in self._links:
+            if link.endswith(f"->{dependency}"):
+                self.proxies.set_upstreams(link, [f"{direct[0]}:{direct[1]}"])
+        running.stub.stop()
+        running.stub = None
+
+    def restart_dependency(self, name: str) -> None:
+        running = self._dependencies.get(name)
+        if running is None or running.server is None:
+            raise UsageError(f"dependency {name!r} is not one heisen started: it cannot restart it")
+        running.server.restart()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "services": {
+                name: {
+                    "url": f"http://{s.front[0]}:{s.front[1]}",
+                    "replicas": s.spec.replicas if s.replicas is not None else None,
+                }
+                for name, s in self._services.items()
+            },
+            "dependencies": {name: {"kind": d.spec.kind.value, "address": d.address}
+                             for name, d in self._dependencies.items()},
+            "links": self.links(),
+        }
