@@ -20,6 +20,11 @@ from heisen.errors import PipelineError, Problem
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
 
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary", "omap", "set", "merge")
+)
+
 Location = tuple[int, int]
 YamlPath = tuple[str | int, ...]
 
@@ -134,6 +139,11 @@ class _Walker:
                 ],
             )
         self.document.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if node.tag not in _PLAIN_TAGS:
+            raise PipelineError(
+                self.document.source,
+                [self.document.problem(path, f"the YAML tag {node.tag!r} is not allowed: plain data only")],
+            )
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)
             result: dict[Any, Any] = {}

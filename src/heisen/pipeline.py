@@ -95,7 +95,7 @@ class Pipeline(Strict):
     seed: int | None = None
     allow_hosts: list[str] = Field(default_factory=list)
     dependencies: dict[str, Dependency] = Field(default_factory=dict)
-    services: dict[str, Service]
+    services: dict[str, Service] = Field(min_length=1)
     scenario: Scenario
     invariants: list[Invariant] = Field(default_factory=list)
     phases: Phases = Field(default_factory=Phases)
@@ -148,8 +148,6 @@ class _Checker:
 
     def problems(self) -> list[Problem]:
         p = self.pipeline
-        if not p.services:
-            self.add(("services",), "name at least one service under test")
         for name, dep in p.dependencies.items():
             self._check_dependency(name, dep)
         for name, service in p.services.items():
@@ -254,11 +252,15 @@ class _Checker:
         requests = self.pipeline.scenario.requests
         for index, step in enumerate(load):
             model = getattr(step, step.kind)
-            name = getattr(model, "request", None)
-            if name is None and len(requests) > 1:
-                self.add((*path, index, step.kind), f"say which request with request: (one of {', '.join(requests)})")
-            elif name is not None and name not in requests:
-                self.add((*path, index, step.kind, "request"), f"no request named {name!r} (requests: {', '.join(requests)})")
+            if step.kind == "pause":
+                continue
+            names = model.request_names()
+            if not names and len(requests) > 1:
+                self.add((*path, index, step.kind), f"say which request with request: or mix: (one of {', '.join(requests)})")
+            for name in names:
+                if name not in requests:
+                    where = "mix" if model.mix else "request"
+                    self.add((*path, index, step.kind, where), f"no request named {name!r} (requests: {', '.join(requests)})")
 
     def _check_invariant(self, path: YamlPath, invariant: Invariant) -> None:
         from heisen.oracle.expr import ExpressionError, parse_expression

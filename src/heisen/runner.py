@@ -72,6 +72,17 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def signals_shielded() -> Iterator[None]:
+    """Cleanup that a second Ctrl-C or SIGTERM must not cut short."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 class Runner:
     def __init__(
         self,
@@ -136,9 +147,10 @@ class Runner:
             self.manifest.status = RunStatus.ERROR
             outcome.error = exc
         finally:
-            self._stop_system()
-            self.manifest.run.finished_at = now()
-            self.save()
+            with signals_shielded():
+                self._stop_system()
+                self.manifest.run.finished_at = now()
+                self.save()
         self.sink(events.RunFinished(str(self.manifest.status), 0, str(self.run_dir)))
         return outcome
 

@@ -26,6 +26,8 @@ def problems_from_validation(error: ValidationError, document: YamlDocument, roo
                 message += f"; did you mean {hint[0]!r}?"
             elif known:
                 message += f" (allowed here: {', '.join(sorted(known))})"
+        elif kind == "too_short" and isinstance(item.get("input"), dict | list):
+            message = "name at least one" + (" service" if loc == ("services",) else "")
         elif kind == "missing":
             message = f"{loc[-1]!r} is required here"
         else:

@@ -93,6 +93,7 @@ class HistorySpec(Strict):
     value: str | None = Field(
         default=None, description="request.<field> or response.<field>: where the operation's value is"
     )
+    initial: Any = Field(default=None, description="the key's value after setup, before any load")
 
 
 class RequestTemplate(HttpCall):
@@ -148,28 +149,42 @@ class Invariant(Strict):
         return self
 
 
-class Burst(Strict):
-    requests: int = Field(ge=1, le=10_000)
+class _Targeted(Strict):
     request: str | None = None
+    mix: dict[str, float] | None = Field(default=None, description="request name -> weight, instead of request:")
+
+    @model_validator(mode="after")
+    def _request_or_mix(self) -> _Targeted:
+        if self.request is not None and self.mix is not None:
+            raise ValueError("give request: or mix:, not both")
+        if self.mix is not None and (not self.mix or any(weight <= 0 for weight in self.mix.values())):
+            raise ValueError("mix: maps request names to positive weights")
+        return self
+
+    def request_names(self) -> list[str]:
+        if self.mix is not None:
+            return list(self.mix)
+        return [self.request] if self.request is not None else []
 
 
-class Inject(Strict):
+class Burst(_Targeted):
+    requests: int = Field(ge=1, le=10_000)
+
+
+class Inject(_Targeted):
     rate: float = Field(gt=0, le=1_000_000)
     during: Duration
-    request: str | None = None
 
 
-class RampInject(Strict):
+class RampInject(_Targeted):
     from_rate: float = Field(ge=0, alias="from")
     to_rate: float = Field(gt=0, alias="to")
     during: Duration
-    request: str | None = None
 
 
-class Constant(Strict):
+class Constant(_Targeted):
     copies: int = Field(ge=1, le=10_000)
     during: Duration
-    request: str | None = None
 
 
 class Pause(Strict):
@@ -207,6 +222,6 @@ class Scenario(Strict):
     """The targeted scenario every phase from stress on re-runs: setup, load, invariants."""
 
     setup: list[SetupStep] = Field(default_factory=list)
-    requests: dict[str, RequestTemplate]
-    load: list[LoadStep]
+    requests: dict[str, RequestTemplate] = Field(min_length=1)
+    load: list[LoadStep] = Field(min_length=1)
     timeout: Duration = 10.0

@@ -7,7 +7,7 @@ from typing import Any
 
 from heisen.manifest import RunManifest
 from heisen.report._ladder import format_rate, ladder, ladder_line
-from heisen.report._terminal import STATUS_STYLE
+from heisen.report._terminal import styled
 
 
 def print_summary(manifest: RunManifest, run_dir: Path, *, console: Any, reports: list[str]) -> None:
@@ -23,10 +23,9 @@ def print_summary(manifest: RunManifest, run_dir: Path, *, console: Any, reports
     rungs = {rung.phase: rung for rung in ladder(manifest)}
     for name, record in manifest.phases.items():
         rung = rungs.get(name)
-        style = STATUS_STYLE.get(str(record.status), "")
         rate = format_rate(rung.rate) if rung and rung.rate is not None else ""
         ci = f"{format_rate(rung.ci95[0])}–{format_rate(rung.ci95[1])}" if rung and rung.ci95 else ""
-        table.add_row(name, f"[{style}]{record.status}[/]", rate, ci, escape(record.summary or record.skip_reason or ""))
+        table.add_row(name, styled(str(record.status)), rate, ci, escape(record.summary or record.skip_reason or ""))
     console.print()
     console.print(table)
     console.print(f"\n[bold]ladder:[/] {escape(ladder_line(list(rungs.values())))}")
@@ -34,12 +33,11 @@ def print_summary(manifest: RunManifest, run_dir: Path, *, console: Any, reports
     if findings:
         console.print("\n[bold]findings[/]")
         for finding in findings[:20]:
-            console.print(f"  [red]✗[/] [{finding['phase']}] {escape(finding['name'])}: {escape(finding['message'])}")
+            console.print(f"  [red]✗[/] {escape('[' + finding['phase'] + ']')} {escape(finding['name'])}: {escape(finding['message'])}")
             if finding.get("replay"):
                 console.print(f"    replay: {escape(finding['replay'])}")
         if len(findings) > 20:
             console.print(f"  … and {len(findings) - 20} more in the manifest")
-    style = STATUS_STYLE.get(str(manifest.status), "")
-    console.print(f"\nrun [{style}]{manifest.status}[/]: {run_dir / 'manifest.yaml'}")
+    console.print(f"\nrun {styled(str(manifest.status))}: {run_dir / 'manifest.yaml'}")
     for report in reports:
         console.print(f"  report: {run_dir / report}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from heisen import events as ev
 from heisen._units import format_duration
 
@@ -13,7 +15,14 @@ STATUS_STYLE = {
     "error": "bold red",
     "skipped": "dim",
     "interrupted": "yellow",
+    "pending": "dim",
+    "running": "cyan",
 }
+
+
+def styled(status: str) -> str:
+    """`status` as rich markup in its colour."""
+    return f"[{STATUS_STYLE.get(status, 'default')}]{escape(status)}[/]"
 
 
 class TerminalView:
@@ -32,7 +41,7 @@ class TerminalView:
                 f"phases: {', '.join(event.phases)}\n  run dir: {event.run_dir}"
             )
         elif isinstance(event, ev.SystemStarting):
-            self.console.print(f"  [dim]·[/] {event.what}")
+            self.console.print(f"  [dim]·[/] {escape(event.what)}")
         elif isinstance(event, ev.PhaseStarted):
             self._close_progress()
             self.console.print(f"[bold]▶ {event.phase}[/]")
@@ -59,16 +68,18 @@ class TerminalView:
             if self._progress is not None and event.total:
                 self._progress.update(self._task, completed=event.completed, total=event.total, detail=event.message)
             else:
-                self.console.print(f"  [dim]·[/] {event.message}")
+                self.console.print(f"  [dim]·[/] {escape(event.message)}")
         elif isinstance(event, ev.Warning):
             self._close_progress()
-            self.console.print(f"  [yellow]warning:[/] {event.message}")
+            self.console.print(f"  [yellow]warning:[/] {escape(event.message)}")
         elif isinstance(event, ev.PhaseFinished):
             self._close_progress()
-            style = STATUS_STYLE.get(event.status, "")
-            self.console.print(
-                f"  [{style}]{event.status}[/] in {format_duration(event.duration_s)}: {event.summary}"
-            )
+            if event.status == "skipped":
+                self.console.print(f"[dim]· {event.phase} skipped: {escape(event.outputs.get('skip_reason', '') or event.summary.removeprefix('skipped: '))}[/]")
+            else:
+                self.console.print(
+                    f"  {styled(event.status)} in {format_duration(event.duration_s)}: {escape(event.summary)}"
+                )
         elif isinstance(event, ev.RunFinished):
             self._close_progress()
 

@@ -1,0 +1,217 @@
+"""The synchronized burst: N requests released so that they reach the server together.
+
+Design of the barrier (HTTP/1.1, last-byte synchronization)
+-----------------------------------------------------------
+A naive `gather` of N requests spreads them over the time the client takes
+to build and write each one (~100 µs of Python per request, 20 ms for 200).
+The barrier moves all of that work before the critical window:
+
+1. *Connect.* One connection per request, all opened before anything is sent
+   (TCP_NODELAY, so a 1-byte write leaves at once as its own segment).
+2. *Prime.* Each request is encoded and written except its final byte. A
+   server cannot finish parsing a request without its final byte (the end of
+   the head for a bodiless request, the last body byte otherwise), so none of
+   them can start. The client then waits until every prefix has left its
+   send buffer, and `settle_s` more so that the server has read them.
+3. *Release.* With the garbage collector paused, one tight loop writes the
+   final byte of every request (`transport.write` of 1 byte is one `send()`
+   syscall, ~10 µs on loopback) and notes the time of each write. The window
+   the server sees is the length of this loop: `release_spread_s`.
+4. *Collect.* Responses are read as they come; a request without a response
+   after `timeout_s` is recorded as "timeout".
+
+Invariants: every request gets exactly one record, in request order, and
+every connection opened is closed on return, on error and on cancellation
+(the `finally` aborts them). It terminates: each phase is bounded by
+`connect_timeout_s`, the write-buffer wait by `timeout_s`, the collection by
+`timeout_s`. HTTP/2 (single-packet) lives in `_http2`, with the same shape.
+
+To extend it (several release threads, io_uring batching), keep phase 3 free
+of anything but the writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from heisen.errors import SystemUnavailable
+from heisen.stress._http1 import Http1Connection, connect_error_kind, open_connection
+from heisen.stress._pool import unreachable_message
+from heisen.stress._records import ErrorKind, RequestRecord
+from heisen.stress._request import HttpRequest
+
+
+@dataclass(frozen=True, slots=True)
+class BurstResult:
+    """Records in request order; `release_spread_s` is the client's final-write window."""
+
+    records: tuple[RequestRecord, ...]
+    release_spread_s: float
+    connections: int
+    protocol: str = "http/1.1"
+
+
+async def run_burst(
+    host: str,
+    port: int,
+    requests: Sequence[HttpRequest],
+    *,
+    http2: bool = False,
+    timeout_s: float = 10.0,
+    connect_timeout_s: float = 5.0,
+    settle_s: float = 0.02,
+    connection_ids: Iterator[int] | None = None,
+    streams_per_connection: int = 100,
+) -> BurstResult:
+    """Send `requests` as one synchronized burst; see the module docstring.
+
+    Raises SystemUnavailable when no connection at all can be opened. When only
+    some connect attempts fail, their requests are recorded as "refused" or
+    "timeout" and the rest of the burst goes ahead.
+    """
+    ids = connection_ids if connection_ids is not None else itertools.count(1)
+    if not requests:
+        return BurstResult((), 0.0, 0, "h2" if http2 else "http/1.1")
+    if http2:
+        from heisen.stress._http2 import run_h2_burst
+
+        return await run_h2_burst(
+            host,
+            port,
+            requests,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            settle_s=settle_s,
+            connection_ids=ids,
+            streams_per_connection=streams_per_connection,
+        )
+    return await _run_http1_burst(host, port, requests, timeout_s, connect_timeout_s, settle_s, ids)
+
+
+async def _run_http1_burst(
+    host: str,
+    port: int,
+    requests: Sequence[HttpRequest],
+    timeout_s: float,
+    connect_timeout_s: float,
+    settle_s: float,
+    ids: Iterator[int],
+) -> BurstResult:
+    n = len(requests)
+    conn_ids = [next(ids) for _ in range(n)]
+    opened = await asyncio.gather(
+        *(open_connection(host, port, cid, connect_timeout_s) for cid in conn_ids),
+        return_exceptions=True,
+    )
+    conns = [c for c in opened if isinstance(c, Http1Connection)]
+    try:
+        if not conns:
+            first = next(e for e in opened if isinstance(e, BaseException))
+            if isinstance(first, asyncio.CancelledError):
+                raise first
+            raise SystemUnavailable(unreachable_message(host, port, first)) from first
+        return await _fire(host, port, requests, opened, conn_ids, timeout_s, settle_s)
+    finally:
+        for conn in conns:
+            conn.abort()
+
+
+async def _fire(
+    host: str,
+    port: int,
+    requests: Sequence[HttpRequest],
+    opened: list[Http1Connection | BaseException],
+    conn_ids: list[int],
+    timeout_s: float,
+    settle_s: float,
+) -> BurstResult:
+    loop = asyncio.get_running_loop()
+    authority = f"{host}:{port}"
+    n = len(requests)
+    records: list[RequestRecord | None] = [None] * n
+    sent: list[int | None] = [None] * n
+    remaining = 0
+    all_done = loop.create_future()
+
+    def finisher(i: int) -> object:
+        def done(
+            conn: Http1Connection, status: int | None, body: bytes, error: ErrorKind | None
+        ) -> None:
+            nonlocal remaining
+            req = requests[i]
+            records[i] = RequestRecord(
+                i, conn.id, req.method, req.path, None, sent[i], time.monotonic_ns(),
+                status, error, body, req.body,
+            )  # fmt: skip
+            remaining -= 1
+            if remaining == 0 and not all_done.done():
+                all_done.set_result(None)
+
+        return done
+
+    # Phase 2: prime every live connection with all but the final byte.
+    lasts: list[tuple[int, Http1Connection, bytes]] = []
+    for i, (req, conn) in enumerate(zip(requests, opened, strict=True)):
+        if not isinstance(conn, Http1Connection):
+            kind = connect_error_kind(conn)
+            records[i] = RequestRecord(
+                i, conn_ids[i], req.method, req.path, None, None, time.monotonic_ns(),
+                None, kind, b"", req.body,
+            )  # fmt: skip
+            continue
+        data = req.encode_http1(authority)
+        if conn.closed or conn.transport is None or conn.transport.is_closing():
+            records[i] = RequestRecord(
+                i, conn.id, req.method, req.path, None, None, time.monotonic_ns(),
+                None, "closed", b"", req.body,
+            )  # fmt: skip
+            continue
+        remaining += 1
+        conn.send_prefix(data[:-1], finisher(i), head=req.method == "HEAD")  # type: ignore[arg-type]
+        lasts.append((i, conn, data[-1:]))
+    await _flushed([c for _, c, _ in lasts], timeout_s)
+    if settle_s > 0:
+        await asyncio.sleep(settle_s)
+
+    # Phase 3: release. Nothing but the writes and one clock read each.
+    first_ns = last_ns = 0
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        clock = time.monotonic_ns
+        for i, conn, last in lasts:
+            if conn.in_flight and conn.transport is not None:
+                sent[i] = clock()
+                conn.transport.write(last)
+        stamps = [s for s in (sent[i] for i, _, _ in lasts) if s is not None]
+        if stamps:
+            first_ns, last_ns = stamps[0], stamps[-1]
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    # Phase 4: collect.
+    if remaining > 0:
+        try:
+            await asyncio.wait_for(asyncio.shield(all_done), timeout=timeout_s)
+        except TimeoutError:
+            for _, conn, _ in lasts:
+                if conn.in_flight:
+                    conn.fail("timeout")
+    final = tuple(r for r in records if r is not None)
+    assert len(final) == n
+    return BurstResult(final, (last_ns - first_ns) / 1e9, len(lasts))
+
+
+async def _flushed(conns: list[Http1Connection], timeout_s: float) -> None:
+    """Wait until every connection's send buffer is empty (bounded by `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(c.transport is None or c.transport.get_write_buffer_size() == 0 for c in conns):
+            return
+        await asyncio.sleep(0.001)

@@ -1,0 +1,143 @@
+"""Latency histograms (HdrHistogram, microsecond resolution) and the load summary.
+
+`LatencyRecorder` wraps `hdrh` so that nothing else imports it. Values are
+recorded in nanoseconds and stored in microseconds, 3 significant digits,
+from 1 µs to 1 hour; larger values are clamped to the top. Recorders merge
+(`merge`) and travel between processes as bytes (`encode` / `decode`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+from heisen.stress._records import RequestRecord
+
+_LOWEST_US = 1
+_HIGHEST_US = 3_600_000_000
+_DIGITS = 3
+PERCENTILES: tuple[tuple[str, float], ...] = (
+    ("p50", 50.0),
+    ("p75", 75.0),
+    ("p90", 90.0),
+    ("p95", 95.0),
+    ("p99", 99.0),
+    ("p99.9", 99.9),
+)
+
+
+class LatencyRecorder:
+    """An HdrHistogram of latencies; record in ns, read percentiles in ms."""
+
+    __slots__ = ("_hist",)
+
+    def __init__(self, histogram: HdrHistogram | None = None) -> None:
+        self._hist = histogram or HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS)
+
+    def record_ns(self, value_ns: int) -> None:
+        micros = min(max(value_ns // 1000, _LOWEST_US), _HIGHEST_US)
+        self._hist.record_value(micros)
+
+    @property
+    def count(self) -> int:
+        return int(self._hist.get_total_count())
+
+    def merge(self, other: LatencyRecorder) -> LatencyRecorder:
+        """Add `other`'s values into this recorder; returns self."""
+        self._hist.add(other._hist)
+        return self
+
+    def percentiles_ms(self) -> dict[str, float]:
+        """p50…p99.9 and max in milliseconds (0.0 everywhere when empty)."""
+        out = {
+            name: self._hist.get_value_at_percentile(pct) / 1000.0 if self.count else 0.0
+            for name, pct in PERCENTILES
+        }
+        out["max"] = self._hist.get_max_value() / 1000.0 if self.count else 0.0
+        return out
+
+    def encode(self) -> bytes:
+        return bytes(self._hist.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> LatencyRecorder:
+        recorder = cls()
+        if data:
+            recorder._hist.decode_and_add(data)
+        return recorder
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    """What a phase reports about the requests of a run (manifest keys)."""
+
+    requests: int
+    duration_s: float
+    rps: float
+    latency_ms: dict[str, float]
+    latency_uncorrected_ms: dict[str, float]
+    status_codes: dict[str, int]
+    errors: dict[str, int]
+    corrected: bool = field(default=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "duration_s": round(self.duration_s, 6),
+            "rps": round(self.rps, 1),
+            "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
+            "latency_uncorrected_ms": {
+                k: round(v, 3) for k, v in self.latency_uncorrected_ms.items()
+            },
+            "status_codes": dict(self.status_codes),
+            "errors": dict(self.errors),
+        }
+
+
+def summarize(records: Iterable[RequestRecord]) -> LoadSummary:
+    """Counts, rate and latency percentiles of `records`.
+
+    `latency_ms` is measured from the intended send time when the records have
+    one (open models: coordinated omission corrected), else from the write;
+    `latency_uncorrected_ms` is always from the write. Requests that never got
+    a complete response count in `errors` and, when they were sent, in latency
+    up to the moment they failed. `rps` is requests over the span from the
+    first (intended or actual) send to the last end.
+    """
+    corrected = LatencyRecorder()
+    uncorrected = LatencyRecorder()
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    count = 0
+    start = end = None
+    any_intended = False
+    for record in records:
+        count += 1
+        begin = record.intended_ns if record.intended_ns is not None else record.sent_ns
+        if record.intended_ns is not None:
+            any_intended = True
+        if begin is not None:
+            start = begin if start is None else min(start, begin)
+            corrected.record_ns(record.end_ns - begin)
+        end = record.end_ns if end is None else max(end, record.end_ns)
+        if record.sent_ns is not None:
+            uncorrected.record_ns(record.end_ns - record.sent_ns)
+        if record.error is not None:
+            errors[record.error] += 1
+        elif record.status is not None:
+            statuses[str(record.status)] += 1
+    duration = (end - start) / 1e9 if start is not None and end is not None else 0.0
+    return LoadSummary(
+        requests=count,
+        duration_s=duration,
+        rps=count / duration if duration > 0 else 0.0,
+        latency_ms=corrected.percentiles_ms(),
+        latency_uncorrected_ms=uncorrected.percentiles_ms(),
+        status_codes=dict(sorted(statuses.items())),
+        errors=dict(sorted(errors.items())),
+        corrected=any_intended,
+    )

@@ -1,0 +1,66 @@
+"""What heisen keeps of every request it sends: one `RequestRecord` each.
+
+All times are `time.monotonic_ns()` (CLOCK_MONOTONIC, shared by every process
+on the machine, so records from worker processes merge on one time line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+BODY_CAP = 64 * 1024
+"""Bytes of a response body kept in its record; the rest is read and dropped."""
+
+ErrorKind = Literal["timeout", "reset", "refused", "closed", "protocol"]
+ERROR_KINDS: tuple[ErrorKind, ...] = ("timeout", "reset", "refused", "closed", "protocol")
+"""timeout: no complete response in time (the request may still take effect);
+reset: the peer reset the connection (RST, broken pipe);
+refused: no connection could be opened (nothing listening);
+closed: the peer closed the connection before the response was complete;
+protocol: the response was not valid HTTP."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request and its outcome.
+
+    `connection` is a stable id of the client that sent it, used as the history
+    `process`: a connection that failed is never reused, so a request whose
+    outcome is unknown (`error` set) ends its process, as Jepsen requires.
+    `intended_ns` is when an open model meant to send it (None for closed
+    models and bursts); `sent_ns` is None for a request that was still queued
+    when the run ended (its error is then "timeout").
+    """
+
+    index: int
+    connection: int
+    method: str
+    path: str
+    intended_ns: int | None
+    sent_ns: int | None
+    end_ns: int
+    status: int | None
+    error: ErrorKind | None
+    body: bytes
+    request_body: bytes
+
+    @property
+    def ok(self) -> bool:
+        """A complete response arrived (whatever its status)."""
+        return self.error is None
+
+    @property
+    def latency_ns(self) -> int | None:
+        """Service time: from the write of the request to the end of its response."""
+        if self.sent_ns is None:
+            return None
+        return self.end_ns - self.sent_ns
+
+    @property
+    def corrected_latency_ns(self) -> int | None:
+        """Latency from the intended send time (coordinated omission corrected)."""
+        start = self.intended_ns if self.intended_ns is not None else self.sent_ns
+        if start is None:
+            return None
+        return self.end_ns - start

@@ -1,0 +1,122 @@
+"""Pipeline validation: every problem at once, each with its YAML path and line."""
+
+from pathlib import Path
+
+import pytest
+
+from heisen.errors import PipelineError
+from heisen.pipeline import load_pipeline
+
+COUNTER = Path(__file__).parent / "counter"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "schema.sql").write_text("SELECT 1;")
+    (tmp_path / "app.py").write_text("")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    return path
+
+
+VALID = """\
+apiVersion: heisen/v1
+kind: Pipeline
+name: t
+dependencies:
+  postgres: {kind: postgres, embedded: true, init: schema.sql}
+services:
+  app:
+    command: ["{{ python }}", "app.py"]
+    env: {DATABASE_URL: "{{ deps.postgres.dsn }}"}
+    resources: {cpu: 250m, memory: 256Mi}
+scenario:
+  requests:
+    go: {method: POST, path: /go, json: {n: "{{ i }}"}}
+  load:
+    - burst: {requests: 10}
+invariants:
+  - name: fine
+    sql: SELECT 1 AS one
+    expect: one == 1
+phases:
+  stress: {trials: 2}
+"""
+
+
+def problems(path: Path) -> list:
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(path)
+    return info.value.problems
+
+
+def test_the_counter_example_and_a_minimal_pipeline_validate(tmp_path):
+    assert load_pipeline(COUNTER / "pipeline.yaml").pipeline.name == "counter-lost-update"
+    loaded = load_pipeline(write(tmp_path, VALID))
+    assert loaded.pipeline.services["app"].resources.cpu == 0.25
+    assert loaded.pipeline.services["app"].resources.memory == 256 * 1024**2
+
+
+def test_unknown_key_says_did_you_mean_and_where(tmp_path):
+    found = problems(write(tmp_path, VALID.replace("phases:\n  stress: {trials: 2}", "phases:\n  stress: {trails: 2}")))
+    assert len(found) == 1
+    assert found[0].path == "phases.stress.trails"
+    assert "did you mean 'trials'" in found[0].message
+    assert found[0].line == 21
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    text = (VALID.replace("cpu: 250m", "cpu: 250x")
+            .replace("requests: 10", "requests: ten")
+            .replace("init: schema.sql", "init: missing.sql")
+            .replace("{{ deps.postgres.dsn }}", "{{ deps.postgress.dsn }}")
+            .replace("one == 1", "one ==")
+            .replace("{trials: 2}", "{trials: 2, load: [{pause: {during: 5 parsecs}}]}"))
+    found = problems(write(tmp_path, text))
+    paths = {p.path for p in found}
+    assert "services.app.resources.cpu" in paths
+    assert "scenario.load[0].burst.requests" in paths
+    assert "phases.stress.load[0].pause.during" in paths
+    assert all(p.line for p in found)
+
+
+def test_semantic_problems_are_reported_together(tmp_path):
+    text = (VALID.replace("init: schema.sql", "init: missing.sql")
+            .replace("{{ deps.postgres.dsn }}", "{{ deps.postgress.dsn }}")
+            .replace("one == 1", "one =="))
+    found = problems(write(tmp_path, text))
+    messages = {p.path: p.message for p in found}
+    assert "no such file: missing.sql" in messages["dependencies.postgres.init"]
+    assert "postgress" in messages["services.app.env.DATABASE_URL"]
+    assert "bad expression" in messages["invariants[0].expect"]
+    assert len(found) == 3
+
+
+def test_python_probe_reference_must_import_and_bind(tmp_path):
+    (tmp_path / "probes_ok.py").write_text("def sold(deps, trial=0):\n    return {'n': 1}\n")
+    (tmp_path / "probes_bad.py").write_text("def sold(connection):\n    return 1\n")
+    base = VALID.replace("    sql: SELECT 1 AS one\n", "    python: {ref}\n")
+    load_pipeline(write(tmp_path, base.replace("{ref}", "probes_ok:sold")))
+    found = problems(write(tmp_path, base.replace("{ref}", "probes_bad:sold")))
+    assert "cannot be bound" in found[0].message
+    found = problems(write(tmp_path, base.replace("{ref}", "no_such_module:x")))
+    assert "cannot import" in found[0].message
+
+
+def test_bad_template_syntax(tmp_path):
+    found = problems(write(tmp_path, VALID.replace('"{{ i }}"', '"{{ i + 1 }}"')))
+    assert found[0].path == "scenario.requests.go.json.n"
+    assert "not a name" in found[0].message
+
+
+def test_unknown_request_in_load_and_link_in_isolate(tmp_path):
+    text = VALID.replace("burst: {requests: 10}", "burst: {requests: 10, request: nope}").replace(
+        "  stress: {trials: 2}", "  stress: {trials: 2}\n  isolate:\n    toxics: [{link: app->mongo, type: latency}]")
+    found = problems(write(tmp_path, text))
+    messages = " ".join(p.message for p in found)
+    assert "no request named 'nope'" in messages
+    assert "app->postgres" in messages
+
+
+def test_a_pipeline_must_be_a_mapping(tmp_path):
+    found = problems(write(tmp_path, "- just\n- a list\n"))
+    assert "mapping" in found[0].message

@@ -1,0 +1,90 @@
+"""`heisen run` end to end on the counter service: real PostgreSQL, replicas, proxies."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+COUNTER = Path(__file__).parent / "counter"
+
+
+def heisen(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "heisen", *args], capture_output=True, text=True,
+                          timeout=timeout, env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.fixture
+def counter(tmp_path):
+    target = tmp_path / "counter"
+    shutil.copytree(COUNTER, target)
+    return target
+
+
+def manifest_of(run_dir: Path) -> dict:
+    return yaml.safe_load((run_dir / "manifest.yaml").read_text())
+
+
+def test_a_real_race_exits_1_with_the_manifest_contract(counter, tmp_path):
+    run_dir = tmp_path / "run"
+    result = heisen("run", str(counter / "pipeline.yaml"), "--run-dir", str(run_dir))
+    assert result.returncode == 1, result.stderr
+    manifest = manifest_of(run_dir)
+    assert manifest["apiVersion"] == "heisen/v1" and manifest["kind"] == "RunManifest"
+    assert manifest["status"] == "failed"
+    assert set(manifest["run"]) >= {"id", "pipeline", "pipeline_sha256", "seed", "started_at", "finished_at",
+                                    "heisen_version"}
+    assert list(manifest["phases"]) == ["predict", "stress", "fuzz", "isolate", "contain", "chaos"]
+    assert manifest["phases"]["predict"]["status"] == "skipped"
+    assert manifest["phases"]["predict"]["skip_reason"]
+    stress = manifest["phases"]["stress"]
+    assert stress["status"] == "failed"
+    outputs = stress["outputs"]
+    for key in ("trials", "violations", "violation_rate", "ci95", "requests", "rps", "latency_ms",
+                "status_codes", "errors"):
+        assert key in outputs
+    assert outputs["violations"] >= 1
+    assert set(outputs["latency_ms"]) >= {"p50", "p90", "p99", "max"}
+    assert outputs["ci95"][0] <= outputs["violation_rate"] <= outputs["ci95"][1]
+    assert "replay: heisen stress" in result.stderr
+    assert (run_dir / "logs" / "counter-0.log").exists()
+
+
+def test_the_fixed_service_exits_0(counter, tmp_path):
+    pipeline = counter / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("MODE: buggy", "MODE: fixed"))
+    result = heisen("run", str(pipeline), "--run-dir", str(tmp_path / "run"), "--only", "stress")
+    assert result.returncode == 0, result.stderr
+    assert manifest_of(tmp_path / "run")["phases"]["stress"]["outputs"]["violations"] == 0
+
+
+def test_expect_violation_and_json(counter, tmp_path):
+    result = heisen("stress", str(counter / "pipeline.yaml"), "--run-dir", str(tmp_path / "run"),
+                    "--expect", "violation", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["phases"]["stress"]["outputs"]["violations"] >= 1
+
+
+def test_a_service_that_does_not_start_exits_3_with_its_log(counter, tmp_path):
+    (counter / "counter_service.py").write_text("import sys\nprint('boom: no config')\nsys.exit(4)\n")
+    result = heisen("run", str(counter / "pipeline.yaml"), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 3, result.stderr
+    assert "boom: no config" in result.stderr
+    manifest = manifest_of(tmp_path / "run")
+    assert manifest["status"] == "error"
+    assert manifest["phases"]["stress"]["status"] == "error"
+
+
+def test_resume_continues_what_did_not_pass(counter, tmp_path):
+    run_dir = tmp_path / "run"
+    first = heisen("run", str(counter / "pipeline.yaml"), "--run-dir", str(run_dir))
+    assert first.returncode == 1
+    pipeline = counter / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("MODE: buggy", "MODE: fixed"))
+    changed = heisen("run", "--resume", str(run_dir))
+    assert changed.returncode == 2
+    assert "changed since the run" in changed.stderr
