@@ -1,0 +1,274 @@
+"""Probe adapters: run one probe, return the variables its ``expect:`` is evaluated over.
+
+Each adapter imports its driver inside the function (``heisen --help`` never
+loads psycopg, redis or httpx) and translates the driver's errors into
+:class:`ProbeError`, saying what failed and where.
+
+============  ==============================================================
+probe         variables
+============  ==============================================================
+sql           first row's columns, ``rows`` (list of dicts), ``rowcount``
+redis         ``value`` (bytes decoded to str, then int when it is one)
+http          ``status``, ``body`` (parsed JSON, else text), ``headers``
+python        the function's mapping result, else ``{"value": result}``
+============  ==============================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, cast
+
+from heisen.errors import SystemUnavailable
+
+__all__ = [
+    "ProbeError",
+    "check_python_ref",
+    "http_probe",
+    "python_probe",
+    "redis_probe",
+    "run_setup_redis",
+    "run_setup_sql",
+    "sql_probe",
+]
+
+CONNECT_TIMEOUT_S = 5
+
+
+class ProbeError(SystemUnavailable):
+    """A probe could not run: the dependency is down, the query is wrong, the function raised."""
+
+    def __init__(self, message: str, *, probe: str | None = None, where: str | None = None) -> None:
+        self.probe = probe
+        self.where = where
+        self.message = message
+        prefix = f"{probe} probe" if probe else ""
+        if where:
+            prefix = f"{prefix} on {where}" if prefix else where
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+def _redact(dsn: str) -> str:
+    """Hide a password in a URL-style or key=value DSN."""
+    if "://" in dsn and "@" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in credentials else dsn
+    parts = [("password=***" if part.startswith("password=") else part) for part in dsn.split()]
+    return " ".join(parts)
+
+
+def _plain(value: Any) -> Any:
+    """Database values as plain Python: Decimal → int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+# ---------------------------------------------------------------- SQL
+
+
+def sql_probe(
+    dsn: str, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run ``query`` (with optional ``params``); first row's columns, ``rows``, ``rowcount``."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    try:
+        with psycopg.connect(
+            dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, row_factory=dict_row
+        ) as connection:
+            cursor = connection.execute(query.encode(), params)
+            rows = [
+                {name: _plain(value) for name, value in row.items()}
+                for row in (cursor.fetchall() if cursor.description else [])
+            ]
+            count = cursor.rowcount
+    except psycopg.Error as exc:
+        raise ProbeError(probe="sql", where=_redact(dsn), message=_first_line(exc)) from exc
+    variables: dict[str, Any] = dict(rows[0]) if rows else {}
+    variables["rows"] = rows
+    variables["rowcount"] = count if count >= 0 else len(rows)
+    return variables
+
+
+def run_setup_sql(dsn: str, sql: str) -> None:
+    """Run setup statements (several, separated by ``;``) in autocommit mode."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as connection:
+            connection.execute(sql.encode())
+    except psycopg.Error as exc:
+        raise ProbeError(probe="sql setup", where=_redact(dsn), message=_first_line(exc)) from exc
+
+
+# ---------------------------------------------------------------- Redis
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text and (text.isdigit() or (text[0] in "+-" and text[1:].isdigit())):
+            return int(text)
+        return value
+    if isinstance(value, list | tuple):
+        return [_decode(item) for item in value]
+    if isinstance(value, dict):
+        return {_decode(k): _decode(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return sorted((_decode(item) for item in value), key=repr)
+    return value
+
+
+def _redis_call(url: str, command: Sequence[str], what: str) -> Any:
+    import redis
+
+    if not command:
+        raise ProbeError(probe=what, where=_redact(url), message="the command is empty")
+    client = redis.Redis.from_url(
+        url, socket_timeout=CONNECT_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S
+    )
+    try:
+        return cast(Any, client).execute_command(*command)
+    except redis.RedisError as exc:
+        raise ProbeError(
+            probe=what, where=_redact(url), message=f"{' '.join(command)}: {exc}"
+        ) from exc
+    finally:
+        client.close()
+
+
+def redis_probe(url: str, command: list[str]) -> dict[str, Any]:
+    """Run one command (``["GET", "sold"]``); its reply is ``value``."""
+    return {"value": _decode(_redis_call(url, command, "redis"))}
+
+
+def run_setup_redis(url: str, command: list[str]) -> None:
+    _redis_call(url, command, "redis setup")
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def http_probe(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    json_body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    timeout_s: float = 5,
+) -> dict[str, Any]:
+    """Send one request; ``status``, ``body`` (JSON when it parses) and ``headers`` (lower-case)."""
+    import httpx
+
+    url = base_url.rstrip("/") + "/" + path.lstrip("/")
+    try:
+        with httpx.Client(timeout=timeout_s) as client:
+            response = client.request(
+                method.upper(), url, json=json_body, headers=dict(headers or {})
+            )
+    except httpx.HTTPError as exc:
+        raise ProbeError(
+            probe="http", where=f"{method.upper()} {url}", message=f"{type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    return {
+        "status": response.status_code,
+        "body": body,
+        "headers": {name.lower(): value for name, value in response.headers.items()},
+    }
+
+
+# ---------------------------------------------------------------- Python
+
+
+def _resolve(ref: str) -> Callable[..., Any]:
+    module_name, sep, attribute = ref.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"{ref!r} is not of the form 'module:function'")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r}: {exc}") from exc
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"{ref!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _accepted(function: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return dict(context)
+    names = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return {name: value for name, value in context.items() if name in names}
+
+
+def check_python_ref(ref: str, allowed_kwargs: Sequence[str]) -> str | None:
+    """Why ``ref`` cannot serve as a python probe given ``allowed_kwargs``; None when it can."""
+    try:
+        function = _resolve(ref)
+        signature = inspect.signature(function)
+    except ValueError as exc:
+        return str(exc)
+    except TypeError:
+        return None  # a builtin without a signature: nothing to check
+    try:
+        signature.bind(**_accepted(function, dict.fromkeys(allowed_kwargs)))
+    except TypeError as exc:
+        return (
+            f"{ref} cannot be called with the probe context ({', '.join(sorted(allowed_kwargs))}): "
+            f"{exc}"
+        )
+    return None
+
+
+def python_probe(ref: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Call ``module:function`` with the keyword arguments it accepts from ``context``."""
+    try:
+        function = _resolve(ref)
+    except ValueError as exc:
+        raise ProbeError(probe="python", where=ref, message=str(exc)) from exc
+    try:
+        result = function(**_accepted(function, context))
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+    except Exception as exc:
+        raise ProbeError(
+            probe="python", where=ref, message=f"raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if isinstance(result, Mapping):
+        return dict(result)
+    return {"value": result}
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

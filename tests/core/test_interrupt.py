@@ -1,0 +1,87 @@
+"""Nothing is left behind when a run is interrupted at a random moment."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from heisen.system._ports import is_listening
+
+COUNTER = Path(__file__).parent / "counter"
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_gone(marker: str, deadline_s: float) -> list[int]:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        left = processes_with_marker(marker)
+        if not left:
+            return []
+        time.sleep(0.1)
+    return processes_with_marker(marker)
+
+
+@pytest.mark.slow
+def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
+    pipeline = tmp_path / "counter"
+    import shutil
+
+    shutil.copytree(COUNTER, pipeline)
+    text = (pipeline / "pipeline.yaml").read_text().replace("trials: 3", "trials: 200")
+    (pipeline / "pipeline.yaml").write_text(text)
+    rng = random.Random(20261123)
+    outcomes = []
+    for attempt in range(20):
+        marker = f"HEISEN_INTERRUPT_TEST={uuid.uuid4().hex}"
+        run_dir = tmp_path / f"run-{attempt}"
+        env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", marker.split("=")[0]: marker.split("=")[1]}
+        process = subprocess.Popen([sys.executable, "-m", "heisen", "run", str(pipeline / "pipeline.yaml"),
+                                    "--run-dir", str(run_dir), "--ci"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        delay = rng.uniform(0.3, 4.0)
+        sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+        time.sleep(delay)
+        process.send_signal(sig)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"attempt {attempt}: heisen did not stop within 60 s of {sig.name} at {delay:.2f}s")
+        left = wait_gone(marker.split("=")[1], 10.0)
+        assert not left, f"attempt {attempt} ({sig.name} at {delay:.2f}s) left processes {left}"
+        manifest_path = run_dir / "manifest.yaml"
+        if manifest_path.exists():
+            manifest = yaml.safe_load(manifest_path.read_text())
+            assert manifest["status"] in ("interrupted", "running", "failed"), manifest["status"]
+            if process.returncode == 130:
+                assert manifest["status"] == "interrupted", stderr.decode()[-2000:]
+            for service in (manifest.get("system") or {}).get("services", {}).values():
+                host, port = service["url"].removeprefix("http://").split(":")
+                assert not is_listening(host, int(port)), f"attempt {attempt}: {service['url']} still listening"
+        if manifest_path.exists():
+            assert process.returncode in (130, 1), (process.returncode, stderr.decode()[-2000:])
+        else:  # interrupted before the run began: nothing was started, and the default action may apply
+            assert process.returncode in (130, 1, -signal.SIGINT, -signal.SIGTERM), process.returncode
+        leftovers = [p for p in Path("/tmp").glob(f"heisen-{run_dir.name}-*")]
+        assert not leftovers, f"attempt {attempt} left {leftovers}"
+        outcomes.append((round(delay, 2), sig.name, process.returncode))
+    assert sum(1 for *_, code in outcomes if code == 130) >= 15, outcomes

@@ -1,0 +1,297 @@
+"""A FAKE Kubernetes API server for tests: not Kubernetes, a stand-in for a few endpoints.
+
+It answers, on 127.0.0.1, the handful of calls heisen's KubeBackend makes
+(namespaces, deployments, services, pods, nodes: create, get, list, patch,
+delete) with plausible JSON, so the real `kubernetes` client can be pointed
+at it through a generated kubeconfig. It plays a tiny controller too: a
+Deployment gets `replicas` pods carrying its template labels, a deleted pod
+is replaced by a new one, and a Deployment's ready count climbs by one per
+read so a rollout is seen progressing. Every request is recorded, so tests
+assert on what the "cluster" was asked to do.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+_ROUTES = [
+    (re.compile(r"^/api/v1/(?P<kind>namespaces)(?:/(?P<name>[^/]+))?$"), "Namespace"),
+    (re.compile(r"^/api/v1/(?P<kind>nodes)(?:/(?P<name>[^/]+))?$"), "Node"),
+    (
+        re.compile(r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/deployments(?:/(?P<name>[^/]+))?$"),
+        "Deployment",
+    ),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services(?:/(?P<name>[^/]+))?$"), "Service"),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods(?:/(?P<name>[^/]+))?$"), "Pod"),
+]
+_API_VERSION = {"Deployment": "apps/v1"}
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        elif value is None:
+            target.pop(key, None)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
+def _matches(labels: dict[str, str], selector: str | None) -> bool:
+    for term in filter(None, (selector or "").split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+class FakeCluster:
+    """The fake's state: objects by (kind, namespace, name), and the requests seen."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.RLock()
+        self._serial = itertools.count(1)
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "fake-node"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]},
+        }
+        self.objects[("Node", "", "fake-node")] = node
+
+    # -- the tiny controller ------------------------------------------------------------
+
+    def _new_pod(self, deployment: dict[str, Any]) -> None:
+        ns = deployment["metadata"]["namespace"]
+        name = f"{deployment['metadata']['name']}-{next(self._serial):05d}"
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        self.objects[("Pod", ns, name)] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": dict(deployment["spec"]["template"]["metadata"]["labels"]),
+            },
+            "spec": {"containers": [{"name": container["name"], "image": container["image"]}]},
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "image": container["image"],
+                        "imageID": "fake",
+                        "ready": True,
+                        "restartCount": 0,
+                        "state": {"running": {}},
+                    }
+                ],
+            },
+        }
+
+    def reconcile(self) -> None:
+        for (kind, ns, _), deployment in list(self.objects.items()):
+            if kind != "Deployment":
+                continue
+            selector = deployment["spec"]["selector"]["matchLabels"]
+            pods = [
+                key
+                for key, obj in self.objects.items()
+                if key[0] == "Pod"
+                and key[1] == ns
+                and all(obj["metadata"]["labels"].get(k) == v for k, v in selector.items())
+            ]
+            want = deployment["spec"].get("replicas", 1)
+            for _ in range(want - len(pods)):
+                self._new_pod(deployment)
+            for key in pods[want:]:
+                del self.objects[key]
+
+    def _status_read(self, deployment: dict[str, Any]) -> None:
+        want = deployment["spec"].get("replicas", 1)
+        status = deployment.setdefault("status", {})
+        ready = min(want, status.get("readyReplicas", 0) + 1)
+        status.update(
+            observedGeneration=deployment["metadata"]["generation"],
+            replicas=want,
+            updatedReplicas=want,
+            readyReplicas=ready,
+            availableReplicas=ready,
+        )
+
+    # -- requests --------------------------------------------------------------------
+
+    def handle(
+        self, method: str, url: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        parts = urlsplit(url)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        with self.lock:
+            self.requests.append((method, parts.path))
+            for pattern, kind in _ROUTES:
+                match = pattern.match(parts.path)
+                if match:
+                    groups = match.groupdict()
+                    ns = groups.get("ns") or ""
+                    result = self._dispatch(method, kind, ns, groups.get("name"), body, query)
+                    self.reconcile()
+                    return result
+        return 404, _status(404, "NotFound", f"the fake does not serve {parts.path}")
+
+    def _dispatch(
+        self,
+        method: str,
+        kind: str,
+        ns: str,
+        name: str | None,
+        body: dict[str, Any] | None,
+        query: dict[str, str],
+    ) -> tuple[int, dict[str, Any]]:
+        if ns and kind != "Namespace" and ("Namespace", "", ns) not in self.objects:
+            return 404, _status(404, "NotFound", f'namespaces "{ns}" not found')
+        if name is None and method == "GET":
+            items = [
+                copy.deepcopy(obj)
+                for (k, n, _), obj in sorted(self.objects.items())
+                if k == kind
+                and n == ns
+                and _matches(obj["metadata"].get("labels") or {}, query.get("labelSelector"))
+            ]
+            if kind == "Deployment":
+                for item in items:
+                    self._status_read(self.objects[(kind, ns, item["metadata"]["name"])])
+                items = [
+                    copy.deepcopy(self.objects[(kind, ns, i["metadata"]["name"])]) for i in items
+                ]
+            return 200, {
+                "apiVersion": _API_VERSION.get(kind, "v1"),
+                "kind": f"{kind}List",
+                "metadata": {},
+                "items": items,
+            }
+        if name is None and method == "POST":
+            assert body is not None
+            key = (kind, ns, body["metadata"]["name"])
+            if key in self.objects:
+                return 409, _status(
+                    409, "AlreadyExists", f'{kind.lower()}s "{key[2]}" already exists'
+                )
+            obj = copy.deepcopy(body)
+            obj["metadata"].update(
+                uid=f"uid-{next(self._serial)}", generation=1, resourceVersion="1"
+            )
+            if kind == "Service":
+                obj["spec"]["clusterIP"] = f"10.43.0.{next(self._serial) % 250}"
+                for port in obj["spec"]["ports"]:
+                    if obj["spec"].get("type") == "NodePort":
+                        port["nodePort"] = 30000 + next(self._serial) % 2000
+            if kind == "Namespace":
+                obj["status"] = {"phase": "Active"}
+            self.objects[key] = obj
+            return 201, copy.deepcopy(obj)
+        key = (kind, ns, name or "")
+        if key not in self.objects:
+            return 404, _status(404, "NotFound", f'{kind.lower()}s "{name}" not found')
+        obj = self.objects[key]
+        if method == "GET":
+            if kind == "Deployment":
+                self._status_read(obj)
+            return 200, copy.deepcopy(obj)
+        if method == "PATCH":
+            assert body is not None
+            _merge(obj, body)
+            obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+            return 200, copy.deepcopy(obj)
+        if method == "DELETE":
+            del self.objects[key]
+            if kind == "Namespace":
+                for other in [k for k in self.objects if k[1] == name]:
+                    del self.objects[other]
+                return 200, {
+                    "apiVersion": "v1",
+                    "kind": "Status",
+                    "metadata": {},
+                    "status": "Success",
+                }
+            return 200, copy.deepcopy(obj)
+        return 405, _status(405, "MethodNotAllowed", f"{method} is not served by the fake")
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    cluster: FakeCluster
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        code, payload = self.server.cluster.handle(self.command, self.path, body)  # type: ignore[attr-defined]
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def fake_cluster(tmp_path: Path) -> Iterator[tuple[FakeCluster, Path]]:
+    """Serve a FakeCluster on 127.0.0.1; yields it and a kubeconfig file that points at it."""
+    cluster = FakeCluster()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.cluster = cluster  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="fake-kube-api", daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "fake-kubeconfig.yaml"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "fake",
+                        "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
+                    }
+                ],
+                "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    try:
+        yield cluster, kubeconfig
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
