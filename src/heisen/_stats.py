@@ -24,3 +24,12 @@ def rate_with_interval(violations: int, trials: int) -> dict[str, object]:
         "violation_rate": (violations / trials) if trials else 0.0,
         "ci95": [round(lo, 4), round(hi, 4)],
     }
+
+
+def amplification(rate: float, baseline_outputs: dict[str, object]) -> dict[str, object]:
+    """How a phase's violation rate compares with stress's (the baseline), when stress measured one."""
+    baseline = baseline_outputs.get("violation_rate")
+    if not isinstance(baseline, int | float):
+        return {"baseline": None, "factor": None}
+    factor = (rate / baseline) if baseline else None
+    return {"baseline": baseline, "rate": rate, "factor": round(factor, 3) if factor is not None else None}
