@@ -1,7 +1,13 @@
-"""The final terminal summary: phases, the ladder, findings with their replay commands."""
+"""The final terminal summary: phases, the ladder, findings with their replay commands.
+
+It must read at 80 columns with ``NO_COLOR=1`` in a CI log: wrapped lines
+keep a hanging indent, and replay commands are printed whole on their own
+line (never hard-wrapped, so they copy in one piece).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,35 +15,136 @@ from heisen.manifest import RunManifest
 from heisen.report._ladder import format_rate, ladder, ladder_line
 from heisen.report._terminal import styled
 
+_MAX_FINDINGS = 20
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
-def print_summary(manifest: RunManifest, run_dir: Path, *, console: Any, reports: list[str]) -> None:
+
+def clean(value: Any) -> str:
+    """``value`` as rich-safe text without terminal control sequences (shown as ``\\xNN``)."""
     from rich.markup import escape
+
+    return escape(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))
+
+
+def print_summary(
+    manifest: RunManifest, run_dir: Path, *, console: Any, reports: list[str]
+) -> None:
+    from rich.markup import escape
+
+    console.print()
+    console.print(_phase_table(manifest))
+    console.print()
+    console.print(_indented(f"[bold]ladder:[/] {escape(ladder_line(ladder(manifest)))}", 8))
+    for name, record in manifest.phases.items():
+        if record.error is not None:
+            console.print(
+                _indented(
+                    f"[red]error in {escape(name)}:[/] {escape(record.error.type)}: "
+                    f"{clean(record.error.message)}",
+                    2,
+                )
+            )
+    _print_findings(manifest, console)
+    failures = (
+        (manifest.phases["fuzz"].outputs.get("failures") or []) if "fuzz" in manifest.phases else []
+    )
+    if failures:
+        ids = ", ".join(str(f.get("id")) for f in failures[:5]) + (
+            " …" if len(failures) > 5 else ""
+        )
+        console.print()
+        console.print(
+            _indented(f"[bold]fuzz:[/] {len(failures)} failing case(s): {escape(ids)}", 4, first=2)
+        )
+    console.print(
+        f"\nrun {styled(str(manifest.status))}: {escape(str(run_dir / 'manifest.yaml'))}",
+        soft_wrap=True,
+    )
+    for report in reports:
+        console.print(f"  report: {escape(str(run_dir / report))}", soft_wrap=True)
+
+
+def _phase_table(manifest: RunManifest) -> Any:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=None, show_edge=False, pad_edge=False, expand=False)
-    table.add_column("phase")
-    table.add_column("status")
-    table.add_column("violation rate", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("summary", overflow="fold")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+    table.add_column("phase", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("rate", justify="right", no_wrap=True)
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("summary", overflow="fold", ratio=1, min_width=20)
     rungs = {rung.phase: rung for rung in ladder(manifest)}
     for name, record in manifest.phases.items():
         rung = rungs.get(name)
         rate = format_rate(rung.rate) if rung and rung.rate is not None else ""
-        ci = f"{format_rate(rung.ci95[0])}–{format_rate(rung.ci95[1])}" if rung and rung.ci95 else ""
-        table.add_row(name, styled(str(record.status)), rate, ci, escape(record.summary or record.skip_reason or ""))
-    console.print()
-    console.print(table)
-    console.print(f"\n[bold]ladder:[/] {escape(ladder_line(list(rungs.values())))}")
-    findings = [f for record in manifest.phases.values() for f in record.outputs.get("findings", [])]
-    if findings:
-        console.print("\n[bold]findings[/]")
-        for finding in findings[:20]:
-            console.print(f"  [red]✗[/] {escape('[' + finding['phase'] + ']')} {escape(finding['name'])}: {escape(finding['message'])}")
-            if finding.get("replay"):
-                console.print(f"    replay: {escape(finding['replay'])}")
-        if len(findings) > 20:
-            console.print(f"  … and {len(findings) - 20} more in the manifest")
-    console.print(f"\nrun {styled(str(manifest.status))}: {run_dir / 'manifest.yaml'}")
-    for report in reports:
-        console.print(f"  report: {run_dir / report}")
+        ci = (
+            f"{format_rate(rung.ci95[0])}\N{EN DASH}{format_rate(rung.ci95[1])}"
+            if rung and rung.ci95
+            else ""
+        )
+        time = (
+            f"{record.duration_s:.1f}s"
+            if record.duration_s and str(record.status) != "skipped"
+            else ""
+        )
+        summary = (
+            record.skip_reason
+            if str(record.status) == "skipped" and record.skip_reason
+            else record.summary
+        )
+        table.add_row(name, styled(str(record.status)), rate, ci, time, clean(summary or ""))
+    return table
+
+
+def _print_findings(manifest: RunManifest, console: Any) -> None:
+    from rich.markup import escape
+
+    findings = [
+        f for record in manifest.phases.values() for f in record.outputs.get("findings") or []
+    ]
+    if not findings:
+        return
+    console.print(f"\n[bold]findings[/] ({len(findings)})")
+    timeline_shown = False
+    for finding in findings[:_MAX_FINDINGS]:
+        head = f"[red]✗[/] {escape(str(finding.get('phase')))}: [bold]{escape(str(finding.get('name')))}[/]"
+        console.print(_indented(f"{head}: {clean(finding.get('message', ''))}", 4, first=2))
+        if finding.get("replay"):
+            console.print(f"    replay: {clean(finding['replay'])}", soft_wrap=True)
+        timeline = (finding.get("evidence") or {}).get("timeline")
+        if timeline and not timeline_shown:
+            timeline_shown = True
+            console.print("    minimal violating history:")
+            console.print(escape(str(timeline)), soft_wrap=True, highlight=False)
+    if len(findings) > _MAX_FINDINGS:
+        console.print(f"  … and {len(findings) - _MAX_FINDINGS} more in the manifest")
+
+
+def _indented(markup: str, indent: int, first: int = 0) -> Any:
+    """``markup`` wrapped with a hanging indent: the first line at ``first``, the rest at ``indent``."""
+    from rich.padding import Padding
+    from rich.text import Text
+
+    text = Text.from_markup(markup)
+    if first >= indent:
+        return Padding(text, (0, 0, 0, indent))
+    return _Hanging(text, indent, first)
+
+
+class _Hanging:
+    """A renderable: text whose continuation lines are indented further than its first line."""
+
+    def __init__(self, text: Any, indent: int, first: int) -> None:
+        self.text, self.indent, self.first = text, indent, first
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.segment import Segment
+
+        width = max(10, options.max_width - self.indent)
+        lines = self.text.wrap(console, width)
+        for number, line in enumerate(lines):
+            yield Segment(" " * (self.first if number == 0 else self.indent))
+            yield from line.render(console)
+            yield Segment.line()

@@ -1,0 +1,487 @@
+"""``report.html``: one self-contained page that opens offline.
+
+Inline CSS (``assets/report.css``), inline SVG charts (``_svg``) and one small
+script that only adds "Copy" buttons to replay commands; the page reads the
+same without it. Everything from the manifest is escaped, and a
+Content-Security-Policy allows no script but that one, as a second line of
+defence against hostile payloads.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from heisen.manifest import PhaseRecord, RunManifest, dump_yaml, write_atomically
+from heisen.report import _svg
+from heisen.report._ladder import Rung, format_rate, ladder, ladder_line
+
+__all__ = ["FILE_NAME", "render", "write"]
+
+FILE_NAME = "report.html"
+LOAD_PHASES = ("stress", "isolate", "contain", "chaos")
+
+_SCRIPT = (
+    "document.querySelectorAll('button[data-copy]').forEach(function (b) {"
+    " b.hidden = false;"
+    " b.addEventListener('click', function () {"
+    "  var text = document.getElementById(b.dataset.copy).textContent;"
+    "  var done = function () { b.textContent = 'Copied'; setTimeout(function () { b.textContent = 'Copy'; }, 1500); };"
+    "  if (navigator.clipboard) { navigator.clipboard.writeText(text).then(done, function () {}); }"
+    " });"
+    "});"
+)
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+_CSP = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{_SCRIPT_HASH}'"
+
+
+def write(manifest: RunManifest, run_dir: Path) -> Path:
+    """Write ``report.html`` into the run dir; the path relative to it."""
+    write_atomically(Path(run_dir) / FILE_NAME, render(manifest))
+    return Path(FILE_NAME)
+
+
+def render(manifest: RunManifest) -> str:
+    css = resources.files("heisen.report").joinpath("assets/report.css").read_text(encoding="utf-8")
+    sections = [
+        s
+        for s in (
+            _ladder_section(manifest),
+            _phases_section(manifest),
+            _findings_section(manifest),
+            _latency_section(manifest),
+            _trials_section(manifest),
+            _fuzz_section(manifest),
+            _contain_section(manifest),
+            _chaos_section(manifest),
+            _hotspots_section(manifest),
+        )
+        if s
+    ]
+    toc = "".join(
+        f'<li><a href="#{anchor}">{escape(title)}</a></li>' for anchor, title, _ in sections
+    )
+    title = f"heisen run {manifest.run.id}: {manifest.status}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{escape(_CSP)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{css}</style></head><body><main>"
+        f'{_header(manifest)}<nav aria-label="Sections"><ul>{toc}</ul></nav>'
+        + "".join(
+            f'<section id="{anchor}" aria-labelledby="{anchor}-h"><h2 id="{anchor}-h">{escape(heading)}</h2>'
+            f"{body}</section>"
+            for anchor, heading, body in sections
+        )
+        + f"</main><script>{_SCRIPT}</script></body></html>\n"
+    )
+
+
+Section = tuple[str, str, str]
+
+
+def _badge(status: Any) -> str:
+    text = str(status)
+    return f'<span class="badge st-{escape(text)}">{escape(text)}</span>'
+
+
+def _table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()
+) -> str:
+    """A table; ``rows`` hold HTML already escaped by the caller; ``numeric`` columns align right."""
+    right = set(numeric)
+    head = "".join(
+        f'<th scope="col"{" class=num" if i in right else ""}>{escape(h)}</th>'
+        for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td{' class=num' if i in right else ''}>{cell}</td>" for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pre(value: Any) -> str:
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, indent=1, ensure_ascii=False, default=str)
+    )
+    return f"<pre>{escape(text)}</pre>"
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
+
+
+def _header(manifest: RunManifest) -> str:
+    run = manifest.run
+    durations = ", ".join(
+        f"{name} {record.duration_s:.1f}s"
+        for name, record in manifest.phases.items()
+        if (record.duration_s or 0.0) >= 0.05
+    )
+    total = sum(record.duration_s or 0.0 for record in manifest.phases.values())
+    items = [
+        ("pipeline", run.pipeline),
+        ("seed", str(run.seed)),
+        ("started", run.started_at),
+        ("finished", run.finished_at or "not finished"),
+        ("phase time", f"{total:.1f}s ({durations})" if durations else "—"),
+        ("pipeline sha256", run.pipeline_sha256),
+        ("heisen", run.heisen_version),
+    ]
+    meta = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
+    return (
+        f"<header><h1>heisen run {escape(run.id)} {_badge(manifest.status)}</h1>"
+        f'<dl class="meta">{meta}</dl></header>'
+    )
+
+
+def _ladder_section(manifest: RunManifest) -> Section | None:
+    rungs = ladder(manifest)
+    if not rungs:
+        return None
+    rows = [
+        (
+            escape(r.phase),
+            _badge(r.status),
+            _rate(r),
+            _ci(r),
+            escape(str(r.trials or "")),
+            escape(r.note),
+        )
+        for r in rungs
+    ]
+    body = (
+        f'<p class="lead">{escape(ladder_line(rungs))}</p>'
+        + _figure(
+            _svg.ladder_chart(rungs),
+            "Bars: share of trials that violated an invariant; "
+            "whiskers: Wilson 95% interval. predict is the simulation's estimate for the top hotspot.",
+        )
+        + _table(["phase", "status", "violation rate", "95% CI", "trials", "note"], rows, (2, 3, 4))
+    )
+    return ("ladder", "Reproduction ladder", body)
+
+
+def _rate(rung: Rung) -> str:
+    return escape(format_rate(rung.rate)) if rung.rate is not None else "—"
+
+
+def _ci(rung: Rung) -> str:
+    return (
+        escape(f"{format_rate(rung.ci95[0])} \N{EN DASH} {format_rate(rung.ci95[1])}")
+        if rung.ci95
+        else ""
+    )
+
+
+def _phases_section(manifest: RunManifest) -> Section:
+    rows = []
+    for name, record in manifest.phases.items():
+        text = escape(record.summary or record.skip_reason or "")
+        if record.error is not None:
+            text += f'<div class="error-box"><strong>{escape(record.error.type)}</strong>: {escape(record.error.message)}</div>'
+        if record.artifacts:
+            text += (
+                '<div class="muted">files: '
+                + ", ".join(_file_link(a) for a in record.artifacts)
+                + "</div>"
+            )
+        duration = f"{record.duration_s:.1f}s" if record.duration_s is not None else ""
+        rows.append((escape(name), _badge(record.status), escape(duration), text))
+    return ("phases", "Phases", _table(["phase", "status", "duration", "summary"], rows, (2,)))
+
+
+def _file_link(path: str) -> str:
+    if ":" in path or path.startswith(("/", "\\")):
+        return f"<code>{escape(path)}</code>"
+    return f'<a href="{escape(path)}"><code>{escape(path)}</code></a>'
+
+
+def _findings(manifest: RunManifest) -> list[dict[str, Any]]:
+    return [f for record in manifest.phases.values() for f in record.outputs.get("findings") or []]
+
+
+def _findings_section(manifest: RunManifest) -> Section:
+    findings = _findings(manifest)
+    if not findings:
+        held = str(manifest.status) == "passed"
+        return (
+            "findings",
+            "Findings",
+            f"<p>{'No invariant was violated.' if held else 'No findings were recorded.'}</p>",
+        )
+    parts = [
+        f"<p>{len(findings)} finding{'s' if len(findings) != 1 else ''}; each replay command reproduces it.</p>"
+    ]
+    for i, finding in enumerate(findings):
+        parts.append(
+            f'<article class="finding"><h3>{escape(str(finding.get("phase")))}: '
+            f"{escape(str(finding.get('name')))}</h3><p>{escape(str(finding.get('message', '')))}</p>"
+        )
+        if finding.get("replay"):
+            parts.append(replay_block(f"replay-{i}", str(finding["replay"])))
+        parts.append(_evidence(dict(finding.get("evidence") or {})))
+        parts.append("</article>")
+    return ("findings", "Findings", "".join(parts))
+
+
+def replay_block(anchor: str, command: str) -> str:
+    return (
+        f'<div class="replay"><pre><code id="{escape(anchor)}">{escape(command)}</code></pre>'
+        f'<button type="button" data-copy="{escape(anchor)}" hidden>Copy</button></div>'
+    )
+
+
+def _evidence(evidence: dict[str, Any]) -> str:
+    parts = []
+    operations = evidence.pop("operations", None)
+    timeline = evidence.pop("timeline", None)
+    if operations:
+        parts.append("<h4>Minimal violating history</h4>")
+        parts.append(
+            _figure(
+                _svg.history_chart(operations),
+                "Bars run from invoke to completion: green ok, grey failed, amber dashed unknown (info).",
+            )
+        )
+        parts.append(
+            "<details><summary>operations (JSON lines)</summary>"
+            + _pre("\n".join(json.dumps(op, ensure_ascii=False, default=str) for op in operations))
+            + "</details>"
+        )
+    if timeline:
+        parts.append(f"<details><summary>text timeline</summary>{_pre(str(timeline))}</details>")
+    if evidence:
+        parts.append(f"<details><summary>evidence</summary>{_pre(dump_yaml(evidence))}</details>")
+    return "".join(parts)
+
+
+def _load_phases(manifest: RunManifest) -> dict[str, dict[str, Any]]:
+    return {
+        name: record.outputs
+        for name, record in manifest.phases.items()
+        if name in LOAD_PHASES and record.outputs.get("latency_ms")
+    }
+
+
+def _latency_section(manifest: RunManifest) -> Section | None:
+    phases = _load_phases(manifest)
+    if not phases:
+        return None
+    series = {
+        name: {k: float(v) for k, v in out["latency_ms"].items() if isinstance(v, int | float)}
+        for name, out in phases.items()
+    }
+    body = _figure(
+        _svg.latency_chart(series), "Lower is better; each phase adds harsher conditions."
+    )
+    rows = [
+        (
+            escape(name),
+            *(escape(f"{pts[p]:g}") if p in pts else "" for p in _svg.PERCENTILES),
+            escape(f"{phases[name].get('rps', 0):,.0f}"),
+            escape(f"{phases[name].get('requests', 0):,}"),
+            escape(_codes(phases[name])),
+        )
+        for name, pts in series.items()
+    ]
+    body += _table(
+        [
+            "phase",
+            *(f"{p} ms" for p in _svg.PERCENTILES),
+            "req/s",
+            "requests",
+            "status codes / errors",
+        ],
+        rows,
+        range(1, 10),
+    )
+    trials = {
+        name: out.get("per_trial") or [] for name, out in phases.items() if out.get("per_trial")
+    }
+    if trials:
+        body += "<h3>p99 per trial</h3>" + _figure(
+            _svg.p99_chart(trials), "Red rings: trials that violated an invariant."
+        )
+    return ("latency", "Latency", body)
+
+
+def _codes(outputs: dict[str, Any]) -> str:
+    items = [f"{code}: {n:,}" for code, n in (outputs.get("status_codes") or {}).items()]
+    items += [f"{kind}: {n:,}" for kind, n in (outputs.get("errors") or {}).items()]
+    return ", ".join(items)
+
+
+def _trials_section(manifest: RunManifest) -> Section | None:
+    trials = {
+        name: out.get("per_trial") or []
+        for name, out in _load_phases(manifest).items()
+        if out.get("per_trial")
+    }
+    if not trials:
+        return None
+    return (
+        "trials",
+        "Violations per trial",
+        _figure(
+            _svg.trial_strips(trials),
+            "One cell per trial; hover a cell for the invariants it broke.",
+        ),
+    )
+
+
+def _fuzz_section(manifest: RunManifest) -> Section | None:
+    record = manifest.phases.get("fuzz")
+    if record is None or not record.outputs:
+        return None
+    failures = record.outputs.get("failures") or []
+    intro = (
+        f"<p>{escape(str(record.outputs.get('cases', 0)))} cases sent, {len(failures)} failed.</p>"
+    )
+    rows = [
+        (
+            escape(str(f.get("id"))),
+            escape(str(f.get("outcome", ""))),
+            _pre(f.get("payload")),
+            _pre(f.get("shrunk")),
+            replay_block(f"fuzz-replay-{i}", str(f.get("replay", ""))),
+        )
+        for i, f in enumerate(failures)
+    ]
+    table = _table(["case", "outcome", "payload", "shrunk", "replay"], rows) if rows else ""
+    return ("fuzz", "Fuzz failures", intro + table)
+
+
+def _contain_section(manifest: RunManifest) -> Section | None:
+    outputs = _outputs(manifest.phases.get("contain"))
+    if not outputs.get("limits") and not outputs.get("throttled"):
+        return None
+    limits = outputs.get("limits") or {}
+    throttled = outputs.get("throttled") or {}
+    periods, hit = throttled.get("periods") or 0, throttled.get("throttled_periods") or 0
+    share = f" ({hit / periods:.0%} of periods)" if periods else ""
+    rows = [(escape(f"limit {k}"), escape(str(v))) for k, v in limits.items()]
+    rows += [
+        ("throttled periods", escape(f"{hit:,} of {periods:,}{share}")),
+        ("time throttled", escape(f"{throttled.get('throttled_s', 0)}s")),
+    ]
+    return ("contain", "Contain: CPU limits and throttling", _table(["", "value"], rows))
+
+
+def _outputs(record: PhaseRecord | None) -> dict[str, Any]:
+    return record.outputs if record is not None else {}
+
+
+def _chaos_section(manifest: RunManifest) -> Section | None:
+    record = manifest.phases.get("chaos")
+    outputs = _outputs(record)
+    if not any(outputs.get(k) for k in ("experiments", "steady_state", "timeline", "data_loss")):
+        return None
+    body = ""
+    steady = outputs.get("steady_state") or {}
+    if steady:
+        body += (
+            "<p>Steady state: "
+            + ", ".join(f"{escape(k)} {_badge(v)}" for k, v in steady.items())
+            + "</p>"
+        )
+    if outputs.get("timeline"):
+        body += _figure(
+            _svg.timeline_chart(outputs["timeline"], record.duration_s if record else None),
+            "Red: faults injected; green: recovery; blue: steady-state checks.",
+        )
+        body += _table(
+            ["t", "event", "detail"],
+            [
+                (
+                    escape(f"{e.get('t_s')}s"),
+                    escape(str(e.get("event"))),
+                    escape(str(e.get("detail", ""))),
+                )
+                for e in outputs["timeline"]
+            ],
+            (0,),
+        )
+    if outputs.get("experiments"):
+        body += "<h3>Experiments</h3>" + _table(
+            ["experiment", "kind", "injected", "verdict"],
+            [
+                (
+                    escape(str(x.get("name"))),
+                    escape(str(x.get("kind"))),
+                    escape(str(x.get("injected"))),
+                    _badge(x.get("verdict")),
+                )
+                for x in outputs["experiments"]
+            ],
+        )
+    loss = outputs.get("data_loss") or {}
+    if loss:
+        body += "<h3>Acknowledged writes</h3>" + _table(
+            ["acknowledged", "persisted", "lost", "unknown"],
+            [
+                tuple(
+                    escape(str(loss.get(k, "")))
+                    for k in ("acknowledged", "persisted", "lost", "unknown")
+                )
+            ],
+            range(4),
+        )
+    return ("chaos", "Chaos", body)
+
+
+def _hotspots_section(manifest: RunManifest) -> Section | None:
+    hotspots = _outputs(manifest.phases.get("predict")).get("hotspots") or []
+    if not hotspots:
+        return None
+    rows = []
+    for h in hotspots:
+        ci = h.get("ci95")
+        load = h.get("load") or {}
+        rows.append(
+            (
+                escape(str(h.get("boundary"))),
+                escape(str(h.get("service"))),
+                escape(str(h.get("resource"))),
+                escape(str(h.get("anomaly"))),
+                escape(f"{float(h.get('score', 0)):.2f}"),
+                escape(format_rate(float(h.get("predicted_violation_rate", 0)))),
+                escape(f"{format_rate(ci[0])} \N{EN DASH} {format_rate(ci[1])}" if ci else ""),
+                escape(
+                    f"{load.get('requests', '')} req / {load.get('window_ms', '')} ms"
+                    if load
+                    else ""
+                ),
+            )
+        )
+    return (
+        "hotspots",
+        "Predicted hotspots",
+        _table(
+            [
+                "boundary",
+                "service",
+                "resource",
+                "anomaly",
+                "score",
+                "predicted rate",
+                "95% CI",
+                "load",
+            ],
+            rows,
+            (4, 5, 6),
+        ),
+    )

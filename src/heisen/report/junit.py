@@ -1,0 +1,204 @@
+"""JUnit XML for CI: a testsuite per phase, a testcase per invariant (and per fuzz failure).
+
+Each load-bearing phase (stress, isolate, contain, chaos) gets one testcase per
+invariant of the pipeline (plus any the findings name): passed, or a
+``<failure>`` carrying the message, the violating trials and the replay
+command. Thresholds become testcases too. ``fuzz`` gets one testcase per
+failure; ``predict`` one testcase for the phase. A skipped or never-run phase
+marks its testcases ``<skipped>``; a phase that errored marks them ``<error>``.
+Text is cleaned of the control characters XML 1.0 forbids, so the file always
+parses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heisen.manifest import PhaseRecord, RunManifest, dump_yaml, write_atomically
+
+__all__ = ["FILE_NAME", "render", "write"]
+
+FILE_NAME = "junit.xml"
+LOAD_PHASES = ("stress", "isolate", "contain", "chaos")
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean(text: Any) -> str:
+    """``text`` as a string XML 1.0 can hold: forbidden characters become ``\\xNN``/``\\uNNNN``."""
+    return _FORBIDDEN.sub(lambda m: _code(ord(m.group())), str(text))
+
+
+def _code(point: int) -> str:
+    return f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One testcase: ``outcome`` is passed, failure, error or skipped."""
+
+    name: str
+    outcome: str = "passed"
+    message: str = ""
+    detail: str = ""
+    kind: str = ""
+
+
+def write(manifest: RunManifest, run_dir: Path) -> Path:
+    """Write ``junit.xml`` into the run dir; the path relative to it."""
+    write_atomically(Path(run_dir) / FILE_NAME, render(manifest))
+    return Path(FILE_NAME)
+
+
+def render(manifest: RunManifest) -> str:
+    root = ET.Element("testsuites", name=clean(f"heisen run {manifest.run.id}"))
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    total_time = 0.0
+    for name, record in manifest.phases.items():
+        cases = phase_cases(manifest, name, record)
+        suite = _suite(root, manifest, name, record, cases)
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+        total_time += record.duration_s or 0.0
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", f"{total_time:.3f}")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def phase_cases(manifest: RunManifest, phase: str, record: PhaseRecord) -> list[Case]:
+    """The testcases of one phase, before its status (skipped, error) is applied."""
+    outputs: dict[str, Any] = record.outputs or {}
+    if phase == "fuzz":
+        cases = [_fuzz_case(failure) for failure in outputs.get("failures") or []]
+        return cases or [Case(f"{outputs.get('cases', 0)} cases")]
+    if phase not in LOAD_PHASES:
+        return [Case(phase)]
+    findings = {f.get("name"): f for f in outputs.get("findings") or []}
+    trials = outputs.get("per_trial") or []
+    names = _invariant_names(manifest, findings, trials)
+    cases = [_invariant_case(name, findings.get(name), trials, outputs) for name in names]
+    for threshold in outputs.get("thresholds") or []:
+        held = threshold.get("held", True)
+        text = str(threshold.get("threshold"))
+        cases.append(
+            Case(
+                f"threshold: {text}",
+                "passed" if held else "failure",
+                f"threshold breached: {text}",
+                kind="ThresholdBreached",
+            )
+        )
+    return cases or [Case(phase)]
+
+
+def _suite(
+    root: ET.Element, manifest: RunManifest, phase: str, record: PhaseRecord, cases: list[Case]
+) -> ET.Element:
+    status = str(record.status)
+    suite = ET.SubElement(root, "testsuite", name=clean(f"heisen.{phase}"))
+    if record.started_at:
+        suite.set("timestamp", clean(record.started_at))
+    suite.set("time", f"{record.duration_s or 0.0:.3f}")
+    properties = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("run", manifest.run.id),
+        ("seed", manifest.run.seed),
+        ("status", status),
+        ("summary", record.summary or record.skip_reason or ""),
+    ):
+        ET.SubElement(properties, "property", name=key, value=clean(value))
+    counts = dict.fromkeys(("failures", "errors", "skipped"), 0)
+    for case in (_with_status(case, record, str(manifest.status)) for case in cases):
+        element = ET.SubElement(
+            suite, "testcase", classname=clean(f"heisen.{phase}"), name=clean(case.name)
+        )
+        if case.outcome == "passed":
+            continue
+        tag = {"failure": "failure", "error": "error", "skipped": "skipped"}[case.outcome]
+        counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[case.outcome]] += 1
+        child = ET.SubElement(element, tag, message=clean(case.message))
+        if case.kind:
+            child.set("type", clean(case.kind))
+        if case.detail:
+            child.text = clean(case.detail)
+    suite.set("tests", str(len(cases)))
+    for key, value in counts.items():
+        suite.set(key, str(value))
+    return suite
+
+
+def _with_status(case: Case, record: PhaseRecord, run_status: str) -> Case:
+    status = str(record.status)
+    if status == "skipped":
+        return Case(case.name, "skipped", record.skip_reason or record.summary or "skipped")
+    if status in ("pending", "running"):
+        return Case(case.name, "skipped", f"not run: the run ended {run_status}")
+    if status == "error" and case.outcome == "passed":
+        error = record.error
+        message = error.message if error else (record.summary or "the phase failed to run")
+        return Case(case.name, "error", message, kind=error.type if error else "PhaseError")
+    return case
+
+
+def _invariant_names(
+    manifest: RunManifest, findings: dict[Any, Any], trials: list[dict[str, Any]]
+) -> list[str]:
+    names = [
+        str(inv.get("name"))
+        for inv in manifest.pipeline.get("invariants") or []
+        if isinstance(inv, dict)
+    ]
+    extra = [*findings, *(v for trial in trials for v in trial.get("violations") or [])]
+    for name in extra:
+        if name is not None and str(name) not in names:
+            names.append(str(name))
+    return names
+
+
+def _invariant_case(
+    name: str, finding: dict[str, Any] | None, trials: list[dict[str, Any]], outputs: dict[str, Any]
+) -> Case:
+    violating = [t.get("trial") for t in trials if name in (t.get("violations") or [])]
+    if finding is None and not violating:
+        return Case(name)
+    total = outputs.get("trials", len(trials))
+    message = finding.get("message", "") if finding else f"{name} violated"
+    lines = [message, ""]
+    if violating:
+        shown = ", ".join(str(t) for t in violating[:50]) + (" …" if len(violating) > 50 else "")
+        lines.append(f"violating trials: {shown} ({len(violating)} of {total} trials recorded)")
+    lines.append(f"violation rate: {outputs.get('violation_rate')} (95% CI {outputs.get('ci95')})")
+    if finding and finding.get("replay"):
+        lines.append(f"replay: {finding['replay']}")
+    evidence = dict((finding or {}).get("evidence") or {})
+    timeline = evidence.pop("timeline", None)
+    operations = evidence.pop("operations", None)
+    if timeline:
+        lines += ["", "minimal violating history:", str(timeline)]
+    if operations:
+        lines += ["", "operations:", *(json.dumps(op, default=str) for op in operations)]
+    if evidence:
+        lines += ["", "evidence:", dump_yaml(evidence).rstrip()]
+    return Case(name, "failure", message, "\n".join(lines), "InvariantViolated")
+
+
+def _fuzz_case(failure: dict[str, Any]) -> Case:
+    name = str(failure.get("id", "fuzz case"))
+    message = str(failure.get("outcome", "failed"))
+    lines = [message, "", f"replay: {failure.get('replay', '')}"]
+    lines += _block("payload", failure.get("payload"))
+    lines += _block("shrunk", failure.get("shrunk"))
+    return Case(name, "failure", message, "\n".join(lines), "FuzzFailure")
+
+
+def _block(title: str, value: Any) -> Iterable[str]:
+    if value is None:
+        return []
+    return ["", f"{title}:", dump_yaml(value).rstrip()]

@@ -1,0 +1,139 @@
+"""``summary.md``: the run in Markdown, for pull requests and GitHub's job summary.
+
+The ladder as a table, then each finding with its replay command in a code
+block. When ``$GITHUB_STEP_SUMMARY`` names a file, the same text is appended
+to it. Text from the manifest is escaped (Markdown and the HTML GitHub
+renders), and code fences grow longer than any run of backticks they hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from heisen.manifest import RunManifest, write_atomically
+from heisen.report._ladder import format_rate, ladder, ladder_line
+
+__all__ = ["FILE_NAME", "render", "write"]
+
+FILE_NAME = "summary.md"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_MAX_FINDINGS = 30
+
+
+def write(manifest: RunManifest, run_dir: Path) -> Path:
+    """Write ``summary.md`` into the run dir (and append it to ``$GITHUB_STEP_SUMMARY``)."""
+    text = render(manifest)
+    write_atomically(Path(run_dir) / FILE_NAME, text)
+    step_summary = os.environ.get(STEP_SUMMARY_ENV)
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write("\n" + text)
+    return Path(FILE_NAME)
+
+
+def text(value: Any) -> str:
+    """``value`` as inline Markdown that renders literally: no markup, no HTML, one line."""
+    plain = " ".join(str(value).split())
+    plain = plain.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    plain = _SPECIAL.sub(r"\\\1", plain)
+    return _CONTROL.sub(lambda m: f"\\\\x{ord(m.group()):02x}", plain)
+
+
+def code_block(body: str, info: str = "") -> str:
+    """A fenced block longer than any backtick run inside ``body``."""
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{info}\n{body.rstrip()}\n{fence}"
+
+
+def render(manifest: RunManifest) -> str:
+    run = manifest.run
+    total = sum(record.duration_s or 0.0 for record in manifest.phases.values())
+    lines = [
+        f"## heisen run {text(run.id)}: **{text(str(manifest.status).upper())}**",
+        "",
+        f"pipeline {text(run.pipeline)} · seed {run.seed} · {total:.1f}s · heisen {text(run.heisen_version)}",
+        "",
+    ]
+    rungs = ladder(manifest)
+    if rungs:
+        lines += [
+            f"**Reproduction ladder:** {text(ladder_line(rungs))}",
+            "",
+            "| phase | status | violation rate | 95% CI | trials | note |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for r in rungs:
+            rate = format_rate(r.rate) if r.rate is not None else "—"
+            ci = f"{format_rate(r.ci95[0])} \N{EN DASH} {format_rate(r.ci95[1])}" if r.ci95 else ""
+            lines.append(
+                f"| {r.phase} | {text(r.status)} | {rate} | {ci} | {r.trials or ''} | {text(r.note)} |"
+            )
+        lines.append("")
+    lines += _phases(manifest)
+    lines += _findings(manifest)
+    lines += _fuzz(manifest)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _phases(manifest: RunManifest) -> list[str]:
+    lines = ["### Phases", "", "| phase | status | duration | summary |", "|---|---|---:|---|"]
+    for name, record in manifest.phases.items():
+        summary = record.summary or record.skip_reason or ""
+        if record.error is not None:
+            summary = f"{record.error.type}: {record.error.message}"
+        duration = f"{record.duration_s:.1f}s" if record.duration_s is not None else ""
+        lines.append(f"| {text(name)} | {text(record.status)} | {duration} | {text(summary)} |")
+    return [*lines, ""]
+
+
+def _findings(manifest: RunManifest) -> list[str]:
+    findings = [
+        f for record in manifest.phases.values() for f in record.outputs.get("findings") or []
+    ]
+    if not findings:
+        held = str(manifest.status) == "passed"
+        return ["No invariant was violated." if held else "No findings were recorded.", ""]
+    lines = [f"### Findings ({len(findings)})", ""]
+    for finding in findings[:_MAX_FINDINGS]:
+        lines += [
+            f"**{text(finding.get('phase'))}: {text(finding.get('name'))}**: {text(finding.get('message', ''))}",
+            "",
+        ]
+        if finding.get("replay"):
+            lines += [code_block(str(finding["replay"]), "sh"), ""]
+        timeline = (finding.get("evidence") or {}).get("timeline")
+        if timeline:
+            lines += [
+                "<details><summary>minimal violating history</summary>",
+                "",
+                code_block(str(timeline)),
+                "",
+                "</details>",
+                "",
+            ]
+    if len(findings) > _MAX_FINDINGS:
+        lines += [f"… and {len(findings) - _MAX_FINDINGS} more in the run manifest.", ""]
+    return lines
+
+
+def _fuzz(manifest: RunManifest) -> list[str]:
+    record = manifest.phases.get("fuzz")
+    failures = (record.outputs.get("failures") or []) if record is not None else []
+    if not failures:
+        return []
+
+    lines = [f"### Fuzz failures ({len(failures)})", ""]
+    for failure in failures[:_MAX_FINDINGS]:
+        lines += [f"**{text(failure.get('id'))}**: {text(failure.get('outcome', ''))}", ""]
+        shrunk = failure.get("shrunk", failure.get("payload"))
+        lines += [code_block(json.dumps(shrunk, ensure_ascii=False, default=str), "json"), ""]
+        if failure.get("replay"):
+            lines += [code_block(str(failure["replay"]), "sh"), ""]
+    return lines

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from heisen.manifest import RunManifest
+from heisen.report import junit
+
+
+def _parse(manifest: RunManifest, tmp_path: Path) -> ET.Element:
+    written = junit.write(manifest, tmp_path)
+    assert written == Path("junit.xml")
+    return ET.parse(tmp_path / written).getroot()
+
+
+def _suite(root: ET.Element, phase: str) -> ET.Element:
+    suite = root.find(f"testsuite[@name='heisen.{phase}']")
+    assert suite is not None, phase
+    return suite
+
+
+def test_failed_run_has_a_suite_per_phase_and_a_case_per_invariant(
+    failed_run: RunManifest, tmp_path: Path
+) -> None:
+    root = _parse(failed_run, tmp_path)
+    assert [s.get("name") for s in root] == [f"heisen.{p}" for p in failed_run.phases]
+    stress = _suite(root, "stress")
+    cases = {c.get("name"): c for c in stress.iter("testcase")}
+    assert set(cases) == {"no-oversell", "reads-linearizable", "threshold: p99 < 250ms"}
+    assert (stress.get("tests"), stress.get("failures"), stress.get("errors")) == ("3", "2", "0")
+    failure = cases["no-oversell"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "trial 2: sold <= capacity violated (sold=101, capacity=100)"
+    assert "violating trials: 2, 5, 8" in (failure.text or "")
+    assert "replay: heisen stress examples/ticketing/pipeline.yaml --seed 7" in (failure.text or "")
+    history = cases["reads-linearizable"].find("failure")
+    assert (
+        history is not None
+        and "p3 |" in (history.text or "")
+        and '"f": "read"' in (history.text or "")
+    )
+    assert cases["threshold: p99 < 250ms"].find("failure") is None
+    chaos = _suite(root, "chaos")
+    assert (chaos.get("tests"), chaos.get("failures")) == ("2", "0")
+
+
+def test_each_fuzz_failure_is_a_failing_case_and_totals_add_up(
+    failed_run: RunManifest, tmp_path: Path
+) -> None:
+    root = _parse(failed_run, tmp_path)
+    fuzz = _suite(root, "fuzz")
+    assert [c.get("name") for c in fuzz.iter("testcase")] == ["fuzz-0001", "fuzz-0002"]
+    first = fuzz.find("testcase/failure")
+    assert first is not None and "<script>alert('pwned')</script>" in (first.text or "")
+    assert "\\x01" in (first.text or "")  # a control character XML 1.0 forbids, kept visible
+    for key in ("tests", "failures", "errors", "skipped"):
+        assert int(root.get(key, "-1")) == sum(int(s.get(key, "0")) for s in root)
+    assert root.get("failures") == "6"
+
+
+def test_passed_run_has_no_failures(passed_run: RunManifest, tmp_path: Path) -> None:
+    root = _parse(passed_run, tmp_path)
+    assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == (
+        "2",
+        "0",
+        "0",
+        "0",
+    )
+    assert [c.get("name") for c in _suite(root, "fuzz").iter("testcase")] == ["100 cases"]
+
+
+def test_skipped_pending_and_error_phases(partial_run: RunManifest, tmp_path: Path) -> None:
+    root = _parse(partial_run, tmp_path)
+    stress = _suite(root, "stress")
+    errors = stress.findall("testcase/error")
+    assert len(errors) == 2 and stress.get("errors") == "2"
+    assert errors[0].get("type") == "SystemUnavailable"
+    assert "\\x1b" in (errors[0].get("message") or "")
+    skipped = _suite(root, "contain").find("testcase/skipped")
+    assert skipped is not None and "cgroup" in (skipped.get("message") or "")
+    pending = _suite(root, "chaos").find("testcase/skipped")
+    assert pending is not None and pending.get("message") == "not run: the run ended error"
+    assert _suite(root, "predict").get("skipped") == "1"
+
+
+def test_clean_replaces_every_character_xml_forbids() -> None:
+    hostile = "".join(chr(c) for c in range(32)) + "\ufffe\uffff ok"
+    cleaned = junit.clean(hostile)
+    element = ET.Element("x", a=cleaned)
+    element.text = cleaned
+    ET.fromstring(ET.tostring(element))
+    assert cleaned.endswith(" ok") and all(c in cleaned for c in "\t\n\r") and "\\ufffe" in cleaned
