@@ -8,11 +8,16 @@ isolate and chaos can add latency and faults to one link; every service is
 fronted by a proxy that balances connections over its ready replicas. Probes
 and setup steps reach dependencies directly, so faults never blind the oracle.
 Stop order is the reverse; stop() is idempotent and runs on every exit path.
+
+CPU/memory limits use cgroups when a hierarchy is writable; `HEISEN_CGROUPS=off`
+in the environment makes heisen act as if none were (the duty-cycle fallback,
+or `contain`'s `strict: true` error), to try those paths on a machine that has them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -221,11 +226,13 @@ class SystemHandle:
         if self._cgroups is None:
             self._cgroups = CgroupManager(self.run_id)
             self._cgroups.cleanup_stale()
-        return self._cgroups if self._cgroups.available() is None else None
+        return self._cgroups if self.cgroups_unavailable_reason() is None else None
 
     def cgroups_unavailable_reason(self) -> str | None:
         from heisen.system._cgroups import CgroupManager
 
+        if os.environ.get("HEISEN_CGROUPS", "").lower() == "off":
+            return "cgroups turned off by HEISEN_CGROUPS=off"
         manager = self._cgroups or CgroupManager(self.run_id)
         reason: str | None = manager.available()
         return reason
@@ -275,6 +282,10 @@ class SystemHandle:
         replicas = self.replicas(service)
         replicas.kill(index, sig)
         return int(index)
+
+    def resources_of(self, service: str) -> Resources:
+        """The CPU and memory limits `service`'s replicas run under now (none: Resources())."""
+        return self._service(service).resources
 
     def set_resources(self, service: str, resources: Resources) -> Any:
         """Restart `service`'s replicas under these CPU and memory limits."""

@@ -1,0 +1,81 @@
+"""What both contain backends share: which services get limits, how they are written, what a run gives back.
+
+A service's effective limits are its own `resources:` with the fields that
+`phases.contain.resources.<service>` gives replacing them; a service with
+neither keeps running as it is. Quantities are parsed by the schema (cores,
+bytes) and written back in Kubernetes' spelling (`250m`, `256Mi`) for the
+manifest and for rendered objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from heisen.pipeline import Pipeline, Resources
+from heisen.stress import TrialsResult
+
+_MEMORY_UNITS = (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024))
+
+
+def effective_limits(
+    pipeline: Pipeline, overrides: Mapping[str, Resources]
+) -> dict[str, Resources]:
+    """Service name -> the limits contain runs it under, for services that have any."""
+    limits: dict[str, Resources] = {}
+    for name, service in pipeline.services.items():
+        own = service.resources
+        override = overrides.get(name)
+        cpu = override.cpu if override is not None and override.cpu is not None else own.cpu
+        memory = (
+            override.memory if override is not None and override.memory is not None else own.memory
+        )
+        if cpu is not None or memory is not None:
+            limits[name] = Resources(cpu=cpu, memory=memory)
+    return limits
+
+
+def format_cpu(cores: float | None) -> str | None:
+    """Cores as a Kubernetes CPU quantity: 0.25 -> `250m`, 2.0 -> `2`."""
+    if cores is None:
+        return None
+    millis = round(cores * 1000)
+    if millis % 1000 == 0:
+        return str(millis // 1000)
+    return f"{millis}m"
+
+
+def format_memory(size: int | None) -> str | None:
+    """Bytes as a Kubernetes memory quantity: 268435456 -> `256Mi` (plain bytes when no unit divides)."""
+    if size is None:
+        return None
+    for unit, factor in _MEMORY_UNITS:
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def describe(resources: Resources) -> dict[str, str | None]:
+    """`{cpu, memory}` as the manifest records them."""
+    return {"cpu": format_cpu(resources.cpu), "memory": format_memory(resources.memory)}
+
+
+def summary_text(limits: Mapping[str, Resources]) -> str:
+    """`counter cpu=250m memory=256Mi` for each limited service."""
+    parts = []
+    for name, resources in limits.items():
+        fields = [
+            f"{key}={value}" for key, value in describe(resources).items() if value is not None
+        ]
+        parts.append(f"{name} {' '.join(fields)}")
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class BackendRun:
+    """What a backend measured: the trials, the outputs it adds, and lines for the summary."""
+
+    result: TrialsResult
+    extras: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
