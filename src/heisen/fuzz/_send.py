@@ -1,0 +1,430 @@
+"""Send one fuzz case and say how it went.
+
+A case goes out as a burst of `concurrency` identical requests (the
+synchronized burst of `heisen.stress`), so a payload that only hurts when
+several copies race is caught too. The outcome is the first of these that
+applies, most severe first:
+
+    replica-died    a replica's process exited or was restarted (`SystemChecks`)
+    reset           a connection was reset or closed without a full answer
+    timeout         no answer within the timeout
+    5xx             a server error status
+    invariant       a probe invariant of the pipeline was violated afterwards
+    nonconforming   a response departs from the OpenAPI document
+
+or None when the case passed. `Sender.outcome` is also the predicate the
+shrinker calls, so a shrunk payload fails the same way as the original.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from heisen.fuzz._cases import FuzzCase, make_case
+from heisen.fuzz._openapi import Operation
+from heisen.fuzz._replay import full_url, render_path, render_query
+
+if TYPE_CHECKING:
+    from heisen.stress._records import RequestRecord
+    from heisen.stress._request import HttpRequest
+
+_RESET_ERRORS = frozenset({"reset", "closed", "protocol"})
+REPLICA_READY_DEADLINE_S = 20.0
+
+
+class Outcome(enum.StrEnum):
+    REPLICA_DIED = "replica-died"
+    RESET = "reset"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "5xx"
+    INVARIANT = "invariant"
+    NONCONFORMING = "nonconforming"
+
+    @property
+    def fail_on(self) -> str:
+        """What `python -m heisen.fuzz._replay --fail-on` checks for this outcome."""
+        return _FAIL_ON[self]
+
+
+_FAIL_ON = {
+    Outcome.REPLICA_DIED: "reset,5xx",
+    Outcome.RESET: "reset",
+    Outcome.TIMEOUT: "timeout",
+    Outcome.SERVER_ERROR: "5xx",
+    Outcome.INVARIANT: "5xx",
+    Outcome.NONCONFORMING: "nonconforming",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where cases go: the method, the path template (`/events/{event_id}/checkout`), fixed headers."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+    operation: Operation | None = None
+    has_body: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.method.upper()} {self.path}"
+
+    def concrete_path(self, case: FuzzCase) -> str:
+        return render_path(self.path, case.path_params)
+
+    def request(self, case: FuzzCase, payload: Any) -> HttpRequest:
+        from heisen.stress._request import HttpRequest
+
+        path = self.concrete_path(case)
+        if case.query:
+            path += "?" + render_query(case.query)
+        headers = dict(self.headers)
+        body = b""
+        if self.has_body:
+            from heisen.fuzz._values import encode_payload
+
+            body = encode_payload(payload)
+            headers.setdefault("Content-Type", "application/json")
+        return HttpRequest(self.method.upper(), path, tuple(headers.items()), body)
+
+    def url(self, base_url: str, case: FuzzCase) -> str:
+        return full_url(base_url, self.concrete_path(case), case.query)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one sending of a case went."""
+
+    outcome: Outcome | None
+    detail: str
+    statuses: tuple[int, ...] = ()
+
+
+@dataclass
+class Tally:
+    """Requests, status codes and transport errors over everything sent (shrinking included)."""
+
+    requests: int = 0
+    status_codes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def add(self, records: Sequence[RequestRecord]) -> None:
+        self.requests += len(records)
+        for record in records:
+            if record.status is not None:
+                self.status_codes[str(record.status)] += 1
+            if record.error is not None:
+                self.errors[record.error] += 1
+
+
+class SystemChecks:
+    """The oracles that need the running system: setup before, replicas and invariants after."""
+
+    def __init__(self, pipeline: Any, system: Any, context: Mapping[str, Any]) -> None:
+        from heisen.oracle.pipeline_invariants import is_probe
+
+        self.pipeline = pipeline
+        self.system = system
+        self.context = dict(context)
+        self.invariants = [inv for inv in pipeline.invariants if is_probe(inv)]
+        self.replica_sets = self._replica_sets()
+
+    def _replica_sets(self) -> list[Any]:
+        from heisen.errors import UsageError
+
+        found = []
+        for name in self.pipeline.services:
+            try:
+                found.append(self.system.replicas(name))
+            except UsageError:  # already running at a url: nothing heisen can watch
+                continue
+        return found
+
+    def setup(self) -> None:
+        from heisen.oracle.pipeline_invariants import run_setup
+
+        self.wait_ready()
+        run_setup(self.pipeline, self.system)
+
+    def snapshot(self) -> list[tuple[int | None, int, bool]]:
+        return [
+            (r.pid, r.restarts, r.alive) for rs in self.replica_sets for r in rs.replicas_info()
+        ]
+
+    def replica_died(self, before: list[tuple[int | None, int, bool]]) -> str | None:
+        after = self.snapshot()
+        for index, (old, new) in enumerate(zip(before, after, strict=False)):
+            if old[0] != new[0] or new[1] > old[1] or (old[2] and not new[2]):
+                return f"replica {index} (pid {old[0]}) died while handling the case"
+        return None
+
+    def wait_ready(self) -> None:
+        """Until every replica is up again after a crash (bounded)."""
+        deadline = time.monotonic() + REPLICA_READY_DEADLINE_S
+        while time.monotonic() < deadline:
+            infos = [r for rs in self.replica_sets for r in rs.replicas_info()]
+            if all(r.ready and r.alive for r in infos):
+                return
+            time.sleep(0.05)
+
+    def violated(self, index: int) -> str | None:
+        from heisen.oracle.pipeline_invariants import evaluate_probe
+
+        context = {**self.context, "trial": index}
+        for invariant in self.invariants:
+            verdict = evaluate_probe(self.pipeline, self.system, invariant, context)
+            if verdict.held is False:
+                return f"{invariant.name}: {verdict.message}"
+        return None
+
+
+class Sender:
+    """Sends cases to `host:port` and classifies what came back."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        target: Target,
+        *,
+        concurrency: int = 1,
+        timeout_s: float = 10.0,
+        checks: SystemChecks | None = None,
+        on_send: Callable[[], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.target = target
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.checks = checks
+        self.tally = Tally()
+        self.sent = 0
+        self.on_send = on_send
+
+    def outcome(self, case: FuzzCase, payload: Any = None, *, use_payload: bool = False) -> Verdict:
+        """Send `case` (with `payload` instead of its own when `use_payload`) and classify it."""
+        from heisen.stress._burst import run_burst
+
+        body = payload if use_payload else case.payload
+        request = self.target.request(case, body)
+        before = None
+        if self.checks is not None:
+            self.checks.setup()
+            before = self.checks.snapshot()
+        result = asyncio.run(
+            run_burst(
+                self.host,
+                self.port,
+                [request] * self.concurrency,
+                timeout_s=self.timeout_s,
+                settle_s=0.02 if self.concurrency > 1 else 0.0,
+            )
+        )
+        self.sent += 1
+        self.tally.add(result.records)
+        if self.on_send is not None:
+            self.on_send()
+        verdict = classify(result.records, self.target.operation)
+        if self.checks is not None and before is not None:
+            died = self.checks.replica_died(before)
+            if died is not None:
+                self.checks.wait_ready()
+                return Verdict(Outcome.REPLICA_DIED, died, verdict.statuses)
+            if verdict.outcome is None or verdict.outcome is Outcome.NONCONFORMING:
+                broken = self.checks.violated(self.sent)
+                if broken is not None:
+                    return Verdict(Outcome.INVARIANT, broken, verdict.statuses)
+        return verdict
+
+
+def classify(records: Sequence[RequestRecord], operation: Operation | None) -> Verdict:
+    """The outcome of one burst from its records alone (transport, status, conformance)."""
+    statuses = tuple(sorted({r.status for r in records if r.status is not None}))
+    errors = Counter(r.error for r in records if r.error is not None)
+    reset = sum(n for kind, n in errors.items() if kind in _RESET_ERRORS)
+    if reset:
+        return Verdict(
+            Outcome.RESET, f"{reset}/{len(records)} connections closed without an answer", statuses
+        )
+    if errors.get("timeout"):
+        return Verdict(
+            Outcome.TIMEOUT, f"{errors['timeout']}/{len(records)} requests got no answer", statuses
+        )
+    server_errors = [r for r in records if r.status is not None and r.status >= 500]
+    if server_errors:
+        first = server_errors[0]
+        return Verdict(
+            Outcome.SERVER_ERROR, f"status {first.status}: {_snippet(first.body)}", statuses
+        )
+    if operation is not None:
+        from heisen.fuzz._conformance import check_response
+
+        for record in records:
+            if record.status is None:
+                continue
+            headers = _headers_of(record)
+            problems = check_response(operation, record.status, headers, _body_of(record))
+            if problems:
+                return Verdict(Outcome.NONCONFORMING, "; ".join(problems[:3]), statuses)
+    return Verdict(None, "passed", statuses)
+
+
+def _headers_of(record: RequestRecord) -> dict[str, str]:
+    """Records keep no response headers: a body that parses as JSON is taken as JSON, else as text."""
+    body = _body_of(record)
+    if not body.strip():
+        return {}
+    try:
+        json.loads(body)
+    except ValueError:
+        return {"Content-Type": "text/plain"}
+    return {"Content-Type": "application/json"}
+
+
+def _body_of(record: RequestRecord) -> bytes:
+    return bytes(record.body or b"")
+
+
+def _snippet(body: bytes, limit: int = 120) -> str:
+    text = bytes(body or b"").decode("utf-8", "replace").strip().replace("\n", " ")
+    return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")
+
+
+# -- a campaign: every case, then one failure per symptom shrunk, all stored ----------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failing case, its smallest known payload, and the failure whose symptom it shares."""
+
+    case: FuzzCase
+    verdict: Verdict
+    shrunk: Any
+    shrink_attempts: int = 0
+    duplicate_of: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        assert self.verdict.outcome is not None
+        return self.verdict.outcome
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Bounds on shrinking: attempts per failure and over the whole campaign."""
+
+    per_failure: int = 120
+    total: int = 1000
+    enabled: bool = True
+
+
+def symptom(verdict: Verdict) -> tuple[str, str]:
+    """Failures with the same outcome and the same detail (numbers aside) are taken as one bug."""
+    return str(verdict.outcome), re.sub(r"\d+", "N", verdict.detail)
+
+
+def run_campaign(
+    sender: Sender,
+    cases: Sequence[FuzzCase],
+    *,
+    budget: Budget,
+    schema: Any = None,
+    corpus: Any = None,
+    operation: str | None = None,
+    shrunk_before: frozenset[str] = frozenset(),
+    progress: Callable[[int, int, FuzzCase, Verdict], None] | None = None,
+) -> list[Failure]:
+    """Send every case; shrink one failure per symptom (the smallest); store every failure in `corpus`.
+
+    Shrinking one representative per symptom keeps the cost bounded when many
+    edges hit the same bug (int32 max + 1, int64 max, int64 max + 1 …); the
+    others point at it with `duplicate_of`. Cases in `shrunk_before` (taken
+    from an earlier run's corpus) are not shrunk again.
+    """
+    failing: list[tuple[FuzzCase, Verdict]] = []
+    for index, case in enumerate(cases, 1):
+        verdict = sender.outcome(case)
+        if progress is not None:
+            progress(index, len(cases), case, verdict)
+        if verdict.outcome is not None:
+            failing.append((case, verdict))
+    groups: dict[tuple[str, str], list[tuple[FuzzCase, Verdict]]] = {}
+    for item in failing:
+        groups.setdefault(symptom(item[1]), []).append(item)
+    representatives: dict[tuple[str, str], tuple[str, Any, int]] = {}
+    spent = 0
+    for key, members in groups.items():
+        head, verdict = min(
+            members, key=lambda m: (m[0].id not in shrunk_before, shrink_effort(m[0].payload))
+        )
+        shrunk, attempts = head.payload, 0
+        if (
+            budget.enabled
+            and sender.target.has_body
+            and spent < budget.total
+            and head.id not in shrunk_before
+        ):
+            shrunk, attempts = _shrink(
+                sender, head, verdict, schema, min(budget.per_failure, budget.total - spent)
+            )
+            spent += attempts
+        representatives[key] = (head.id, shrunk, attempts)
+    failures = []
+    for case, verdict in failing:
+        head_id, shrunk, attempts = representatives[symptom(verdict)]
+        if head_id == case.id:
+            failure = Failure(case, verdict, shrunk, attempts)
+        else:
+            failure = Failure(case, verdict, case.payload, 0, head_id)
+        failures.append(failure)
+        if corpus is not None:
+            small = None
+            if failure.shrunk is not case.payload:
+                small = make_case(
+                    failure.shrunk, case.label, case.kind, case.path_params, case.query
+                )
+            corpus.add(case, outcome=failure.outcome.value, operation=operation, shrunk=small)
+    return failures
+
+
+def shrink_effort(payload: Any) -> int:
+    """About how many attempts shrinking `payload` takes: a few per node, bisection steps per number and string."""
+    effort, stack = 0, [payload]
+    while stack:
+        value = stack.pop()
+        effort += 1
+        if isinstance(value, dict):
+            stack += value.values()
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str):
+            effort += len(value).bit_length()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            effort += abs(value).bit_length()
+        elif isinstance(value, float):
+            effort += 64
+    return effort
+
+
+def _shrink(
+    sender: Sender, case: FuzzCase, verdict: Verdict, schema: Any, attempts: int
+) -> tuple[Any, int]:
+    from heisen.fuzz._shrink import shrink
+
+    kind = verdict.outcome
+
+    def still_fails(candidate: Any) -> bool:
+        return sender.outcome(case, candidate, use_payload=True).outcome is kind
+
+    result = shrink(case.payload, still_fails, max_attempts=attempts, schema=schema)
+    return result.shrunk, result.attempts

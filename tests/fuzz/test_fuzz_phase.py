@@ -1,0 +1,164 @@
+"""The fuzz phase through `heisen fuzz PIPELINE`: a buggy stock service, embedded PostgreSQL, real replays."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from fuzz_servers import serve
+from stock_service import make_app
+
+HERE = Path(__file__).parent
+
+PIPELINE = """\
+apiVersion: heisen/v1
+kind: Pipeline
+name: fuzz-stock
+seed: 11
+dependencies:
+  postgres: {{kind: postgres, dsn: "{dsn}"}}
+services:
+  stock:
+{service}
+scenario:
+  setup:
+    - sql: "UPDATE stock SET left_qty = 100; DELETE FROM takes"
+  requests:
+    take: {{method: POST, path: /items/apple/take, json: {{qty: 1}}}}
+  load:
+    - burst: {{requests: 2}}
+  timeout: 3s
+invariants:
+  - name: stock-within-capacity
+    sql: "SELECT left_qty FROM stock WHERE item = 'apple'"
+    expect: left_qty <= 100
+phases:
+  fuzz:
+{fuzz}
+"""
+
+
+def heisen(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "heisen", *args], capture_output=True, text=True,
+                          timeout=timeout, env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+
+
+def fuzz_outputs(run_dir: Path) -> dict:
+    manifest = yaml.safe_load((run_dir / "manifest.yaml").read_text())
+    return manifest["phases"]["fuzz"]
+
+
+@pytest.fixture
+def dsn(embedded_postgres) -> str:
+    return embedded_postgres.create_database(f"fuzz_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def buggy_url(dsn) -> Iterator[str]:
+    with serve(lambda: make_app(dsn)) as url:
+        yield url
+
+
+def write_pipeline(folder: Path, dsn: str, service: str, fuzz: str) -> Path:
+    shutil.copy(HERE / "stock_openapi.yaml", folder / "openapi.yaml")
+    shutil.copy(HERE / "stock_service.py", folder / "stock_service.py")
+    path = folder / "pipeline.yaml"
+    path.write_text(PIPELINE.format(dsn=dsn, service=service, fuzz=fuzz))
+    return path
+
+
+def by_shrunk(failures: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(f["outcome"], f["shrunk"]): f for f in failures}
+
+
+def test_fuzz_finds_shrinks_and_replays_the_qty_bugs(tmp_path, dsn, buggy_url):
+    fuzz = "    request: take\n    openapi: openapi.yaml\n    operation: POST /items/{item}/take\n    cases: 45"
+    pipeline = write_pipeline(tmp_path, dsn, f"    url: {buggy_url}", fuzz)
+    first = tmp_path / "runs" / "first"
+    result = heisen("fuzz", str(pipeline), "--run-dir", str(first))
+    assert result.returncode == 1, result.stderr
+    phase = fuzz_outputs(first)
+    assert phase["status"] == "failed"
+    outputs = phase["outputs"]
+    assert outputs["cases"] == 45 and outputs["regression"] == 0
+    assert outputs["requests"] >= 45 and outputs["status_codes"]
+    shrunk = by_shrunk(outputs["failures"])
+    # a qty past INTEGER: a 500, shrunk to the first value out of range, whatever it started from
+    assert ("5xx", '{"qty":2147483648}') in shrunk
+    # a negative qty raises the stock: the SQL invariant, shrunk to -1
+    assert ("invariant", '{"qty":-1}') in shrunk
+    # qty 0 is accepted and echoed: the 201 breaks the document
+    assert ("nonconforming", '{"qty":0}') in shrunk
+    assert set(outputs["by_outcome"]) >= {"5xx", "invariant", "nonconforming"}
+    assert outputs["by_outcome"]["5xx"] >= 2
+    for failure in outputs["failures"]:
+        assert set(failure) >= {"id", "outcome", "payload", "shrunk", "replay", "rerun"}
+        assert (first / "fuzz-corpus" / f"{failure['id']}.json").is_file()
+    assert outputs["corpus"] == "fuzz-corpus"
+    findings = outputs["findings"]
+    assert {f["name"] for f in findings} >= {"5xx", "invariant", "nonconforming"}
+    assert all(f["phase"] == "fuzz" and f["replay"] for f in findings)
+
+    # the single-request replays exit 1 while the bug is there, 0 against the fixed service
+    server_error = shrunk[("5xx", '{"qty":2147483648}')]
+    nonconforming = shrunk[("nonconforming", '{"qty":0}')]
+    for failure in (server_error, nonconforming):
+        replay = subprocess.run(shlex.split(failure["replay"]), capture_output=True, text=True, timeout=30)
+        assert replay.returncode == 1, replay.stderr
+    assert "heisen.fuzz._replay" in server_error["replay"] and buggy_url in server_error["replay"]
+    with serve(lambda: make_app(dsn, fixed=True)) as fixed_url:
+        for failure in (server_error, nonconforming):
+            words = [fixed_url + w[len(buggy_url):] if w.startswith(buggy_url) else w
+                     for w in shlex.split(failure["replay"])]
+            assert subprocess.run(words, capture_output=True, timeout=30).returncode == 0
+    # an invariant needs the system: its replay reruns the phase with the run's seed
+    invariant = shrunk[("invariant", '{"qty":-1}')]
+    assert invariant["replay"] == invariant["rerun"]
+    assert invariant["rerun"] == f"heisen fuzz {pipeline} --seed 11"
+
+    # the next run in the same runs folder tries the stored failures first
+    pipeline.write_text(pipeline.read_text().replace("cases: 45", "cases: 2"))
+    second = tmp_path / "runs" / "second"
+    again = heisen("fuzz", str(pipeline), "--run-dir", str(second), "--seed", "99")
+    assert again.returncode == 1, again.stderr
+    outputs = fuzz_outputs(second)["outputs"]
+    assert outputs["regression"] >= len({f["shrunk"] for f in fuzz_outputs(first)["outputs"]["failures"]})
+    assert outputs["cases"] == outputs["regression"] + 2
+    assert {"5xx", "invariant", "nonconforming"} <= set(outputs["by_outcome"])
+    assert ("5xx", '{"qty":2147483648}') in by_shrunk(outputs["failures"])
+
+
+def test_a_replica_that_dies_is_caught_with_fields_and_no_openapi(tmp_path, dsn):
+    service = ('    command: ["{{ python }}", "stock_service.py"]\n'
+               '    env: {DATABASE_URL: "{{ deps.postgres.dsn }}", CRASH_ON_NUL: "1"}\n'
+               "    health: {path: /health, timeout: 20s}")
+    fuzz = "    fields:\n      note: {type: string}\n    cases: 32\n    shrink: false"
+    pipeline = write_pipeline(tmp_path, dsn, service, fuzz)
+    run_dir = tmp_path / "runs" / "one"
+    result = heisen("fuzz", str(pipeline), "--run-dir", str(run_dir))
+    assert result.returncode == 1, result.stderr
+    outputs = fuzz_outputs(run_dir)["outputs"]
+    died = [f for f in outputs["failures"] if f["outcome"] == "replica-died"]
+    assert died and "\\u0000" in died[0]["payload"], outputs["failures"]
+    assert died[0]["shrunk"] == died[0]["payload"]  # shrink: false
+    assert outputs["by_outcome"] == {"replica-died": 1}  # the cases after the restart were answered
+    assert "fuzz" in result.stderr
+
+
+def test_a_correct_service_passes(tmp_path, dsn):
+    with serve(lambda: make_app(dsn, fixed=True)) as url:
+        fuzz = "    request: take\n    openapi: openapi.yaml\n    cases: 40"
+        pipeline = write_pipeline(tmp_path, dsn, f"    url: {url}", fuzz)
+        run_dir = tmp_path / "runs" / "ok"
+        result = heisen("fuzz", str(pipeline), "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    outputs = fuzz_outputs(run_dir)["outputs"]
+    assert outputs["failures"] == [] and outputs["corpus"] is None
+    assert outputs["operation"] == "POST /items/{item}/take"
