@@ -399,12 +399,14 @@ class Inventory:
         return order_response(row[0], event_id, user, qty, row[1])
 
     async def checkout_fixed(self, event_id: str, body: dict[str, Any]) -> web.Response:
+        if not printable_text(event_id):
+            raise HttpError(404, "no such event")
         unknown = sorted(set(body) - {"user", "qty"})
         if unknown:
             raise HttpError(400, f"unknown fields: {', '.join(unknown)}")
         user, qty = body.get("user"), body.get("qty")
-        if not isinstance(user, str) or not 1 <= len(user) <= 64:
-            raise HttpError(400, "user must be a string of 1 to 64 characters")
+        if not isinstance(user, str) or not 1 <= len(user) <= 64 or not printable_text(user):
+            raise HttpError(400, "user must be printable text of 1 to 64 characters")
         if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= MAX_QTY:
             raise HttpError(400, f"qty must be an integer from 1 to {MAX_QTY}")
 
@@ -621,6 +623,15 @@ def order_response(
     return web.json_response(order_payload(order_id, event_id, user, qty, created_at), status=201)
 
 
+def printable_text(text: str) -> bool:
+    """No control characters (NUL included) and no lone surrogates: what PostgreSQL text can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return text.isprintable()
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -638,7 +649,9 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         return response
     except HttpError as exc:
         return web.json_response({"error": exc.message}, status=exc.status)
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        if exc.status >= 400:  # unknown routes and methods answer JSON too, like every other error
+            return web.json_response({"error": exc.reason}, status=exc.status)
         raise
     except (psycopg.OperationalError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
         return web.json_response(

@@ -186,7 +186,8 @@ class Runner:
         self.save()
         started = time.monotonic()
         self.sink(events.PhaseStarted(name, getattr(section, "trials", None)))
-        if name not in NEEDS_NO_SYSTEM:
+        needs_system = getattr(module, "needs_system", lambda pipeline: name not in NEEDS_NO_SYSTEM)
+        if needs_system(self.loaded.pipeline):
             self._start_system()
         ctx = PhaseContext(
             loaded=self.loaded,

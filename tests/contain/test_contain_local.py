@@ -52,7 +52,8 @@ def test_contain_under_250m_throttles_and_records_the_contract(
     outputs = contain["outputs"]
     for key in LOAD_KEYS:
         assert key in outputs
-    assert outputs["limits"] == {"counter": {"cpu": "250m", "memory": "256Mi"}}
+    assert outputs["limits"] == {"cpu": "250m", "memory": "256Mi"}
+    assert outputs["limits_by_service"] == {"counter": {"cpu": "250m", "memory": "256Mi"}}
     assert outputs["enforcement"] == "cgroup"
     throttled = outputs["throttled"]
     assert set(throttled) == {"periods", "throttled_periods", "throttled_s"}

@@ -41,6 +41,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) -> PhaseResult:
     outputs: dict[str, Any] = {**measured.result.outputs, **measured.extras}
+    # The contract's `limits` is one {cpu, memory}: the first limited service's; all are kept beside it.
+    outputs["limits_by_service"] = outputs.pop("limits", {})
+    outputs["limits"] = next(iter(outputs["limits_by_service"].values()), {"cpu": None, "memory": None})
     outputs["amplification"] = amplification(outputs["violation_rate"], ctx.outputs_of("stress"))
     stress_p99 = ctx.outputs_of("stress").get("latency_ms", {}).get("p99")
     if stress_p99 is not None:
@@ -63,7 +66,7 @@ def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) ->
 def _summary(outputs: dict[str, Any], notes: list[str]) -> str:
     limits = ", ".join(
         f"{name} " + " ".join(f"{k}={v}" for k, v in spec.items() if v is not None)
-        for name, spec in outputs.get("limits", {}).items()
+        for name, spec in outputs.get("limits_by_service", {}).items()
     )
     text = (
         f"{outputs['violations']}/{outputs['trials']} trials violated an invariant under {limits}"

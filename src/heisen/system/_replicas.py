@@ -250,6 +250,11 @@ class ReplicaSet:
                 for r in self._replicas
             ]
 
+    def cgroup_of(self, index: int) -> Cgroup | None:
+        """Replica `index`'s cgroup, or None when it runs without one (chaos attaches CPU burners to it)."""
+        with self._lock:
+            return self._replicas[index].cgroup
+
     def kill(self, index: int, sig: int = signal.SIGKILL) -> int | None:
         """Send `sig` to replica `index` (its whole process group); returns the pid hit."""
         with self._lock:

@@ -1,0 +1,313 @@
+"""Experiments on the local backend: what each kind does, and when.
+
+Schedule. Experiment `e` runs `count` rounds; round k starts at
+`start + k * interval` seconds after the load began. `interval` defaults to
+`duration / count` for the instantaneous kinds (kills, restarts: LitmusChaos'
+CHAOS_INTERVAL within TOTAL_CHAOS_DURATION) and to `duration` for the timed
+kinds (faults that last `duration`, back to back). Every experiment runs in
+its own worker thread, so experiments overlap as their `start`s say; a round
+due after the load has ended is not injected (the phase warns up front).
+
+Within a round, `sequence` says how the targets are hit (LitmusChaos'
+SEQUENCE): `serial` kills one replica, waits until the supervisor has a new
+one ready, then the next; `parallel` kills them all at once.
+
+Kinds (local backend):
+- pod-delete: `percentage`% of the service's replicas (at least one) get
+  SIGKILL (`force`) or SIGTERM then SIGKILL after `grace`, the whole process
+  group, like a pod; the ReplicaSet restarts them (policy Always, backoff).
+- container-kill: SIGKILL of the replica's main process only.
+- pod-network-latency: a `latency` toxic on `link` for `duration`
+  (`attributes` are the toxic's: `latency`/`jitter` ms, or a distribution;
+  default 2000 ms as LitmusChaos' NETWORK_LATENCY).
+- pod-network-loss: a `timeout` toxic (data stops, the connection hangs) on
+  `loss`% of the link's connections (`attributes.loss`, default 100).
+- reset-peer: a `reset_peer` toxic (`attributes.timeout` ms, `toxicity`).
+- partition: the link refuses every connection for `duration`.
+- pod-cpu-hog: `cores` burner processes per target replica for `duration`.
+- dependency-restart: the embedded PostgreSQL/Redis is restarted.
+
+Every fault goes through the `Faults` ledger, so the phase's rollback removes
+whatever is still applied, whichever thread applied it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from heisen._schema._phases import Experiment
+from heisen.chaos._cpu_hog import Burners
+from heisen.chaos._faults import Faults
+from heisen.chaos._timeline import Timeline
+
+INSTANT = ("pod-delete", "container-kill", "dependency-restart")
+READY_DEADLINE_S = 60.0
+
+
+def round_times(experiment: Experiment) -> list[float]:
+    """When each round starts, in seconds after the load began."""
+    if experiment.interval is not None:
+        interval = experiment.interval
+    elif experiment.kind in INSTANT:
+        interval = experiment.duration / experiment.count
+    else:
+        interval = experiment.duration
+    return [experiment.start + k * interval for k in range(experiment.count)]
+
+
+def schedule_end(experiment: Experiment) -> float:
+    """When the experiment's last fault is planned to end (instant kinds: when it is injected)."""
+    last = round_times(experiment)[-1]
+    return last if experiment.kind in INSTANT else last + experiment.duration
+
+
+@dataclass
+class ExperimentRecord:
+    """What one experiment did: the manifest's `experiments[i]` before its verdict."""
+
+    experiment: Experiment
+    planned: int
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    windows: list[tuple[float, float]] = field(default_factory=list)  # when its faults were active (t_s)
+    error: str | None = None
+    finished: bool = False
+
+    def injected(self) -> dict[str, Any]:
+        targets: list[str] = []
+        for entry in self.rounds:
+            targets.extend(t for t in entry["targets"] if t not in targets)
+        return {"count": len(self.rounds), "targets": targets}
+
+
+class LocalInjector:
+    """Faults on what heisen started: replicas, link proxies, embedded dependencies."""
+
+    def __init__(self, system: Any, faults: Faults, timeline: Timeline, log_dir: Any) -> None:
+        self.system = system
+        self.faults = faults
+        self.timeline = timeline
+        self.log_dir = log_dir
+        self.warnings: list[str] = []
+        self._burners: list[Burners] = []
+        self._lock = threading.Lock()
+
+    def check(self, experiment: Experiment) -> None:
+        """Refuse, before anything starts, what heisen cannot do here."""
+        if experiment.kind in ("pod-delete", "container-kill", "pod-cpu-hog"):
+            self.system.replicas(experiment.service)
+        elif experiment.kind == "dependency-restart":
+            assert experiment.dependency is not None
+            self.system.dependency_address(experiment.dependency)
+        else:
+            assert experiment.link is not None
+            self.system.link_proxy(experiment.link)
+
+    def inject(self, experiment: Experiment, number: int, rng: random.Random, stop: threading.Event,
+               record: ExperimentRecord) -> list[str]:
+        """One round of `experiment`; blocks while its fault lasts; returns its targets."""
+        action: Callable[..., list[str]] = getattr(self, "_" + experiment.kind.replace("-", "_"))
+        return action(experiment, number, rng, stop, record)
+
+    def rollback(self) -> None:
+        """The catch-all after the ledger closed: no toxic, every link enabled, no burner."""
+        self.system.reset_faults()
+        with self._lock:
+            burners, self._burners = self._burners, []
+        for burner in burners:
+            burner.stop()
+
+    # -- kills ------------------------------------------------------------------------
+
+    def _pod_delete(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                    record: ExperimentRecord) -> list[str]:
+        return self._kill(e, rng, stop, record, process_only=False)
+
+    def _container_kill(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                        record: ExperimentRecord) -> list[str]:
+        return self._kill(e, rng, stop, record, process_only=True)
+
+    def _kill(self, e: Experiment, rng: random.Random, stop: threading.Event, record: ExperimentRecord, *,
+              process_only: bool) -> list[str]:
+        replicas = self.system.replicas(e.service)
+        infos = replicas.replicas_info()
+        wanted = max(1, math.ceil(len(infos) * e.percentage / 100))
+        chosen = sorted(rng.sample(range(len(infos)), min(wanted, len(infos))))
+        groups = [chosen] if e.sequence == "parallel" else [[index] for index in chosen]
+        targets: list[str] = []
+        for group in groups:
+            if stop.is_set():
+                break
+            began = self.timeline.now()
+            killed: list[tuple[int, int]] = []
+            for index in group:
+                pid = self._kill_one(replicas, index, e, process_only)
+                label = f"{e.kind} {replicas.name}-{index}" + (f" (pid {pid})" if pid else " (not running)")
+                targets.append(f"{replicas.name}-{index}")
+                self.timeline.add("inject", label, experiment=e.name)
+                if pid is not None:
+                    killed.append((index, pid))
+            applied = self.faults.apply(f"{e.name}: {replicas.name} replicas restarting", lambda: None,
+                                        lambda: None)
+            try:
+                for index, pid in killed:
+                    self._wait_replaced(replicas, index, pid, stop)
+            finally:
+                if applied is not None:
+                    self.faults.remove(applied[0])
+            record.windows.append((began, self.timeline.now()))
+        return targets
+
+    def _kill_one(self, replicas: Any, index: int, e: Experiment, process_only: bool) -> int | None:
+        info = replicas.replicas_info()[index]
+        if info.pid is None or not info.alive:
+            return None
+        if process_only:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info.pid, signal.SIGKILL)
+            return int(info.pid)
+        if e.force:
+            pid = replicas.kill(index, signal.SIGKILL)
+            return int(pid) if pid is not None else None
+        pid = replicas.kill(index, signal.SIGTERM)
+        deadline = time.monotonic() + e.grace
+        while time.monotonic() < deadline and _same_alive(replicas, index, pid):
+            time.sleep(0.02)
+        if pid is not None and _same_alive(replicas, index, pid):
+            replicas.kill(index, signal.SIGKILL)
+        return int(pid) if pid is not None else None
+
+    def _wait_replaced(self, replicas: Any, index: int, old_pid: int, stop: threading.Event) -> None:
+        deadline = time.monotonic() + READY_DEADLINE_S
+        while time.monotonic() < deadline and not stop.is_set():
+            info = replicas.replicas_info()[index]
+            if info.pid not in (None, old_pid) and info.ready:
+                self.timeline.add("recovered", f"{replicas.name}-{index} ready again (pid {info.pid})")
+                return
+            time.sleep(0.05)
+
+    # -- network ----------------------------------------------------------------------
+
+    def _toxic(self, e: Experiment, number: int, stop: threading.Event, record: ExperimentRecord,
+               kind: str, attributes: dict[str, Any], toxicity: float, stream: str) -> list[str]:
+        assert e.link is not None
+        name = f"chaos-{e.name}-{number}"
+        toxic = {"name": name, "type": kind, "stream": stream, "toxicity": toxicity, "attributes": attributes}
+        link = e.link
+        return self._hold(e, record, stop, f"{kind} toxic on {link}",
+                          lambda: self.system.add_toxic(link, toxic),
+                          lambda: self.system.remove_toxic(link, name), [link])
+
+    def _pod_network_latency(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                             record: ExperimentRecord) -> list[str]:
+        attributes = dict(e.attributes)
+        toxicity = float(attributes.pop("toxicity", 1.0))
+        stream = str(attributes.pop("stream", "downstream"))
+        if not attributes:
+            attributes = {"latency": 2000}
+        return self._toxic(e, number, stop, record, "latency", attributes, toxicity, stream)
+
+    def _pod_network_loss(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                          record: ExperimentRecord) -> list[str]:
+        attributes = dict(e.attributes)
+        loss = float(attributes.pop("loss", 100))
+        stream = str(attributes.pop("stream", "upstream"))
+        attributes.setdefault("timeout", 0)
+        return self._toxic(e, number, stop, record, "timeout", attributes, min(1.0, loss / 100), stream)
+
+    def _reset_peer(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                    record: ExperimentRecord) -> list[str]:
+        attributes = dict(e.attributes)
+        toxicity = float(attributes.pop("toxicity", 1.0))
+        stream = str(attributes.pop("stream", "downstream"))
+        attributes.setdefault("timeout", 0)
+        return self._toxic(e, number, stop, record, "reset_peer", attributes, toxicity, stream)
+
+    def _partition(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                   record: ExperimentRecord) -> list[str]:
+        assert e.link is not None
+        link = e.link
+        return self._hold(e, record, stop, f"partition of {link}",
+                          lambda: self.system.set_link_enabled(link, False),
+                          lambda: self.system.set_link_enabled(link, True), [link])
+
+    # -- CPU and dependencies -----------------------------------------------------------
+
+    def _pod_cpu_hog(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                     record: ExperimentRecord) -> list[str]:
+        replicas = self.system.replicas(e.service)
+        infos = replicas.replicas_info()
+        wanted = max(1, math.ceil(len(infos) * e.percentage / 100))
+        chosen = sorted(rng.sample(range(len(infos)), min(wanted, len(infos))))
+        burners: list[Burners] = []
+
+        def start() -> None:
+            for index in chosen:
+                burner = Burners(f"{e.name}-{number}-{replicas.name}-{index}", self.log_dir)
+                with self._lock:
+                    self._burners.append(burner)
+                burners.append(burner)
+                cgroup = replicas.cgroup_of(index) if hasattr(replicas, "cgroup_of") else None
+                pids = burner.start(e.cores, cgroup=cgroup, beside_pid=infos[index].pid)
+                if burner.mode != "cgroup":
+                    warning = (f"{e.name}: {replicas.name}-{index} has no cgroup; its {e.cores} burner(s) are "
+                               "pinned to the CPU it last ran on (give the service resources: for a real "
+                               "pod-cpu-hog)")
+                    if warning not in self.warnings:
+                        self.warnings.append(warning)
+                self.timeline.add("burners", f"{replicas.name}-{index}: pids {pids} ({burner.mode})",
+                                  experiment=e.name)
+
+        def undo() -> None:
+            for burner in burners:
+                burner.stop()
+
+        targets = [f"{replicas.name}-{index}" for index in chosen]
+        return self._hold(e, record, stop, f"cpu hog ({e.cores} cores) on {', '.join(targets)}", start, undo,
+                          targets)
+
+    def _dependency_restart(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
+                            record: ExperimentRecord) -> list[str]:
+        assert e.dependency is not None
+        began = self.timeline.now()
+        self.timeline.add("inject", f"restart of {e.dependency}", experiment=e.name)
+        applied = self.faults.apply(f"{e.name}: {e.dependency} restarting", lambda: None, lambda: None)
+        try:
+            self.system.restart_dependency(e.dependency)
+        finally:
+            if applied is not None:
+                self.faults.remove(applied[0])
+        self.timeline.add("recovered", f"{e.dependency} is back", experiment=e.name)
+        record.windows.append((began, self.timeline.now()))
+        return [e.dependency]
+
+    # -- a fault held for `duration` -------------------------------------------------------
+
+    def _hold(self, e: Experiment, record: ExperimentRecord, stop: threading.Event, label: str,
+              do: Callable[[], Any], undo: Callable[[], None], targets: list[str]) -> list[str]:
+        full = f"{e.name}: {label}"
+        began = self.timeline.now()
+        applied = self.faults.apply(full, do, undo)
+        if applied is None:
+            return []
+        self.timeline.add("inject", f"{label} for {e.duration:g}s", experiment=e.name)
+        try:
+            stop.wait(e.duration)
+        finally:
+            self.faults.remove(applied[0])
+            record.windows.append((began, self.timeline.now()))
+        return targets
+
+
+def _same_alive(replicas: Any, index: int, pid: int | None) -> bool:
+    info = replicas.replicas_info()[index]
+    return pid is not None and info.pid == pid and info.alive
+

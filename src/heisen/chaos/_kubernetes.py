@@ -1,0 +1,244 @@
+"""Chaos on Kubernetes: pod deletion through the API, network and CPU faults
+through the chaos engine the cluster has.
+
+Blast radius: only the namespace the pipeline names (`phases.chaos.namespace`)
+and only pods that match its `selector` *and* carry heisen's labels
+(`KubeBackend` adds them to every selector and refuses anything else).
+
+Engines, in order of preference:
+- LitmusChaos (CRD `chaosengines.litmuschaos.io`): one `ChaosEngine` per
+  round, with the experiment's tunables as env (`TOTAL_CHAOS_DURATION`,
+  `NETWORK_LATENCY`, `NETWORK_PACKET_LOSS_PERCENTAGE`, `CPU_CORES`, ...);
+  the ChaosExperiment resources themselves come from the Litmus hub.
+- Chaos Mesh (CRD `networkchaos.chaos-mesh.org`): a `NetworkChaos` (delay,
+  loss, partition) or a `StressChaos` for pod-cpu-hog.
+- neither: a SystemUnavailable that says what to install.
+
+Each object heisen creates is deleted when its duration ends and again in the
+rollback (deleting a ChaosEngine/NetworkChaos makes the engine revert the
+fault). pod-delete uses the API directly, grace 0 when `force`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import threading
+from typing import Any
+
+from heisen._schema._phases import ChaosSection, Experiment
+from heisen.chaos._faults import Faults
+from heisen.chaos._timeline import Timeline
+from heisen.errors import SystemUnavailable, UsageError
+
+LITMUS = ("litmuschaos.io", "v1alpha1", "chaosengines")
+CHAOS_MESH = ("chaos-mesh.org", "v1alpha1")
+LITMUS_CRD = "chaosengines.litmuschaos.io"
+CHAOS_MESH_CRD = "networkchaos.chaos-mesh.org"
+INSTALL_HINT = (
+    "network and CPU chaos on Kubernetes needs LitmusChaos (CRD chaosengines.litmuschaos.io: "
+    "`kubectl apply -f https://litmuschaos.github.io/litmus/litmus-operator-v3.yaml`) or Chaos Mesh "
+    "(CRD networkchaos.chaos-mesh.org: `helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh`); "
+    "neither is installed in this cluster"
+)
+_LITMUS_NAMES = {
+    "pod-network-latency": "pod-network-latency", "pod-network-loss": "pod-network-loss",
+    "partition": "pod-network-loss", "reset-peer": "pod-http-reset-peer", "pod-cpu-hog": "pod-cpu-hog",
+}
+
+
+def _selector(selector: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
+def _ms(attributes: dict[str, Any], key: str, default: int) -> int:
+    return int(attributes.get(key, attributes.get("median_ms", default)) if key == "latency" else
+               attributes.get(key, default))
+
+
+def render_chaos_engine(experiment: Experiment, number: int, namespace: str, selector: dict[str, str],
+                        labels: dict[str, str]) -> dict[str, Any]:
+    """The LitmusChaos ChaosEngine that runs one round of `experiment`."""
+    name = _LITMUS_NAMES.get(experiment.kind)
+    if name is None:
+        raise UsageError(f"{experiment.kind} has no LitmusChaos experiment")
+    a = experiment.attributes
+    env = {"TOTAL_CHAOS_DURATION": str(math.ceil(experiment.duration)),
+           "PODS_AFFECTED_PERC": str(experiment.percentage), "SEQUENCE": experiment.sequence}
+    if experiment.kind == "pod-network-latency":
+        env["NETWORK_LATENCY"] = str(_ms(a, "latency", 2000))
+        env["JITTER"] = str(int(a.get("jitter", 0)))
+    elif experiment.kind in ("pod-network-loss", "partition"):
+        loss = 100 if experiment.kind == "partition" else int(a.get("loss", 100))
+        env["NETWORK_PACKET_LOSS_PERCENTAGE"] = str(loss)
+    elif experiment.kind == "reset-peer":
+        env["RESET_TIMEOUT"] = str(int(a.get("timeout", 0)))
+    elif experiment.kind == "pod-cpu-hog":
+        env["CPU_CORES"] = str(experiment.cores)
+    for key in ("DESTINATION_HOSTS", "DESTINATION_IPS", "TARGET_CONTAINER", "NETWORK_INTERFACE"):
+        if key.lower() in a:
+            env[key] = str(a[key.lower()])
+    return {
+        "apiVersion": "litmuschaos.io/v1alpha1",
+        "kind": "ChaosEngine",
+        "metadata": {"name": f"heisen-{experiment.name}-{number}", "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "engineState": "active",
+            "appinfo": {"appns": namespace, "applabel": _selector(selector), "appkind": "deployment"},
+            "chaosServiceAccount": a.get("service_account", f"{name}-sa"),
+            "jobCleanUpPolicy": "delete",
+            "experiments": [{"name": name, "spec": {"components": {
+                "env": [{"name": key, "value": value} for key, value in env.items()]}}}],
+        },
+    }
+
+
+def render_chaos_mesh(experiment: Experiment, number: int, namespace: str, selector: dict[str, str],
+                      labels: dict[str, str]) -> dict[str, Any]:
+    """The Chaos Mesh NetworkChaos (or StressChaos for pod-cpu-hog) of one round."""
+    a = experiment.attributes
+    metadata = {"name": f"heisen-{experiment.name}-{number}", "namespace": namespace, "labels": dict(labels)}
+    target = {"namespaces": [namespace], "labelSelectors": dict(selector)}
+    mode = "all" if experiment.percentage == 100 else "fixed-percent"
+    common: dict[str, Any] = {"selector": target, "mode": mode, "duration": f"{math.ceil(experiment.duration)}s"}
+    if mode == "fixed-percent":
+        common["value"] = str(experiment.percentage)
+    if experiment.kind == "pod-cpu-hog":
+        spec = {**common, "stressors": {"cpu": {"workers": experiment.cores, "load": 100}}}
+        return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "StressChaos", "metadata": metadata, "spec": spec}
+    if experiment.kind == "pod-network-latency":
+        spec = {**common, "action": "delay", "delay": {"latency": f"{_ms(a, 'latency', 2000)}ms",
+                                                       "jitter": f"{int(a.get('jitter', 0))}ms",
+                                                       "correlation": str(a.get("correlation", 0))}}
+    elif experiment.kind == "pod-network-loss":
+        spec = {**common, "action": "loss", "loss": {"loss": str(int(a.get("loss", 100)))}}
+    elif experiment.kind == "partition":
+        spec = {**common, "action": "partition", "direction": str(a.get("direction", "both"))}
+    else:
+        raise UsageError(f"{experiment.kind} has no Chaos Mesh NetworkChaos action")
+    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos", "metadata": metadata, "spec": spec}
+
+
+def detect_engine(api_client: Any) -> str:
+    """`litmus` or `chaos-mesh`, whichever CRD is installed; else SystemUnavailable naming both."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    extensions = client.ApiextensionsV1Api(api_client)
+    for crd, engine in ((LITMUS_CRD, "litmus"), (CHAOS_MESH_CRD, "chaos-mesh")):
+        try:
+            extensions.read_custom_resource_definition(crd)
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                continue
+            raise SystemUnavailable(f"cannot read CRD {crd}: {exc.status} {exc.reason}") from exc
+        return engine
+    raise SystemUnavailable(INSTALL_HINT)
+
+
+class KubeInjector:
+    """Faults on the pods of one namespace + selector."""
+
+    def __init__(self, section: ChaosSection, faults: Faults, timeline: Timeline, *, kubeconfig: str | None = None,
+                 context: str | None = None) -> None:
+        from kubernetes import config
+
+        from heisen.system._kube import KubeBackend
+
+        if not section.selector:
+            raise UsageError("phases.chaos.selector: name the pods chaos may touch (e.g. {app: inventory})")
+        self.section = section
+        self.faults = faults
+        self.timeline = timeline
+        self.backend = KubeBackend(namespace=section.namespace, labels={}, kubeconfig=kubeconfig, context=context)
+        self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+        self.labels = dict(self.backend.labels)
+        self.warnings: list[str] = []
+        self._engine: str | None = None
+        self._created: list[tuple[str, str, str]] = []  # (group/version, plural, name)
+        self._lock = threading.Lock()
+
+    def engine(self) -> str:
+        if self._engine is None:
+            self._engine = detect_engine(self.api_client)
+        return self._engine
+
+    def check(self, experiment: Experiment) -> None:
+        if experiment.kind == "dependency-restart":
+            raise UsageError("dependency-restart needs a dependency heisen started (backend: local)")
+        if experiment.kind not in ("pod-delete", "container-kill"):
+            self.engine()
+
+    def inject(self, experiment: Experiment, number: int, rng: random.Random, stop: threading.Event,
+               record: Any) -> list[str]:
+        if experiment.kind in ("pod-delete", "container-kill"):
+            return self._delete_pods(experiment, rng, record)
+        if self.engine() == "litmus":
+            obj = render_chaos_engine(experiment, number, self.section.namespace, self.section.selector, self.labels)
+            where = ("litmuschaos.io", "v1alpha1", "chaosengines")
+        else:
+            obj = render_chaos_mesh(experiment, number, self.section.namespace, self.section.selector, self.labels)
+            plural = "stresschaos" if obj["kind"] == "StressChaos" else "networkchaos"
+            where = ("chaos-mesh.org", "v1alpha1", plural)
+        name = obj["metadata"]["name"]
+        began = self.timeline.now()
+        applied = self.faults.apply(f"{experiment.name}: {obj['kind']} {name}", lambda: self._create(where, obj),
+                                    lambda: self._delete(where, name))
+        if applied is None:
+            return []
+        self.timeline.add("inject", f"{obj['kind']} {name} for {experiment.duration:g}s", experiment=experiment.name)
+        try:
+            stop.wait(experiment.duration)
+        finally:
+            self.faults.remove(applied[0])
+            record.windows.append((began, self.timeline.now()))
+        return [f"{self.section.namespace}/{_selector(self.section.selector)}"]
+
+    def _delete_pods(self, experiment: Experiment, rng: random.Random, record: Any) -> list[str]:
+        pods = self.backend.list_pods(self.section.selector)
+        if not pods:
+            return []
+        wanted = max(1, math.ceil(len(pods) * experiment.percentage / 100))
+        chosen = rng.sample(pods, min(wanted, len(pods)))
+        grace = 0 if experiment.force else int(experiment.grace)
+        began = self.timeline.now()
+        names: list[str] = []
+        for pod in chosen:
+            names.extend(self.backend.delete_pod(pod.name, grace_period_s=grace))
+            self.timeline.add("inject", f"deleted pod {pod.name} (grace {grace}s)", experiment=experiment.name)
+        record.windows.append((began, self.timeline.now()))
+        return names
+
+    def _create(self, where: tuple[str, str, str], obj: dict[str, Any]) -> None:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        group, version, plural = where
+        try:
+            client.CustomObjectsApi(self.api_client).create_namespaced_custom_object(
+                group, version, self.section.namespace, plural, obj)
+        except ApiException as exc:
+            raise SystemUnavailable(f"could not create {obj['kind']} {obj['metadata']['name']}: "
+                                    f"{exc.status} {exc.reason}") from exc
+        with self._lock:
+            self._created.append((f"{group}/{version}", plural, obj["metadata"]["name"]))
+
+    def _delete(self, where: tuple[str, str, str], name: str) -> None:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        group, version, plural = where
+        with contextlib.suppress(ApiException):
+            client.CustomObjectsApi(self.api_client).delete_namespaced_custom_object(
+                group, version, self.section.namespace, plural, name)
+        with self._lock:
+            self._created = [c for c in self._created if c[2] != name]
+
+    def rollback(self) -> None:
+        with self._lock:
+            created = list(self._created)
+        for group_version, plural, name in created:
+            group, version = group_version.split("/")
+            self._delete((group, version, plural), name)
+        self.backend.close()

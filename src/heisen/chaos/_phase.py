@@ -1,0 +1,118 @@
+"""The chaos phase: setup → steady state before → load + experiments + probes
+→ rollback → steady state after → invariants and data loss.
+
+The rollback (`Faults.close`, then the injector's catch-all: no toxic, every
+link enabled, no burner, no chaos object) runs in a `finally`, so it happens
+on success, on error and on Ctrl-C; the replicas the kills took down are
+restarted by their ReplicaSet, and the phase waits until they are ready.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from heisen import events
+from heisen.chaos._data_loss import check_invariants
+from heisen.chaos._experiments import LocalInjector, round_times
+from heisen.chaos._faults import Faults, shielded
+from heisen.chaos._load import ChaosLoad, chaos_step
+from heisen.chaos._outputs import outputs
+from heisen.chaos._schedule import Schedule
+from heisen.chaos._steady_state import SteadyState
+from heisen.chaos._timeline import Timeline
+from heisen.errors import SystemUnavailable
+from heisen.manifest import PhaseStatus
+from heisen.phase import Finding, PhaseContext, PhaseResult
+from heisen.stress._render import RequestFactory
+
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    from heisen.oracle.pipeline_invariants import run_setup
+
+    section = ctx.pipeline.phases.chaos
+    if ctx.system is None:
+        raise SystemUnavailable("chaos needs a running system")
+    timeline = Timeline()
+    faults = Faults(timeline)
+    injector = _injector(ctx, section, faults, timeline)
+    for experiment in section.experiments:
+        injector.check(experiment)
+        late = [t for t in round_times(experiment) if t >= section.duration]
+        if late:
+            _warn(ctx, f"{experiment.name}: {len(late)} round(s) start after the {section.duration:g}s load "
+                       "and will not be injected")
+    run_setup(ctx.pipeline, ctx.system)
+    factory = RequestFactory(ctx.pipeline.scenario.requests, trial=1, seed=ctx.seed, run_id=ctx.manifest.run.id,
+                             faker_names=("chaos",))
+    load = ChaosLoad(ctx.pipeline, _address(ctx), factory, chaos_step(ctx.pipeline, section.rate, section.duration))
+    state = SteadyState(ctx, section.probes, timeline, faults, load.records)
+    schedule = Schedule(list(section.experiments), injector, timeline, ctx.seed, section.duration)
+    state.check("before")
+    try:
+        timeline.add("load", f"{section.rate:g} req/s for {section.duration:g}s")
+        load.start()
+        schedule.start()
+        state.start()
+        while load.running():
+            load.join(0.25)
+            ctx.emit(events.Progress("chaos", f"{len(load.records())} requests, faults: "
+                                     f"{', '.join(faults.active()) or 'none'}", timeline.now(), section.duration))
+    finally:
+        with shielded():
+            schedule.stop_event.set()
+            removed = faults.close()
+            injector.rollback()
+            load.stop()
+            schedule.stop()
+            state.stop()
+            timeline.add("rollback", f"{removed} active fault(s) removed; every link reset")
+    _wait_ready(ctx, timeline)
+    for warning in getattr(injector, "warnings", []):
+        _warn(ctx, warning)
+    records = load.records()
+    verdicts, loss = check_invariants(ctx, records, factory)
+    state.invariant_verdicts = {v["name"]: v for v in verdicts}
+    state.check("after")
+    out = outputs(records, schedule.records, state, verdicts, loss, timeline.entries())
+    findings = [Finding("chaos", v["name"], v["message"], f"heisen chaos {ctx.loaded.path} --seed {ctx.seed}",
+                        v.get("value", {})) for v in verdicts if v["held"] is False]
+    failed = out["verdict"] == "Fail" or loss["lost"] > 0
+    summary = (f"verdict {out['verdict']}: {sum(e['injected']['count'] for e in out['experiments'])} fault(s) "
+               f"injected, steady state {out['steady_state']['before']['verdict']}/"
+               f"{out['steady_state']['during']['verdict']}/{out['steady_state']['after']['verdict']}, "
+               f"{loss['lost']} acknowledged write(s) lost, {out['requests']} requests")
+    return PhaseResult(PhaseStatus.FAILED if failed else PhaseStatus.PASSED, summary, out, findings=findings)
+
+
+def _injector(ctx: PhaseContext, section: Any, faults: Faults, timeline: Timeline) -> Any:
+    if section.backend == "kubernetes":
+        from heisen.chaos._kubernetes import KubeInjector
+
+        contain = ctx.pipeline.phases.contain
+        return KubeInjector(section, faults, timeline, kubeconfig=getattr(contain, "kubeconfig", None),
+                            context=getattr(contain, "context", None))
+    return LocalInjector(ctx.system, faults, timeline, ctx.run_dir / "logs")
+
+
+def _address(ctx: PhaseContext) -> tuple[str, int]:
+    first = next(iter(ctx.pipeline.scenario.requests.values()))
+    address: tuple[str, int] = ctx.system.service_address(ctx.pipeline.target_service(first))  # type: ignore[union-attr]
+    return address
+
+
+def _wait_ready(ctx: PhaseContext, timeline: Timeline, deadline_s: float = 60.0) -> None:
+    """Until every replica heisen runs is ready again (the supervisor restarts killed ones)."""
+    deadline = time.monotonic() + deadline_s
+    for name in ctx.pipeline.services:
+        try:
+            replicas = ctx.system.replicas(name)  # type: ignore[union-attr]
+        except Exception:  # a service at a url: nothing heisen can wait for
+            continue
+        while time.monotonic() < deadline and not all(i.ready and i.alive for i in replicas.replicas_info()):
+            time.sleep(0.1)
+    timeline.add("ready", "every replica ready" if time.monotonic() < deadline else "replicas not all ready in time")
+
+
+def _warn(ctx: PhaseContext, message: str) -> None:
+    ctx.emit(events.Warning("chaos", message))
