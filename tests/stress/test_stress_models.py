@@ -154,3 +154,18 @@ def test_workers_split_the_load(raw_server: Server) -> None:
     assert sorted(r.index for r in records) == list(range(100))
     assert len({r.connection // 1_000_000 for r in records}) == 2
     assert all(r.status == 200 for r in records)
+
+
+def test_queued_requests_keep_their_own_send_time(raw_server: Server) -> None:
+    """A connection that takes the next queued request must not lend its send time to the last record."""
+    records = asyncio.run(
+        inject(
+            100, 0.5, host=raw_server.host, port=raw_server.port, make_request=get("/stall?ms=30"),
+            max_connections=2,
+        )
+    )  # fmt: skip
+    assert len(records) == 50 and all(r.error is None for r in records)
+    service_ms = sorted((r.latency_ns or 0) / 1e6 for r in records)
+    assert service_ms[0] >= 25, "each request stalls 30 ms on the server: none can take less"
+    assert all(r.sent_ns is not None and r.intended_ns is not None for r in records)
+    assert all(r.sent_ns >= r.intended_ns for r in records)  # type: ignore[operator]

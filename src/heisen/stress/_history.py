@@ -11,7 +11,7 @@ from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
 
 
-def _field(document: Any, dotted: str) -> Any:
+def field_of(document: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if isinstance(document, Mapping) and part in document:
             document = document[part]
@@ -22,7 +22,7 @@ def _field(document: Any, dotted: str) -> Any:
     return document
 
 
-def _response_json(record: RequestRecord) -> Any:
+def response_json(record: RequestRecord) -> Any:
     try:
         return json.loads(record.body) if record.body else None
     except ValueError:
@@ -51,32 +51,46 @@ def operations(
         key = key_of(spec, rendered) if key_of else spec.key
         value: Any = None
         if spec.value and spec.value.startswith("request."):
-            value = _field(rendered.json_body, spec.value.removeprefix("request."))
-        base = {"process": record.connection, "f": spec.f, **({"key": key} if key is not None else {})}
+            value = field_of(rendered.json_body, spec.value.removeprefix("request."))
+        base = {
+            "process": record.connection,
+            "f": spec.f,
+            **({"key": key} if key is not None else {}),
+        }
         invoke_value = value if spec.value and spec.value.startswith("request.") else None
         ops.append({**base, "type": "invoke", "value": invoke_value, "time": record.sent_ns})
         if record.error is None and record.status is not None and 200 <= record.status < 300:
             if spec.value and spec.value.startswith("response."):
-                value = _field(_response_json(record), spec.value.removeprefix("response."))
+                value = field_of(response_json(record), spec.value.removeprefix("response."))
             kind = "ok"
         elif record.error is None and record.status is not None and 400 <= record.status < 500:
             kind = "fail"
         else:
             kind = "fail" if spec.f == "read" else "info"
         ops.append({**base, "type": kind, "value": value, "time": record.end_ns})
-    ops.sort(key=lambda op: op["time"])
+    ops.sort(key=lambda op: (op["time"], op["type"] == "invoke"))
     return ops
 
 
-def with_initial_values(ops: list[dict[str, Any]], specs: Mapping[str, HistorySpec]) -> list[dict[str, Any]]:
+def with_initial_values(
+    ops: list[dict[str, Any]], specs: Mapping[str, HistorySpec]
+) -> list[dict[str, Any]]:
     """Prepend a completed write of each key's `initial:` value, before every other operation."""
     start = (min(op["time"] for op in ops) - 2) if ops else 0
     prefix = []
     for spec in specs.values():
         if spec.initial is None:
             continue
-        base = {"process": -1, "f": "write", "value": spec.initial, **({"key": spec.key} if spec.key else {})}
-        prefix += [{**base, "type": "invoke", "time": start}, {**base, "type": "ok", "time": start + 1}]
+        base = {
+            "process": -1,
+            "f": "write",
+            "value": spec.initial,
+            **({"key": spec.key} if spec.key else {}),
+        }
+        prefix += [
+            {**base, "type": "invoke", "time": start},
+            {**base, "type": "ok", "time": start + 1},
+        ]
     seen = set()
     unique = []
     for op in prefix:

@@ -162,6 +162,7 @@ class Http1Pool:
     ) -> None:
         end_ns = time.monotonic_ns()
         pending = self._busy.pop(conn)
+        sent_ns = conn.sent_ns  # read before the connection sends the next queued request
         if conn.reusable and not self._closed:
             if self._queue:
                 self._send(conn, self._queue.popleft())
@@ -179,7 +180,7 @@ class Http1Pool:
                 request.method,
                 request.path,
                 pending.intended_ns,
-                conn.sent_ns,
+                sent_ns,
                 end_ns,
                 status,
                 error,

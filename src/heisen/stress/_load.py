@@ -1,0 +1,109 @@
+"""One trial's load: the pipeline's load steps, in sequence, against one address.
+
+A burst runs in this process (its barrier only holds within one process).
+Sustained models (inject, ramp_inject, constant) run here with `workers: 1`
+and are spread over worker processes otherwise (`_workers`); the workers
+render their own requests from the picklable `StepRequests`, and this process
+re-renders the indices they sent so the history sees every request.
+Request indices are unique over the steps of a trial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from heisen._schema._system import LoadStep, RequestTemplate
+from heisen.stress._records import RequestRecord
+from heisen.stress._render import RequestFactory, StepRequests
+from heisen.stress._workers import ModelSpec, resolve_workers, run_distributed, run_model
+
+Workers = int | Literal["auto"]
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    records: list[RequestRecord]
+    release_spread_s: float | None
+
+
+async def run_steps(
+    steps: Sequence[LoadStep],
+    factory: RequestFactory,
+    *,
+    host: str,
+    port: int,
+    templates: Mapping[str, RequestTemplate],
+    timeout_s: float,
+    workers: Workers = 1,
+) -> LoadOutcome:
+    """Run `steps` in order; records of all of them, indices unique."""
+    from heisen.stress._burst import run_burst
+    from heisen.stress._models import pause
+
+    default = next(iter(templates))
+    count = resolve_workers(workers)
+    records: list[RequestRecord] = []
+    spread: float | None = None
+    index = 0
+    for step in steps:
+        if step.pause is not None:
+            await pause(step.pause.during)
+            continue
+        make = factory.for_step(step, default, offset=index)
+        if step.burst is not None:
+            requests = [make(i) for i in range(step.burst.requests)]
+            http2 = any(templates[name].http2 for name in set(make.sequence))
+            result = await run_burst(host, port, requests, http2=http2, timeout_s=timeout_s)
+            step_records = list(result.records)
+            spread = max(spread or 0.0, result.release_spread_s)
+        else:
+            spec = model_spec(step, make, host=host, port=port, timeout_s=timeout_s)
+            if count == 1:
+                step_records = await run_model(spec)
+            else:
+                step_records = await run_distributed(spec, count)
+                make.remember([record.index for record in step_records])
+        records.extend(replace(record, index=record.index + index) for record in step_records)
+        index += max((record.index for record in step_records), default=-1) + 1
+    return LoadOutcome(records, spread)
+
+
+def model_spec(
+    step: LoadStep, make: StepRequests, *, host: str, port: int, timeout_s: float
+) -> ModelSpec:
+    """The `ModelSpec` of a sustained load step."""
+    if step.inject is not None:
+        return ModelSpec(
+            "inject",
+            host,
+            port,
+            make,
+            step.inject.during,
+            rate_per_s=step.inject.rate,
+            timeout_s=timeout_s,
+        )
+    if step.ramp_inject is not None:
+        ramp = step.ramp_inject
+        return ModelSpec(
+            "ramp_inject",
+            host,
+            port,
+            make,
+            ramp.during,
+            rate_per_s=ramp.from_rate,
+            to_rate_per_s=ramp.to_rate,
+            timeout_s=timeout_s,
+        )
+    if step.constant is not None:
+        return ModelSpec(
+            "constant",
+            host,
+            port,
+            make,
+            step.constant.during,
+            copies=step.constant.copies,
+            timeout_s=timeout_s,
+        )
+    raise AssertionError(f"{step.kind} is not a sustained model")

@@ -1,0 +1,191 @@
+"""Ad hoc load without a pipeline, like hey or vegeta: `heisen stress --url URL ...`.
+
+    heisen stress --url URL [-X METHOD] [-H 'K: V']... [-d BODY]
+                  (--burst N | --rate R/s --duration D | --concurrency C --duration D)
+                  [--repeat K] [--http2] [--json]
+
+Exactly one load model: `--burst N` (N requests released together, the
+synchronized barrier of `_burst`; `--http2` sends it as one h2c packet),
+`--rate` (open model: requests at their intended times, latency corrected
+for coordinated omission) or `--concurrency` (closed model: C users back to
+back). `--repeat K` runs the load K times, one after the other, and reports
+them merged. Only loopback targets: this mode has no `allow_hosts:`.
+
+`run_adhoc` returns 0 whenever the load ran, whatever the status codes
+(they are in the result: judge them with a pipeline's thresholds, not
+here). A bad combination of options raises UsageError (exit 2); a target
+that accepts no connection raises SystemUnavailable (exit 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from heisen._units import parse_duration
+from heisen.errors import UsageError
+from heisen.stress._request import HttpRequest
+
+__all__ = ["AdHocLoad", "run_adhoc"]
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|m|min))?\s*$")
+
+
+@dataclass(frozen=True)
+class AdHocLoad:
+    """The command-line options of ad hoc mode, as given (validated by `plan`)."""
+
+    url: str
+    method: str = "GET"
+    headers: Sequence[str] = field(default_factory=list)
+    data: str | None = None
+    burst: int | None = None
+    rate: str | None = None
+    concurrency: int | None = None
+    duration: str | None = None
+    repeat: int = 1
+    http2: bool = False
+
+
+@dataclass(frozen=True)
+class AdHocPlan:
+    """A validated `AdHocLoad`: where, what, and which model."""
+
+    host: str
+    port: int
+    request: HttpRequest
+    model: str  # "burst", "rate" or "concurrency"
+    size: int = 0  # burst requests or closed-model copies
+    rate_per_s: float = 0.0
+    duration_s: float = 0.0
+    repeat: int = 1
+    http2: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        if self.model == "burst":
+            return {"kind": "burst", "requests": self.size, "http2": self.http2}
+        if self.model == "rate":
+            return {"kind": "rate", "rate_per_s": self.rate_per_s, "duration_s": self.duration_s}
+        return {"kind": "concurrency", "copies": self.size, "duration_s": self.duration_s}
+
+
+def plan(load: AdHocLoad) -> AdHocPlan:
+    """Validate the options; UsageError says what is wrong and how to write it."""
+    from heisen.system._addresses import check_allowed
+
+    parts = urlsplit(load.url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise UsageError(
+            f"--url {load.url!r}: give an http:// URL with a host, e.g. http://127.0.0.1:8080/orders"
+        )
+    try:
+        check_allowed(parts.hostname, [], "--url")
+    except UsageError:
+        raise UsageError(
+            f"--url {load.url!r}: {parts.hostname!r} is not a loopback address; ad hoc mode sends "
+            "only to 127.0.0.1, localhost or ::1 (name other hosts under allow_hosts: in a "
+            "pipeline)"
+        ) from None
+    try:
+        port = parts.port or 80
+    except ValueError as exc:
+        raise UsageError(f"--url {load.url!r}: {exc}") from None
+    models = [
+        name
+        for name, value in (
+            ("--burst", load.burst),
+            ("--rate", load.rate),
+            ("--concurrency", load.concurrency),
+        )
+        if value is not None
+    ]
+    if len(models) != 1:
+        found = " and ".join(models) if models else "none"
+        raise UsageError(
+            f"give exactly one load model: --burst N, --rate R/s --duration D, or --concurrency C "
+            f"--duration D (found {found})"
+        )
+    if load.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {load.repeat}")
+    base = AdHocPlan(
+        parts.hostname,
+        port,
+        _request(load, parts.path or "/", parts.query),
+        models[0].lstrip("-"),
+        repeat=load.repeat,
+        http2=load.http2,
+    )
+    if load.burst is not None:
+        if load.burst < 1 or load.burst > 10_000:
+            raise UsageError(f"--burst takes 1 to 10000 requests, got {load.burst}")
+        if load.duration is not None:
+            raise UsageError(
+                "--duration goes with --rate or --concurrency; a --burst is sent at once"
+            )
+        return _replace(base, size=load.burst)
+    if load.http2:
+        raise UsageError(
+            "--http2 applies to --burst only (sustained load uses HTTP/1.1 keep-alive)"
+        )
+    if load.duration is None:
+        raise UsageError(f"{models[0]} needs --duration, e.g. --duration 10s")
+    duration = _duration(load.duration)
+    if load.rate is not None:
+        return _replace(base, rate_per_s=parse_rate(load.rate), duration_s=duration)
+    assert load.concurrency is not None
+    if load.concurrency < 1 or load.concurrency > 10_000:
+        raise UsageError(f"--concurrency takes 1 to 10000 users, got {load.concurrency}")
+    return _replace(base, size=load.concurrency, duration_s=duration)
+
+
+def parse_rate(text: str) -> float:
+    """Requests per second in `500/s`, `500` or `600/m`."""
+    match = _RATE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"--rate {text!r}: write a positive rate such as 500/s, 500 or 600/m")
+    per_minute = match.group(2) in ("m", "min")
+    return float(match.group(1)) / (60.0 if per_minute else 1.0)
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--duration: {exc}") from None
+    if seconds <= 0:
+        raise UsageError(f"--duration must be positive, got {text!r}")
+    return seconds
+
+
+def _request(load: AdHocLoad, path: str, query: str) -> HttpRequest:
+    headers: list[tuple[str, str]] = []
+    for raw in load.headers:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip():
+            raise UsageError(f"-H {raw!r}: write a header as 'Name: value'")
+        headers.append((name.strip(), value.strip()))
+    target = path + (f"?{query}" if query else "")
+    body = load.data.encode() if load.data is not None else b""
+    return HttpRequest(load.method.upper(), target, tuple(headers), body)
+
+
+def _replace(plan_: AdHocPlan, **changes: Any) -> AdHocPlan:
+    from dataclasses import replace
+
+    return replace(plan_, **changes)
+
+
+def run_adhoc(load: AdHocLoad, *, as_json: bool) -> int:
+    """Run the load, print the result (a table, or only JSON on stdout); 0 when it ran."""
+    from heisen.stress._adhoc_run import run_plan
+    from heisen.stress._adhoc_view import show
+
+    chosen = plan(load)
+    result = asyncio.run(run_plan(chosen))
+    result = {"url": load.url, "method": chosen.request.method, **result}
+    show(result, as_json=as_json)
+    return 0
