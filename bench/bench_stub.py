@@ -50,17 +50,29 @@ end
 
 def _write_root(root: Path) -> None:
     (root / "mappings").mkdir(parents=True)
-    plain = {"request": {"method": "GET", "url": "/stub"},
-             "response": {"status": 200, "body": "ok", "headers": {"Content-Type": "text/plain"}}}
-    slow = {"request": {"method": "GET", "url": "/slow"},
-            "response": {"status": 200, "body": "ok", "headers": {"Content-Type": "text/plain"},
-                         "delayDistribution": {"type": "lognormal", "median": MEDIAN, "sigma": SIGMA}}}
+    plain = {
+        "request": {"method": "GET", "url": "/stub"},
+        "response": {"status": 200, "body": "ok", "headers": {"Content-Type": "text/plain"}},
+    }
+    slow = {
+        "request": {"method": "GET", "url": "/slow"},
+        "response": {
+            "status": 200,
+            "body": "ok",
+            "headers": {"Content-Type": "text/plain"},
+            "delayDistribution": {"type": "lognormal", "median": MEDIAN, "sigma": SIGMA},
+        },
+    }
     (root / "mappings" / "stub.json").write_text(json.dumps(plain))
     (root / "mappings" / "slow.json").write_text(json.dumps(slow))
 
 
 def _pin(core: int) -> list[str]:
-    return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else []
+    return (
+        ["taskset", "-c", str(core)]
+        if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1
+        else []
+    )
 
 
 def _free_port() -> int:
@@ -90,9 +102,23 @@ def _wiremock_jar() -> Path | None:
 
 def _load(url: str, seconds: float, connections: int, lua: Path) -> dict[str, float]:
     if shutil.which("wrk"):
-        out = subprocess.run([*_pin(0), "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-                              "-s", str(lua), url], capture_output=True, text=True, check=True).stdout
-        data = json.loads(out[out.index("JSON{") + 4:].splitlines()[0])
+        out = subprocess.run(
+            [
+                *_pin(0),
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "--latency",
+                "-s",
+                str(lua),
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        data = json.loads(out[out.index("JSON{") + 4 :].splitlines()[0])
         figures = {"rps": data["requests"] / data["seconds"], "errors": data["errors"]}
         figures.update({f"p{k}": v for k, v in data["q"].items()})
         return figures
@@ -106,6 +132,7 @@ async def _aiohttp_load(url: str, seconds: float, connections: int) -> dict[str,
     errors = 0
     end = time.perf_counter() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+
         async def worker() -> None:
             nonlocal errors
             while time.perf_counter() < end:
@@ -122,11 +149,18 @@ async def _aiohttp_load(url: str, seconds: float, connections: int) -> dict[str,
         elapsed = time.perf_counter() - started
     samples.sort()
     figures = {"rps": len(samples) / elapsed, "errors": errors}
-    figures.update({f"p{round(q * 100)}": samples[min(len(samples) - 1, int(q * len(samples)))] for q in QUANTILES})
+    figures.update(
+        {
+            f"p{round(q * 100)}": samples[min(len(samples) - 1, int(q * len(samples)))]
+            for q in QUANTILES
+        }
+    )
     return figures
 
 
-def _run(name: str, argv: list[str], base: str, args: argparse.Namespace, lua: Path, warm_s: float) -> dict[str, dict[str, float]]:
+def _run(
+    name: str, argv: list[str], base: str, args: argparse.Namespace, lua: Path, warm_s: float
+) -> dict[str, dict[str, float]]:
     log = open(HERE / "out" / f"stub_{name}.log", "w")
     process = subprocess.Popen([*_pin(1), *argv], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -134,8 +168,10 @@ def _run(name: str, argv: list[str], base: str, args: argparse.Namespace, lua: P
             raise SystemExit(f"{name} did not start; see bench/out/stub_{name}.log")
         _load(base + "/stub", warm_s, args.connections, lua)
         _load(base + "/slow", min(warm_s, 5), args.connections, lua)
-        return {"stub": _load(base + "/stub", args.duration, args.connections, lua),
-                "slow": _load(base + "/slow", args.duration, args.connections, lua)}
+        return {
+            "stub": _load(base + "/stub", args.duration, args.connections, lua),
+            "slow": _load(base + "/slow", args.duration, args.connections, lua),
+        }
     finally:
         process.terminate()
         try:
@@ -146,7 +182,9 @@ def _run(name: str, argv: list[str], base: str, args: argparse.Namespace, lua: P
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--skip-wiremock", action="store_true")
@@ -157,27 +195,61 @@ def main() -> None:
     _write_root(root)
     lua = tmp / "report.lua"
     lua.write_text(LUA)
-    load_tool = "wrk -t1" if shutil.which("wrk") else "aiohttp loop (wrk not installed: apt-get install -y wrk)"
-    print(f"load: {load_tool}, {args.connections} connections, {args.duration:g} s per run; "
-          f"servers pinned to core 1, load to core 0" if _pin(0) else "no taskset: unpinned")
+    load_tool = (
+        "wrk -t1"
+        if shutil.which("wrk")
+        else "aiohttp loop (wrk not installed: apt-get install -y wrk)"
+    )
+    print(
+        f"load: {load_tool}, {args.connections} connections, {args.duration:g} s per run; "
+        f"servers pinned to core 1, load to core 0"
+        if _pin(0)
+        else "no taskset: unpinned"
+    )
     results: dict[str, dict[str, dict[str, float]]] = {}
     port = _free_port()
-    results["heisen stub"] = _run("heisen", [sys.executable, "-m", "heisen.isolate._stub", "--root", str(root),
-                                             "--port", str(port)], f"http://127.0.0.1:{port}", args, lua, 3)
+    results["heisen stub"] = _run(
+        "heisen",
+        [sys.executable, "-m", "heisen.isolate._stub", "--root", str(root), "--port", str(port)],
+        f"http://127.0.0.1:{port}",
+        args,
+        lua,
+        3,
+    )
     jar = _wiremock_jar()
     java = shutil.which("java")
     if args.skip_wiremock:
         pass
     elif jar is None or java is None:
-        print("WireMock not found. To compare: cd bench/.peers/wiremock && npm install wiremock "
-              "(needs Java 17+: apt-get install -y openjdk-17-jre-headless)")
+        print(
+            "WireMock not found. To compare: cd bench/.peers/wiremock && npm install wiremock "
+            "(needs Java 17+: apt-get install -y openjdk-17-jre-headless)"
+        )
     else:
         port = _free_port()
         results[f"WireMock {jar.stem.split('-')[-1]} tuned"] = _run(
-            "wiremock", [java, "-jar", str(jar), "--port", str(port), "--bind-address", "127.0.0.1",
-                         "--root-dir", str(root), "--disable-banner", "--no-request-journal",
-                         "--disable-request-logging", "--async-response-enabled", "true"],
-            f"http://127.0.0.1:{port}", args, lua, 15)
+            "wiremock",
+            [
+                java,
+                "-jar",
+                str(jar),
+                "--port",
+                str(port),
+                "--bind-address",
+                "127.0.0.1",
+                "--root-dir",
+                str(root),
+                "--disable-banner",
+                "--no-request-journal",
+                "--disable-request-logging",
+                "--async-response-enabled",
+                "true",
+            ],
+            f"http://127.0.0.1:{port}",
+            args,
+            lua,
+            15,
+        )
     _print(results)
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -187,7 +259,9 @@ def _print(results: dict[str, dict[str, dict[str, float]]]) -> None:
     print(f"  {'server':<24}{'req/s':>10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, runs in results.items():
         s = runs["stub"]
-        print(f"  {name:<24}{s['rps']:>10.0f}{s['p50']:>9.2f}{s['p90']:>9.2f}{s['p99']:>9.2f}{s['errors']:>8.0f}")
+        print(
+            f"  {name:<24}{s['rps']:>10.0f}{s['p50']:>9.2f}{s['p90']:>9.2f}{s['p99']:>9.2f}{s['errors']:>8.0f}"
+        )
     print(f"\n/slow (lognormal median {MEDIAN:g} ms, sigma {SIGMA:g}): measured - theory, ms")
     header = "".join(f"{'p' + str(round(q * 100)):>9}" for q in QUANTILES)
     print(f"  {'':<24}{header}{'req/s':>9}")
@@ -197,7 +271,10 @@ def _print(results: dict[str, dict[str, dict[str, float]]]) -> None:
         s = runs["slow"]
         measured = [s[f"p{round(q * 100)}"] for q in QUANTILES]
         print(f"  {name:<24}" + "".join(f"{m:>9.2f}" for m in measured) + f"{s['rps']:>9.0f}")
-        print(f"  {'  delta':<24}" + "".join(f"{m - t:>+9.2f}" for m, t in zip(measured, theory, strict=True)))
+        print(
+            f"  {'  delta':<24}"
+            + "".join(f"{m - t:>+9.2f}" for m, t in zip(measured, theory, strict=True))
+        )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@"
+)
 _KEYWORD_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd)=([^\s&;]+)")
 _SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|authorization)")
 MASK = "***"
@@ -22,7 +24,11 @@ def redact(value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, dict):
         return {
-            key: (MASK if isinstance(key, str) and _SECRET_KEYS.search(key) and isinstance(item, str) else redact(item))
+            key: (
+                MASK
+                if isinstance(key, str) and _SECRET_KEYS.search(key) and isinstance(item, str)
+                else redact(item)
+            )
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):

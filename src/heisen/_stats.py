@@ -32,4 +32,8 @@ def amplification(rate: float, baseline_outputs: dict[str, object]) -> dict[str,
     if not isinstance(baseline, int | float):
         return {"baseline": None, "factor": None}
     factor = (rate / baseline) if baseline else None
-    return {"baseline": baseline, "rate": rate, "factor": round(factor, 3) if factor is not None else None}
+    return {
+        "baseline": baseline,
+        "rate": rate,
+        "factor": round(factor, 3) if factor is not None else None,
+    }

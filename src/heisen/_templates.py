@@ -63,13 +63,16 @@ def check_names(text: str, roots: Mapping[str, Any]) -> list[str]:
                 known = ", ".join(sorted(level)) if isinstance(level, Mapping) else ""
                 prefix = ".".join(placeholder.parts[:depth]) or "the template"
                 problems.append(
-                    f"{placeholder.text}: {prefix} has no {part!r}" + (f" (known: {known})" if known else "")
+                    f"{placeholder.text}: {prefix} has no {part!r}"
+                    + (f" (known: {known})" if known else "")
                 )
                 break
             level = level[part]
         else:
             if isinstance(level, Mapping) and level:
-                problems.append(f"{placeholder.text} names a group; pick one of: {', '.join(sorted(level))}")
+                problems.append(
+                    f"{placeholder.text} names a group; pick one of: {', '.join(sorted(level))}"
+                )
     return problems
 
 

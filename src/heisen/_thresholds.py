@@ -10,9 +10,15 @@ from typing import Any
 
 from heisen._units import parse_duration
 
-_THRESHOLD = re.compile(r"^\s*(p50|p75|p90|p95|p99|p99\.9|max|errors|rps|violations)\s*(<=|>=|<|>|==)\s*(\S+)\s*$")
+_THRESHOLD = re.compile(
+    r"^\s*(p50|p75|p90|p95|p99|p99\.9|max|errors|rps|violations)\s*(<=|>=|<|>|==)\s*(\S+)\s*$"
+)
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
 }
 
 
@@ -29,7 +35,9 @@ class Threshold:
         if self.metric == "errors":
             requests = outputs.get("requests") or 0
             failed = sum(outputs.get("errors", {}).values())
-            failed += sum(n for code, n in outputs.get("status_codes", {}).items() if code.startswith("5"))
+            failed += sum(
+                n for code, n in outputs.get("status_codes", {}).items() if code.startswith("5")
+            )
             return (failed / requests * 100) if requests else 0.0
         if self.metric == "violations":
             return float(outputs.get("violation_rate", 0.0)) * 100
@@ -61,8 +69,13 @@ def breached(thresholds: list[str], outputs: Mapping[str, Any]) -> list[str]:
     for text in thresholds:
         threshold = parse_threshold(text)
         if not threshold.holds(outputs):
-            unit = "ms" if threshold.metric.startswith("p") or threshold.metric == "max" else (
-                "%" if threshold.metric in ("errors", "violations") else "")
-            messages.append(f"threshold '{threshold.text}' breached: {threshold.metric} was "
-                            f"{threshold.observed(outputs):.3g}{unit}")
+            unit = (
+                "ms"
+                if threshold.metric.startswith("p") or threshold.metric == "max"
+                else ("%" if threshold.metric in ("errors", "violations") else "")
+            )
+            messages.append(
+                f"threshold '{threshold.text}' breached: {threshold.metric} was "
+                f"{threshold.observed(outputs):.3g}{unit}"
+            )
     return messages

@@ -45,7 +45,9 @@ def parse_cpu(text: str | int | float) -> float:
     else:
         match = _CPU.match(text)
         if not match:
-            raise ValueError(f"{text!r} is not a CPU quantity: write it as 250m (millicores) or 1.5 (cores)")
+            raise ValueError(
+                f"{text!r} is not a CPU quantity: write it as 250m (millicores) or 1.5 (cores)"
+            )
         value = float(match.group(1)) / (1000.0 if match.group(2) else 1.0)
     if value <= 0:
         raise ValueError("a CPU quantity must be more than 0")

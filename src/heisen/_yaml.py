@@ -22,7 +22,20 @@ MAX_EXPANDED_NODES = 200_000
 
 _PLAIN_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
-    for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary", "omap", "set", "merge")
+    for name in (
+        "map",
+        "seq",
+        "str",
+        "int",
+        "float",
+        "bool",
+        "null",
+        "timestamp",
+        "binary",
+        "omap",
+        "set",
+        "merge",
+    )
 )
 
 Location = tuple[int, int]
@@ -76,7 +89,12 @@ def load_yaml_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> YamlDocume
     if size > max_bytes:
         raise PipelineError(
             source,
-            [Problem("", f"the file is {size / 1e6:.1f} MB; YAML inputs are capped at {max_bytes / 1e6:.0f} MB")],
+            [
+                Problem(
+                    "",
+                    f"the file is {size / 1e6:.1f} MB; YAML inputs are capped at {max_bytes / 1e6:.0f} MB",
+                )
+            ],
         )
     raw = path.read_bytes()
     return load_yaml_text(raw, source=source)
@@ -138,11 +156,17 @@ class _Walker:
                     )
                 ],
             )
-        self.document.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        self.document.positions.setdefault(
+            path, (node.start_mark.line + 1, node.start_mark.column + 1)
+        )
         if node.tag not in _PLAIN_TAGS:
             raise PipelineError(
                 self.document.source,
-                [self.document.problem(path, f"the YAML tag {node.tag!r} is not allowed: plain data only")],
+                [
+                    self.document.problem(
+                        path, f"the YAML tag {node.tag!r} is not allowed: plain data only"
+                    )
+                ],
             )
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)

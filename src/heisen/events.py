@@ -69,7 +69,14 @@ class RunFinished:
 
 
 Event = (
-    RunStarted | SystemStarting | PhaseStarted | TrialFinished | Progress | Warning | PhaseFinished | RunFinished
+    RunStarted
+    | SystemStarting
+    | PhaseStarted
+    | TrialFinished
+    | Progress
+    | Warning
+    | PhaseFinished
+    | RunFinished
 )
 EventSink = Callable[[Event], None]
 

@@ -128,7 +128,8 @@ def plain(value: Any) -> Any:
 
 
 def dump_yaml(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    text: str = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    return text
 
 
 def write_atomically(path: Path, text: str) -> Path:

@@ -54,6 +54,7 @@ from heisen._yaml import YamlDocument, YamlPath, load_yaml_file
 from heisen.errors import PipelineError, Problem
 
 __all__ = [
+    "PHASE_ORDER",
     "Acknowledged",
     "ChaosSection",
     "ContainSection",
@@ -66,7 +67,6 @@ __all__ = [
     "IsolateSection",
     "LoadStep",
     "LoadedPipeline",
-    "PHASE_ORDER",
     "Phases",
     "Pipeline",
     "PredictSection",
@@ -125,7 +125,10 @@ def load_pipeline(path: Path) -> LoadedPipeline:
     path = Path(path)
     document = load_yaml_file(path)
     if not isinstance(document.data, dict):
-        raise PipelineError(str(path), [Problem("", "a pipeline is a YAML mapping (apiVersion, services, scenario, ...)")])
+        raise PipelineError(
+            str(path),
+            [Problem("", "a pipeline is a YAML mapping (apiVersion, services, scenario, ...)")],
+        )
     try:
         pipeline = Pipeline.model_validate(document.data)
     except ValidationError as exc:
@@ -170,10 +173,20 @@ class _Checker:
 
     def _service_roots(self) -> dict[str, Any]:
         deps = {
-            name: {"dsn": None, "url": None, "host": None, "port": None} for name in self.pipeline.dependencies
+            name: {"dsn": None, "url": None, "host": None, "port": None}
+            for name in self.pipeline.dependencies
         }
-        services = {name: {"url": None, "host": None, "port": None} for name in self.pipeline.services}
-        return {"deps": deps, "services": services, "python": None, "run_dir": None, "seed": None, "replica": None}
+        services = {
+            name: {"url": None, "host": None, "port": None} for name in self.pipeline.services
+        }
+        return {
+            "deps": deps,
+            "services": services,
+            "python": None,
+            "run_dir": None,
+            "seed": None,
+            "replica": None,
+        }
 
     def _request_roots(self) -> dict[str, Any]:
         return {"faker": None, "i": None, "trial": None, "seed": None, "run_id": None}
@@ -211,10 +224,18 @@ class _Checker:
 
     def _check_call(self, path: YamlPath, call: HttpCall, roots: dict[str, Any]) -> None:
         if call.service is not None and call.service not in self.pipeline.services:
-            self.add((*path, "service"), f"no service named {call.service!r} (services: {', '.join(self.pipeline.services)})")
+            self.add(
+                (*path, "service"),
+                f"no service named {call.service!r} (services: {', '.join(self.pipeline.services)})",
+            )
         if not call.path.startswith("/"):
             self.add((*path, "path"), f"a path starts with '/': {call.path!r}")
-        for part, value in (("path", call.path), ("headers", call.headers), ("json", call.json_body), ("body", call.body)):
+        for part, value in (
+            ("path", call.path),
+            ("headers", call.headers),
+            ("json", call.json_body),
+            ("body", call.body),
+        ):
             self._templates((*path, part), value, roots)
 
     def _check_target(self, path: YamlPath, on: str | None, kind: DependencyKind) -> None:
@@ -223,7 +244,10 @@ class _Checker:
             if len(deps) != 1:
                 self.add(path, f"say which {kind.value} dependency with on: (found {len(deps)})")
         elif on not in deps:
-            self.add((*path, "on"), f"no {kind.value} dependency named {on!r} (known: {', '.join(sorted(deps)) or 'none'})")
+            self.add(
+                (*path, "on"),
+                f"no {kind.value} dependency named {on!r} (known: {', '.join(sorted(deps)) or 'none'})",
+            )
 
     def _check_scenario(self, scenario: Scenario) -> None:
         for index, step in enumerate(scenario.setup):
@@ -256,11 +280,17 @@ class _Checker:
                 continue
             names = model.request_names()
             if not names and len(requests) > 1:
-                self.add((*path, index, step.kind), f"say which request with request: or mix: (one of {', '.join(requests)})")
+                self.add(
+                    (*path, index, step.kind),
+                    f"say which request with request: or mix: (one of {', '.join(requests)})",
+                )
             for name in names:
                 if name not in requests:
                     where = "mix" if model.mix else "request"
-                    self.add((*path, index, step.kind, where), f"no request named {name!r} (requests: {', '.join(requests)})")
+                    self.add(
+                        (*path, index, step.kind, where),
+                        f"no request named {name!r} (requests: {', '.join(requests)})",
+                    )
 
     def _check_invariant(self, path: YamlPath, invariant: Invariant) -> None:
         from heisen.oracle.expr import ExpressionError, parse_expression
@@ -288,7 +318,10 @@ class _Checker:
         if invariant.history is not None:
             recorded = [n for n, r in self.pipeline.scenario.requests.items() if r.history]
             if not recorded:
-                self.add((*path, "history"), "no request of the scenario has history: (f, key, value) to record")
+                self.add(
+                    (*path, "history"),
+                    "no request of the scenario has history: (f, key, value) to record",
+                )
 
     def _check_phases(self, phases: Phases) -> None:
         if phases.predict:
@@ -308,7 +341,10 @@ class _Checker:
             for index, stub in enumerate(phases.isolate.stubs):
                 owner = self.pipeline.dependencies.get(stub) or self.pipeline.services.get(stub)
                 if owner is None or not owner.stub:
-                    self.add(("phases", "isolate", "stubs", index), f"{stub!r} names no dependency or service with a stub: root")
+                    self.add(
+                        ("phases", "isolate", "stubs", index),
+                        f"{stub!r} names no dependency or service with a stub: root",
+                    )
             for index, toxic in enumerate(phases.isolate.toxics):
                 self._check_link(("phases", "isolate", "toxics", index, "link"), toxic.link)
         if phases.contain:
@@ -321,11 +357,20 @@ class _Checker:
     def _check_link(self, path: YamlPath, link: str) -> None:
         source, sep, target = link.partition("->")
         source, target = source.strip(), target.strip()
-        if not sep or source not in self.pipeline.services or not (
-            target in self.pipeline.dependencies or target in self.pipeline.services
+        if (
+            not sep
+            or source not in self.pipeline.services
+            or not (target in self.pipeline.dependencies or target in self.pipeline.services)
         ):
-            links = [f"{s}->{d}" for s in self.pipeline.services for d in (*self.pipeline.dependencies, *self.pipeline.services) if s != d]
-            self.add(path, f"{link!r} is not a link; links are service->dependency: {', '.join(links)}")
+            links = [
+                f"{s}->{d}"
+                for s in self.pipeline.services
+                for d in (*self.pipeline.dependencies, *self.pipeline.services)
+                if s != d
+            ]
+            self.add(
+                path, f"{link!r} is not a link; links are service->dependency: {', '.join(links)}"
+            )
 
     def _check_chaos(self, chaos: ChaosSection) -> None:
         names = {inv.name for inv in self.pipeline.invariants}
@@ -334,18 +379,27 @@ class _Checker:
             if experiment.kind in ("pod-delete", "container-kill", "pod-cpu-hog"):
                 if experiment.service is None and len(self.pipeline.services) != 1:
                     self.add(path, f"{experiment.kind} needs service:")
-                elif experiment.service is not None and experiment.service not in self.pipeline.services:
+                elif (
+                    experiment.service is not None
+                    and experiment.service not in self.pipeline.services
+                ):
                     self.add((*path, "service"), f"no service named {experiment.service!r}")
             elif experiment.kind == "dependency-restart":
                 if experiment.dependency not in self.pipeline.dependencies:
-                    self.add((*path, "dependency"), f"{experiment.kind} needs dependency: one of {', '.join(self.pipeline.dependencies)}")
+                    self.add(
+                        (*path, "dependency"),
+                        f"{experiment.kind} needs dependency: one of {', '.join(self.pipeline.dependencies)}",
+                    )
             elif experiment.link is None:
                 self.add(path, f"{experiment.kind} needs link: (service->dependency)")
             else:
                 self._check_link((*path, "link"), experiment.link)
         for index, probe in enumerate(chaos.probes):
             if probe.invariant is not None and probe.invariant not in names:
-                self.add(("phases", "chaos", "probes", index, "invariant"), f"no invariant named {probe.invariant!r}")
+                self.add(
+                    ("phases", "chaos", "probes", index, "invariant"),
+                    f"no invariant named {probe.invariant!r}",
+                )
 
 
 def check_python_ref(ref: str, allowed_kwargs: frozenset[str], base_dir: Path) -> str | None:

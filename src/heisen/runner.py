@@ -24,7 +24,15 @@ from typing import Any
 
 from heisen import __version__, events
 from heisen.errors import HeisenError, Interrupted, SystemUnavailable, UsageError
-from heisen.manifest import PhaseError, PhaseRecord, PhaseStatus, RunInfo, RunManifest, RunStatus, now
+from heisen.manifest import (
+    PhaseError,
+    PhaseRecord,
+    PhaseStatus,
+    RunInfo,
+    RunManifest,
+    RunStatus,
+    now,
+)
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.pipeline import PHASE_ORDER, LoadedPipeline
 from heisen.seeds import new_seed
@@ -52,7 +60,7 @@ def select_phases(
             raise UsageError(f"no phase named {name!r} (phases: {', '.join(PHASE_ORDER)})")
     chosen = list(PHASE_ORDER)
     if start_from:
-        chosen = chosen[chosen.index(start_from):]
+        chosen = chosen[chosen.index(start_from) :]
     if only:
         chosen = [name for name in chosen if name in only]
     return [name for name in chosen if name not in skip]
@@ -130,7 +138,11 @@ class Runner:
         self.manifest.status = RunStatus.RUNNING
         self.manifest.run.finished_at = None
         self.save()
-        self.sink(events.RunStarted(self.manifest.run.id, str(self.run_dir), self.seed, tuple(self.phases)))
+        self.sink(
+            events.RunStarted(
+                self.manifest.run.id, str(self.run_dir), self.seed, tuple(self.phases)
+            )
+        )
         outcome = RunOutcome(self.manifest, self.run_dir)
         try:
             with sigterm_interrupts():
@@ -141,7 +153,9 @@ class Runner:
         except (KeyboardInterrupt, Interrupted) as exc:
             self._mark_running_as(PhaseStatus.ERROR, "Interrupted", "interrupted by the user")
             self.manifest.status = RunStatus.INTERRUPTED
-            outcome.error = exc if isinstance(exc, Interrupted) else Interrupted("interrupted by Ctrl-C")
+            outcome.error = (
+                exc if isinstance(exc, Interrupted) else Interrupted("interrupted by Ctrl-C")
+            )
         except HeisenError as exc:
             self._mark_running_as(PhaseStatus.ERROR, type(exc).__name__, str(exc))
             self.manifest.status = RunStatus.ERROR
@@ -173,12 +187,20 @@ class Runner:
         record = self.manifest.phase(name)
         section = getattr(self.loaded.pipeline.phases, name)
         if section is None or not section.enabled:
-            why = f"the pipeline has no phases.{name} section" if section is None else f"phases.{name}.enabled is false"
+            why = (
+                f"the pipeline has no phases.{name} section"
+                if section is None
+                else f"phases.{name}.enabled is false"
+            )
             return self._finish(name, record, PhaseResult.skipped(why), time.monotonic())
         module = self._phase_module(name)
         if module is None:
-            return self._finish(name, record, PhaseResult.skipped(f"the {name} phase is not available in this build"),
-                                time.monotonic())
+            return self._finish(
+                name,
+                record,
+                PhaseResult.skipped(f"the {name} phase is not available in this build"),
+                time.monotonic(),
+            )
         record.status = PhaseStatus.RUNNING
         record.started_at = now()
         record.finished_at = None
@@ -210,19 +232,27 @@ class Runner:
         module = importlib.import_module(f"heisen.{name}")
         return module if hasattr(module, "run") else None
 
-    def _finish(self, name: str, record: PhaseRecord, result: PhaseResult, started: float) -> PhaseResult:
+    def _finish(
+        self, name: str, record: PhaseRecord, result: PhaseResult, started: float
+    ) -> PhaseResult:
         record.status = result.status
         record.skip_reason = result.skip_reason
         record.summary = result.summary
         record.outputs = result.outputs
         record.artifacts = result.artifacts
         if result.findings:
-            record.outputs.setdefault("findings", [finding.to_dict() for finding in result.findings])
+            record.outputs.setdefault(
+                "findings", [finding.to_dict() for finding in result.findings]
+            )
         record.started_at = record.started_at or now()
         record.finished_at = now()
         record.duration_s = round(time.monotonic() - started, 3)
         self.save()
-        self.sink(events.PhaseFinished(name, str(result.status), result.summary, record.duration_s, record.outputs))
+        self.sink(
+            events.PhaseFinished(
+                name, str(result.status), result.summary, record.duration_s, record.outputs
+            )
+        )
         return result
 
     def _start_system(self) -> None:
@@ -232,7 +262,10 @@ class Runner:
 
         self.sink(events.SystemStarting("starting the system under test"))
         self.system = SystemHandle(
-            self.loaded, self.run_dir, seed=self.seed, run_id=self.manifest.run.id,
+            self.loaded,
+            self.run_dir,
+            seed=self.seed,
+            run_id=self.manifest.run.id,
             log=lambda message: self.sink(events.SystemStarting(message)),
         )
         try:

@@ -34,13 +34,28 @@ def pipeline_copy(tmp: Path, name: str = "ledger.yaml", **replace: str) -> Path:
     return path
 
 
-def context(path: Path, system: SystemHandle, run_dir: Path, emit: Callable[[Event], None] | None = None
-            ) -> PhaseContext:
+def context(
+    path: Path, system: SystemHandle, run_dir: Path, emit: Callable[[Event], None] | None = None
+) -> PhaseContext:
     loaded = system.loaded if system.loaded.path == path else load_pipeline(path)
-    manifest = RunManifest(run=RunInfo(id=run_dir.name, pipeline=str(path), pipeline_sha256=loaded.sha256,
-                                       seed=5, started_at="now", heisen_version="test"))
-    return PhaseContext(loaded=loaded, manifest=manifest, system=system, seed=5, run_dir=run_dir,
-                        emit=emit or (lambda event: None))
+    manifest = RunManifest(
+        run=RunInfo(
+            id=run_dir.name,
+            pipeline=str(path),
+            pipeline_sha256=loaded.sha256,
+            seed=5,
+            started_at="now",
+            heisen_version="test",
+        )
+    )
+    return PhaseContext(
+        loaded=loaded,
+        manifest=manifest,
+        system=system,
+        seed=5,
+        run_dir=run_dir,
+        emit=emit or (lambda event: None),
+    )
 
 
 @pytest.fixture

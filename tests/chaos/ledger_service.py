@@ -34,7 +34,9 @@ def flush_forever() -> None:
         if batch:
             with psycopg.connect(DSN, autocommit=True) as conn:
                 for value in batch:
-                    conn.execute("INSERT INTO ledger (id) VALUES (%s) ON CONFLICT DO NOTHING", (value,))
+                    conn.execute(
+                        "INSERT INTO ledger (id) VALUES (%s) ON CONFLICT DO NOTHING", (value,)
+                    )
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -27,8 +27,11 @@ def in_background(inj, experiment):
     stop = threading.Event()
     record = ExperimentRecord(experiment, experiment.count)
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.setdefault("targets", inj.inject(
-        experiment, 1, random.Random(1), stop, record)))
+    thread = threading.Thread(
+        target=lambda: result.setdefault(
+            "targets", inj.inject(experiment, 1, random.Random(1), stop, record)
+        )
+    )
     thread.start()
     return thread, stop, record, result
 
@@ -44,8 +47,9 @@ def test_pod_delete_replaces_the_killed_replica(ledger, tmp_path):
     replicas = system.replicas("ledger")
     before = {i.index: i.pid for i in replicas.replicas_info()}
     experiment = Experiment(name="kill", kind="pod-delete", service="ledger", percentage=50)
-    targets = injector(system, tmp_path).inject(experiment, 1, random.Random(3), threading.Event(),
-                                                ExperimentRecord(experiment, 1))
+    targets = injector(system, tmp_path).inject(
+        experiment, 1, random.Random(3), threading.Event(), ExperimentRecord(experiment, 1)
+    )
     after = {i.index: i for i in replicas.replicas_info()}
     assert len(targets) == 1
     killed = int(targets[0].rsplit("-", 1)[1])
@@ -57,10 +61,12 @@ def test_graceful_container_kill_also_comes_back(ledger, tmp_path):
     _, system = ledger
     replicas = system.replicas("ledger")
     before = [i.pid for i in replicas.replicas_info()]
-    experiment = Experiment(name="ck", kind="container-kill", service="ledger", percentage=100,
-                            sequence="parallel")
-    injector(system, tmp_path).inject(experiment, 1, random.Random(3), threading.Event(),
-                                      ExperimentRecord(experiment, 1))
+    experiment = Experiment(
+        name="ck", kind="container-kill", service="ledger", percentage=100, sequence="parallel"
+    )
+    injector(system, tmp_path).inject(
+        experiment, 1, random.Random(3), threading.Event(), ExperimentRecord(experiment, 1)
+    )
     after = replicas.replicas_info()
     assert all(i.ready for i in after) and not set(before) & {i.pid for i in after}
 
@@ -68,8 +74,13 @@ def test_graceful_container_kill_also_comes_back(ledger, tmp_path):
 def test_latency_grows_on_the_link_and_goes_away(ledger, tmp_path):
     _, system = ledger
     baseline = min(count_ms(system) for _ in range(3))
-    experiment = Experiment(name="slow", kind="pod-network-latency", link="ledger->postgres", duration=3,
-                            attributes={"latency": 150})
+    experiment = Experiment(
+        name="slow",
+        kind="pod-network-latency",
+        link="ledger->postgres",
+        duration=3,
+        attributes={"latency": 150},
+    )
     thread, stop, record, _ = in_background(injector(system, tmp_path), experiment)
     try:
         time.sleep(0.3)
@@ -95,7 +106,9 @@ def test_partition_refuses_the_link(ledger, tmp_path):
         except httpx.HTTPError:  # the replica's handler died on the refused connection
             failed = True
         with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2) as sock:
-            sock.sendall(b"\x00\x00\x00\x08\x04\xd2\x16\x2f")  # SSLRequest: a live postgres answers a byte
+            sock.sendall(
+                b"\x00\x00\x00\x08\x04\xd2\x16\x2f"
+            )  # SSLRequest: a live postgres answers a byte
             assert sock.recv(1)
     finally:
         stop.set()
@@ -112,10 +125,14 @@ def test_cpu_hog_burns_inside_the_replica_cgroup(ledger, tmp_path):
     replicas = system.set_resources("ledger", Resources(cpu=1.0))
     group = replicas.cgroup_of(0)
     assert group is not None
-    experiment = Experiment(name="hog", kind="pod-cpu-hog", service="ledger", percentage=50, duration=1.5)
+    experiment = Experiment(
+        name="hog", kind="pod-cpu-hog", service="ledger", percentage=50, duration=1.5
+    )
     used = group.cpu_usage_s()
     inj = injector(system, tmp_path)
-    targets = inj.inject(experiment, 1, random.Random(0), threading.Event(), ExperimentRecord(experiment, 1))
+    targets = inj.inject(
+        experiment, 1, random.Random(0), threading.Event(), ExperimentRecord(experiment, 1)
+    )
     hogged = replicas.cgroup_of(int(targets[0].rsplit("-", 1)[1]))
     burned = hogged.cpu_usage_s() - (used if hogged is group else 0.0)
     assert burned > 0.6, burned  # ~1 s of one core within the 1-CPU quota
@@ -130,7 +147,8 @@ def test_dependency_restart_restarts_postgres(ledger, tmp_path):
     query = "SELECT pg_postmaster_start_time()::text AS started"
     before = sql_probe(dsn, query)["rows"][0]["started"]
     experiment = Experiment(name="pg", kind="dependency-restart", dependency="postgres")
-    injector(system, tmp_path).inject(experiment, 1, random.Random(0), threading.Event(),
-                                      ExperimentRecord(experiment, 1))
+    injector(system, tmp_path).inject(
+        experiment, 1, random.Random(0), threading.Event(), ExperimentRecord(experiment, 1)
+    )
     assert sql_probe(dsn, query)["rows"][0]["started"] != before
     assert httpx.get(system.service_url() + "/count", timeout=10).status_code == 200

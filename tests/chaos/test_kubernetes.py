@@ -20,47 +20,82 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "system"))
 from kube_fake import fake_cluster
 
 LABELS = {"app.kubernetes.io/managed-by": "heisen", "heisen.dev/run": "r1"}
-LATENCY = Experiment(name="slow", kind="pod-network-latency", duration=30, percentage=50,
-                     attributes={"latency": 300, "jitter": 20})
+LATENCY = Experiment(
+    name="slow",
+    kind="pod-network-latency",
+    duration=30,
+    percentage=50,
+    attributes={"latency": 300, "jitter": 20},
+)
 
 
 def test_chaos_engine_carries_the_litmus_tunables_and_only_the_named_pods():
     engine = render_chaos_engine(LATENCY, 2, "shop", {"app": "inventory"}, LABELS)
     assert engine["kind"] == "ChaosEngine" and engine["metadata"]["namespace"] == "shop"
     assert engine["metadata"]["name"] == "heisen-slow-2" and engine["metadata"]["labels"] == LABELS
-    assert engine["spec"]["appinfo"] == {"appns": "shop", "applabel": "app=inventory", "appkind": "deployment"}
+    assert engine["spec"]["appinfo"] == {
+        "appns": "shop",
+        "applabel": "app=inventory",
+        "appkind": "deployment",
+    }
     [experiment] = engine["spec"]["experiments"]
     env = {item["name"]: item["value"] for item in experiment["spec"]["components"]["env"]}
     assert experiment["name"] == "pod-network-latency"
-    assert env == {"TOTAL_CHAOS_DURATION": "30", "PODS_AFFECTED_PERC": "50", "SEQUENCE": "serial",
-                   "NETWORK_LATENCY": "300", "JITTER": "20"}
+    assert env == {
+        "TOTAL_CHAOS_DURATION": "30",
+        "PODS_AFFECTED_PERC": "50",
+        "SEQUENCE": "serial",
+        "NETWORK_LATENCY": "300",
+        "JITTER": "20",
+    }
 
 
 def test_network_chaos_delay_loss_partition_and_stress():
     delay = render_chaos_mesh(LATENCY, 1, "shop", {"app": "inventory"}, LABELS)
     assert delay["kind"] == "NetworkChaos" and delay["spec"]["action"] == "delay"
     assert delay["spec"]["delay"]["latency"] == "300ms" and delay["spec"]["mode"] == "fixed-percent"
-    assert delay["spec"]["selector"] == {"namespaces": ["shop"], "labelSelectors": {"app": "inventory"}}
-    loss = render_chaos_mesh(Experiment(name="l", kind="pod-network-loss", attributes={"loss": 30}), 1, "shop",
-                             {"app": "inventory"}, LABELS)
+    assert delay["spec"]["selector"] == {
+        "namespaces": ["shop"],
+        "labelSelectors": {"app": "inventory"},
+    }
+    loss = render_chaos_mesh(
+        Experiment(name="l", kind="pod-network-loss", attributes={"loss": 30}),
+        1,
+        "shop",
+        {"app": "inventory"},
+        LABELS,
+    )
     assert loss["spec"]["loss"] == {"loss": "30"} and loss["spec"]["mode"] == "all"
-    cut = render_chaos_mesh(Experiment(name="p", kind="partition"), 1, "shop", {"app": "inventory"}, LABELS)
+    cut = render_chaos_mesh(
+        Experiment(name="p", kind="partition"), 1, "shop", {"app": "inventory"}, LABELS
+    )
     assert cut["spec"]["action"] == "partition" and cut["spec"]["duration"] == "10s"
-    hog = render_chaos_mesh(Experiment(name="h", kind="pod-cpu-hog", cores=2), 1, "shop", {"app": "x"}, LABELS)
+    hog = render_chaos_mesh(
+        Experiment(name="h", kind="pod-cpu-hog", cores=2), 1, "shop", {"app": "x"}, LABELS
+    )
     assert hog["kind"] == "StressChaos" and hog["spec"]["stressors"]["cpu"]["workers"] == 2
 
 
 def test_without_litmus_or_chaos_mesh_the_error_says_what_to_install(tmp_path):
-    section = ChaosSection(experiments=[LATENCY], backend="kubernetes", namespace="shop",
-                           selector={"app": "inventory"})
+    section = ChaosSection(
+        experiments=[LATENCY], backend="kubernetes", namespace="shop", selector={"app": "inventory"}
+    )
     timeline = Timeline()
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
         injector = KubeInjector(section, Faults(timeline), timeline, kubeconfig=str(kubeconfig))
         with pytest.raises(SystemUnavailable) as caught:
             injector.check(LATENCY)
-        injector.check(Experiment(name="kill", kind="pod-delete"))  # pod deletion needs no chaos engine
+        injector.check(
+            Experiment(name="kill", kind="pod-delete")
+        )  # pod deletion needs no chaos engine
         injector.rollback()
     message = str(caught.value)
-    assert "LitmusChaos" in message and "Chaos Mesh" in message and "chaosengines.litmuschaos.io" in message
-    assert ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/chaosengines.litmuschaos.io") \
-        in cluster.requests
+    assert (
+        "LitmusChaos" in message
+        and "Chaos Mesh" in message
+        and "chaosengines.litmuschaos.io" in message
+    )
+    assert (
+        "GET",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/chaosengines.litmuschaos.io",
+    ) in cluster.requests

@@ -41,7 +41,7 @@ LATENCY = """    experiments:
 def with_latency(tmp_path: Path) -> Path:
     text = (HERE / "ledger.yaml").read_text()
     head = text[: text.index("    experiments:")]
-    return pipeline_copy(tmp_path, "ledger.yaml", **{text[len(head):]: LATENCY})
+    return pipeline_copy(tmp_path, "ledger.yaml", **{text[len(head) :]: LATENCY})
 
 
 def started(path: Path, run_dir: Path) -> SystemHandle:
@@ -60,7 +60,9 @@ def test_probe_modes_windows_and_verdicts(tmp_path):
         system.stop()
     out = result.outputs
     state = out["steady_state"]
-    assert state["before"]["verdict"] == "Pass" and [p["name"] for p in state["before"]["probes"]] == ["health"]
+    assert state["before"]["verdict"] == "Pass" and [
+        p["name"] for p in state["before"]["probes"]
+    ] == ["health"]
     assert {p["name"] for p in state["after"]["probes"]} == {"health", "writes"}
     during = {p["name"]: p for p in state["during"]["probes"]}
     assert during["up"]["verdict"] == "Pass" and during["up"]["evaluations"] >= 5
@@ -82,7 +84,11 @@ def test_every_fault_is_removed_when_the_phase_is_cut_short(tmp_path, how):
     system = started(path, tmp_path / "run")
 
     def cut(event: events.Event) -> None:
-        if isinstance(event, events.Progress) and "hog" in event.message and "slow-db" in event.message:
+        if (
+            isinstance(event, events.Progress)
+            and "hog" in event.message
+            and "slow-db" in event.message
+        ):
             if how == "sigint":
                 os.kill(os.getpid(), signal.SIGINT)
             raise RuntimeError("a handler failed mid-chaos")
@@ -97,7 +103,9 @@ def test_every_fault_is_removed_when_the_phase_is_cut_short(tmp_path, how):
         system.stop()
 
 
-@pytest.mark.parametrize(("mode", "status"), [("safe", PhaseStatus.PASSED), ("lossy", PhaseStatus.FAILED)])
+@pytest.mark.parametrize(
+    ("mode", "status"), [("safe", PhaseStatus.PASSED), ("lossy", PhaseStatus.FAILED)]
+)
 def test_acknowledged_writes_lost_by_a_killed_replica_fail_the_phase(tmp_path, mode, status):
     path = pipeline_copy(tmp_path, "ledger.yaml", **{"MODE: safe": f"MODE: {mode}"})
     system = started(path, tmp_path / "run")
@@ -118,8 +126,13 @@ def test_acknowledged_writes_lost_by_a_killed_replica_fail_the_phase(tmp_path, m
 
 
 def heisen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "heisen", *args], capture_output=True, text=True, timeout=180,
-                          env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "heisen", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.mark.parametrize(("mode", "code"), [("buggy", 1), ("fixed", 0)])
@@ -130,12 +143,27 @@ def test_counter_lost_update_under_chaos_exit_codes_and_manifest(tmp_path, mode,
     text = (HERE / "counter.yaml").read_text().replace("MODE: buggy", f"MODE: {mode}")
     (target / "chaos" / "counter.yaml").write_text(text)
     run_dir = tmp_path / "run"
-    result = heisen("chaos", str(target / "chaos" / "counter.yaml"), "--run-dir", str(run_dir), "--ci")
+    result = heisen(
+        "chaos", str(target / "chaos" / "counter.yaml"), "--run-dir", str(run_dir), "--ci"
+    )
     assert result.returncode == code, result.stdout[-3000:] + result.stderr[-3000:]
     phase = yaml.safe_load((run_dir / "manifest.yaml").read_text())["phases"]["chaos"]
     out = phase["outputs"]
-    assert set(out) >= {"trials", "violations", "violation_rate", "ci95", "requests", "rps", "latency_ms",
-                        "status_codes", "errors", "experiments", "steady_state", "data_loss", "timeline"}
+    assert set(out) >= {
+        "trials",
+        "violations",
+        "violation_rate",
+        "ci95",
+        "requests",
+        "rps",
+        "latency_ms",
+        "status_codes",
+        "errors",
+        "experiments",
+        "steady_state",
+        "data_loss",
+        "timeline",
+    }
     assert out["trials"] == 1 and out["violations"] == (1 if mode == "buggy" else 0)
     assert set(out["data_loss"]) >= {"acknowledged", "persisted", "lost", "unknown"}
     assert set(out["steady_state"]) == {"before", "during", "after"}

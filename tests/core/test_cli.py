@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-import heisen.cli._commands  # noqa: F401  (registers the commands)
+import heisen.cli._commands
 from heisen import __version__
 from heisen.cli import app
 
@@ -16,8 +16,13 @@ HEAVY = ("psycopg", "redis", "kubernetes", "numpy", "aiohttp", "faker", "h2")
 
 
 def heisen(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "heisen", *args], capture_output=True, text=True, timeout=60,
-                          env={"NO_COLOR": "1", "COLUMNS": "100", "PATH": "/usr/bin:/bin", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "heisen", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"NO_COLOR": "1", "COLUMNS": "100", "PATH": "/usr/bin:/bin", **(env or {})},
+    )
 
 
 def test_help_lists_every_command_and_imports_no_driver():
@@ -26,9 +31,23 @@ def test_help_lists_every_command_and_imports_no_driver():
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    for command in ("run", "validate", "init", "report", "check", "verify",
-                    "predict", "stress", "fuzz", "isolate", "contain", "chaos"):
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    for command in (
+        "run",
+        "validate",
+        "init",
+        "report",
+        "check",
+        "verify",
+        "predict",
+        "stress",
+        "fuzz",
+        "isolate",
+        "contain",
+        "chaos",
+    ):
         assert f"  {command} " in result.stdout
     assert "LOADED []" in result.stdout
 
@@ -52,7 +71,9 @@ def test_init_writes_a_pipeline_that_validates(tmp_path):
 
 def test_invalid_pipeline_exits_2_with_located_problems_and_no_traceback(tmp_path):
     path = tmp_path / "pipeline.yaml"
-    path.write_text("apiVersion: heisen/v1\nname: x\nservices: {}\nscenario: {requests: {}, load: []}\nfoo: 1\n")
+    path.write_text(
+        "apiVersion: heisen/v1\nname: x\nservices: {}\nscenario: {requests: {}, load: []}\nfoo: 1\n"
+    )
     result = heisen("validate", str(path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -78,6 +99,8 @@ def test_missing_pipeline_file_exits_2(tmp_path):
 
 
 def test_unknown_phase_in_only_exits_2():
-    result = heisen("run", str(Path(__file__).parent / "counter" / "pipeline.yaml"), "--only", "strss")
+    result = heisen(
+        "run", str(Path(__file__).parent / "counter" / "pipeline.yaml"), "--only", "strss"
+    )
     assert result.returncode == 2
     assert "no phase named 'strss'" in result.stderr

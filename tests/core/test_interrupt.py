@@ -54,9 +54,21 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
         marker = f"HEISEN_INTERRUPT_TEST={uuid.uuid4().hex}"
         run_dir = tmp_path / f"run-{attempt}"
         env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", marker.split("=")[0]: marker.split("=")[1]}
-        process = subprocess.Popen([sys.executable, "-m", "heisen", "run", str(pipeline / "pipeline.yaml"),
-                                    "--run-dir", str(run_dir), "--ci"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "heisen",
+                "run",
+                str(pipeline / "pipeline.yaml"),
+                "--run-dir",
+                str(run_dir),
+                "--ci",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         delay = rng.uniform(0.3, 4.0)
         sig = rng.choice([signal.SIGINT, signal.SIGTERM])
         time.sleep(delay)
@@ -65,7 +77,9 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
             _, stderr = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            pytest.fail(f"attempt {attempt}: heisen did not stop within 60 s of {sig.name} at {delay:.2f}s")
+            pytest.fail(
+                f"attempt {attempt}: heisen did not stop within 60 s of {sig.name} at {delay:.2f}s"
+            )
         left = wait_gone(marker.split("=")[1], 10.0)
         assert not left, f"attempt {attempt} ({sig.name} at {delay:.2f}s) left processes {left}"
         manifest_path = run_dir / "manifest.yaml"
@@ -76,11 +90,15 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
                 assert manifest["status"] == "interrupted", stderr.decode()[-2000:]
             for service in (manifest.get("system") or {}).get("services", {}).values():
                 host, port = service["url"].removeprefix("http://").split(":")
-                assert not is_listening(host, int(port)), f"attempt {attempt}: {service['url']} still listening"
+                assert not is_listening(host, int(port)), (
+                    f"attempt {attempt}: {service['url']} still listening"
+                )
         if manifest_path.exists():
             assert process.returncode in (130, 1), (process.returncode, stderr.decode()[-2000:])
         else:  # interrupted before the run began: nothing was started, and the default action may apply
-            assert process.returncode in (130, 1, -signal.SIGINT, -signal.SIGTERM), process.returncode
+            assert process.returncode in (130, 1, -signal.SIGINT, -signal.SIGTERM), (
+                process.returncode
+            )
         leftovers = [p for p in Path("/tmp").glob(f"heisen-{run_dir.name}-*")]
         assert not leftovers, f"attempt {attempt} left {leftovers}"
         outcomes.append((round(delay, 2), sig.name, process.returncode))

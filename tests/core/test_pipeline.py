@@ -57,7 +57,12 @@ def test_the_counter_example_and_a_minimal_pipeline_validate(tmp_path):
 
 
 def test_unknown_key_says_did_you_mean_and_where(tmp_path):
-    found = problems(write(tmp_path, VALID.replace("phases:\n  stress: {trials: 2}", "phases:\n  stress: {trails: 2}")))
+    found = problems(
+        write(
+            tmp_path,
+            VALID.replace("phases:\n  stress: {trials: 2}", "phases:\n  stress: {trails: 2}"),
+        )
+    )
     assert len(found) == 1
     assert found[0].path == "phases.stress.trails"
     assert "did you mean 'trials'" in found[0].message
@@ -65,12 +70,14 @@ def test_unknown_key_says_did_you_mean_and_where(tmp_path):
 
 
 def test_all_problems_are_reported_at_once(tmp_path):
-    text = (VALID.replace("cpu: 250m", "cpu: 250x")
-            .replace("requests: 10", "requests: ten")
-            .replace("init: schema.sql", "init: missing.sql")
-            .replace("{{ deps.postgres.dsn }}", "{{ deps.postgress.dsn }}")
-            .replace("one == 1", "one ==")
-            .replace("{trials: 2}", "{trials: 2, load: [{pause: {during: 5 parsecs}}]}"))
+    text = (
+        VALID.replace("cpu: 250m", "cpu: 250x")
+        .replace("requests: 10", "requests: ten")
+        .replace("init: schema.sql", "init: missing.sql")
+        .replace("{{ deps.postgres.dsn }}", "{{ deps.postgress.dsn }}")
+        .replace("one == 1", "one ==")
+        .replace("{trials: 2}", "{trials: 2, load: [{pause: {during: 5 parsecs}}]}")
+    )
     found = problems(write(tmp_path, text))
     paths = {p.path for p in found}
     assert "services.app.resources.cpu" in paths
@@ -80,9 +87,11 @@ def test_all_problems_are_reported_at_once(tmp_path):
 
 
 def test_semantic_problems_are_reported_together(tmp_path):
-    text = (VALID.replace("init: schema.sql", "init: missing.sql")
-            .replace("{{ deps.postgres.dsn }}", "{{ deps.postgress.dsn }}")
-            .replace("one == 1", "one =="))
+    text = (
+        VALID.replace("init: schema.sql", "init: missing.sql")
+        .replace("{{ deps.postgres.dsn }}", "{{ deps.postgress.dsn }}")
+        .replace("one == 1", "one ==")
+    )
     found = problems(write(tmp_path, text))
     messages = {p.path: p.message for p in found}
     assert "no such file: missing.sql" in messages["dependencies.postgres.init"]
@@ -110,7 +119,9 @@ def test_bad_template_syntax(tmp_path):
 
 def test_unknown_request_in_load_and_link_in_isolate(tmp_path):
     text = VALID.replace("burst: {requests: 10}", "burst: {requests: 10, request: nope}").replace(
-        "  stress: {trials: 2}", "  stress: {trials: 2}\n  isolate:\n    toxics: [{link: app->mongo, type: latency}]")
+        "  stress: {trials: 2}",
+        "  stress: {trials: 2}\n  isolate:\n    toxics: [{link: app->mongo, type: latency}]",
+    )
     found = problems(write(tmp_path, text))
     messages = " ".join(p.message for p in found)
     assert "no request named 'nope'" in messages

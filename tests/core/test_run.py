@@ -13,8 +13,13 @@ COUNTER = Path(__file__).parent / "counter"
 
 
 def heisen(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "heisen", *args], capture_output=True, text=True,
-                          timeout=timeout, env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "heisen", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
 
 
 @pytest.fixture
@@ -35,16 +40,32 @@ def test_a_real_race_exits_1_with_the_manifest_contract(counter, tmp_path):
     manifest = manifest_of(run_dir)
     assert manifest["apiVersion"] == "heisen/v1" and manifest["kind"] == "RunManifest"
     assert manifest["status"] == "failed"
-    assert set(manifest["run"]) >= {"id", "pipeline", "pipeline_sha256", "seed", "started_at", "finished_at",
-                                    "heisen_version"}
+    assert set(manifest["run"]) >= {
+        "id",
+        "pipeline",
+        "pipeline_sha256",
+        "seed",
+        "started_at",
+        "finished_at",
+        "heisen_version",
+    }
     assert list(manifest["phases"]) == ["predict", "stress", "fuzz", "isolate", "contain", "chaos"]
     assert manifest["phases"]["predict"]["status"] == "skipped"
     assert manifest["phases"]["predict"]["skip_reason"]
     stress = manifest["phases"]["stress"]
     assert stress["status"] == "failed"
     outputs = stress["outputs"]
-    for key in ("trials", "violations", "violation_rate", "ci95", "requests", "rps", "latency_ms",
-                "status_codes", "errors"):
+    for key in (
+        "trials",
+        "violations",
+        "violation_rate",
+        "ci95",
+        "requests",
+        "rps",
+        "latency_ms",
+        "status_codes",
+        "errors",
+    ):
         assert key in outputs
     assert outputs["violations"] >= 1
     assert set(outputs["latency_ms"]) >= {"p50", "p90", "p99", "max"}
@@ -62,15 +83,24 @@ def test_the_fixed_service_exits_0(counter, tmp_path):
 
 
 def test_expect_violation_and_json(counter, tmp_path):
-    result = heisen("stress", str(counter / "pipeline.yaml"), "--run-dir", str(tmp_path / "run"),
-                    "--expect", "violation", "--json")
+    result = heisen(
+        "stress",
+        str(counter / "pipeline.yaml"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--expect",
+        "violation",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["phases"]["stress"]["outputs"]["violations"] >= 1
 
 
 def test_a_service_that_does_not_start_exits_3_with_its_log(counter, tmp_path):
-    (counter / "counter_service.py").write_text("import sys\nprint('boom: no config')\nsys.exit(4)\n")
+    (counter / "counter_service.py").write_text(
+        "import sys\nprint('boom: no config')\nsys.exit(4)\n"
+    )
     result = heisen("run", str(counter / "pipeline.yaml"), "--run-dir", str(tmp_path / "run"))
     assert result.returncode == 3, result.stderr
     assert "boom: no config" in result.stderr

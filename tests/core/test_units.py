@@ -3,8 +3,18 @@ import pytest
 from heisen._units import parse_cpu, parse_duration, parse_memory
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("30s", 30.0), ("2m", 120.0), ("1h", 3600.0),
-                                               ("250us", 0.00025), (3, 3.0), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("30s", 30.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("250us", 0.00025),
+        (3, 3.0),
+        ("1.5s", 1.5),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
@@ -26,8 +36,10 @@ def test_bad_cpu(text):
         parse_cpu(text)
 
 
-@pytest.mark.parametrize(("text", "size"), [("256Mi", 256 * 1024**2), ("1Gi", 1024**3), ("500M", 500 * 1000**2),
-                                            (1024, 1024)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("256Mi", 256 * 1024**2), ("1Gi", 1024**3), ("500M", 500 * 1000**2), (1024, 1024)],
+)
 def test_memory(text, size):
     assert parse_memory(text) == size
 

@@ -6,21 +6,38 @@ import sys
 
 
 def ops(*rows):
-    return "\n".join(json.dumps(dict(zip(("process", "type", "f", "key", "value", "time"), row))) for row in rows)
+    return "\n".join(
+        json.dumps(dict(zip(("process", "type", "f", "key", "value", "time"), row, strict=True)))
+        for row in rows
+    )
 
 
-VALID = ops((0, "invoke", "write", "x", 1, 10), (0, "ok", "write", "x", 1, 20),
-            (1, "invoke", "read", "x", None, 30), (1, "ok", "read", "x", 1, 40))
-STALE = ops((0, "invoke", "write", "x", 1, 10), (0, "ok", "write", "x", 1, 20),
-            (0, "invoke", "write", "x", 2, 30), (0, "ok", "write", "x", 2, 40),
-            (1, "invoke", "read", "x", None, 50), (1, "ok", "read", "x", 1, 60))
+VALID = ops(
+    (0, "invoke", "write", "x", 1, 10),
+    (0, "ok", "write", "x", 1, 20),
+    (1, "invoke", "read", "x", None, 30),
+    (1, "ok", "read", "x", 1, 40),
+)
+STALE = ops(
+    (0, "invoke", "write", "x", 1, 10),
+    (0, "ok", "write", "x", 1, 20),
+    (0, "invoke", "write", "x", 2, 30),
+    (0, "ok", "write", "x", 2, 40),
+    (1, "invoke", "read", "x", None, 50),
+    (1, "ok", "read", "x", 1, 60),
+)
 
 
 def verify(tmp_path, text, *args):
     path = tmp_path / "history.jsonl"
     path.write_text(text + "\n")
-    return subprocess.run([sys.executable, "-m", "heisen", "verify", str(path), *args], capture_output=True,
-                          text=True, timeout=60, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "heisen", "verify", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_valid_history_exits_0(tmp_path):

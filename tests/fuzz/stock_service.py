@@ -77,9 +77,13 @@ def make_app(dsn: str, *, fixed: bool = False, crash_on_nul: bool = False) -> we
     def store(item: str, qty: int, note: str) -> web.Response:
         with database().transaction():
             conn = database()
-            conn.execute("INSERT INTO takes (item, qty, note) VALUES (%s, %s, %s)", (item, qty, note))
-            row = conn.execute("UPDATE stock SET left_qty = left_qty - %s WHERE item = %s RETURNING left_qty",
-                               (qty, item)).fetchone()
+            conn.execute(
+                "INSERT INTO takes (item, qty, note) VALUES (%s, %s, %s)", (item, qty, note)
+            )
+            row = conn.execute(
+                "UPDATE stock SET left_qty = left_qty - %s WHERE item = %s RETURNING left_qty",
+                (qty, item),
+            ).fetchone()
             if row is None:
                 raise Refused(404, "no such item")
             if row[0] < 0:
@@ -111,6 +115,14 @@ def make_app(dsn: str, *, fixed: bool = False, crash_on_nul: bool = False) -> we
 
 
 if __name__ == "__main__":
-    web.run_app(make_app(os.environ["DATABASE_URL"], fixed=os.environ.get("FIXED") == "1",
-                         crash_on_nul=os.environ.get("CRASH_ON_NUL") == "1"),
-                host="127.0.0.1", port=int(os.environ["PORT"]), access_log=None, print=None)
+    web.run_app(
+        make_app(
+            os.environ["DATABASE_URL"],
+            fixed=os.environ.get("FIXED") == "1",
+            crash_on_nul=os.environ.get("CRASH_ON_NUL") == "1",
+        ),
+        host="127.0.0.1",
+        port=int(os.environ["PORT"]),
+        access_log=None,
+        print=None,
+    )

@@ -19,8 +19,13 @@ SPEC = Path(__file__).parent / "orders_openapi.yaml"
 
 
 def heisen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "heisen", "fuzz", *args], capture_output=True, text=True,
-                          timeout=120, env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "heisen", "fuzz", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def failures_by_outcome(report: dict) -> dict[str, list[dict]]:
@@ -33,8 +38,19 @@ def failures_by_outcome(report: dict) -> dict[str, list[dict]]:
 def test_a_buggy_service_exits_1_with_pure_json_and_replays_that_fail(tmp_path):
     run_dir = tmp_path / "runs" / "a"
     with serve(make_app) as url:
-        result = heisen("--openapi", str(SPEC), "--url", url, "--cases", "80", "--seed", "3",
-                        "--run-dir", str(run_dir), "--json")
+        result = heisen(
+            "--openapi",
+            str(SPEC),
+            "--url",
+            url,
+            "--cases",
+            "80",
+            "--seed",
+            "3",
+            "--run-dir",
+            str(run_dir),
+            "--json",
+        )
         assert result.returncode == 1, result.stderr
         data = json.loads(result.stdout)  # nothing but the JSON on stdout
         assert data == json.loads((run_dir / "fuzz.json").read_text())
@@ -44,31 +60,49 @@ def test_a_buggy_service_exits_1_with_pure_json_and_replays_that_fail(tmp_path):
         assert get["failures"] == [] and get["requests"] >= get["cases"]
         found = failures_by_outcome(post)
         assert set(found) == {"5xx", "nonconforming", "reset"}
-        shrunk = {(f["outcome"], f["shrunk"]) for f in post["failures"] if not f.get("duplicate_of")}
+        shrunk = {
+            (f["outcome"], f["shrunk"]) for f in post["failures"] if not f.get("duplicate_of")
+        }
         assert ("5xx", '{"user":"","qty":2147483648}') in shrunk
         assert ("nonconforming", '{"user":"","qty":0}') in shrunk
         assert ("reset", '{"user":"\\u0000","qty":0}') in shrunk
         assert (run_dir / "fuzz-corpus").is_dir()
         for outcome in ("5xx", "nonconforming", "reset"):
             head = next(f for f in found[outcome] if not f.get("duplicate_of"))
-            replay = subprocess.run(shlex.split(head["replay"]), capture_output=True, text=True, timeout=30)
+            replay = subprocess.run(
+                shlex.split(head["replay"]), capture_output=True, text=True, timeout=30
+            )
             assert replay.returncode == 1, (outcome, replay.stderr)
         assert "--seed 3" in post["rerun"]
     with serve(lambda: make_app(fixed=True)) as fixed_url:
         head = next(f for f in found["5xx"] if not f.get("duplicate_of"))
-        words = [fixed_url + "/orders" if w.endswith("/orders") else w for w in shlex.split(head["replay"])]
+        words = [
+            fixed_url + "/orders" if w.endswith("/orders") else w
+            for w in shlex.split(head["replay"])
+        ]
         assert subprocess.run(words, capture_output=True, timeout=30).returncode == 0
 
 
 def test_a_correct_service_exits_0_and_the_corpus_is_tried_first(tmp_path, capsys):
     runs = tmp_path / "runs"
     with serve(make_app) as url:
-        assert run_adhoc_fuzz(SPEC, url, operation="POST /orders", cases=60, seed=5, run_dir=runs / "one",
-                              as_json=True) == 1
+        assert (
+            run_adhoc_fuzz(
+                SPEC,
+                url,
+                operation="POST /orders",
+                cases=60,
+                seed=5,
+                run_dir=runs / "one",
+                as_json=True,
+            )
+            == 1
+        )
     capsys.readouterr()
     with serve(lambda: make_app(fixed=True)) as url:
-        code = run_adhoc_fuzz(SPEC, url, operation="post /orders", cases=5, seed=6, run_dir=runs / "two",
-                              as_json=True)
+        code = run_adhoc_fuzz(
+            SPEC, url, operation="post /orders", cases=5, seed=6, run_dir=runs / "two", as_json=True
+        )
         out = capsys.readouterr().out
     assert code == 0
     data = json.loads(out)
@@ -79,32 +113,73 @@ def test_a_correct_service_exits_0_and_the_corpus_is_tried_first(tmp_path, capsy
 
 def test_the_table_for_humans(tmp_path, capsys):
     with serve(make_app) as url:
-        code = run_adhoc_fuzz(SPEC, url, operation="POST /orders", cases=40, seed=1, run_dir=tmp_path / "r",
-                              as_json=False)
+        code = run_adhoc_fuzz(
+            SPEC,
+            url,
+            operation="POST /orders",
+            cases=40,
+            seed=1,
+            run_dir=tmp_path / "r",
+            as_json=False,
+        )
     captured = capsys.readouterr()
     assert code == 1 and captured.out == ""
-    assert "POST /orders" in captured.err and "nonconforming" in captured.err and "failed:" in captured.err
+    assert (
+        "POST /orders" in captured.err
+        and "nonconforming" in captured.err
+        and "failed:" in captured.err
+    )
 
 
 def test_usage_and_environment_errors(tmp_path, free_tcp_port):
     broken = tmp_path / "broken.yaml"
     broken.write_text("openapi: 3.0.3\npaths: [1, 2]\n")
     with pytest.raises(PipelineError):
-        run_adhoc_fuzz(broken, "http://127.0.0.1:1", operation=None, cases=5, seed=1, run_dir=tmp_path / "a",
-                       as_json=False)
+        run_adhoc_fuzz(
+            broken,
+            "http://127.0.0.1:1",
+            operation=None,
+            cases=5,
+            seed=1,
+            run_dir=tmp_path / "a",
+            as_json=False,
+        )
     with pytest.raises(UsageError, match="Did you mean 'POST /orders'"):
-        run_adhoc_fuzz(SPEC, "http://127.0.0.1:1", operation="POST /order", cases=5, seed=1,
-                       run_dir=tmp_path / "b", as_json=False)
+        run_adhoc_fuzz(
+            SPEC,
+            "http://127.0.0.1:1",
+            operation="POST /order",
+            cases=5,
+            seed=1,
+            run_dir=tmp_path / "b",
+            as_json=False,
+        )
     with pytest.raises(UsageError, match="not a loopback address"):
-        run_adhoc_fuzz(SPEC, "http://example.com", operation=None, cases=5, seed=1, run_dir=tmp_path / "c",
-                       as_json=False)
+        run_adhoc_fuzz(
+            SPEC,
+            "http://example.com",
+            operation=None,
+            cases=5,
+            seed=1,
+            run_dir=tmp_path / "c",
+            as_json=False,
+        )
     with pytest.raises(SystemUnavailable, match="cannot reach"):
-        run_adhoc_fuzz(SPEC, f"http://127.0.0.1:{free_tcp_port}", operation=None, cases=5, seed=1,
-                       run_dir=tmp_path / "d", as_json=False)
+        run_adhoc_fuzz(
+            SPEC,
+            f"http://127.0.0.1:{free_tcp_port}",
+            operation=None,
+            cases=5,
+            seed=1,
+            run_dir=tmp_path / "d",
+            as_json=False,
+        )
 
 
 def test_exit_codes_2_and_3_from_the_command_line(tmp_path, free_tcp_port):
-    unknown = heisen("--openapi", str(SPEC), "--url", "http://127.0.0.1:1", "--operation", "DELETE /orders")
+    unknown = heisen(
+        "--openapi", str(SPEC), "--url", "http://127.0.0.1:1", "--operation", "DELETE /orders"
+    )
     assert unknown.returncode == 2 and "has no operation 'DELETE /orders'" in unknown.stderr
     assert unknown.stdout == ""
     down = heisen("--openapi", str(SPEC), "--url", f"http://127.0.0.1:{free_tcp_port}", "--json")

@@ -46,8 +46,13 @@ phases:
 
 
 def heisen(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "heisen", *args], capture_output=True, text=True,
-                          timeout=timeout, env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "heisen", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def fuzz_outputs(run_dir: Path) -> dict:
@@ -110,13 +115,17 @@ def test_fuzz_finds_shrinks_and_replays_the_qty_bugs(tmp_path, dsn, buggy_url):
     server_error = shrunk[("5xx", '{"qty":2147483648}')]
     nonconforming = shrunk[("nonconforming", '{"qty":0}')]
     for failure in (server_error, nonconforming):
-        replay = subprocess.run(shlex.split(failure["replay"]), capture_output=True, text=True, timeout=30)
+        replay = subprocess.run(
+            shlex.split(failure["replay"]), capture_output=True, text=True, timeout=30
+        )
         assert replay.returncode == 1, replay.stderr
     assert "heisen.fuzz._replay" in server_error["replay"] and buggy_url in server_error["replay"]
     with serve(lambda: make_app(dsn, fixed=True)) as fixed_url:
         for failure in (server_error, nonconforming):
-            words = [fixed_url + w[len(buggy_url):] if w.startswith(buggy_url) else w
-                     for w in shlex.split(failure["replay"])]
+            words = [
+                fixed_url + w[len(buggy_url) :] if w.startswith(buggy_url) else w
+                for w in shlex.split(failure["replay"])
+            ]
             assert subprocess.run(words, capture_output=True, timeout=30).returncode == 0
     # an invariant needs the system: its replay reruns the phase with the run's seed
     invariant = shrunk[("invariant", '{"qty":-1}')]
@@ -129,16 +138,20 @@ def test_fuzz_finds_shrinks_and_replays_the_qty_bugs(tmp_path, dsn, buggy_url):
     again = heisen("fuzz", str(pipeline), "--run-dir", str(second), "--seed", "99")
     assert again.returncode == 1, again.stderr
     outputs = fuzz_outputs(second)["outputs"]
-    assert outputs["regression"] >= len({f["shrunk"] for f in fuzz_outputs(first)["outputs"]["failures"]})
+    assert outputs["regression"] >= len(
+        {f["shrunk"] for f in fuzz_outputs(first)["outputs"]["failures"]}
+    )
     assert outputs["cases"] == outputs["regression"] + 2
     assert {"5xx", "invariant", "nonconforming"} <= set(outputs["by_outcome"])
     assert ("5xx", '{"qty":2147483648}') in by_shrunk(outputs["failures"])
 
 
 def test_a_replica_that_dies_is_caught_with_fields_and_no_openapi(tmp_path, dsn):
-    service = ('    command: ["{{ python }}", "stock_service.py"]\n'
-               '    env: {DATABASE_URL: "{{ deps.postgres.dsn }}", CRASH_ON_NUL: "1"}\n'
-               "    health: {path: /health, timeout: 20s}")
+    service = (
+        '    command: ["{{ python }}", "stock_service.py"]\n'
+        '    env: {DATABASE_URL: "{{ deps.postgres.dsn }}", CRASH_ON_NUL: "1"}\n'
+        "    health: {path: /health, timeout: 20s}"
+    )
     fuzz = "    fields:\n      note: {type: string}\n    cases: 32\n    shrink: false"
     pipeline = write_pipeline(tmp_path, dsn, service, fuzz)
     run_dir = tmp_path / "runs" / "one"

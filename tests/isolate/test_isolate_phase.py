@@ -14,20 +14,37 @@ TICKETING = ROOT / "examples" / "ticketing"
 
 
 def heisen(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "heisen", *args], capture_output=True, text=True, timeout=300,
-                          env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "heisen", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_a_latency_toxic_on_the_database_link_slows_every_request(tmp_path):
     shutil.copytree(COUNTER, tmp_path / "counter")
     pipeline = tmp_path / "counter" / "pipeline.yaml"
-    pipeline.write_text(pipeline.read_text().replace("MODE: buggy", "MODE: fixed") + """\
+    pipeline.write_text(
+        pipeline.read_text().replace("MODE: buggy", "MODE: fixed")
+        + """\
   isolate:
     trials: 3
     toxics:
       - {link: counter->postgres, type: latency, attributes: {latency: 40}}
-""")
-    result = heisen("run", str(pipeline), "--run-dir", str(tmp_path / "run"), "--only", "stress", "--only", "isolate")
+"""
+    )
+    result = heisen(
+        "run",
+        str(pipeline),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--only",
+        "stress",
+        "--only",
+        "isolate",
+    )
     assert result.returncode == 0, result.stderr
     phases = yaml.safe_load((tmp_path / "run" / "manifest.yaml").read_text())["phases"]
     isolate = phases["isolate"]["outputs"]
@@ -42,11 +59,15 @@ def test_a_latency_toxic_on_the_database_link_slows_every_request(tmp_path):
 def test_the_payments_stub_answers_in_place_of_the_real_service(tmp_path):
     shutil.copytree(TICKETING, tmp_path / "ticketing")
     pipeline = tmp_path / "ticketing" / "pipeline.yaml"
-    pipeline.write_text(pipeline.read_text().replace("    trials: 10\n    stubs", "    trials: 2\n    stubs"))
+    pipeline.write_text(
+        pipeline.read_text().replace("    trials: 10\n    stubs", "    trials: 2\n    stubs")
+    )
     run_dir = tmp_path / "run"
     result = heisen("isolate", str(pipeline), "--run-dir", str(run_dir))
     assert result.returncode == 1, result.stderr
-    outputs = yaml.safe_load((run_dir / "manifest.yaml").read_text())["phases"]["isolate"]["outputs"]
+    outputs = yaml.safe_load((run_dir / "manifest.yaml").read_text())["phases"]["isolate"][
+        "outputs"
+    ]
     assert set(outputs["stubs"]) == {"payments"}
     assert outputs["trials"] == 2
     assert outputs["status_codes"].get("201", 0) > 0  # checkouts were paid by the stub

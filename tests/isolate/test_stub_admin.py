@@ -16,19 +16,31 @@ def test_mapping_crud_round_trip() -> None:
         assert client.get("/__admin/health").json()["status"] == "healthy"
         loaded = client.get("/__admin/mappings").json()
         assert loaded["meta"]["total"] == len(loaded["mappings"]) == 30
-        created = client.post("/__admin/mappings", json={
-            "request": {"method": "GET", "url": "/new"}, "response": {"status": 200, "body": "v1"}})
+        created = client.post(
+            "/__admin/mappings",
+            json={
+                "request": {"method": "GET", "url": "/new"},
+                "response": {"status": 200, "body": "v1"},
+            },
+        )
         assert created.status_code == 201
         stub_id = created.json()["id"]
         assert client.get("/new").text == "v1"
         assert client.get(f"/__admin/mappings/{stub_id}").json()["response"]["body"] == "v1"
-        updated = client.put(f"/__admin/mappings/{stub_id}", json={
-            "request": {"method": "GET", "url": "/new"}, "response": {"status": 200, "body": "v2"}})
+        updated = client.put(
+            f"/__admin/mappings/{stub_id}",
+            json={
+                "request": {"method": "GET", "url": "/new"},
+                "response": {"status": 200, "body": "v2"},
+            },
+        )
         assert updated.status_code == 200 and client.get("/new").text == "v2"
         assert client.delete(f"/__admin/mappings/{stub_id}").status_code == 200
         assert client.get("/new").status_code == 404
         assert client.get(f"/__admin/mappings/{stub_id}").status_code == 404
-        bad = client.post("/__admin/mappings", json={"request": {"urlPattern": "(["}, "response": {}})
+        bad = client.post(
+            "/__admin/mappings", json={"request": {"urlPattern": "(["}, "response": {}}
+        )
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["source"]["pointer"] == "/request/urlPattern"
         assert client.delete("/__admin/mappings").status_code == 200
@@ -41,7 +53,10 @@ def test_mapping_crud_round_trip() -> None:
 
 
 def test_journal_is_capped_counted_and_cleared() -> None:
-    with ThreadedStub(journal_limit=50) as stub, httpx.Client(base_url=stub.url, timeout=5) as client:
+    with (
+        ThreadedStub(journal_limit=50) as stub,
+        httpx.Client(base_url=stub.url, timeout=5) as client,
+    ):
         for i in range(120):
             client.get("/hello", params={"n": str(i)} if i % 2 else None)
         journal = client.get("/__admin/requests").json()
@@ -49,10 +64,16 @@ def test_journal_is_capped_counted_and_cleared() -> None:
         assert journal["requests"][0]["request"]["url"] == "/hello?n=119"  # newest first
         assert journal["requests"][0]["wasMatched"] is False  # url also compares the query
         assert journal["requests"][1]["wasMatched"] is True
-        assert client.get("/__admin/requests", params={"limit": 5}).json()["requests"].__len__() == 5
+        assert (
+            client.get("/__admin/requests", params={"limit": 5}).json()["requests"].__len__() == 5
+        )
         count = client.post("/__admin/requests/count", json={"method": "GET", "url": "/hello"})
         assert count.json() == {"count": 25}
-        pattern = {"method": "GET", "urlPath": "/hello", "queryParameters": {"n": {"matches": "11[0-9]"}}}
+        pattern = {
+            "method": "GET",
+            "urlPath": "/hello",
+            "queryParameters": {"n": {"matches": "11[0-9]"}},
+        }
         assert client.post("/__admin/requests/count", json=pattern).json() == {"count": 5}
         assert client.delete("/__admin/requests").status_code == 200
         assert client.get("/__admin/requests").json()["meta"]["total"] == 0
@@ -60,7 +81,10 @@ def test_journal_is_capped_counted_and_cleared() -> None:
 
 
 def test_journal_can_be_disabled() -> None:
-    with ThreadedStub(journal_limit=0) as stub, httpx.Client(base_url=stub.url, timeout=5) as client:
+    with (
+        ThreadedStub(journal_limit=0) as stub,
+        httpx.Client(base_url=stub.url, timeout=5) as client,
+    ):
         client.get("/hello")
         journal = client.get("/__admin/requests").json()
         assert journal["requests"] == [] and journal["requestJournalDisabled"] is True
@@ -70,13 +94,32 @@ def test_journal_can_be_disabled() -> None:
 def test_proxy_forwards_to_a_real_service_and_adds_the_delay() -> None:
     with ThreadedStub(None) as upstream, ThreadedStub(None) as front:
         with httpx.Client(timeout=5) as client:
-            client.post(upstream.url + "/__admin/mappings", json={
-                "request": {"method": "POST", "urlPath": "/charge", "headers": {"X-Extra": {"equalTo": "1"}}},
-                "response": {"status": 402, "body": "declined", "headers": {"X-Upstream": "yes"}}})
-            client.post(front.url + "/__admin/mappings", json={
-                "request": {"method": "ANY", "urlPathPattern": "/.*"},
-                "response": {"proxyBaseUrl": upstream.url, "fixedDelayMilliseconds": 80,
-                             "additionalProxyRequestHeaders": {"X-Extra": "1"}}})
+            client.post(
+                upstream.url + "/__admin/mappings",
+                json={
+                    "request": {
+                        "method": "POST",
+                        "urlPath": "/charge",
+                        "headers": {"X-Extra": {"equalTo": "1"}},
+                    },
+                    "response": {
+                        "status": 402,
+                        "body": "declined",
+                        "headers": {"X-Upstream": "yes"},
+                    },
+                },
+            )
+            client.post(
+                front.url + "/__admin/mappings",
+                json={
+                    "request": {"method": "ANY", "urlPathPattern": "/.*"},
+                    "response": {
+                        "proxyBaseUrl": upstream.url,
+                        "fixedDelayMilliseconds": 80,
+                        "additionalProxyRequestHeaders": {"X-Extra": "1"},
+                    },
+                },
+            )
             started = time.perf_counter()
             response = client.post(front.url + "/charge?id=7", content=b"{}")
             elapsed = time.perf_counter() - started
@@ -85,6 +128,8 @@ def test_proxy_forwards_to_a_real_service_and_adds_the_delay() -> None:
             seen = client.get(upstream.url + "/__admin/requests").json()["requests"]
             assert seen[0]["request"]["url"] == "/charge?id=7"
     with ThreadedStub(None) as lonely, httpx.Client(timeout=5) as client:
-        client.post(lonely.url + "/__admin/mappings", json={
-            "request": {"url": "/x"}, "response": {"proxyBaseUrl": "http://127.0.0.1:9"}})
+        client.post(
+            lonely.url + "/__admin/mappings",
+            json={"request": {"url": "/x"}, "response": {"proxyBaseUrl": "http://127.0.0.1:9"}},
+        )
         assert client.get(lonely.url + "/x").status_code == 502

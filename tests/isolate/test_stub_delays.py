@@ -31,11 +31,27 @@ pytestmark = pytest.mark.timeout(120)
 def stub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("stub")
     port_file = workdir / "port"
-    process = spawn("stub", [sys.executable, "-m", "heisen.isolate._stub", "--root", str(TREE),
-                             "--port", "0", "--port-file", str(port_file), "--seed", "11"],
-                    log_path=workdir / "stub.log")
+    process = spawn(
+        "stub",
+        [
+            sys.executable,
+            "-m",
+            "heisen.isolate._stub",
+            "--root",
+            str(TREE),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--seed",
+            "11",
+        ],
+        log_path=workdir / "stub.log",
+    )
     try:
-        assert wait_until(lambda: port_file.exists() and port_file.read_text().strip(), 15), process.tail()
+        assert wait_until(lambda: port_file.exists() and port_file.read_text().strip(), 15), (
+            process.tail()
+        )
         port = int(port_file.read_text())
         assert wait_for_port("127.0.0.1", port, 5)
         yield f"http://127.0.0.1:{port}"
@@ -91,10 +107,17 @@ def test_capped_uniform_and_fixed(stub_url: str) -> None:
     asyncio.run(_latencies_ms(stub_url + "/capped", 100, 20))
     asyncio.run(_latencies_ms(stub_url + "/uniform", 100, 20))
     logged = httpx.get(stub_url + "/__admin/requests").json()["requests"]
-    added = {url: [e["timing"]["addedDelay"] for e in logged if e["request"]["url"] == url]
-             for url in ("/capped", "/uniform")}
-    assert len(added["/capped"]) == 101 and max(added["/capped"]) <= 25  # maxValue: resampled above it
-    assert len(added["/uniform"]) == 101 and 10 <= min(added["/uniform"]) <= max(added["/uniform"]) <= 30
+    added = {
+        url: [e["timing"]["addedDelay"] for e in logged if e["request"]["url"] == url]
+        for url in ("/capped", "/uniform")
+    }
+    assert (
+        len(added["/capped"]) == 101 and max(added["/capped"]) <= 25
+    )  # maxValue: resampled above it
+    assert (
+        len(added["/uniform"]) == 101
+        and 10 <= min(added["/uniform"]) <= max(added["/uniform"]) <= 30
+    )
     started = time.perf_counter()
     assert httpx.get(stub_url + "/fixed").text == "fixed"
     assert time.perf_counter() - started >= 0.150
@@ -127,7 +150,9 @@ def test_global_fixed_delay_from_settings(tmp_path: Path) -> None:
         started = time.perf_counter()
         assert client.get("/hello").text == "hello"
         assert time.perf_counter() - started >= 0.120
-        bad = client.post("/__admin/settings", json={"delayDistribution": {"type": "lognormal", "sigma": 1}})
+        bad = client.post(
+            "/__admin/settings", json={"delayDistribution": {"type": "lognormal", "sigma": 1}}
+        )
         assert bad.status_code == 422 and "median is required" in bad.text
         client.post("/__admin/reset")
         assert client.get("/__admin/settings").json() == {"settings": {}}

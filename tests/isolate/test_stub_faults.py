@@ -43,7 +43,9 @@ def test_empty_response_closes_without_a_byte(stub: ThreadedStub) -> None:
 
 def test_malformed_chunk_after_a_200_head(stub: ThreadedStub) -> None:
     data, error = _raw(stub, "/fault/malformed")
-    assert error is None and data.startswith(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert error is None and data.startswith(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.get(stub.url + "/fault/malformed")
 

@@ -27,23 +27,33 @@ def test_the_whole_tree_loads() -> None:
 
 
 def test_every_problem_is_reported_with_its_path(tmp_path: Path) -> None:
-    bad = {"mappings": [
-        {"request": {"method": "GET", "urlPattern": "/x/(["}, "response": {"status": 200}},
-        {"request": {"url": "/y", "headerz": {}}, "response": {"fault": "BOOM", "delayDistribution": {"type": "pareto"}}},
-    ]}
+    bad = {
+        "mappings": [
+            {"request": {"method": "GET", "urlPattern": "/x/(["}, "response": {"status": 200}},
+            {
+                "request": {"url": "/y", "headerz": {}},
+                "response": {"fault": "BOOM", "delayDistribution": {"type": "pareto"}},
+            },
+        ]
+    }
     root = _tree(tmp_path, {"pay.json": json.dumps(bad)})
     with pytest.raises(PipelineError) as caught:
         load_mappings(root)
     text = str(caught.value)
     assert "pay.json" in text
     assert "mappings[0].request.urlPattern: invalid regular expression" in text
-    assert "mappings[1].request.headerz: unknown request key 'headerz'; did you mean 'headers'?" in text
+    assert (
+        "mappings[1].request.headerz: unknown request key 'headerz'; did you mean 'headers'?"
+        in text
+    )
     assert "mappings[1].response.fault: unknown fault 'BOOM'" in text
     assert "mappings[1].response.delayDistribution.type" in text
 
 
 def test_yaml_problems_carry_the_line(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"a.yaml": "request:\n  method: GET\n  url: /a\nresponse:\n  status: many\n"})
+    root = _tree(
+        tmp_path, {"a.yaml": "request:\n  method: GET\n  url: /a\nresponse:\n  status: many\n"}
+    )
     with pytest.raises(PipelineError) as caught:
         load_mappings(root)
     assert "response.status (line 5" in str(caught.value)
@@ -59,6 +69,13 @@ def test_problems_across_files_are_all_listed(tmp_path: Path) -> None:
 
 
 def test_missing_body_file_is_named(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"f.json": json.dumps({"request": {"url": "/f"}, "response": {"bodyFileName": "nope.txt"}})})
+    root = _tree(
+        tmp_path,
+        {
+            "f.json": json.dumps(
+                {"request": {"url": "/f"}, "response": {"bodyFileName": "nope.txt"}}
+            )
+        },
+    )
     with pytest.raises(PipelineError, match=r"response\.bodyFileName: no such file .*nope\.txt"):
         load_mappings(root)

@@ -20,7 +20,11 @@ def client() -> Iterator[httpx.Client]:
 
 def test_exact_url_status_message_and_multi_valued_headers(client: httpx.Client) -> None:
     response = client.get("/hello")
-    assert (response.status_code, response.text, response.reason_phrase) == (200, "hello", "Fine Thanks")
+    assert (response.status_code, response.text, response.reason_phrase) == (
+        200,
+        "hello",
+        "Fine Thanks",
+    )
     assert response.headers.get_list("X-Multi") == ["a", "b"]
     assert response.headers["Matched-Stub-Id"]
     assert client.get("/hello?x=1").status_code == 404  # url compares path and query
@@ -51,22 +55,31 @@ def test_url_path_template_with_path_parameters(client: httpx.Client) -> None:
 
 
 def test_headers_cookies_and_json_body_patterns(client: httpx.Client) -> None:
-    ok = client.post("/pay", headers={"x-api-key": "secret", "Cookie": "session=s-99"},
-                     json={"amount": 10, "currency": "EUR", "extra": True})
+    ok = client.post(
+        "/pay",
+        headers={"x-api-key": "secret", "Cookie": "session=s-99"},
+        json={"amount": 10, "currency": "EUR", "extra": True},
+    )
     assert (ok.status_code, ok.json()) == (201, {"paid": True})
-    no_cookie = client.post("/pay", headers={"x-api-key": "secret"}, json={"amount": 1, "currency": "EUR"})
+    no_cookie = client.post(
+        "/pay", headers={"x-api-key": "secret"}, json={"amount": 1, "currency": "EUR"}
+    )
     assert no_cookie.status_code == 404
-    no_amount = client.post("/pay", headers={"x-api-key": "secret", "Cookie": "session=s-1"},
-                            json={"currency": "EUR"})
+    no_amount = client.post(
+        "/pay", headers={"x-api-key": "secret", "Cookie": "session=s-1"}, json={"currency": "EUR"}
+    )
     assert no_amount.status_code == 404
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ("a race here", 200),
-    ("a race with lock", 404),      # doesNotContain
-    ("race 2", 404),                # matches ^[a-z ]+$
-    ("race of mutex", 404),         # doesNotMatch
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("a race here", 200),
+        ("a race with lock", 404),  # doesNotContain
+        ("race 2", 404),  # matches ^[a-z ]+$
+        ("race of mutex", 404),  # doesNotMatch
+    ],
+)
 def test_string_body_operators(client: httpx.Client, body: str, status: int) -> None:
     assert client.post("/text", content=body).status_code == status
 
@@ -106,8 +119,11 @@ def test_single_mapping_file(client: httpx.Client) -> None:
 
 
 def test_unmatched_names_the_closest_stub(client: httpx.Client) -> None:
-    response = client.post("/pay", headers={"x-api-key": "wrong", "Cookie": "session=s-1"},
-                           json={"amount": 1, "currency": "EUR"})
+    response = client.post(
+        "/pay",
+        headers={"x-api-key": "wrong", "Cookie": "session=s-1"},
+        json={"amount": 1, "currency": "EUR"},
+    )
     assert response.status_code == 404
     assert "Request was not matched" in response.text
     assert "Closest stub: pay" in response.text
@@ -130,8 +146,10 @@ def test_pipelined_requests_are_answered_in_order() -> None:
 
     with ThreadedStub() as stub:
         with socket.create_connection((stub.server.host, stub.server.port), timeout=5) as sock:
-            sock.sendall(b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-                         b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(
+                b"GET /fixed HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
             data = b""
             for _ in range(100):
                 chunk = sock.recv(65536)

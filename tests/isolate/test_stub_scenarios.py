@@ -24,20 +24,37 @@ def _chain_tree(tmp_path: Path) -> Path:
     """Scenario 'chain': state s{i} answers i and moves to s{i+1}; then a contested one-winner scenario."""
     mappings = []
     for i in range(STEPS):
-        mappings.append({
-            "scenarioName": "chain",
-            "requiredScenarioState": "Started" if i == 0 else f"s{i}",
-            "newScenarioState": f"s{i + 1}",
-            "request": {"method": "POST", "url": "/next"},
-            # A delay keeps many replies pending while later requests are matched.
-            "response": {"status": 200, "body": str(i),
-                         "delayDistribution": {"type": "uniform", "lower": 0, "upper": 20}},
-        })
-    mappings.append({"scenarioName": "ticket", "requiredScenarioState": "Started", "newScenarioState": "sold",
-                     "request": {"method": "POST", "url": "/buy"}, "response": {"body": "winner",
-                     "fixedDelayMilliseconds": 5}})
-    mappings.append({"scenarioName": "ticket", "requiredScenarioState": "sold",
-                     "request": {"method": "POST", "url": "/buy"}, "response": {"status": 409, "body": "sold out"}})
+        mappings.append(
+            {
+                "scenarioName": "chain",
+                "requiredScenarioState": "Started" if i == 0 else f"s{i}",
+                "newScenarioState": f"s{i + 1}",
+                "request": {"method": "POST", "url": "/next"},
+                # A delay keeps many replies pending while later requests are matched.
+                "response": {
+                    "status": 200,
+                    "body": str(i),
+                    "delayDistribution": {"type": "uniform", "lower": 0, "upper": 20},
+                },
+            }
+        )
+    mappings.append(
+        {
+            "scenarioName": "ticket",
+            "requiredScenarioState": "Started",
+            "newScenarioState": "sold",
+            "request": {"method": "POST", "url": "/buy"},
+            "response": {"body": "winner", "fixedDelayMilliseconds": 5},
+        }
+    )
+    mappings.append(
+        {
+            "scenarioName": "ticket",
+            "requiredScenarioState": "sold",
+            "request": {"method": "POST", "url": "/buy"},
+            "response": {"status": 409, "body": "sold out"},
+        }
+    )
     (tmp_path / "mappings").mkdir()
     (tmp_path / "mappings" / "chain.json").write_text(json.dumps({"mappings": mappings}))
     return tmp_path
@@ -46,6 +63,7 @@ def _chain_tree(tmp_path: Path) -> Path:
 async def _burst(url: str, count: int, connections: int) -> list[tuple[int, str]]:
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def one() -> tuple[int, str]:
             async with session.post(url) as response:
                 return response.status, await response.text()

@@ -13,7 +13,9 @@ from heisen._yaml import YamlDocument
 from heisen.errors import Problem
 
 
-def problems_from_validation(error: ValidationError, document: YamlDocument, root: type[BaseModel]) -> list[Problem]:
+def problems_from_validation(
+    error: ValidationError, document: YamlDocument, root: type[BaseModel]
+) -> list[Problem]:
     problems = []
     for item in error.errors():
         loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
@@ -32,14 +34,20 @@ def problems_from_validation(error: ValidationError, document: YamlDocument, roo
             message = f"{loc[-1]!r} is required here"
         else:
             message = item["msg"].removeprefix("Value error, ")
-            if "input" in item and kind not in ("value_error",) and not isinstance(item["input"], dict | list):
+            if (
+                "input" in item
+                and kind not in ("value_error",)
+                and not isinstance(item["input"], dict | list)
+            ):
                 message += f" (got {item['input']!r})"
         problems.append(document.problem(loc, message))
     return problems
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and (part.startswith(("function-", "list[", "dict[")) or part in ("int", "str"))
+    return isinstance(part, str) and (
+        part.startswith(("function-", "list[", "dict[")) or part in ("int", "str")
+    )
 
 
 def _field_names_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

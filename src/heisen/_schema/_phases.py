@@ -22,7 +22,9 @@ class PredictSection(PhaseSection):
 
 
 class Sweep(Strict):
-    start: int | None = Field(default=None, ge=1, description="first burst size; default: predict's smallest load")
+    start: int | None = Field(
+        default=None, ge=1, description="first burst size; default: predict's smallest load"
+    )
     factor: float = Field(default=2.0, gt=1.0)
     max: int = Field(default=1000, ge=1)
     trials: int = Field(default=5, ge=1, le=1000)
@@ -67,20 +69,26 @@ class FuzzSection(PhaseSection):
     @model_validator(mode="after")
     def _a_schema(self) -> FuzzSection:
         if not self.fields and not self.openapi:
-            raise ValueError("fuzz needs a schema: fields: (declared here) or openapi: (a document)")
+            raise ValueError(
+                "fuzz needs a schema: fields: (declared here) or openapi: (a document)"
+            )
         return self
 
 
 class Toxic(Strict):
     link: str = Field(description="service->dependency, e.g. inventory->redis")
-    type: Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"]
+    type: Literal[
+        "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"
+    ]
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = Field(default=1.0, ge=0.0, le=1.0)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class IsolateSection(TrialsSection):
-    stubs: list[str] = Field(default_factory=list, description="dependencies replaced by their stub: root")
+    stubs: list[str] = Field(
+        default_factory=list, description="dependencies replaced by their stub: root"
+    )
     toxics: list[Toxic] = Field(default_factory=list)
 
 
@@ -134,7 +142,9 @@ class Probe(Strict):
 class ChaosSection(PhaseSection):
     experiments: list[Experiment]
     probes: list[Probe] = Field(default_factory=list)
-    rate: float = Field(default=50.0, gt=0, le=100_000, description="requests/s of the scenario during chaos")
+    rate: float = Field(
+        default=50.0, gt=0, le=100_000, description="requests/s of the scenario during chaos"
+    )
     duration: Duration = 30.0
     backend: Literal["local", "kubernetes"] = "local"
     namespace: str = "heisen"

@@ -21,11 +21,15 @@ class Dependency(Strict):
 
     kind: DependencyKind
     embedded: bool = False
-    init: str | None = Field(default=None, description="SQL file run once after an embedded PostgreSQL starts")
+    init: str | None = Field(
+        default=None, description="SQL file run once after an embedded PostgreSQL starts"
+    )
     dsn: str | None = None
     url: str | None = None
     command: list[str] | None = None
-    stub: str | None = Field(default=None, description="a WireMock mapping root isolate serves instead")
+    stub: str | None = Field(
+        default=None, description="a WireMock mapping root isolate serves instead"
+    )
     health: str = "/health"
 
     @model_validator(mode="after")
@@ -37,9 +41,13 @@ class Dependency(Strict):
                 f"(found {', '.join(ways) or 'none'})"
             )
         if self.embedded and self.kind == DependencyKind.HTTP:
-            raise ValueError("embedded: true is for postgres and redis; an HTTP dependency takes command: or url:")
+            raise ValueError(
+                "embedded: true is for postgres and redis; an HTTP dependency takes command: or url:"
+            )
         if self.command and self.kind != DependencyKind.HTTP:
-            raise ValueError("command: starts an HTTP dependency; use embedded: true for postgres and redis")
+            raise ValueError(
+                "command: starts an HTTP dependency; use embedded: true for postgres and redis"
+            )
         if self.init and not (self.embedded and self.kind == DependencyKind.POSTGRES):
             raise ValueError("init: (an SQL file) applies to an embedded postgres only")
         return self
@@ -66,12 +74,16 @@ class Service(Strict):
     health: Health = Field(default_factory=Health)
     resources: Resources = Field(default_factory=Resources)
     stub: str | None = None
-    image: str | None = Field(default=None, description="container image for the Kubernetes backend")
+    image: str | None = Field(
+        default=None, description="container image for the Kubernetes backend"
+    )
 
     @model_validator(mode="after")
     def _command_or_url(self) -> Service:
         if bool(self.command) == bool(self.url):
-            raise ValueError("give exactly one of command: (heisen starts it) or url: (already running)")
+            raise ValueError(
+                "give exactly one of command: (heisen starts it) or url: (already running)"
+            )
         return self
 
 
@@ -91,7 +103,8 @@ class HistorySpec(Strict):
     f: str
     key: str | None = None
     value: str | None = Field(
-        default=None, description="request.<field> or response.<field>: where the operation's value is"
+        default=None,
+        description="request.<field> or response.<field>: where the operation's value is",
     )
     initial: Any = Field(default=None, description="the key's value after setup, before any load")
 
@@ -111,7 +124,9 @@ class SetupStep(Strict):
     def _exactly_one(self) -> SetupStep:
         kinds = [name for name in ("http", "sql", "redis") if getattr(self, name) is not None]
         if len(kinds) != 1:
-            raise ValueError(f"a setup step is exactly one of http:, sql:, redis: (found {', '.join(kinds) or 'none'})")
+            raise ValueError(
+                f"a setup step is exactly one of http:, sql:, redis: (found {', '.join(kinds) or 'none'})"
+            )
         return self
 
 
@@ -138,7 +153,11 @@ class Invariant(Strict):
 
     @model_validator(mode="after")
     def _one_probe(self) -> Invariant:
-        kinds = [n for n in ("sql", "redis", "http", "python", "history", "acknowledged") if getattr(self, n)]
+        kinds = [
+            n
+            for n in ("sql", "redis", "http", "python", "history", "acknowledged")
+            if getattr(self, n)
+        ]
         if len(kinds) != 1:
             raise ValueError(
                 "an invariant is exactly one probe: sql:, redis:, http:, python:, history: or acknowledged: "
@@ -151,13 +170,17 @@ class Invariant(Strict):
 
 class _Targeted(Strict):
     request: str | None = None
-    mix: dict[str, float] | None = Field(default=None, description="request name -> weight, instead of request:")
+    mix: dict[str, float] | None = Field(
+        default=None, description="request name -> weight, instead of request:"
+    )
 
     @model_validator(mode="after")
     def _request_or_mix(self) -> _Targeted:
         if self.request is not None and self.mix is not None:
             raise ValueError("give request: or mix:, not both")
-        if self.mix is not None and (not self.mix or any(weight <= 0 for weight in self.mix.values())):
+        if self.mix is not None and (
+            not self.mix or any(weight <= 0 for weight in self.mix.values())
+        ):
             raise ValueError("mix: maps request names to positive weights")
         return self
 
@@ -202,7 +225,9 @@ class LoadStep(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LoadStep:
-        kinds = [n for n in ("burst", "inject", "ramp_inject", "constant", "pause") if getattr(self, n)]
+        kinds = [
+            n for n in ("burst", "inject", "ramp_inject", "constant", "pause") if getattr(self, n)
+        ]
         if len(kinds) != 1:
             raise ValueError(
                 "a load step is exactly one of burst:, inject:, ramp_inject:, constant:, pause: "

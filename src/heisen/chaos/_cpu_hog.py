@@ -49,8 +49,10 @@ class Burners:
         try:
             for number in range(cores):
                 process = spawn(
-                    f"burner-{self.label}-{number}", [sys.executable, "-c", BURN],
-                    log_path=self.log_dir / "chaos-burners.log", env={"HEISEN_BURNER": self.label},
+                    f"burner-{self.label}-{number}",
+                    [sys.executable, "-c", BURN],
+                    log_path=self.log_dir / "chaos-burners.log",
+                    env={"HEISEN_BURNER": self.label},
                 )
                 self.processes.append(process)
                 if cgroup is not None:

@@ -23,15 +23,28 @@ from heisen.stress._records import RequestRecord
 from heisen.stress._render import RequestFactory
 
 
-def check_invariants(ctx: PhaseContext, records: list[RequestRecord], factory: RequestFactory
-                     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def check_invariants(
+    ctx: PhaseContext, records: list[RequestRecord], factory: RequestFactory
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One verdict per invariant (`{name, held, message, value}`) and the data-loss totals."""
     from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe
 
     pipeline = ctx.pipeline
     verdicts: list[dict[str, Any]] = []
-    loss: dict[str, Any] = {"acknowledged": 0, "persisted": 0, "lost": 0, "unknown": 0, "checked": False}
-    context = {"trial": 1, "seed": ctx.seed, "run_dir": str(ctx.run_dir), "deps": {}, "services": {}}
+    loss: dict[str, Any] = {
+        "acknowledged": 0,
+        "persisted": 0,
+        "lost": 0,
+        "unknown": 0,
+        "checked": False,
+    }
+    context = {
+        "trial": 1,
+        "seed": ctx.seed,
+        "run_dir": str(ctx.run_dir),
+        "deps": {},
+        "services": {},
+    }
     for invariant in pipeline.invariants:
         if is_probe(invariant):
             verdicts.append(evaluate_probe(pipeline, ctx.system, invariant, context).to_dict())
@@ -47,8 +60,9 @@ def check_invariants(ctx: PhaseContext, records: list[RequestRecord], factory: R
     return verdicts, loss
 
 
-def _acknowledged(ctx: PhaseContext, invariant: Any, records: list[RequestRecord], factory: RequestFactory
-                  ) -> dict[str, Any]:
+def _acknowledged(
+    ctx: PhaseContext, invariant: Any, records: list[RequestRecord], factory: RequestFactory
+) -> dict[str, Any]:
     from heisen.oracle.pipeline_invariants import check_acknowledged
     from heisen.stress._history import field_of, response_json
 
@@ -67,13 +81,16 @@ def _acknowledged(ctx: PhaseContext, invariant: Any, records: list[RequestRecord
                 ids.append(value)
     dsn = ctx.system.dependency_of_kind(DependencyKind.POSTGRES, ack.on)  # type: ignore[union-attr]
     loss = check_acknowledged(dsn, ack.sql, ids, unknown)
-    message = (f"{loss['acknowledged']} acknowledged, {loss['persisted']} persisted, {loss['lost']} lost, "
-               f"{loss['unknown']} unknown")
+    message = (
+        f"{loss['acknowledged']} acknowledged, {loss['persisted']} persisted, {loss['lost']} lost, "
+        f"{loss['unknown']} unknown"
+    )
     return {"name": invariant.name, "held": loss["lost"] == 0, "message": message, "value": loss}
 
 
-def _history(ctx: PhaseContext, invariant: Any, records: list[RequestRecord], factory: RequestFactory
-             ) -> dict[str, Any]:
+def _history(
+    ctx: PhaseContext, invariant: Any, records: list[RequestRecord], factory: RequestFactory
+) -> dict[str, Any]:
     from heisen.oracle.checkers import check
     from heisen.oracle.history import Operation
     from heisen.stress import _history as history
@@ -83,10 +100,23 @@ def _history(ctx: PhaseContext, invariant: Any, records: list[RequestRecord], fa
     operations = [Operation.from_dict({**op, "index": i}) for i, op in enumerate(ops)]
     result = check(operations, invariant.history, time_budget_s=10.0)
     if result.valid is None:
-        return {"name": invariant.name, "held": None, "message": "history check ran out of budget", "value": {}}
+        return {
+            "name": invariant.name,
+            "held": None,
+            "message": "history check ran out of budget",
+            "value": {},
+        }
     if result.valid:
-        return {"name": invariant.name, "held": True, "message": f"{len(operations)} operations linearizable",
-                "value": {}}
+        return {
+            "name": invariant.name,
+            "held": True,
+            "message": f"{len(operations)} operations linearizable",
+            "value": {},
+        }
     violation = result.violations[0]
-    return {"name": invariant.name, "held": False, "message": f"{violation.kind} on {violation.key}: "
-            f"{violation.message}", "value": {"operations": [op.to_dict() for op in violation.operations]}}
+    return {
+        "name": invariant.name,
+        "held": False,
+        "message": f"{violation.kind} on {violation.key}: {violation.message}",
+        "value": {"operations": [op.to_dict() for op in violation.operations]},
+    }

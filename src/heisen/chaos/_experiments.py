@@ -77,7 +77,9 @@ class ExperimentRecord:
     experiment: Experiment
     planned: int
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    windows: list[tuple[float, float]] = field(default_factory=list)  # when its faults were active (t_s)
+    windows: list[tuple[float, float]] = field(
+        default_factory=list
+    )  # when its faults were active (t_s)
     error: str | None = None
     finished: bool = False
 
@@ -111,8 +113,14 @@ class LocalInjector:
             assert experiment.link is not None
             self.system.link_proxy(experiment.link)
 
-    def inject(self, experiment: Experiment, number: int, rng: random.Random, stop: threading.Event,
-               record: ExperimentRecord) -> list[str]:
+    def inject(
+        self,
+        experiment: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         """One round of `experiment`; blocks while its fault lasts; returns its targets."""
         action: Callable[..., list[str]] = getattr(self, "_" + experiment.kind.replace("-", "_"))
         return action(experiment, number, rng, stop, record)
@@ -127,16 +135,35 @@ class LocalInjector:
 
     # -- kills ------------------------------------------------------------------------
 
-    def _pod_delete(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                    record: ExperimentRecord) -> list[str]:
+    def _pod_delete(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         return self._kill(e, rng, stop, record, process_only=False)
 
-    def _container_kill(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                        record: ExperimentRecord) -> list[str]:
+    def _container_kill(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         return self._kill(e, rng, stop, record, process_only=True)
 
-    def _kill(self, e: Experiment, rng: random.Random, stop: threading.Event, record: ExperimentRecord, *,
-              process_only: bool) -> list[str]:
+    def _kill(
+        self,
+        e: Experiment,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+        *,
+        process_only: bool,
+    ) -> list[str]:
         replicas = self.system.replicas(e.service)
         infos = replicas.replicas_info()
         wanted = max(1, math.ceil(len(infos) * e.percentage / 100))
@@ -150,13 +177,16 @@ class LocalInjector:
             killed: list[tuple[int, int]] = []
             for index in group:
                 pid = self._kill_one(replicas, index, e, process_only)
-                label = f"{e.kind} {replicas.name}-{index}" + (f" (pid {pid})" if pid else " (not running)")
+                label = f"{e.kind} {replicas.name}-{index}" + (
+                    f" (pid {pid})" if pid else " (not running)"
+                )
                 targets.append(f"{replicas.name}-{index}")
                 self.timeline.add("inject", label, experiment=e.name)
                 if pid is not None:
                     killed.append((index, pid))
-            applied = self.faults.apply(f"{e.name}: {replicas.name} replicas restarting", lambda: None,
-                                        lambda: None)
+            applied = self.faults.apply(
+                f"{e.name}: {replicas.name} replicas restarting", lambda: None, lambda: None
+            )
             try:
                 for index, pid in killed:
                     self._wait_replaced(replicas, index, pid, stop)
@@ -185,29 +215,60 @@ class LocalInjector:
             replicas.kill(index, signal.SIGKILL)
         return int(pid) if pid is not None else None
 
-    def _wait_replaced(self, replicas: Any, index: int, old_pid: int, stop: threading.Event) -> None:
+    def _wait_replaced(
+        self, replicas: Any, index: int, old_pid: int, stop: threading.Event
+    ) -> None:
         deadline = time.monotonic() + READY_DEADLINE_S
         while time.monotonic() < deadline and not stop.is_set():
             info = replicas.replicas_info()[index]
             if info.pid not in (None, old_pid) and info.ready:
-                self.timeline.add("recovered", f"{replicas.name}-{index} ready again (pid {info.pid})")
+                self.timeline.add(
+                    "recovered", f"{replicas.name}-{index} ready again (pid {info.pid})"
+                )
                 return
             time.sleep(0.05)
 
     # -- network ----------------------------------------------------------------------
 
-    def _toxic(self, e: Experiment, number: int, stop: threading.Event, record: ExperimentRecord,
-               kind: str, attributes: dict[str, Any], toxicity: float, stream: str) -> list[str]:
+    def _toxic(
+        self,
+        e: Experiment,
+        number: int,
+        stop: threading.Event,
+        record: ExperimentRecord,
+        kind: str,
+        attributes: dict[str, Any],
+        toxicity: float,
+        stream: str,
+    ) -> list[str]:
         assert e.link is not None
         name = f"chaos-{e.name}-{number}"
-        toxic = {"name": name, "type": kind, "stream": stream, "toxicity": toxicity, "attributes": attributes}
+        toxic = {
+            "name": name,
+            "type": kind,
+            "stream": stream,
+            "toxicity": toxicity,
+            "attributes": attributes,
+        }
         link = e.link
-        return self._hold(e, record, stop, f"{kind} toxic on {link}",
-                          lambda: self.system.add_toxic(link, toxic),
-                          lambda: self.system.remove_toxic(link, name), [link])
+        return self._hold(
+            e,
+            record,
+            stop,
+            f"{kind} toxic on {link}",
+            lambda: self.system.add_toxic(link, toxic),
+            lambda: self.system.remove_toxic(link, name),
+            [link],
+        )
 
-    def _pod_network_latency(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                             record: ExperimentRecord) -> list[str]:
+    def _pod_network_latency(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         attributes = dict(e.attributes)
         toxicity = float(attributes.pop("toxicity", 1.0))
         stream = str(attributes.pop("stream", "downstream"))
@@ -215,34 +276,66 @@ class LocalInjector:
             attributes = {"latency": 2000}
         return self._toxic(e, number, stop, record, "latency", attributes, toxicity, stream)
 
-    def _pod_network_loss(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                          record: ExperimentRecord) -> list[str]:
+    def _pod_network_loss(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         attributes = dict(e.attributes)
         loss = float(attributes.pop("loss", 100))
         stream = str(attributes.pop("stream", "upstream"))
         attributes.setdefault("timeout", 0)
-        return self._toxic(e, number, stop, record, "timeout", attributes, min(1.0, loss / 100), stream)
+        return self._toxic(
+            e, number, stop, record, "timeout", attributes, min(1.0, loss / 100), stream
+        )
 
-    def _reset_peer(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                    record: ExperimentRecord) -> list[str]:
+    def _reset_peer(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         attributes = dict(e.attributes)
         toxicity = float(attributes.pop("toxicity", 1.0))
         stream = str(attributes.pop("stream", "downstream"))
         attributes.setdefault("timeout", 0)
         return self._toxic(e, number, stop, record, "reset_peer", attributes, toxicity, stream)
 
-    def _partition(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                   record: ExperimentRecord) -> list[str]:
+    def _partition(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         assert e.link is not None
         link = e.link
-        return self._hold(e, record, stop, f"partition of {link}",
-                          lambda: self.system.set_link_enabled(link, False),
-                          lambda: self.system.set_link_enabled(link, True), [link])
+        return self._hold(
+            e,
+            record,
+            stop,
+            f"partition of {link}",
+            lambda: self.system.set_link_enabled(link, False),
+            lambda: self.system.set_link_enabled(link, True),
+            [link],
+        )
 
     # -- CPU and dependencies -----------------------------------------------------------
 
-    def _pod_cpu_hog(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                     record: ExperimentRecord) -> list[str]:
+    def _pod_cpu_hog(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         replicas = self.system.replicas(e.service)
         infos = replicas.replicas_info()
         wanted = max(1, math.ceil(len(infos) * e.percentage / 100))
@@ -258,28 +351,48 @@ class LocalInjector:
                 cgroup = replicas.cgroup_of(index) if hasattr(replicas, "cgroup_of") else None
                 pids = burner.start(e.cores, cgroup=cgroup, beside_pid=infos[index].pid)
                 if burner.mode != "cgroup":
-                    warning = (f"{e.name}: {replicas.name}-{index} has no cgroup; its {e.cores} burner(s) are "
-                               "pinned to the CPU it last ran on (give the service resources: for a real "
-                               "pod-cpu-hog)")
+                    warning = (
+                        f"{e.name}: {replicas.name}-{index} has no cgroup; its {e.cores} burner(s) are "
+                        "pinned to the CPU it last ran on (give the service resources: for a real "
+                        "pod-cpu-hog)"
+                    )
                     if warning not in self.warnings:
                         self.warnings.append(warning)
-                self.timeline.add("burners", f"{replicas.name}-{index}: pids {pids} ({burner.mode})",
-                                  experiment=e.name)
+                self.timeline.add(
+                    "burners",
+                    f"{replicas.name}-{index}: pids {pids} ({burner.mode})",
+                    experiment=e.name,
+                )
 
         def undo() -> None:
             for burner in burners:
                 burner.stop()
 
         targets = [f"{replicas.name}-{index}" for index in chosen]
-        return self._hold(e, record, stop, f"cpu hog ({e.cores} cores) on {', '.join(targets)}", start, undo,
-                          targets)
+        return self._hold(
+            e,
+            record,
+            stop,
+            f"cpu hog ({e.cores} cores) on {', '.join(targets)}",
+            start,
+            undo,
+            targets,
+        )
 
-    def _dependency_restart(self, e: Experiment, number: int, rng: random.Random, stop: threading.Event,
-                            record: ExperimentRecord) -> list[str]:
+    def _dependency_restart(
+        self,
+        e: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: ExperimentRecord,
+    ) -> list[str]:
         assert e.dependency is not None
         began = self.timeline.now()
         self.timeline.add("inject", f"restart of {e.dependency}", experiment=e.name)
-        applied = self.faults.apply(f"{e.name}: {e.dependency} restarting", lambda: None, lambda: None)
+        applied = self.faults.apply(
+            f"{e.name}: {e.dependency} restarting", lambda: None, lambda: None
+        )
         try:
             self.system.restart_dependency(e.dependency)
         finally:
@@ -291,8 +404,16 @@ class LocalInjector:
 
     # -- a fault held for `duration` -------------------------------------------------------
 
-    def _hold(self, e: Experiment, record: ExperimentRecord, stop: threading.Event, label: str,
-              do: Callable[[], Any], undo: Callable[[], None], targets: list[str]) -> list[str]:
+    def _hold(
+        self,
+        e: Experiment,
+        record: ExperimentRecord,
+        stop: threading.Event,
+        label: str,
+        do: Callable[[], Any],
+        undo: Callable[[], None],
+        targets: list[str],
+    ) -> list[str]:
         full = f"{e.name}: {label}"
         began = self.timeline.now()
         applied = self.faults.apply(full, do, undo)
@@ -310,4 +431,3 @@ class LocalInjector:
 def _same_alive(replicas: Any, index: int, pid: int | None) -> bool:
     info = replicas.replicas_info()[index]
     return pid is not None and info.pid == pid and info.alive
-

@@ -38,7 +38,9 @@ class Faults:
         self._closed = False
         self.undo_errors: list[str] = []
 
-    def apply(self, label: str, do: Callable[[], T], undo: Callable[[], None]) -> tuple[int, T] | None:
+    def apply(
+        self, label: str, do: Callable[[], T], undo: Callable[[], None]
+    ) -> tuple[int, T] | None:
         """Run `do` and remember `undo`; None (and nothing done) once the ledger is closed."""
         with self._lock:
             if self._closed:

@@ -43,8 +43,11 @@ INSTALL_HINT = (
     "neither is installed in this cluster"
 )
 _LITMUS_NAMES = {
-    "pod-network-latency": "pod-network-latency", "pod-network-loss": "pod-network-loss",
-    "partition": "pod-network-loss", "reset-peer": "pod-http-reset-peer", "pod-cpu-hog": "pod-cpu-hog",
+    "pod-network-latency": "pod-network-latency",
+    "pod-network-loss": "pod-network-loss",
+    "partition": "pod-network-loss",
+    "reset-peer": "pod-http-reset-peer",
+    "pod-cpu-hog": "pod-cpu-hog",
 }
 
 
@@ -53,19 +56,30 @@ def _selector(selector: dict[str, str]) -> str:
 
 
 def _ms(attributes: dict[str, Any], key: str, default: int) -> int:
-    return int(attributes.get(key, attributes.get("median_ms", default)) if key == "latency" else
-               attributes.get(key, default))
+    return int(
+        attributes.get(key, attributes.get("median_ms", default))
+        if key == "latency"
+        else attributes.get(key, default)
+    )
 
 
-def render_chaos_engine(experiment: Experiment, number: int, namespace: str, selector: dict[str, str],
-                        labels: dict[str, str]) -> dict[str, Any]:
+def render_chaos_engine(
+    experiment: Experiment,
+    number: int,
+    namespace: str,
+    selector: dict[str, str],
+    labels: dict[str, str],
+) -> dict[str, Any]:
     """The LitmusChaos ChaosEngine that runs one round of `experiment`."""
     name = _LITMUS_NAMES.get(experiment.kind)
     if name is None:
         raise UsageError(f"{experiment.kind} has no LitmusChaos experiment")
     a = experiment.attributes
-    env = {"TOTAL_CHAOS_DURATION": str(math.ceil(experiment.duration)),
-           "PODS_AFFECTED_PERC": str(experiment.percentage), "SEQUENCE": experiment.sequence}
+    env = {
+        "TOTAL_CHAOS_DURATION": str(math.ceil(experiment.duration)),
+        "PODS_AFFECTED_PERC": str(experiment.percentage),
+        "SEQUENCE": experiment.sequence,
+    }
     if experiment.kind == "pod-network-latency":
         env["NETWORK_LATENCY"] = str(_ms(a, "latency", 2000))
         env["JITTER"] = str(int(a.get("jitter", 0)))
@@ -82,42 +96,87 @@ def render_chaos_engine(experiment: Experiment, number: int, namespace: str, sel
     return {
         "apiVersion": "litmuschaos.io/v1alpha1",
         "kind": "ChaosEngine",
-        "metadata": {"name": f"heisen-{experiment.name}-{number}", "namespace": namespace, "labels": dict(labels)},
+        "metadata": {
+            "name": f"heisen-{experiment.name}-{number}",
+            "namespace": namespace,
+            "labels": dict(labels),
+        },
         "spec": {
             "engineState": "active",
-            "appinfo": {"appns": namespace, "applabel": _selector(selector), "appkind": "deployment"},
+            "appinfo": {
+                "appns": namespace,
+                "applabel": _selector(selector),
+                "appkind": "deployment",
+            },
             "chaosServiceAccount": a.get("service_account", f"{name}-sa"),
             "jobCleanUpPolicy": "delete",
-            "experiments": [{"name": name, "spec": {"components": {
-                "env": [{"name": key, "value": value} for key, value in env.items()]}}}],
+            "experiments": [
+                {
+                    "name": name,
+                    "spec": {
+                        "components": {
+                            "env": [{"name": key, "value": value} for key, value in env.items()]
+                        }
+                    },
+                }
+            ],
         },
     }
 
 
-def render_chaos_mesh(experiment: Experiment, number: int, namespace: str, selector: dict[str, str],
-                      labels: dict[str, str]) -> dict[str, Any]:
+def render_chaos_mesh(
+    experiment: Experiment,
+    number: int,
+    namespace: str,
+    selector: dict[str, str],
+    labels: dict[str, str],
+) -> dict[str, Any]:
     """The Chaos Mesh NetworkChaos (or StressChaos for pod-cpu-hog) of one round."""
     a = experiment.attributes
-    metadata = {"name": f"heisen-{experiment.name}-{number}", "namespace": namespace, "labels": dict(labels)}
+    metadata = {
+        "name": f"heisen-{experiment.name}-{number}",
+        "namespace": namespace,
+        "labels": dict(labels),
+    }
     target = {"namespaces": [namespace], "labelSelectors": dict(selector)}
     mode = "all" if experiment.percentage == 100 else "fixed-percent"
-    common: dict[str, Any] = {"selector": target, "mode": mode, "duration": f"{math.ceil(experiment.duration)}s"}
+    common: dict[str, Any] = {
+        "selector": target,
+        "mode": mode,
+        "duration": f"{math.ceil(experiment.duration)}s",
+    }
     if mode == "fixed-percent":
         common["value"] = str(experiment.percentage)
     if experiment.kind == "pod-cpu-hog":
         spec = {**common, "stressors": {"cpu": {"workers": experiment.cores, "load": 100}}}
-        return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "StressChaos", "metadata": metadata, "spec": spec}
+        return {
+            "apiVersion": "chaos-mesh.org/v1alpha1",
+            "kind": "StressChaos",
+            "metadata": metadata,
+            "spec": spec,
+        }
     if experiment.kind == "pod-network-latency":
-        spec = {**common, "action": "delay", "delay": {"latency": f"{_ms(a, 'latency', 2000)}ms",
-                                                       "jitter": f"{int(a.get('jitter', 0))}ms",
-                                                       "correlation": str(a.get("correlation", 0))}}
+        spec = {
+            **common,
+            "action": "delay",
+            "delay": {
+                "latency": f"{_ms(a, 'latency', 2000)}ms",
+                "jitter": f"{int(a.get('jitter', 0))}ms",
+                "correlation": str(a.get("correlation", 0)),
+            },
+        }
     elif experiment.kind == "pod-network-loss":
         spec = {**common, "action": "loss", "loss": {"loss": str(int(a.get("loss", 100)))}}
     elif experiment.kind == "partition":
         spec = {**common, "action": "partition", "direction": str(a.get("direction", "both"))}
     else:
         raise UsageError(f"{experiment.kind} has no Chaos Mesh NetworkChaos action")
-    return {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos", "metadata": metadata, "spec": spec}
+    return {
+        "apiVersion": "chaos-mesh.org/v1alpha1",
+        "kind": "NetworkChaos",
+        "metadata": metadata,
+        "spec": spec,
+    }
 
 
 def detect_engine(api_client: Any) -> str:
@@ -140,18 +199,29 @@ def detect_engine(api_client: Any) -> str:
 class KubeInjector:
     """Faults on the pods of one namespace + selector."""
 
-    def __init__(self, section: ChaosSection, faults: Faults, timeline: Timeline, *, kubeconfig: str | None = None,
-                 context: str | None = None) -> None:
+    def __init__(
+        self,
+        section: ChaosSection,
+        faults: Faults,
+        timeline: Timeline,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+    ) -> None:
         from kubernetes import config
 
         from heisen.system._kube import KubeBackend
 
         if not section.selector:
-            raise UsageError("phases.chaos.selector: name the pods chaos may touch (e.g. {app: inventory})")
+            raise UsageError(
+                "phases.chaos.selector: name the pods chaos may touch (e.g. {app: inventory})"
+            )
         self.section = section
         self.faults = faults
         self.timeline = timeline
-        self.backend = KubeBackend(namespace=section.namespace, labels={}, kubeconfig=kubeconfig, context=context)
+        self.backend = KubeBackend(
+            namespace=section.namespace, labels={}, kubeconfig=kubeconfig, context=context
+        )
         self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
         self.labels = dict(self.backend.labels)
         self.warnings: list[str] = []
@@ -166,28 +236,47 @@ class KubeInjector:
 
     def check(self, experiment: Experiment) -> None:
         if experiment.kind == "dependency-restart":
-            raise UsageError("dependency-restart needs a dependency heisen started (backend: local)")
+            raise UsageError(
+                "dependency-restart needs a dependency heisen started (backend: local)"
+            )
         if experiment.kind not in ("pod-delete", "container-kill"):
             self.engine()
 
-    def inject(self, experiment: Experiment, number: int, rng: random.Random, stop: threading.Event,
-               record: Any) -> list[str]:
+    def inject(
+        self,
+        experiment: Experiment,
+        number: int,
+        rng: random.Random,
+        stop: threading.Event,
+        record: Any,
+    ) -> list[str]:
         if experiment.kind in ("pod-delete", "container-kill"):
             return self._delete_pods(experiment, rng, record)
         if self.engine() == "litmus":
-            obj = render_chaos_engine(experiment, number, self.section.namespace, self.section.selector, self.labels)
+            obj = render_chaos_engine(
+                experiment, number, self.section.namespace, self.section.selector, self.labels
+            )
             where = ("litmuschaos.io", "v1alpha1", "chaosengines")
         else:
-            obj = render_chaos_mesh(experiment, number, self.section.namespace, self.section.selector, self.labels)
+            obj = render_chaos_mesh(
+                experiment, number, self.section.namespace, self.section.selector, self.labels
+            )
             plural = "stresschaos" if obj["kind"] == "StressChaos" else "networkchaos"
             where = ("chaos-mesh.org", "v1alpha1", plural)
         name = obj["metadata"]["name"]
         began = self.timeline.now()
-        applied = self.faults.apply(f"{experiment.name}: {obj['kind']} {name}", lambda: self._create(where, obj),
-                                    lambda: self._delete(where, name))
+        applied = self.faults.apply(
+            f"{experiment.name}: {obj['kind']} {name}",
+            lambda: self._create(where, obj),
+            lambda: self._delete(where, name),
+        )
         if applied is None:
             return []
-        self.timeline.add("inject", f"{obj['kind']} {name} for {experiment.duration:g}s", experiment=experiment.name)
+        self.timeline.add(
+            "inject",
+            f"{obj['kind']} {name} for {experiment.duration:g}s",
+            experiment=experiment.name,
+        )
         try:
             stop.wait(experiment.duration)
         finally:
@@ -206,7 +295,9 @@ class KubeInjector:
         names: list[str] = []
         for pod in chosen:
             names.extend(self.backend.delete_pod(pod.name, grace_period_s=grace))
-            self.timeline.add("inject", f"deleted pod {pod.name} (grace {grace}s)", experiment=experiment.name)
+            self.timeline.add(
+                "inject", f"deleted pod {pod.name} (grace {grace}s)", experiment=experiment.name
+            )
         record.windows.append((began, self.timeline.now()))
         return names
 
@@ -217,10 +308,13 @@ class KubeInjector:
         group, version, plural = where
         try:
             client.CustomObjectsApi(self.api_client).create_namespaced_custom_object(
-                group, version, self.section.namespace, plural, obj)
+                group, version, self.section.namespace, plural, obj
+            )
         except ApiException as exc:
-            raise SystemUnavailable(f"could not create {obj['kind']} {obj['metadata']['name']}: "
-                                    f"{exc.status} {exc.reason}") from exc
+            raise SystemUnavailable(
+                f"could not create {obj['kind']} {obj['metadata']['name']}: "
+                f"{exc.status} {exc.reason}"
+            ) from exc
         with self._lock:
             self._created.append((f"{group}/{version}", plural, obj["metadata"]["name"]))
 
@@ -231,7 +325,8 @@ class KubeInjector:
         group, version, plural = where
         with contextlib.suppress(ApiException):
             client.CustomObjectsApi(self.api_client).delete_namespaced_custom_object(
-                group, version, self.section.namespace, plural, name)
+                group, version, self.section.namespace, plural, name
+            )
         with self._lock:
             self._created = [c for c in self._created if c[2] != name]
 

@@ -29,13 +29,17 @@ def chaos_step(pipeline: Any, rate: float, duration: float) -> LoadStep:
         if model.request is not None:
             return LoadStep(inject=Inject(rate=rate, during=duration, request=model.request))
         break
-    return LoadStep(inject=Inject(rate=rate, during=duration, request=next(iter(pipeline.scenario.requests))))
+    return LoadStep(
+        inject=Inject(rate=rate, during=duration, request=next(iter(pipeline.scenario.requests)))
+    )
 
 
 class ChaosLoad:
     """An open-model load in its own thread and event loop; `stop()` cancels it."""
 
-    def __init__(self, pipeline: Any, address: tuple[str, int], factory: RequestFactory, step: LoadStep) -> None:
+    def __init__(
+        self, pipeline: Any, address: tuple[str, int], factory: RequestFactory, step: LoadStep
+    ) -> None:
         self.address = address
         self.factory = factory
         self.step = step
@@ -90,7 +94,14 @@ class ChaosLoad:
         host, port = self.address
         self._task = asyncio.current_task()
         try:
-            await _models.inject(self.step.inject.rate, self.step.inject.during, host=host, port=port,
-                                 make_request=self.make, timeout_s=self.timeout_s, sink=self._sink)
+            await _models.inject(
+                self.step.inject.rate,
+                self.step.inject.during,
+                host=host,
+                port=port,
+                make_request=self.make,
+                timeout_s=self.timeout_s,
+                sink=self._sink,
+            )
         except asyncio.CancelledError:
             pass

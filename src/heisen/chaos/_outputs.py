@@ -32,23 +32,37 @@ def experiment_verdict(record: ExperimentRecord, state: SteadyState, after_ok: b
     return "Pass"
 
 
-def outputs(records: list[RequestRecord], schedule_records: list[ExperimentRecord], state: SteadyState,
-            verdicts: list[dict[str, Any]], loss: dict[str, Any], timeline: list[dict[str, Any]]
-            ) -> dict[str, Any]:
+def outputs(
+    records: list[RequestRecord],
+    schedule_records: list[ExperimentRecord],
+    state: SteadyState,
+    verdicts: list[dict[str, Any]],
+    loss: dict[str, Any],
+    timeline: list[dict[str, Any]],
+) -> dict[str, Any]:
     violated = any(v["held"] is False for v in verdicts)
     steady = state.summary()
     after_ok = steady["after"]["verdict"] == "Pass" and not violated
     experiments = []
     for record in schedule_records:
-        entry: dict[str, Any] = {"name": record.experiment.name, "kind": record.experiment.kind,
-                                 "injected": record.injected(),
-                                 "verdict": experiment_verdict(record, state, after_ok)}
+        entry: dict[str, Any] = {
+            "name": record.experiment.name,
+            "kind": record.experiment.kind,
+            "injected": record.injected(),
+            "verdict": experiment_verdict(record, state, after_ok),
+        }
         if record.error:
             entry["error"] = record.error
         experiments.append(entry)
-    overall = ("Fail" if violated or any(steady[w]["verdict"] == "Fail" for w in steady)
-               or any(e["verdict"] == "Fail" for e in experiments)
-               else "Awaited" if any(e["verdict"] == "Awaited" for e in experiments) else "Pass")
+    overall = (
+        "Fail"
+        if violated
+        or any(steady[w]["verdict"] == "Fail" for w in steady)
+        or any(e["verdict"] == "Fail" for e in experiments)
+        else "Awaited"
+        if any(e["verdict"] == "Awaited" for e in experiments)
+        else "Pass"
+    )
     return {
         **rate_with_interval(1 if violated else 0, 1),
         **summarize(records).to_dict(),

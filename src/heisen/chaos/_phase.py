@@ -40,12 +40,25 @@ def run(ctx: PhaseContext) -> PhaseResult:
         injector.check(experiment)
         late = [t for t in round_times(experiment) if t >= section.duration]
         if late:
-            _warn(ctx, f"{experiment.name}: {len(late)} round(s) start after the {section.duration:g}s load "
-                       "and will not be injected")
+            _warn(
+                ctx,
+                f"{experiment.name}: {len(late)} round(s) start after the {section.duration:g}s load "
+                "and will not be injected",
+            )
     run_setup(ctx.pipeline, ctx.system)
-    factory = RequestFactory(ctx.pipeline.scenario.requests, trial=1, seed=ctx.seed, run_id=ctx.manifest.run.id,
-                             faker_names=("chaos",))
-    load = ChaosLoad(ctx.pipeline, _address(ctx), factory, chaos_step(ctx.pipeline, section.rate, section.duration))
+    factory = RequestFactory(
+        ctx.pipeline.scenario.requests,
+        trial=1,
+        seed=ctx.seed,
+        run_id=ctx.manifest.run.id,
+        faker_names=("chaos",),
+    )
+    load = ChaosLoad(
+        ctx.pipeline,
+        _address(ctx),
+        factory,
+        chaos_step(ctx.pipeline, section.rate, section.duration),
+    )
     state = SteadyState(ctx, section.probes, timeline, faults, load.records)
     schedule = Schedule(list(section.experiments), injector, timeline, ctx.seed, section.duration)
     state.check("before")
@@ -56,8 +69,15 @@ def run(ctx: PhaseContext) -> PhaseResult:
         state.start()
         while load.running():
             load.join(0.25)
-            ctx.emit(events.Progress("chaos", f"{len(load.records())} requests, faults: "
-                                     f"{', '.join(faults.active()) or 'none'}", timeline.now(), section.duration))
+            ctx.emit(
+                events.Progress(
+                    "chaos",
+                    f"{len(load.records())} requests, faults: "
+                    f"{', '.join(faults.active()) or 'none'}",
+                    timeline.now(),
+                    section.duration,
+                )
+            )
     finally:
         with shielded():
             schedule.stop_event.set()
@@ -75,14 +95,27 @@ def run(ctx: PhaseContext) -> PhaseResult:
     state.invariant_verdicts = {v["name"]: v for v in verdicts}
     state.check("after")
     out = outputs(records, schedule.records, state, verdicts, loss, timeline.entries())
-    findings = [Finding("chaos", v["name"], v["message"], f"heisen chaos {ctx.loaded.path} --seed {ctx.seed}",
-                        v.get("value", {})) for v in verdicts if v["held"] is False]
+    findings = [
+        Finding(
+            "chaos",
+            v["name"],
+            v["message"],
+            f"heisen chaos {ctx.loaded.path} --seed {ctx.seed}",
+            v.get("value", {}),
+        )
+        for v in verdicts
+        if v["held"] is False
+    ]
     failed = out["verdict"] == "Fail" or loss["lost"] > 0
-    summary = (f"verdict {out['verdict']}: {sum(e['injected']['count'] for e in out['experiments'])} fault(s) "
-               f"injected, steady state {out['steady_state']['before']['verdict']}/"
-               f"{out['steady_state']['during']['verdict']}/{out['steady_state']['after']['verdict']}, "
-               f"{loss['lost']} acknowledged write(s) lost, {out['requests']} requests")
-    return PhaseResult(PhaseStatus.FAILED if failed else PhaseStatus.PASSED, summary, out, findings=findings)
+    summary = (
+        f"verdict {out['verdict']}: {sum(e['injected']['count'] for e in out['experiments'])} fault(s) "
+        f"injected, steady state {out['steady_state']['before']['verdict']}/"
+        f"{out['steady_state']['during']['verdict']}/{out['steady_state']['after']['verdict']}, "
+        f"{loss['lost']} acknowledged write(s) lost, {out['requests']} requests"
+    )
+    return PhaseResult(
+        PhaseStatus.FAILED if failed else PhaseStatus.PASSED, summary, out, findings=findings
+    )
 
 
 def _injector(ctx: PhaseContext, section: Any, faults: Faults, timeline: Timeline) -> Any:
@@ -90,8 +123,13 @@ def _injector(ctx: PhaseContext, section: Any, faults: Faults, timeline: Timelin
         from heisen.chaos._kubernetes import KubeInjector
 
         contain = ctx.pipeline.phases.contain
-        return KubeInjector(section, faults, timeline, kubeconfig=getattr(contain, "kubeconfig", None),
-                            context=getattr(contain, "context", None))
+        return KubeInjector(
+            section,
+            faults,
+            timeline,
+            kubeconfig=getattr(contain, "kubeconfig", None),
+            context=getattr(contain, "context", None),
+        )
     return LocalInjector(ctx.system, faults, timeline, ctx.run_dir / "logs")
 
 
@@ -109,9 +147,14 @@ def _wait_ready(ctx: PhaseContext, timeline: Timeline, deadline_s: float = 60.0)
             replicas = ctx.system.replicas(name)  # type: ignore[union-attr]
         except Exception:  # a service at a url: nothing heisen can wait for
             continue
-        while time.monotonic() < deadline and not all(i.ready and i.alive for i in replicas.replicas_info()):
+        while time.monotonic() < deadline and not all(
+            i.ready and i.alive for i in replicas.replicas_info()
+        ):
             time.sleep(0.1)
-    timeline.add("ready", "every replica ready" if time.monotonic() < deadline else "replicas not all ready in time")
+    timeline.add(
+        "ready",
+        "every replica ready" if time.monotonic() < deadline else "replicas not all ready in time",
+    )
 
 
 def _warn(ctx: PhaseContext, message: str) -> None:

@@ -21,22 +21,34 @@ from heisen.chaos._timeline import Timeline
 class Schedule:
     """The experiments of one chaos run, started together at `start()`."""
 
-    def __init__(self, experiments: list[Experiment], injector: Any, timeline: Timeline, seed: int,
-                 horizon_s: float) -> None:
+    def __init__(
+        self,
+        experiments: list[Experiment],
+        injector: Any,
+        timeline: Timeline,
+        seed: int,
+        horizon_s: float,
+    ) -> None:
         self.injector = injector
         self.timeline = timeline
         self.seed = seed
         self.horizon_s = horizon_s
-        self.records = [ExperimentRecord(e, len([t for t in round_times(e) if t < horizon_s]))
-                        for e in experiments]
+        self.records = [
+            ExperimentRecord(e, len([t for t in round_times(e) if t < horizon_s]))
+            for e in experiments
+        ]
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         origin = time.monotonic()
         for record in self.records:
-            thread = threading.Thread(target=self._work, args=(record, origin), daemon=True,
-                                      name=f"heisen-chaos-{record.experiment.name}")
+            thread = threading.Thread(
+                target=self._work,
+                args=(record, origin),
+                daemon=True,
+                name=f"heisen-chaos-{record.experiment.name}",
+            )
             self._threads.append(thread)
             thread.start()
 
@@ -61,7 +73,9 @@ class Schedule:
                 began = self.timeline.now()
                 targets = self.injector.inject(experiment, number, rng, self.stop_event, record)
                 if targets:
-                    record.rounds.append({"round": number, "t_s": round(began, 3), "targets": targets})
+                    record.rounds.append(
+                        {"round": number, "t_s": round(began, 3), "targets": targets}
+                    )
             record.finished = not self.stop_event.is_set() or len(record.rounds) == record.planned
         except Exception as exc:  # reported in the manifest; the rollback still runs
             record.error = f"{type(exc).__name__}: {exc}"

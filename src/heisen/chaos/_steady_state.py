@@ -40,8 +40,11 @@ from heisen.stress._records import RequestRecord
 HTTP_SAMPLES = 10
 WINDOWS = ("before", "during", "after")
 MODE_WINDOWS: dict[str, tuple[str, ...]] = {
-    "SOT": ("before",), "EOT": ("after",), "Edge": ("before", "after"),
-    "Continuous": ("during",), "OnChaos": ("during",),
+    "SOT": ("before",),
+    "EOT": ("after",),
+    "Edge": ("before", "after"),
+    "Continuous": ("during",),
+    "OnChaos": ("during",),
 }
 
 
@@ -55,11 +58,18 @@ class Evaluation:
     value: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"probe": self.probe, "t_s": self.t_s, "passed": self.passed, "message": self.message,
-                **({"value": dict(self.value)} if self.value else {})}
+        return {
+            "probe": self.probe,
+            "t_s": self.t_s,
+            "passed": self.passed,
+            "message": self.message,
+            **({"value": dict(self.value)} if self.value else {}),
+        }
 
 
-def verdict_of(evaluations: list[Evaluation], probes: list[Probe]) -> tuple[str, list[dict[str, Any]]]:
+def verdict_of(
+    evaluations: list[Evaluation], probes: list[Probe]
+) -> tuple[str, list[dict[str, Any]]]:
     """Pass/Fail of one window, and one line per probe."""
     lines = []
     for probe in probes:
@@ -69,17 +79,30 @@ def verdict_of(evaluations: list[Evaluation], probes: list[Probe]) -> tuple[str,
         failures = sum(not e.passed for e in mine)
         passed = failures / len(mine) <= probe.tolerance
         last_failed = next((e for e in reversed(mine) if not e.passed), None)
-        lines.append({"name": probe.name, "mode": probe.mode, "evaluations": len(mine), "failures": failures,
-                      "verdict": "Pass" if passed else "Fail",
-                      "message": (last_failed or mine[-1]).message})
+        lines.append(
+            {
+                "name": probe.name,
+                "mode": probe.mode,
+                "evaluations": len(mine),
+                "failures": failures,
+                "verdict": "Pass" if passed else "Fail",
+                "message": (last_failed or mine[-1]).message,
+            }
+        )
     return ("Pass" if all(line["verdict"] == "Pass" for line in lines) else "Fail"), lines
 
 
 class SteadyState:
     """Evaluates the probes of each window and keeps every evaluation."""
 
-    def __init__(self, ctx: Any, probes: list[Probe], timeline: Timeline, faults: Faults,
-                 records: Callable[[], list[RequestRecord]]) -> None:
+    def __init__(
+        self,
+        ctx: Any,
+        probes: list[Probe],
+        timeline: Timeline,
+        faults: Faults,
+        records: Callable[[], list[RequestRecord]],
+    ) -> None:
         self.ctx = ctx
         self.pipeline = ctx.pipeline
         self.system = ctx.system
@@ -114,7 +137,9 @@ class SteadyState:
             return
         now_ns = time.monotonic_ns()
         self._cursor_ns = {p.name: now_ns for p in during}
-        self._thread = threading.Thread(target=self._loop, args=(during,), name="heisen-chaos-probes", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, args=(during,), name="heisen-chaos-probes", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -142,8 +167,11 @@ class SteadyState:
         with self._lock:
             self.evaluations.append(evaluation)
         if not evaluation.passed or evaluation.window != "during":
-            self.timeline.add("probe", f"{evaluation.probe} ({evaluation.window}): "
-                              f"{'Pass' if evaluation.passed else 'Fail'}: {evaluation.message}")
+            self.timeline.add(
+                "probe",
+                f"{evaluation.probe} ({evaluation.window}): "
+                f"{'Pass' if evaluation.passed else 'Fail'}: {evaluation.message}",
+            )
 
     def window(self, window: str) -> list[Evaluation]:
         with self._lock:
@@ -169,8 +197,13 @@ class SteadyState:
             if verdict is None:
                 return True, f"{invariant.name} is judged from every record after the load", {}
             return verdict["held"] is True, str(verdict["message"]), {}
-        context = {"trial": 1, "seed": self.ctx.seed, "run_dir": str(self.ctx.run_dir), "deps": {},
-                   "services": {}}
+        context = {
+            "trial": 1,
+            "seed": self.ctx.seed,
+            "run_dir": str(self.ctx.run_dir),
+            "deps": {},
+            "services": {},
+        }
         result = evaluate_probe(self.pipeline, self.system, invariant, context)
         return result.held is True, result.message, dict(result.value)
 
@@ -186,10 +219,14 @@ class SteadyState:
         for _ in range(samples):
             began = time.monotonic()
             try:
-                status = probes.http_probe(base, method or "GET", path or "/", timeout_s=5)["status"]
+                status = probes.http_probe(base, method or "GET", path or "/", timeout_s=5)[
+                    "status"
+                ]
             except probes.ProbeError:
                 status = None
-            own.append((status is not None and 200 <= status < 300, (time.monotonic() - began) * 1000))
+            own.append(
+                (status is not None and 200 <= status < 300, (time.monotonic() - began) * 1000)
+            )
         traffic: list[tuple[bool, float]] = []
         if window == "during":
             since = self._cursor_ns.get(probe.name, 0)
@@ -211,9 +248,14 @@ class SteadyState:
             problems.append(f"{probe.http} did not answer 2xx")
         if probe.latency_p99 is not None and p99 > probe.latency_p99 * 1000:
             problems.append(f"p99 {p99:.1f} ms > {probe.latency_p99 * 1000:g} ms")
-        value = {"availability": round(availability, 4), "p99_ms": round(p99, 2), "requests": len(both)}
-        message = "; ".join(problems) or (f"availability {availability:.3f}, p99 {p99:.1f} ms "
-                                          f"over {len(both)} requests")
+        value = {
+            "availability": round(availability, 4),
+            "p99_ms": round(p99, 2),
+            "requests": len(both),
+        }
+        message = "; ".join(problems) or (
+            f"availability {availability:.3f}, p99 {p99:.1f} ms over {len(both)} requests"
+        )
         return not problems, message, value
 
     # -- the manifest ------------------------------------------------------------------------

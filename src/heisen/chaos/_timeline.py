@@ -26,7 +26,12 @@ class Timeline:
         return time.monotonic() - self.started
 
     def add(self, event: str, detail: str = "", **extra: Any) -> dict[str, Any]:
-        entry: dict[str, Any] = {"t_s": round(self.now(), 3), "event": event, "detail": detail, **extra}
+        entry: dict[str, Any] = {
+            "t_s": round(self.now(), 3),
+            "event": event,
+            "detail": detail,
+            **extra,
+        }
         with self._lock:
             self._entries.append(entry)
         return entry

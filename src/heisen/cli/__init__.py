@@ -33,7 +33,9 @@ def main() -> None:
     except typer.Abort:
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # the command-line parser's usage errors
+        if hasattr(exc, "show") and hasattr(
+            exc, "exit_code"
+        ):  # the command-line parser's usage errors
             exc.show()
             sys.exit(2)
         raise

@@ -39,11 +39,21 @@ def execute(
     if run_dir is not None and (run_dir / MANIFEST_NAME).is_file():
         manifest = RunManifest.load(run_dir)
         if resume and manifest.run.pipeline_sha256 != loaded.sha256:
-            raise UsageError(f"{pipeline_path} changed since the run in {run_dir} started; start a new run")
+            raise UsageError(
+                f"{pipeline_path} changed since the run in {run_dir} started; start a new run"
+            )
     run_dir = run_dir or default_run_dir()
     console = make_console(stderr=True, plain=plain)
     view = TerminalView(console, live=not plain)
-    runner = Runner(loaded, run_dir=run_dir, phases=phases, seed=seed, sink=view, options=options, manifest=manifest)
+    runner = Runner(
+        loaded,
+        run_dir=run_dir,
+        phases=phases,
+        seed=seed,
+        sink=view,
+        options=options,
+        manifest=manifest,
+    )
     outcome = runner.run()
     finish_run(outcome, console=console, ci=plain, quiet=as_json)
     if as_json:

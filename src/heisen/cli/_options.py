@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-PipelineArg = Annotated[Path, typer.Argument(help="The pipeline file (pipeline.yaml).", show_default=False)]
+PipelineArg = Annotated[
+    Path, typer.Argument(help="The pipeline file (pipeline.yaml).", show_default=False)
+]
 OptionalPipelineArg = Annotated[
-    Optional[Path], typer.Argument(help="The pipeline file (pipeline.yaml).", show_default=False)  # noqa: UP007
+    Path | None, typer.Argument(help="The pipeline file (pipeline.yaml).", show_default=False)
 ]
 RunDirOpt = Annotated[
-    Optional[Path],  # noqa: UP007
-    typer.Option("--run-dir", help="Run directory (default: .heisen/runs/<run-id>/); an existing one is continued."),
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        help="Run directory (default: .heisen/runs/<run-id>/); an existing one is continued.",
+    ),
 ]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Run seed (default: the pipeline's, else random).")]  # noqa: UP007
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout, and nothing else there.")]
-CiOpt = Annotated[bool, typer.Option("--ci", help="Plain, log-friendly output; write JUnit and Markdown reports.")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Run seed (default: the pipeline's, else random).")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout, and nothing else there.")
+]
+CiOpt = Annotated[
+    bool, typer.Option("--ci", help="Plain, log-friendly output; write JUnit and Markdown reports.")
+]
 ExpectOpt = Annotated[
-    Optional[str],  # noqa: UP007
-    typer.Option("--expect", help="'violation': exit 0 only if a violation was found (a regression test)."),
+    str | None,
+    typer.Option(
+        "--expect", help="'violation': exit 0 only if a violation was found (a regression test)."
+    ),
 ]

@@ -9,7 +9,9 @@ from heisen.cli._options import JsonOpt, PipelineArg, RunDirOpt
 
 
 @app.command("check")
-def check_command(pipeline: PipelineArg, run_dir: RunDirOpt = None, as_json: JsonOpt = False) -> None:
+def check_command(
+    pipeline: PipelineArg, run_dir: RunDirOpt = None, as_json: JsonOpt = False
+) -> None:
     """Start the system, run the setup and every invariant once, print each value and verdict, stop."""
     from rich.markup import escape
 
@@ -22,8 +24,13 @@ def check_command(pipeline: PipelineArg, run_dir: RunDirOpt = None, as_json: Jso
     loaded = load_pipeline(pipeline)
     run_dir = run_dir or default_run_dir()
     console = make_console(stderr=True)
-    system = SystemHandle(loaded, run_dir, seed=loaded.pipeline.seed or 0, run_id=new_run_id(),
-                          log=lambda message: console.print(f"  [dim]·[/] {escape(message)}"))
+    system = SystemHandle(
+        loaded,
+        run_dir,
+        seed=loaded.pipeline.seed or 0,
+        run_id=new_run_id(),
+        log=lambda message: console.print(f"  [dim]·[/] {escape(message)}"),
+    )
     verdicts = []
     with sigterm_interrupts():
         try:
@@ -33,7 +40,9 @@ def check_command(pipeline: PipelineArg, run_dir: RunDirOpt = None, as_json: Jso
                 if is_probe(invariant):
                     verdicts.append(evaluate_probe(loaded.pipeline, system, invariant, {"seed": 0}))
                 else:
-                    console.print(f"  [dim]{invariant.name}: checked from a trial's load, not here[/]")
+                    console.print(
+                        f"  [dim]{invariant.name}: checked from a trial's load, not here[/]"
+                    )
         finally:
             system.stop()
     if as_json:
@@ -41,7 +50,9 @@ def check_command(pipeline: PipelineArg, run_dir: RunDirOpt = None, as_json: Jso
     else:
         for verdict in verdicts:
             mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]?[/]"}[verdict.held]
-            make_console(stderr=False).print(f"{mark} {escape(verdict.name)}: {escape(verdict.message)}")
+            make_console(stderr=False).print(
+                f"{mark} {escape(verdict.name)}: {escape(verdict.message)}"
+            )
     failed = any(v.held is False for v in verdicts)
     broken = any(v.held is None for v in verdicts)
     raise typer.Exit(1 if failed else 3 if broken else 0)

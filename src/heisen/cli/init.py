@@ -16,7 +16,9 @@ TEMPLATE = Path(__file__).parent / "templates" / "pipeline.yaml"
 @app.command("init")
 def init_command(
     directory: Annotated[Path, typer.Argument(help="Where to write pipeline.yaml.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing pipeline.yaml.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing pipeline.yaml.")
+    ] = False,
 ) -> None:
     """Write a commented starter pipeline.yaml for your own HTTP service."""
     from heisen.console import make_console

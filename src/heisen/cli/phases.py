@@ -3,32 +3,59 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from heisen.cli._app import app
 from heisen.cli._execute import execute
-from heisen.cli._options import CiOpt, ExpectOpt, JsonOpt, OptionalPipelineArg, PipelineArg, RunDirOpt, SeedOpt
+from heisen.cli._options import (
+    CiOpt,
+    ExpectOpt,
+    JsonOpt,
+    OptionalPipelineArg,
+    PipelineArg,
+    RunDirOpt,
+    SeedOpt,
+)
 from heisen.errors import UsageError
 
 
-def _run_phase(phase: str, pipeline: Path | None, run_dir: Path | None, seed: int | None, as_json: bool, ci: bool,
-               expect: str | None, options: dict[str, Any] | None = None) -> None:
+def _run_phase(
+    phase: str,
+    pipeline: Path | None,
+    run_dir: Path | None,
+    seed: int | None,
+    as_json: bool,
+    ci: bool,
+    expect: str | None,
+    options: dict[str, Any] | None = None,
+) -> None:
     if pipeline is None:
         raise UsageError(f"name a pipeline file: heisen {phase} pipeline.yaml")
-    code = execute(pipeline, [phase], run_dir=run_dir, seed=seed, as_json=as_json, ci=ci, expect=expect,
-                   options={phase: options or {}})
+    code = execute(
+        pipeline,
+        [phase],
+        run_dir=run_dir,
+        seed=seed,
+        as_json=as_json,
+        ci=ci,
+        expect=expect,
+        options={phase: options or {}},
+    )
     raise typer.Exit(code)
 
 
 @app.command("predict")
 def predict_command(
     pipeline: PipelineArg,
-    agents: Annotated[Optional[int], typer.Option(help="Concurrent virtual users per cycle.")] = None,  # noqa: UP007
-    cycles: Annotated[Optional[int], typer.Option(help="Independent repetitions of the workload.")] = None,  # noqa: UP007
+    agents: Annotated[int | None, typer.Option(help="Concurrent virtual users per cycle.")] = None,
+    cycles: Annotated[
+        int | None, typer.Option(help="Independent repetitions of the workload.")
+    ] = None,
     calibrate: Annotated[
-        Optional[Path], typer.Option(help="Refit latencies from an earlier run dir, then predict again.")  # noqa: UP007
+        Path | None,
+        typer.Option(help="Refit latencies from an earlier run dir, then predict again."),
     ] = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
@@ -36,24 +63,43 @@ def predict_command(
     ci: CiOpt = False,
 ) -> None:
     """Rank where races are likely with a seeded agent-swarm simulation of the architecture."""
-    options = {"agents": agents, "cycles": cycles, "calibrate": str(calibrate) if calibrate else None}
-    _run_phase("predict", pipeline, run_dir, seed, as_json, ci, None, {k: v for k, v in options.items() if v})
+    options = {
+        "agents": agents,
+        "cycles": cycles,
+        "calibrate": str(calibrate) if calibrate else None,
+    }
+    _run_phase(
+        "predict",
+        pipeline,
+        run_dir,
+        seed,
+        as_json,
+        ci,
+        None,
+        {k: v for k, v in options.items() if v},
+    )
 
 
 @app.command("stress")
 def stress_command(
     pipeline: OptionalPipelineArg = None,
-    url: Annotated[Optional[str], typer.Option(help="Ad hoc: the URL to load, without a pipeline.")] = None,  # noqa: UP007
+    url: Annotated[
+        str | None, typer.Option(help="Ad hoc: the URL to load, without a pipeline.")
+    ] = None,
     method: Annotated[str, typer.Option("-X", "--method", help="Ad hoc: HTTP method.")] = "GET",
-    header: Annotated[Optional[list[str]], typer.Option("-H", "--header", help="Ad hoc: 'Name: value'.")] = None,  # noqa: UP007
-    data: Annotated[Optional[str], typer.Option("-d", "--data", help="Ad hoc: request body.")] = None,  # noqa: UP007
-    burst: Annotated[Optional[int], typer.Option(help="Ad hoc: N requests released together.")] = None,  # noqa: UP007
-    rate: Annotated[Optional[str], typer.Option(help="Ad hoc: open model rate, e.g. 500/s.")] = None,  # noqa: UP007
-    concurrency: Annotated[Optional[int], typer.Option(help="Ad hoc: closed model copies.")] = None,  # noqa: UP007
-    duration: Annotated[Optional[str], typer.Option(help="Ad hoc: how long, e.g. 10s.")] = None,  # noqa: UP007
+    header: Annotated[
+        list[str] | None, typer.Option("-H", "--header", help="Ad hoc: 'Name: value'.")
+    ] = None,
+    data: Annotated[str | None, typer.Option("-d", "--data", help="Ad hoc: request body.")] = None,
+    burst: Annotated[int | None, typer.Option(help="Ad hoc: N requests released together.")] = None,
+    rate: Annotated[str | None, typer.Option(help="Ad hoc: open model rate, e.g. 500/s.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Ad hoc: closed model copies.")] = None,
+    duration: Annotated[str | None, typer.Option(help="Ad hoc: how long, e.g. 10s.")] = None,
     repeat: Annotated[int, typer.Option(help="Ad hoc: repeat the load K times.")] = 1,
-    http2: Annotated[bool, typer.Option("--http2", help="Ad hoc: HTTP/2 (prior knowledge).")] = False,
-    hotspot: Annotated[Optional[int], typer.Option(help="Target predict's Nth hotspot.")] = None,  # noqa: UP007
+    http2: Annotated[
+        bool, typer.Option("--http2", help="Ad hoc: HTTP/2 (prior knowledge).")
+    ] = False,
+    hotspot: Annotated[int | None, typer.Option(help="Target predict's Nth hotspot.")] = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
@@ -64,8 +110,18 @@ def stress_command(
     if url is not None:
         from heisen.stress.adhoc import AdHocLoad, run_adhoc
 
-        load = AdHocLoad(url=url, method=method, headers=header or [], data=data, burst=burst, rate=rate,
-                         concurrency=concurrency, duration=duration, repeat=repeat, http2=http2)
+        load = AdHocLoad(
+            url=url,
+            method=method,
+            headers=header or [],
+            data=data,
+            burst=burst,
+            rate=rate,
+            concurrency=concurrency,
+            duration=duration,
+            repeat=repeat,
+            http2=http2,
+        )
         raise typer.Exit(run_adhoc(load, as_json=as_json))
     options = {"hotspot": hotspot} if hotspot else {}
     _run_phase("stress", pipeline, run_dir, seed, as_json, ci, expect, options)
@@ -74,9 +130,9 @@ def stress_command(
 @app.command("fuzz")
 def fuzz_command(
     pipeline: OptionalPipelineArg = None,
-    openapi: Annotated[Optional[Path], typer.Option(help="Ad hoc: an OpenAPI 3 document.")] = None,  # noqa: UP007
-    url: Annotated[Optional[str], typer.Option(help="Ad hoc: the service's base URL.")] = None,  # noqa: UP007
-    operation: Annotated[Optional[str], typer.Option(help="Ad hoc: e.g. 'POST /orders'.")] = None,  # noqa: UP007
+    openapi: Annotated[Path | None, typer.Option(help="Ad hoc: an OpenAPI 3 document.")] = None,
+    url: Annotated[str | None, typer.Option(help="Ad hoc: the service's base URL.")] = None,
+    operation: Annotated[str | None, typer.Option(help="Ad hoc: e.g. 'POST /orders'.")] = None,
     cases: Annotated[int, typer.Option(help="Ad hoc: how many cases.")] = 100,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
@@ -90,18 +146,33 @@ def fuzz_command(
 
         if openapi is None or url is None:
             raise UsageError("ad hoc fuzzing needs both --openapi SPEC and --url BASE")
-        raise typer.Exit(run_adhoc_fuzz(openapi, url, operation=operation, cases=cases, seed=seed,
-                                        run_dir=run_dir, as_json=as_json))
+        raise typer.Exit(
+            run_adhoc_fuzz(
+                openapi,
+                url,
+                operation=operation,
+                cases=cases,
+                seed=seed,
+                run_dir=run_dir,
+                as_json=as_json,
+            )
+        )
     _run_phase("fuzz", pipeline, run_dir, seed, as_json, ci, expect)
 
 
 @app.command("isolate")
 def isolate_command(
-    pipeline: Annotated[str, typer.Argument(help="The pipeline file, or 'serve' to run the stub server alone.")],
-    root: Annotated[Optional[Path], typer.Option(help="serve: the WireMock root (mappings/, __files/).")] = None,  # noqa: UP007
+    pipeline: Annotated[
+        str, typer.Argument(help="The pipeline file, or 'serve' to run the stub server alone.")
+    ],
+    root: Annotated[
+        Path | None, typer.Option(help="serve: the WireMock root (mappings/, __files/).")
+    ] = None,
     port: Annotated[int, typer.Option(help="serve: the port.")] = 8080,
     host: Annotated[str, typer.Option(help="serve: the address.")] = "127.0.0.1",
-    journal_limit: Annotated[int, typer.Option(help="serve: requests kept in the journal (0: none).")] = 10_000,
+    journal_limit: Annotated[
+        int, typer.Option(help="serve: requests kept in the journal (0: none).")
+    ] = 10_000,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
@@ -120,7 +191,9 @@ def isolate_command(
 @app.command("contain")
 def contain_command(
     pipeline: PipelineArg,
-    render: Annotated[bool, typer.Option("--render", help="Print kubectl-applicable YAML and exit.")] = False,
+    render: Annotated[
+        bool, typer.Option("--render", help="Print kubectl-applicable YAML and exit.")
+    ] = False,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,

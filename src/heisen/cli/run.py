@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,7 +11,7 @@ from heisen.cli._execute import execute
 from heisen.cli._options import CiOpt, ExpectOpt, JsonOpt, OptionalPipelineArg, RunDirOpt, SeedOpt
 from heisen.errors import UsageError
 
-PhaseList = Annotated[Optional[list[str]], typer.Option(help="Phases to run or skip (repeatable).")]  # noqa: UP007
+PhaseList = Annotated[list[str] | None, typer.Option(help="Phases to run or skip (repeatable).")]
 
 
 @app.command("run")
@@ -21,9 +21,10 @@ def run_command(
     seed: SeedOpt = None,
     only: PhaseList = None,
     skip: PhaseList = None,
-    start_from: Annotated[Optional[str], typer.Option("--from", help="Start at this phase.")] = None,  # noqa: UP007
+    start_from: Annotated[str | None, typer.Option("--from", help="Start at this phase.")] = None,
     resume_dir: Annotated[
-        Optional[str], typer.Option("--resume", help="Continue the interrupted or failed run in RUN_DIR.")  # noqa: UP007
+        str | None,
+        typer.Option("--resume", help="Continue the interrupted or failed run in RUN_DIR."),
     ] = None,
     as_json: JsonOpt = False,
     ci: CiOpt = False,
@@ -40,11 +41,23 @@ def run_command(
         run_dir = Path(resume_dir)
         manifest = RunManifest.load(run_dir)
         pipeline = pipeline or Path(manifest.run.pipeline)
-        done = {name for name, record in manifest.phases.items() if record.status in (PhaseStatus.PASSED, PhaseStatus.SKIPPED)}
+        done = {
+            name
+            for name, record in manifest.phases.items()
+            if record.status in (PhaseStatus.PASSED, PhaseStatus.SKIPPED)
+        }
         phases = [name for name in phases if name not in done]
         seed = manifest.run.seed
     if pipeline is None:
         raise UsageError("name a pipeline file (heisen run pipeline.yaml) or --resume RUN_DIR")
-    code = execute(pipeline, phases, run_dir=run_dir, seed=seed, as_json=as_json, ci=ci, expect=expect,
-                   resume=resume_dir is not None)
+    code = execute(
+        pipeline,
+        phases,
+        run_dir=run_dir,
+        seed=seed,
+        as_json=as_json,
+        ci=ci,
+        expect=expect,
+        resume=resume_dir is not None,
+    )
     raise typer.Exit(code)

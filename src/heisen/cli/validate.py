@@ -19,9 +19,15 @@ def validate_command(pipeline: PipelineArg, as_json: JsonOpt = False) -> None:
         loaded = load_pipeline(pipeline)
     except PipelineError as exc:
         if as_json:
-            write_json({"valid": False, "problems": [
-                {"path": p.path, "line": p.line, "column": p.column, "message": p.message} for p in exc.problems
-            ]})
+            write_json(
+                {
+                    "valid": False,
+                    "problems": [
+                        {"path": p.path, "line": p.line, "column": p.column, "message": p.message}
+                        for p in exc.problems
+                    ],
+                }
+            )
             raise typer.Exit(2) from None
         raise
     if as_json:
@@ -31,7 +37,10 @@ def validate_command(pipeline: PipelineArg, as_json: JsonOpt = False) -> None:
         make_console(stderr=False).print(
             f"[green]valid[/]: {pipeline} — {len(p.services)} service(s), {len(p.dependencies)} dependenc"
             f"{'y' if len(p.dependencies) == 1 else 'ies'}, {len(p.invariants)} invariant(s), phases: "
-            + ", ".join(name for name in ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
-                        if getattr(p.phases, name) is not None)
+            + ", ".join(
+                name
+                for name in ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
+                if getattr(p.phases, name) is not None
+            )
         )
     raise typer.Exit(0)

@@ -15,9 +15,13 @@ MODELS = ("register", "cas-register", "counter", "set")
 
 @app.command("verify")
 def verify_command(
-    history: Annotated[Path, typer.Argument(help="A history.jsonl file (invoke/ok/fail/info operations).")],
+    history: Annotated[
+        Path, typer.Argument(help="A history.jsonl file (invoke/ok/fail/info operations).")
+    ],
     model: Annotated[str, typer.Option("--model", help="register, cas-register, counter or set.")],
-    budget: Annotated[float, typer.Option("--budget", help="Seconds the search may take before 'unknown'.")] = 10.0,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Seconds the search may take before 'unknown'.")
+    ] = 10.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 0 when the history is consistent with the model, 1 on a violation, 2 on bad input."""
@@ -38,9 +42,13 @@ def verify_command(
         write_json(result.to_dict())
     else:
         console = make_console(stderr=False)
-        verdict = {True: "[green]valid[/]", False: "[red]violation[/]", None: "[yellow]unknown[/]"}[result.valid]
+        verdict = {True: "[green]valid[/]", False: "[red]violation[/]", None: "[yellow]unknown[/]"}[
+            result.valid
+        ]
         console.print(f"{verdict}: {history} against {model} ({len(operations)} operations)")
         for violation in result.violations[:5]:
-            console.print(f"\n[bold]{escape(violation.kind)}[/] key={violation.key}: {escape(violation.message)}")
+            console.print(
+                f"\n[bold]{escape(violation.kind)}[/] key={violation.key}: {escape(violation.message)}"
+            )
             console.print(escape(render_timeline(violation.operations)))
     raise typer.Exit(0 if result.valid else 1 if result.valid is False else 3)

@@ -43,7 +43,9 @@ def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) ->
     outputs: dict[str, Any] = {**measured.result.outputs, **measured.extras}
     # The contract's `limits` is one {cpu, memory}: the first limited service's; all are kept beside it.
     outputs["limits_by_service"] = outputs.pop("limits", {})
-    outputs["limits"] = next(iter(outputs["limits_by_service"].values()), {"cpu": None, "memory": None})
+    outputs["limits"] = next(
+        iter(outputs["limits_by_service"].values()), {"cpu": None, "memory": None}
+    )
     outputs["amplification"] = amplification(outputs["violation_rate"], ctx.outputs_of("stress"))
     stress_p99 = ctx.outputs_of("stress").get("latency_ms", {}).get("p99")
     if stress_p99 is not None:

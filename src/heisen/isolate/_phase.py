@@ -17,15 +17,20 @@ from heisen.stress import Conditions, run_trials
 def run(ctx: PhaseContext) -> PhaseResult:
     section: IsolateSection = ctx.pipeline.phases.isolate
     system = ctx.system
+    assert system is not None, "the runner starts the system before isolate"
     stubs: dict[str, str] = {}
     applied: list[dict[str, Any]] = []
     try:
         for name in section.stubs:
             owner = ctx.pipeline.dependencies.get(name)
             if owner is None or owner.stub is None:
-                raise UsageError(f"phases.isolate.stubs: {name!r} is not a dependency with a stub: root")
+                raise UsageError(
+                    f"phases.isolate.stubs: {name!r} is not a dependency with a stub: root"
+                )
             stubs[name] = system.start_stub(name, ctx.loaded.resolve(owner.stub))
-            ctx.emit(events.Progress("isolate", f"{name} now answered by its stub at {stubs[name]}"))
+            ctx.emit(
+                events.Progress("isolate", f"{name} now answered by its stub at {stubs[name]}")
+            )
         for index, toxic in enumerate(section.toxics):
             spec = {
                 "name": f"isolate-{index}-{toxic.type}",
@@ -37,8 +42,12 @@ def run(ctx: PhaseContext) -> PhaseResult:
             system.add_toxic(toxic.link, spec)
             applied.append({"link": toxic.link, **spec})
             ctx.emit(events.Progress("isolate", f"{toxic.type} on {toxic.link} ({toxic.stream})"))
-        result = run_trials(ctx, Conditions(label="isolate", trials=section.trials, load=section.load,
-                                            stop=section.stop))
+        result = run_trials(
+            ctx,
+            Conditions(
+                label="isolate", trials=section.trials, load=section.load, stop=section.stop
+            ),
+        )
     finally:
         system.reset_faults()
         for name in stubs:
@@ -53,9 +62,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     summary = f"{outputs['violations']}/{outputs['trials']} trials violated an invariant"
     factor = outputs["amplification"].get("factor")
     if factor is not None:
-        summary += f", {factor:.1f}× stress's rate"
+        summary += f", {factor:.1f}x stress's rate"
     summary += f" with {len(stubs)} stub(s) and {len(applied)} toxic(s)"
     if messages:
         summary += "; " + "; ".join(messages)
     return PhaseResult(status, summary, outputs, result.artifacts, findings=findings)
-

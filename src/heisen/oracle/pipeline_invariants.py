@@ -27,7 +27,12 @@ class Verdict:
     value: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "held": self.held, "message": self.message, "value": dict(self.value)}
+        return {
+            "name": self.name,
+            "held": self.held,
+            "message": self.message,
+            "value": dict(self.value),
+        }
 
 
 def run_setup(pipeline: Pipeline, system: Any, steps: Iterable[SetupStep] | None = None) -> None:
@@ -38,23 +43,37 @@ def run_setup(pipeline: Pipeline, system: Any, steps: Iterable[SetupStep] | None
             result = _http(pipeline, system, step.http)
             allowed = step.http.expect_status or list(range(200, 400))
             if result["status"] not in allowed:
-                raise probes.ProbeError(f"{where}: {step.http.method} {step.http.path} answered {result['status']}")
+                raise probes.ProbeError(
+                    f"{where}: {step.http.method} {step.http.path} answered {result['status']}"
+                )
         elif step.sql is not None:
-            probes.run_setup_sql(system.dependency_of_kind(DependencyKind.POSTGRES, step.on), step.sql)
+            probes.run_setup_sql(
+                system.dependency_of_kind(DependencyKind.POSTGRES, step.on), step.sql
+            )
         elif step.redis is not None:
-            probes.run_setup_redis(system.dependency_of_kind(DependencyKind.REDIS, step.on), step.redis)
+            probes.run_setup_redis(
+                system.dependency_of_kind(DependencyKind.REDIS, step.on), step.redis
+            )
 
 
 def _http(pipeline: Pipeline, system: Any, call: HttpCall) -> dict[str, Any]:
     base = system.service_url(pipeline.target_service(call))
-    return probes.http_probe(base, call.method, call.path, json_body=call.json_body, headers=call.headers or None)
+    return probes.http_probe(
+        base, call.method, call.path, json_body=call.json_body, headers=call.headers or None
+    )
 
 
-def probe_values(pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]) -> dict[str, Any]:
+def probe_values(
+    pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]
+) -> dict[str, Any]:
     if invariant.sql is not None:
-        return probes.sql_probe(system.dependency_of_kind(DependencyKind.POSTGRES, invariant.on), invariant.sql)
+        return probes.sql_probe(
+            system.dependency_of_kind(DependencyKind.POSTGRES, invariant.on), invariant.sql
+        )
     if invariant.redis is not None:
-        return probes.redis_probe(system.dependency_of_kind(DependencyKind.REDIS, invariant.on), invariant.redis)
+        return probes.redis_probe(
+            system.dependency_of_kind(DependencyKind.REDIS, invariant.on), invariant.redis
+        )
     if invariant.http is not None:
         return _http(pipeline, system, invariant.http)
     if invariant.python is not None:
@@ -66,7 +85,9 @@ def is_probe(invariant: Invariant) -> bool:
     return any(getattr(invariant, kind) is not None for kind in ("sql", "redis", "http", "python"))
 
 
-def evaluate_probe(pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]) -> Verdict:
+def evaluate_probe(
+    pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]
+) -> Verdict:
     assert invariant.expect is not None
     try:
         values = probe_values(pipeline, system, invariant, context)
@@ -78,12 +99,20 @@ def evaluate_probe(pipeline: Pipeline, system: Any, invariant: Invariant, contex
         return Verdict(invariant.name, None, f"expect: {exc}", _shown(values))
     shown = _shown(values)
     detail = ", ".join(f"{k}={v!r}" for k, v in shown.items())
-    message = f"{invariant.expect}" + (" held" if held else " violated") + (f" ({detail})" if detail else "")
+    message = (
+        f"{invariant.expect}"
+        + (" held" if held else " violated")
+        + (f" ({detail})" if detail else "")
+    )
     return Verdict(invariant.name, held, message, shown)
 
 
 def _shown(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k not in ("rows", "headers") and not isinstance(v, dict | list)}
+    return {
+        k: v
+        for k, v in values.items()
+        if k not in ("rows", "headers") and not isinstance(v, dict | list)
+    }
 
 
 def check_acknowledged(dsn: str, sql: str, acknowledged: list[Any], unknown: int) -> dict[str, Any]:

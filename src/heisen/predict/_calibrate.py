@@ -113,9 +113,7 @@ def predicted_latencies(architecture: Architecture) -> dict[str, dict[str, float
                 continue
             boundary = f"{op.service} → {step.target}"
             if boundary not in table:
-                table[boundary] = {
-                    name: round(quantile(step.latency, name) * 1e3, 4) for name in Z
-                }
+                table[boundary] = {name: round(quantile(step.latency, name) * 1e3, 4) for name in Z}
     return table
 
 

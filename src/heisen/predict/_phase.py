@@ -36,12 +36,23 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if ctx.options.get("calibrate"):
         earlier = RunManifest.load(Path(str(ctx.options["calibrate"])))
         base = predict(architecture, incidents, agents=agents, cycles=min(cycles, 500), seed=seed)
-        scale = latency_scale(architecture, base.hotspots[0].operation if base.hotspots else None, earlier)
+        scale = latency_scale(
+            architecture, base.hotspots[0].operation if base.hotspots else None, earlier
+        )
         overrides["latency_scale"] = scale
-        calibration = {"run": str(ctx.options["calibrate"]), "latency_scale": scale,
-                       "compared": compare(architecture, incidents, earlier, overrides, cycles, seed)}
-    prediction = predict(architecture, incidents, agents=agents, cycles=cycles, seed=seed,
-                         overrides=overrides or None)
+        calibration = {
+            "run": str(ctx.options["calibrate"]),
+            "latency_scale": scale,
+            "compared": compare(architecture, incidents, earlier, overrides, cycles, seed),
+        }
+    prediction = predict(
+        architecture,
+        incidents,
+        agents=agents,
+        cycles=cycles,
+        seed=seed,
+        overrides=overrides or None,
+    )
     outputs = prediction.as_outputs()
     if calibration is not None:
         outputs["calibration"] = calibration
@@ -49,9 +60,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if top is None:
         summary = f"no hotspot predicted at {agents} concurrent requests over {cycles} cycles"
     else:
-        summary = (f"top hotspot {top['boundary']} {top['anomaly']} in {top['operation']}: "
-                   f"{top['predicted_violation_rate'] * 100:.1f}% of cycles at {agents} requests "
-                   f"(score {top['score']:.0f}, {len(outputs['hotspots'])} hotspot(s))")
+        summary = (
+            f"top hotspot {top['boundary']} {top['anomaly']} in {top['operation']}: "
+            f"{top['predicted_violation_rate'] * 100:.1f}% of cycles at {agents} requests "
+            f"(score {top['score']:.0f}, {len(outputs['hotspots'])} hotspot(s))"
+        )
     return PhaseResult(PhaseStatus.PASSED, summary, outputs)
 
 
@@ -62,8 +75,10 @@ def operation_p50_ms(architecture: Architecture, operation_id: str | None) -> fl
     return sum(quantile(step.latency, "p50") * 1e3 for step in operation.steps)
 
 
-def latency_scale(architecture: Architecture, operation_id: str | None, earlier: RunManifest) -> float:
-    observed = (earlier.phases.get("stress") or earlier.phases.get("isolate"))
+def latency_scale(
+    architecture: Architecture, operation_id: str | None, earlier: RunManifest
+) -> float:
+    observed = earlier.phases.get("stress") or earlier.phases.get("isolate")
     p50 = (observed.outputs.get("latency_ms") or {}).get("p50") if observed else None
     modelled = operation_p50_ms(architecture, operation_id)
     if not p50 or not modelled:
@@ -71,20 +86,47 @@ def latency_scale(architecture: Architecture, operation_id: str | None, earlier:
     return round(min(10.0, max(0.1, float(p50) / modelled)), 4)
 
 
-def compare(architecture: Architecture, incidents: Any, earlier: RunManifest, overrides: dict[str, Any],
-            cycles: int, seed: int) -> list[dict[str, Any]]:
+def compare(
+    architecture: Architecture,
+    incidents: Any,
+    earlier: RunManifest,
+    overrides: dict[str, Any],
+    cycles: int,
+    seed: int,
+) -> list[dict[str, Any]]:
     """Predicted vs observed violation rates at the load each measured phase used."""
     rows = []
     for name in MEASURED_PHASES:
         record = earlier.phases.get(name)
-        if record is None or "violation_rate" not in record.outputs or not record.outputs.get("trials"):
+        if (
+            record is None
+            or "violation_rate" not in record.outputs
+            or not record.outputs.get("trials")
+        ):
             continue
         load = max(1, int(record.outputs.get("requests", 0)) // int(record.outputs["trials"]))
-        prediction = predict(architecture, incidents, agents=load, cycles=min(cycles, 2000), seed=seed,
-                             overrides=overrides)
-        predicted = prediction.hotspots[0].as_dict()["predicted_violation_rate"] if prediction.hotspots else 0.0
+        prediction = predict(
+            architecture,
+            incidents,
+            agents=load,
+            cycles=min(cycles, 2000),
+            seed=seed,
+            overrides=overrides,
+        )
+        predicted = (
+            prediction.hotspots[0].as_dict()["predicted_violation_rate"]
+            if prediction.hotspots
+            else 0.0
+        )
         observed = float(record.outputs["violation_rate"])
         ratio = (predicted / observed) if observed else None
-        rows.append({"phase": name, "load": load, "predicted": round(predicted, 4), "observed": observed,
-                     "ratio": round(ratio, 3) if ratio is not None else None})
+        rows.append(
+            {
+                "phase": name,
+                "load": load,
+                "predicted": round(predicted, 4),
+                "observed": observed,
+                "ratio": round(ratio, 3) if ratio is not None else None,
+            }
+        )
     return rows

@@ -46,27 +46,40 @@ class TerminalView:
             self._close_progress()
             self.console.print(f"[bold]▶ {event.phase}[/]")
             if event.trials and self.live:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
 
                 self._progress = Progress(
-                    TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                    console=self.console, transient=True,
+                    TextColumn("  {task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"),
+                    TimeElapsedColumn(),
+                    console=self.console,
+                    transient=True,
                 )
                 self._progress.start()
                 self._task = self._progress.add_task("trials", total=event.trials, detail="")
         elif isinstance(event, ev.TrialFinished):
-            detail = (
-                f"violations {event.violations_so_far}  {event.rps:,.0f} req/s"
-                + (f"  p99 {event.p99_ms:.1f}ms" if event.p99_ms is not None else "")
+            detail = f"violations {event.violations_so_far}  {event.rps:,.0f} req/s" + (
+                f"  p99 {event.p99_ms:.1f}ms" if event.p99_ms is not None else ""
             )
             if self._progress is not None:
-                self._progress.update(self._task, completed=event.trial, total=event.trials, detail=detail)
+                self._progress.update(
+                    self._task, completed=event.trial, total=event.trials, detail=detail
+                )
             elif event.trial == event.trials or event.trial % max(1, event.trials // 5) == 0:
                 self.console.print(f"  trial {event.trial}/{event.trials}  {detail}")
         elif isinstance(event, ev.Progress):
             if self._progress is not None and event.total:
-                self._progress.update(self._task, completed=event.completed, total=event.total, detail=event.message)
+                self._progress.update(
+                    self._task, completed=event.completed, total=event.total, detail=event.message
+                )
             else:
                 self.console.print(f"  [dim]·[/] {escape(event.message)}")
         elif isinstance(event, ev.Warning):
@@ -75,7 +88,9 @@ class TerminalView:
         elif isinstance(event, ev.PhaseFinished):
             self._close_progress()
             if event.status == "skipped":
-                self.console.print(f"[dim]· {event.phase} skipped: {escape(event.outputs.get('skip_reason', '') or event.summary.removeprefix('skipped: '))}[/]")
+                self.console.print(
+                    f"[dim]· {event.phase} skipped: {escape(event.outputs.get('skip_reason', '') or event.summary.removeprefix('skipped: '))}[/]"
+                )
             else:
                 self.console.print(
                     f"  {styled(event.status)} in {format_duration(event.duration_s)}: {escape(event.summary)}"

@@ -25,7 +25,9 @@ def with_host_port(url: str, host: str, port: int) -> str:
         if parts.password is not None:
             credentials += f":{parts.password}"
         credentials += "@"
-    return urlunsplit((parts.scheme, f"{credentials}{host}:{port}", parts.path, parts.query, parts.fragment))
+    return urlunsplit(
+        (parts.scheme, f"{credentials}{host}:{port}", parts.path, parts.query, parts.fragment)
+    )
 
 
 def is_loopback(host: str) -> bool:

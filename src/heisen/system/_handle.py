@@ -57,8 +57,15 @@ class _RunningService:
 class SystemHandle:
     """Start, reach, disturb and stop the system a pipeline describes."""
 
-    def __init__(self, loaded: LoadedPipeline, run_dir: Path, *, seed: int, run_id: str,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedPipeline,
+        run_dir: Path,
+        *,
+        seed: int,
+        run_id: str,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.loaded = loaded
         self.pipeline = loaded.pipeline
         self.run_dir = run_dir
@@ -131,21 +138,23 @@ class SystemHandle:
         if dep.kind == DependencyKind.POSTGRES and dep.embedded:
             from heisen.system._postgres import EmbeddedPostgres
 
-            server = EmbeddedPostgres(self._work_dir / name, log_path=self.log_dir / f"{name}.log")
-            server.start()
+            postgres = EmbeddedPostgres(
+                self._work_dir / name, log_path=self.log_dir / f"{name}.log"
+            )
+            postgres.start()
             if dep.init:
                 sql = self.loaded.resolve(dep.init).read_text(encoding="utf-8")
                 try:
-                    server.execute(sql)
+                    postgres.execute(sql)
                 except Exception as exc:
                     raise UsageError(f"dependencies.{name}.init: {dep.init} failed: {exc}") from exc
-            return _RunningDependency(name, dep, server.dsn, server)
+            return _RunningDependency(name, dep, postgres.dsn, postgres)
         if dep.kind == DependencyKind.REDIS and dep.embedded:
             from heisen.system._redis import EmbeddedRedis
 
-            server = EmbeddedRedis(self._work_dir / name, log_path=self.log_dir / f"{name}.log")
-            server.start()
-            return _RunningDependency(name, dep, server.url, server)
+            redis = EmbeddedRedis(self._work_dir / name, log_path=self.log_dir / f"{name}.log")
+            redis.start()
+            return _RunningDependency(name, dep, redis.url, redis)
         if dep.command:
             replicas = self._replica_set(name, dep.command, 1, None, {}, dep.health, Resources())
             replicas.start()
@@ -180,44 +189,82 @@ class SystemHandle:
             check_allowed(host, self.pipeline.allow_hosts, f"services.{name}")
             return _RunningService(name, service, (host, port), None, resources)
         front_host, front_port = self.proxies.create(f"svc:{name}", [], listen=f"{LOOPBACK}:0")
-        assert service.command is not None
-        replicas = self._replica_set(
-            name, service.command, service.replicas, service.cwd, service.env, service.health.path, resources,
-            startup_s=service.health.timeout,
-            on_ready_change=lambda ready, proxy=f"svc:{name}": self.proxies.set_upstreams(
-                proxy, [f"{h}:{p}" for h, p in ready]
-            ),
-        )
-        replicas.start()
-        self.proxies.set_upstreams(f"svc:{name}", [f"{h}:{p}" for h, p in replicas.ready_endpoints()])
+        replicas = self._start_replicas(name, service, resources)
         return _RunningService(name, service, (front_host, front_port), replicas, resources)
 
+    def _start_replicas(self, name: str, service: Service, resources: Resources) -> Any:
+        """Start `service`'s replicas under `resources`; its front proxy follows their readiness."""
+        assert service.command is not None
+        proxy = f"svc:{name}"
+
+        def follow(ready: list[tuple[str, int]]) -> None:
+            self.proxies.set_upstreams(proxy, [f"{host}:{port}" for host, port in ready])
+
+        replicas = self._replica_set(
+            name,
+            service.command,
+            service.replicas,
+            service.cwd,
+            service.env,
+            service.health.path,
+            resources,
+            startup_s=service.health.timeout,
+            on_ready_change=follow,
+        )
+        replicas.start()
+        follow(replicas.ready_endpoints())
+        return replicas
+
     def _replica_set(
-        self, name: str, command: list[str], count: int, cwd: str | None, env: Mapping[str, str],
-        health_path: str, resources: Resources, *, startup_s: float = 30.0,
+        self,
+        name: str,
+        command: list[str],
+        count: int,
+        cwd: str | None,
+        env: Mapping[str, str],
+        health_path: str,
+        resources: Resources,
+        *,
+        startup_s: float = 30.0,
         on_ready_change: Callable[[list[tuple[str, int]]], None] | None = None,
     ) -> Any:
         from heisen.system._replicas import ReplicaSet
 
         def env_for(index: int, port: int) -> dict[str, str]:
             context = self._template_context(name, replica=index)
-            rendered = {key: str(_templates.render_text(value, _templates.mapping_resolver(context)))
-                        for key, value in env.items()}
+            rendered = {
+                key: str(_templates.render_text(value, _templates.mapping_resolver(context)))
+                for key, value in env.items()
+            }
             rendered["PORT"] = str(port)
             rendered.setdefault("HEISEN_REPLICA", str(index))
             rendered.setdefault("SEED", str(self.seed))
             return rendered
 
         context = self._template_context(name, replica=0)
-        argv = [str(_templates.render_text(part, _templates.mapping_resolver(context))) for part in command]
+        argv = [
+            str(_templates.render_text(part, _templates.mapping_resolver(context)))
+            for part in command
+        ]
         workdir = self.loaded.resolve(cwd) if cwd else self.loaded.base_dir
         cgroups = None
         if resources.cpu or resources.memory:
             cgroups = self._cgroup_manager()
         return ReplicaSet(
-            name, argv, replicas=count, cwd=workdir, log_dir=self.log_dir, env_for=env_for,
-            health_path=health_path, startup_deadline_s=startup_s, cpu=resources.cpu, memory=resources.memory,
-            cgroups=cgroups, limits_fallback="dutycycle", restart_policy="Always", on_ready_change=on_ready_change,
+            name,
+            argv,
+            replicas=count,
+            cwd=workdir,
+            log_dir=self.log_dir,
+            env_for=env_for,
+            health_path=health_path,
+            startup_deadline_s=startup_s,
+            cpu=resources.cpu,
+            memory=resources.memory,
+            cgroups=cgroups,
+            limits_fallback="dutycycle",
+            restart_policy="Always",
+            on_ready_change=on_ready_change,
         )
 
     def _cgroup_manager(self) -> Any:
@@ -240,7 +287,9 @@ class SystemHandle:
     def _link(self, source: str, target: str, upstream: tuple[str, int]) -> tuple[str, int]:
         name = f"{source}->{target}"
         if name not in self._links:
-            self._links[name] = self.proxies.create(name, [f"{upstream[0]}:{upstream[1]}"], listen=f"{LOOPBACK}:0")
+            self._links[name] = self.proxies.create(
+                name, [f"{upstream[0]}:{upstream[1]}"], listen=f"{LOOPBACK}:0"
+            )
         return self._links[name]
 
     def _template_context(self, source: str, *, replica: int) -> dict[str, Any]:
@@ -252,10 +301,18 @@ class SystemHandle:
             deps[name] = {"dsn": address, "url": address, "host": host, "port": port}
         services: dict[str, Any] = {}
         for name, running in self._services.items():
-            host, port = self._link(source, name, running.front) if name != source else running.front
+            host, port = (
+                self._link(source, name, running.front) if name != source else running.front
+            )
             services[name] = {"url": f"http://{host}:{port}", "host": host, "port": port}
-        return {"deps": deps, "services": services, "python": sys.executable, "run_dir": str(self.run_dir),
-                "seed": self.seed, "replica": replica}
+        return {
+            "deps": deps,
+            "services": services,
+            "python": sys.executable,
+            "run_dir": str(self.run_dir),
+            "seed": self.seed,
+            "replica": replica,
+        }
 
     def service_url(self, name: str | None = None) -> str:
         running = self._service(name)
@@ -275,7 +332,9 @@ class SystemHandle:
     def replicas(self, service: str | None = None) -> Any:
         running = self._service(service)
         if running.replicas is None:
-            raise UsageError(f"service {running.name!r} is already running at a url: heisen cannot restart or kill it")
+            raise UsageError(
+                f"service {running.name!r} is already running at a url: heisen cannot restart or kill it"
+            )
         return running.replicas
 
     def kill_replica(self, service: str, index: int, sig: int = signal.SIGKILL) -> int:
@@ -291,19 +350,11 @@ class SystemHandle:
         """Restart `service`'s replicas under these CPU and memory limits."""
         running = self._service(service)
         if running.replicas is None:
-            raise UsageError(f"service {service!r} is already running at a url: heisen cannot limit it")
+            raise UsageError(
+                f"service {service!r} is already running at a url: heisen cannot limit it"
+            )
         running.replicas.stop()
-        spec = running.spec
-        assert spec.command is not None
-        replicas = self._replica_set(
-            service, spec.command, spec.replicas, spec.cwd, spec.env, spec.health.path, resources,
-            startup_s=spec.health.timeout,
-            on_ready_change=lambda ready, proxy=f"svc:{service}": self.proxies.set_upstreams(
-                proxy, [f"{h}:{p}" for h, p in ready]
-            ),
-        )
-        replicas.start()
-        self.proxies.set_upstreams(f"svc:{service}", [f"{h}:{p}" for h, p in replicas.ready_endpoints()])
+        replicas = self._start_replicas(service, running.spec, resources)
         running.replicas = replicas
         running.resources = resources
         return replicas
@@ -336,8 +387,8 @@ class SystemHandle:
 
     def start_stub(self, dependency: str, root: Path) -> str:
         """Serve `root`'s WireMock mappings in place of `dependency`; links now reach the stub."""
-        from heisen.system._process import spawn
         from heisen.system._ports import wait_for_port
+        from heisen.system._process import spawn
 
         running = self._dependencies.get(dependency)
         if running is None:
@@ -345,8 +396,17 @@ class SystemHandle:
         port = free_port()
         process = spawn(
             f"stub-{dependency}",
-            [sys.executable, "-m", "heisen.isolate._stub", "--root", str(root), "--port", str(port),
-             "--seed", str(self.seed)],
+            [
+                sys.executable,
+                "-m",
+                "heisen.isolate._stub",
+                "--root",
+                str(root),
+                "--port",
+                str(port),
+                "--seed",
+                str(self.seed),
+            ],
             log_path=self.log_dir / f"stub-{dependency}.log",
         )
         if not wait_for_port(LOOPBACK, port, 15.0):
@@ -384,7 +444,9 @@ class SystemHandle:
                 }
                 for name, s in self._services.items()
             },
-            "dependencies": {name: {"kind": d.spec.kind.value, "address": d.address}
-                             for name, d in self._dependencies.items()},
+            "dependencies": {
+                name: {"kind": d.spec.kind.value, "address": d.address}
+                for name, d in self._dependencies.items()
+            },
             "links": self.links(),
         }

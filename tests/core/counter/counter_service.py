@@ -50,7 +50,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._reply(200, {"n": 0})
                 return
             if FIXED:
-                n = conn.execute("UPDATE counter SET n = n + 1 WHERE id = 1 RETURNING n").fetchone()[0]
+                n = conn.execute(
+                    "UPDATE counter SET n = n + 1 WHERE id = 1 RETURNING n"
+                ).fetchone()[0]
             else:
                 n = conn.execute("SELECT n FROM counter WHERE id = 1").fetchone()[0] + 1
                 conn.execute("UPDATE counter SET n = %s WHERE id = 1", (n,))

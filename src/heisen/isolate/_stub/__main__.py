@@ -11,13 +11,21 @@ from heisen.errors import HeisenError, exit_code_for
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m heisen.isolate._stub",
-                                     description="WireMock-compatible stub server with latency and faults.")
-    parser.add_argument("--root", type=Path, default=None, help="directory holding mappings/ and __files/")
+    parser = argparse.ArgumentParser(
+        prog="python -m heisen.isolate._stub",
+        description="WireMock-compatible stub server with latency and faults.",
+    )
+    parser.add_argument(
+        "--root", type=Path, default=None, help="directory holding mappings/ and __files/"
+    )
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (see --port-file)")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="0 picks a free port (see --port-file)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the delay and fault RNG")
-    parser.add_argument("--journal-limit", type=int, default=10_000, help="requests kept; 0 disables the journal")
+    parser.add_argument(
+        "--journal-limit", type=int, default=10_000, help="requests kept; 0 disables the journal"
+    )
     parser.add_argument("--port-file", type=Path, default=None, help="write the bound port here")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -25,8 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     from heisen.isolate._stub import serve
 
     try:
-        serve(args.root, host=args.host, port=args.port, seed=args.seed, journal_limit=args.journal_limit,
-              verbose=args.verbose, port_file=args.port_file)
+        serve(
+            args.root,
+            host=args.host,
+            port=args.port,
+            seed=args.seed,
+            journal_limit=args.journal_limit,
+            verbose=args.verbose,
+            port_file=args.port_file,
+        )
     except HeisenError as error:
         logging.getLogger("heisen.isolate.stub").error("%s", error)
         return exit_code_for(error)

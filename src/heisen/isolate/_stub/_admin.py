@@ -33,7 +33,7 @@ class _Invalid(Exception):
 
 def handle(core: StubCore, request: HttpRequest) -> Reply:
     """Answer one admin request as (status, JSON-able body)."""
-    parts = [p for p in request.path[len(PREFIX):].split("/") if p]
+    parts = [p for p in request.path[len(PREFIX) :].split("/") if p]
     method = request.method
     try:
         return _route(core, method, parts, request)
@@ -85,13 +85,21 @@ def _json_body(request: HttpRequest) -> Any:
 
 
 def _errors(problems: list[Problem]) -> dict[str, Any]:
-    return {"errors": [{"title": p.message, "source": {"pointer": "/" + p.path.replace(".", "/")}}
-                       for p in problems]}
+    return {
+        "errors": [
+            {"title": p.message, "source": {"pointer": "/" + p.path.replace(".", "/")}}
+            for p in problems
+        ]
+    }
 
 
 def _health(core: StubCore) -> dict[str, Any]:
-    return {"status": "healthy", "message": "heisen stub is ok", "mappings": len(core.registry),
-            "uptimeInSeconds": int(time.time() - _STARTED)}
+    return {
+        "status": "healthy",
+        "message": "heisen stub is ok",
+        "mappings": len(core.registry),
+        "uptimeInSeconds": int(time.time() - _STARTED),
+    }
 
 
 def _list_mappings(core: StubCore) -> dict[str, Any]:
@@ -148,15 +156,20 @@ def _requests(core: StubCore, request: HttpRequest) -> dict[str, Any]:
         if limit is not None and len(entries) >= limit:
             break
         entries.append(entry.to_json())
-    return {"requests": entries, "meta": {"total": len(core.journal)},
-            "requestJournalDisabled": not core.journal.enabled}
+    return {
+        "requests": entries,
+        "meta": {"total": len(core.journal)},
+        "requestJournalDisabled": not core.journal.enabled,
+    }
 
 
 def _count(core: StubCore, request: HttpRequest) -> Reply:
     if not core.journal.enabled:
         return 409, {"errors": [{"title": "the request journal is disabled (--journal-limit 0)"}]}
     problems: list[Problem] = []
-    pattern = compile_request(_json_body(request), (), lambda p, m: problems.append(Problem(_path(p), m)))
+    pattern = compile_request(
+        _json_body(request), (), lambda p, m: problems.append(Problem(_path(p), m))
+    )
     if pattern is None:
         raise _Invalid(problems)
     count = sum(1 for entry in core.journal.newest_first() if pattern.matches(entry.request))
@@ -171,12 +184,17 @@ def _settings(core: StubCore, request: HttpRequest) -> Reply:
         raise _Invalid([Problem("", "settings is an object {fixedDelay, delayDistribution}")])
     problems: list[Problem] = []
     fixed = data.get("fixedDelay")
-    if fixed is not None and (isinstance(fixed, bool) or not isinstance(fixed, (int, float)) or fixed < 0):
+    if fixed is not None and (
+        isinstance(fixed, bool) or not isinstance(fixed, (int, float)) or fixed < 0
+    ):
         problems.append(Problem("fixedDelay", "fixedDelay is a number of milliseconds ≥ 0"))
     distribution = None
     if data.get("delayDistribution") is not None:
-        distribution = parse_distribution(data["delayDistribution"], ("delayDistribution",),
-                                          lambda p, m: problems.append(Problem(_path(p), m)))
+        distribution = parse_distribution(
+            data["delayDistribution"],
+            ("delayDistribution",),
+            lambda p, m: problems.append(Problem(_path(p), m)),
+        )
     if problems:
         raise _Invalid(problems)
     core.settings = Settings(float(fixed) if fixed is not None else None, distribution)

@@ -78,8 +78,13 @@ class StubCore:
         return render_head(404, "Not Found", headers, None, len(body), close) + body
 
     def mismatch_report(self, request: HttpRequest) -> str:
-        lines = ["Request was not matched", "=======================", "",
-                 f"Request: {request.method} {request.target}", ""]
+        lines = [
+            "Request was not matched",
+            "=======================",
+            "",
+            f"Request: {request.method} {request.target}",
+            "",
+        ]
         near = self.registry.nearest(request)
         if near is None:
             lines.append("No stub mappings are loaded.")

@@ -41,7 +41,11 @@ class LogNormal:
         if self.max_value is None:
             return self.median * math.exp(self.sigma * NormalDist().inv_cdf(q))
         # Truncated above max_value: rescale q into the kept part of the distribution.
-        kept = NormalDist().cdf(math.log(self.max_value / self.median) / self.sigma) if self.sigma else 1.0
+        kept = (
+            NormalDist().cdf(math.log(self.max_value / self.median) / self.sigma)
+            if self.sigma
+            else 1.0
+        )
         return self.median * math.exp(self.sigma * NormalDist().inv_cdf(q * kept))
 
     def to_json(self) -> dict[str, Any]:
@@ -79,7 +83,9 @@ class ChunkedDribble:
         return self.total_ms / self.chunks / 1000.0
 
 
-def _number(data: dict[str, Any], key: str, path: Path, report: Report, *, minimum: float = 0.0) -> float | None:
+def _number(
+    data: dict[str, Any], key: str, path: Path, report: Report, *, minimum: float = 0.0
+) -> float | None:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         report((*path, key), f"{key} must be a number" if key in data else f"{key} is required")
@@ -114,7 +120,10 @@ def parse_distribution(data: Any, path: Path, report: Report) -> Distribution | 
             report((*path, "upper"), f"upper ({upper:g}) must be ≥ lower ({lower:g})")
             return None
         return Uniform(lower, upper)
-    report((*path, "type"), f"unknown delay distribution {kind!r}; heisen's stub knows lognormal and uniform")
+    report(
+        (*path, "type"),
+        f"unknown delay distribution {kind!r}; heisen's stub knows lognormal and uniform",
+    )
     return None
 
 

@@ -25,8 +25,21 @@ class BadRequest(Exception):
 class HttpRequest:
     """One parsed request; the query and cookies are parsed on first use."""
 
-    __slots__ = ("_cookies", "_query", "body", "client", "headers", "keep_alive", "method",
-                 "path", "query_string", "raw_headers", "received_at", "target", "version")
+    __slots__ = (
+        "_cookies",
+        "_query",
+        "body",
+        "client",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query_string",
+        "raw_headers",
+        "received_at",
+        "target",
+        "version",
+    )
 
     def __init__(
         self,
@@ -53,7 +66,9 @@ class HttpRequest:
             headers.setdefault(name.lower(), []).append(value)
         self.headers = headers
         connection = headers.get("connection", ("",))[0].lower()
-        self.keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+        self.keep_alive = (
+            connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
+        )
         self._query: dict[str, list[str]] | None = None
         self._cookies: dict[str, list[str]] | None = None
 

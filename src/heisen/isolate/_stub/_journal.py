@@ -57,8 +57,10 @@ class LoggedRequest:
         if self.stub_id is not None:
             entry["stubMapping"] = {"id": self.stub_id}
         if self.served_after_ms is not None:
-            entry["timing"] = {"addedDelay": round(self.added_delay_ms, 3),
-                               "totalTime": round(self.served_after_ms, 3)}
+            entry["timing"] = {
+                "addedDelay": round(self.added_delay_ms, 3),
+                "totalTime": round(self.served_after_ms, 3),
+            }
         return entry
 
 
@@ -87,7 +89,15 @@ class Journal:
         self.total += 1
         if self.limit:
             self._entries.append(
-                LoggedRequest(self.total, request, time.time(), stub_id, status, added_delay_ms, served_after_ms)
+                LoggedRequest(
+                    self.total,
+                    request,
+                    time.time(),
+                    stub_id,
+                    status,
+                    added_delay_ms,
+                    served_after_ms,
+                )
             )
 
     def __len__(self) -> int:

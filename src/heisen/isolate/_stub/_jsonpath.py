@@ -174,7 +174,9 @@ def _filter(inner: str, expression: str) -> Step:
             try:
                 literal = json.loads(literal_text)
             except json.JSONDecodeError:
-                raise JsonPathError(f"unsupported literal {literal_text!r} in {expression!r}") from None
+                raise JsonPathError(
+                    f"unsupported literal {literal_text!r} in {expression!r}"
+                ) from None
     compare = _COMPARE[operator] if operator else None
 
     def keep(item: Any) -> bool:

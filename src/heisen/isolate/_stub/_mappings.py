@@ -22,9 +22,22 @@ from heisen.isolate._stub._matching import RequestPattern, compile_request
 from heisen.isolate._stub._responses import ResponseSpec, parse_response
 
 DEFAULT_PRIORITY = 5  # WireMock's default; lower numbers win
-MAPPING_KEYS = ("id", "uuid", "name", "priority", "request", "response", "scenarioName",
-                "requiredScenarioState", "newScenarioState", "persistent", "metadata",
-                "insertionIndex", "postServeActions", "serveEventListeners")
+MAPPING_KEYS = (
+    "id",
+    "uuid",
+    "name",
+    "priority",
+    "request",
+    "response",
+    "scenarioName",
+    "requiredScenarioState",
+    "newScenarioState",
+    "persistent",
+    "metadata",
+    "insertionIndex",
+    "postServeActions",
+    "serveEventListeners",
+)
 SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -56,7 +69,11 @@ def load_mappings(root: FsPath) -> list[Mapping]:
     if not root.is_dir():
         raise PipelineError(str(root), [Problem("", "the stub root is not a directory")])
     files_dir = root / "__files"
-    paths = sorted(p for p in folder.rglob("*") if p.suffix in SUFFIXES and p.is_file()) if folder.is_dir() else []
+    paths = (
+        sorted(p for p in folder.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+        if folder.is_dir()
+        else []
+    )
     mappings: list[Mapping] = []
     failures: list[PipelineError] = []
     for path in paths:
@@ -68,7 +85,9 @@ def load_mappings(root: FsPath) -> list[Mapping]:
         raise failures[0]
     if failures:
         problems = [
-            Problem(f"{FsPath(f.source).relative_to(folder)}: {p.path}", p.message, p.line, p.column)
+            Problem(
+                f"{FsPath(f.source).relative_to(folder)}: {p.path}", p.message, p.line, p.column
+            )
             for f in failures
             for p in f.problems
         ]
@@ -82,9 +101,13 @@ def _read(path: FsPath) -> YamlDocument:
         try:
             return YamlDocument(source=str(path), data=json.loads(raw.decode("utf-8")))
         except UnicodeDecodeError as exc:
-            raise PipelineError(str(path), [Problem("", f"not UTF-8 text (byte {exc.start})")]) from exc
+            raise PipelineError(
+                str(path), [Problem("", f"not UTF-8 text (byte {exc.start})")]
+            ) from exc
         except json.JSONDecodeError as exc:
-            raise PipelineError(str(path), [Problem("", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]) from exc
+            raise PipelineError(
+                str(path), [Problem("", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
+            ) from exc
     return load_yaml_file(path)
 
 
@@ -111,7 +134,7 @@ def parse_document(document: YamlDocument, files_dir: FsPath | None) -> list[Map
         if mapping is not None:
             found.append(mapping)
     else:
-        report((), "a mapping file holds one mapping object or {\"mappings\": [...]}")
+        report((), 'a mapping file holds one mapping object or {"mappings": [...]}')
     if problems:
         raise PipelineError(document.source, problems)
     return found
@@ -142,11 +165,15 @@ def parse_mapping(
     if isinstance(priority, bool) or not isinstance(priority, int):
         note((*path, "priority"), f"priority is an integer (lower wins), not {priority!r}")
         priority = DEFAULT_PRIORITY
-    scenario_fields = {k: data.get(k) for k in ("scenarioName", "requiredScenarioState", "newScenarioState")}
+    scenario_fields = {
+        k: data.get(k) for k in ("scenarioName", "requiredScenarioState", "newScenarioState")
+    }
     for key, value in scenario_fields.items():
         if value is not None and not isinstance(value, str):
             note((*path, key), f"{key} is a string")
-    if data.get("scenarioName") is None and (data.get("requiredScenarioState") or data.get("newScenarioState")):
+    if data.get("scenarioName") is None and (
+        data.get("requiredScenarioState") or data.get("newScenarioState")
+    ):
         note(path, "requiredScenarioState and newScenarioState need a scenarioName")
     if "request" not in data:
         note(path, "a stub mapping needs a request")
@@ -168,11 +195,15 @@ def parse_mapping(
     )
 
 
-def mapping_from_json(data: Any, files_dir: FsPath | None, source: str = "admin request") -> Mapping:
+def mapping_from_json(
+    data: Any, files_dir: FsPath | None, source: str = "admin request"
+) -> Mapping:
     """One mapping sent to the admin API; PipelineError listing every problem."""
     document = YamlDocument(source=source, data=data)
     problems: list[Problem] = []
-    mapping = parse_mapping(data, (), lambda p, m: problems.append(document.problem(p, m)), files_dir, source)
+    mapping = parse_mapping(
+        data, (), lambda p, m: problems.append(document.problem(p, m)), files_dir, source
+    )
     if problems or mapping is None:
         raise PipelineError(source, problems or [Problem("", "not a stub mapping")])
     return mapping

@@ -35,8 +35,17 @@ OPERATORS = (
     "or",
 )
 MODIFIERS = ("caseInsensitive", "ignoreArrayOrder", "ignoreExtraElements")
-UNSUPPORTED = ("binaryEqualTo", "equalToXml", "matchesXPath", "before", "after", "equalToDateTime",
-               "hasExactly", "includes", "equalToNumber")
+UNSUPPORTED = (
+    "binaryEqualTo",
+    "equalToXml",
+    "matchesXPath",
+    "before",
+    "after",
+    "equalToDateTime",
+    "hasExactly",
+    "includes",
+    "equalToNumber",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +62,7 @@ class ValueMatcher:
 
 def compile_matcher(spec: Any, path: Path, report: Report) -> ValueMatcher | None:
     if not isinstance(spec, dict):
-        report(path, "a match operator is an object such as {\"equalTo\": \"value\"}")
+        report(path, 'a match operator is an object such as {"equalTo": "value"}')
         return None
     operators = [key for key in spec if key in OPERATORS]
     for key in spec:
@@ -85,7 +94,9 @@ def compile_matcher(spec: Any, path: Path, report: Report) -> ValueMatcher | Non
     return _compile_string(operator, expected, fold, where, report)
 
 
-def _compile_string(operator: str, expected: str, fold: bool, where: Path, report: Report) -> ValueMatcher | None:
+def _compile_string(
+    operator: str, expected: str, fold: bool, where: Path, report: Report
+) -> ValueMatcher | None:
     if operator in ("matches", "doesNotMatch"):
         try:
             pattern = re.compile(expected, re.IGNORECASE | re.DOTALL if fold else re.DOTALL)
@@ -93,8 +104,12 @@ def _compile_string(operator: str, expected: str, fold: bool, where: Path, repor
             report(where, f"invalid regular expression: {exc}")
             return None
         if operator == "matches":
-            return ValueMatcher(operator, expected, lambda v: v is not None and pattern.fullmatch(v) is not None)
-        return ValueMatcher(operator, expected, lambda v: v is not None and pattern.fullmatch(v) is None)
+            return ValueMatcher(
+                operator, expected, lambda v: v is not None and pattern.fullmatch(v) is not None
+            )
+        return ValueMatcher(
+            operator, expected, lambda v: v is not None and pattern.fullmatch(v) is None
+        )
     wanted = expected.casefold() if fold else expected
 
     def norm(value: str) -> str:
@@ -107,7 +122,9 @@ def _compile_string(operator: str, expected: str, fold: bool, where: Path, repor
     return ValueMatcher(operator, expected, lambda v: v is not None and wanted not in norm(v))
 
 
-def _compile_logical(operator: str, expected: Any, where: Path, report: Report) -> ValueMatcher | None:
+def _compile_logical(
+    operator: str, expected: Any, where: Path, report: Report
+) -> ValueMatcher | None:
     if not isinstance(expected, list) or not expected:
         report(where, f"{operator} takes a non-empty list of match operators")
         return None
@@ -136,7 +153,9 @@ def parse_json_or_invalid(text: str | None) -> Any:
         return _INVALID
 
 
-def _compile_equal_to_json(spec: dict[str, Any], expected: Any, where: Path, report: Report) -> ValueMatcher | None:
+def _compile_equal_to_json(
+    spec: dict[str, Any], expected: Any, where: Path, report: Report
+) -> ValueMatcher | None:
     if isinstance(expected, str):
         try:
             expected = json.loads(expected)
@@ -165,7 +184,10 @@ def _compile_json_path(expected: Any, where: Path, report: Report) -> ValueMatch
     else:
         expression = expected
     if not isinstance(expression, str):
-        report(where, "matchesJsonPath takes an expression string or {\"expression\": ..., <operator>: ...}")
+        report(
+            where,
+            'matchesJsonPath takes an expression string or {"expression": ..., <operator>: ...}',
+        )
         return None
     try:
         compiled = compile_jsonpath(expression)
@@ -205,7 +227,9 @@ def json_equal(expected: Any, actual: Any, any_order: bool, extra: bool) -> bool
             return False
         if not extra and expected.keys() != actual.keys():
             return False
-        return all(k in actual and json_equal(v, actual[k], any_order, extra) for k, v in expected.items())
+        return all(
+            k in actual and json_equal(v, actual[k], any_order, extra) for k, v in expected.items()
+        )
     if isinstance(expected, list):
         if not isinstance(actual, list):
             return False
@@ -214,7 +238,9 @@ def json_equal(expected: Any, actual: Any, any_order: bool, extra: bool) -> bool
         if not any_order:
             if extra:
                 return _subsequence(expected, actual, any_order, extra)
-            return all(json_equal(e, a, any_order, extra) for e, a in zip(expected, actual, strict=True))
+            return all(
+                json_equal(e, a, any_order, extra) for e, a in zip(expected, actual, strict=True)
+            )
         unused = list(actual)
         for item in expected:
             for j, candidate in enumerate(unused):

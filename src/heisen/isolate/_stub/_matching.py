@@ -25,9 +25,25 @@ from heisen.isolate._stub._matchers import (
 )
 
 URL_KEYS = ("url", "urlPath", "urlPattern", "urlPathPattern", "urlPathTemplate")
-REQUEST_KEYS = (*URL_KEYS, "method", "pathParameters", "queryParameters", "headers", "cookies", "bodyPatterns")
-UNSUPPORTED_REQUEST_KEYS = ("formParameters", "multipartPatterns", "basicAuthCredentials", "clientIp",
-                            "customMatcher", "host", "port", "scheme")
+REQUEST_KEYS = (
+    *URL_KEYS,
+    "method",
+    "pathParameters",
+    "queryParameters",
+    "headers",
+    "cookies",
+    "bodyPatterns",
+)
+UNSUPPORTED_REQUEST_KEYS = (
+    "formParameters",
+    "multipartPatterns",
+    "basicAuthCredentials",
+    "clientIp",
+    "customMatcher",
+    "host",
+    "port",
+    "scheme",
+)
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z_][\w.-]*)\}")
 
 UrlTest = Callable[[HttpRequest], dict[str, str] | None]
@@ -85,7 +101,11 @@ class RequestPattern:
         return True
 
     def explain(self, request: HttpRequest) -> list[Check]:
-        checks = [Check("method", self.method or "ANY", self.method is None or request.method == self.method)]
+        checks = [
+            Check(
+                "method", self.method or "ANY", self.method is None or request.method == self.method
+            )
+        ]
         captured: dict[str, str] | None = {}
         if self.url_test is not None:
             captured = self.url_test(request)
@@ -94,11 +114,21 @@ class RequestPattern:
             ok = captured is not None and matcher.test(captured.get(name))
             checks.append(Check(f"path parameter {name}", matcher.describe(), ok))
         for name, matcher in self.query:
-            checks.append(Check(f"query {name}", matcher.describe(), _any(matcher, request.query.get(name))))
+            checks.append(
+                Check(f"query {name}", matcher.describe(), _any(matcher, request.query.get(name)))
+            )
         for name, matcher in self.headers:
-            checks.append(Check(f"header {name}", matcher.describe(), _any(matcher, request.headers.get(name))))
+            checks.append(
+                Check(
+                    f"header {name}", matcher.describe(), _any(matcher, request.headers.get(name))
+                )
+            )
         for name, matcher in self.cookies:
-            checks.append(Check(f"cookie {name}", matcher.describe(), _any(matcher, request.cookies.get(name))))
+            checks.append(
+                Check(
+                    f"cookie {name}", matcher.describe(), _any(matcher, request.cookies.get(name))
+                )
+            )
         for matcher in self.body:
             checks.append(Check("body", matcher.describe(), matcher.test(request.body_text())))
         return checks
@@ -112,7 +142,7 @@ def _any(matcher: ValueMatcher, values: list[str] | None) -> bool:
 
 def compile_request(data: Any, path: Path, report: Report) -> RequestPattern | None:
     if not isinstance(data, dict):
-        report(path, "request is an object such as {\"method\": \"GET\", \"url\": \"/path\"}")
+        report(path, 'request is an object such as {"method": "GET", "url": "/path"}')
         return None
     failed = False
 
@@ -150,7 +180,10 @@ def compile_request(data: Any, path: Path, report: Report) -> RequestPattern | N
         note((*path, "pathParameters"), "pathParameters need a urlPathTemplate such as /items/{id}")
     for name, _ in path_params:
         if url_key == "urlPathTemplate" and name not in template_names:
-            note((*path, "pathParameters", name), f"{name!r} is not a variable of the urlPathTemplate")
+            note(
+                (*path, "pathParameters", name),
+                f"{name!r} is not a variable of the urlPathTemplate",
+            )
     query = _named(data.get("queryParameters"), (*path, "queryParameters"), note, str)
     headers = _named(data.get("headers"), (*path, "headers"), note, str.lower)
     cookies = _named(data.get("cookies"), (*path, "cookies"), note, str)
@@ -211,7 +244,8 @@ def _url_test(
             return (lambda r: _NO_CAPTURE if r.path == value else None), value, ()
         pieces = _TEMPLATE_VAR.split(value)
         regex = "".join(
-            re.escape(piece) if i % 2 == 0 else f"(?P<{_group(piece)}>[^/]+)" for i, piece in enumerate(pieces)
+            re.escape(piece) if i % 2 == 0 else f"(?P<{_group(piece)}>[^/]+)"
+            for i, piece in enumerate(pieces)
         )
         compiled = re.compile(regex)
         groups = {_group(name): name for name in names}

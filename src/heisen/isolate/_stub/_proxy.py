@@ -15,8 +15,19 @@ from heisen.isolate._stub._responses import ProxySpec
 if TYPE_CHECKING:
     import aiohttp
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-                        "trailer", "upgrade", "host", "content-length"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
 
 
 class Forwarder:
@@ -24,7 +35,9 @@ class Forwarder:
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
 
-    async def forward(self, spec: ProxySpec, request: HttpRequest) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    async def forward(
+        self, spec: ProxySpec, request: HttpRequest
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         import aiohttp
 
         if self._session is None:
@@ -33,20 +46,25 @@ class Forwarder:
             )
         target = request.target
         if spec.prefix_to_remove and target.startswith(spec.prefix_to_remove):
-            target = target[len(spec.prefix_to_remove):] or "/"
+            target = target[len(spec.prefix_to_remove) :] or "/"
         headers: list[tuple[str, str]] = [
-            (n, v) for n, v in request.raw_headers
+            (n, v)
+            for n, v in request.raw_headers
             if n.lower() not in HOP_BY_HOP and n.lower() not in spec.remove_headers
         ]
         headers += list(spec.add_headers)
         try:
             async with self._session.request(
-                request.method, spec.base_url + target, headers=_multi(headers),
-                data=request.body or None, allow_redirects=False,
+                request.method,
+                spec.base_url + target,
+                headers=_multi(headers),
+                data=request.body or None,
+                allow_redirects=False,
             ) as upstream:
                 body = await upstream.read()
                 relayed = [
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers
+                    (k.decode("latin-1"), v.decode("latin-1"))
+                    for k, v in upstream.raw_headers
                     if k.decode("latin-1").lower() not in HOP_BY_HOP
                 ]
                 return upstream.status, upstream.reason or "", relayed, body

@@ -78,7 +78,9 @@ class Registry:
             self.scenarios.declare(mapping.scenario, mapping.required_state, mapping.new_state)
 
     def _reindex(self) -> None:
-        ordered = [m for _, m in sorted(self._mappings.values(), key=lambda p: (p[1].priority, -p[0]))]
+        ordered = [
+            m for _, m in sorted(self._mappings.values(), key=lambda p: (p[1].priority, -p[0]))
+        ]
         self._rank = {m.id: i for i, m in enumerate(ordered)}
         exact: dict[Key, list[Mapping]] = {}
         generic: list[Mapping] = []
@@ -125,9 +127,16 @@ class Registry:
             checks = mapping.request.explain(request)
             if mapping.scenario and mapping.required_state:
                 state = self.scenarios.state(mapping.scenario) if mapping.scenario else STARTED
-                checks.append(Check(f"scenario {mapping.scenario}", f"state {mapping.required_state}",
-                                    state == mapping.required_state))
-            weights = [2.0 if c.label in ("method",) or c.label.startswith("url") else 1.0 for c in checks]
+                checks.append(
+                    Check(
+                        f"scenario {mapping.scenario}",
+                        f"state {mapping.required_state}",
+                        state == mapping.required_state,
+                    )
+                )
+            weights = [
+                2.0 if c.label in ("method",) or c.label.startswith("url") else 1.0 for c in checks
+            ]
             score = sum(w for w, c in zip(weights, checks, strict=True) if c.ok) / sum(weights)
             if score > best_score:
                 best, best_score = NearMiss(mapping, checks), score

@@ -26,10 +26,25 @@ from heisen.isolate._stub._delays import (
 from heisen.isolate._stub._faults import FAULTS, Fault
 from heisen.isolate._stub._matchers import Path, Report, _did_you_mean
 
-RESPONSE_KEYS = ("status", "statusMessage", "headers", "body", "jsonBody", "base64Body", "bodyFileName",
-                 "fixedDelayMilliseconds", "delayDistribution", "chunkedDribbleDelay", "fault",
-                 "proxyBaseUrl", "additionalProxyRequestHeaders", "removeProxyRequestHeaders",
-                 "proxyUrlPrefixToRemove", "transformers", "transformerParameters")
+RESPONSE_KEYS = (
+    "status",
+    "statusMessage",
+    "headers",
+    "body",
+    "jsonBody",
+    "base64Body",
+    "bodyFileName",
+    "fixedDelayMilliseconds",
+    "delayDistribution",
+    "chunkedDribbleDelay",
+    "fault",
+    "proxyBaseUrl",
+    "additionalProxyRequestHeaders",
+    "removeProxyRequestHeaders",
+    "proxyUrlPrefixToRemove",
+    "transformers",
+    "transformerParameters",
+)
 BODY_KEYS = ("body", "jsonBody", "base64Body", "bodyFileName")
 
 
@@ -58,8 +73,13 @@ class ResponseSpec:
     @property
     def is_plain(self) -> bool:
         """True when the reply is written at once: no delay, fault, dribble or proxy."""
-        return (self.fixed_delay_ms is None and self.distribution is None and self.dribble is None
-                and self.fault is None and self.proxy is None)
+        return (
+            self.fixed_delay_ms is None
+            and self.distribution is None
+            and self.dribble is None
+            and self.fault is None
+            and self.proxy is None
+        )
 
     def head(self, stub_id: str, *, length: int | None, close: bool) -> bytes:
         return render_head(self.status, self.status_message, self.headers, stub_id, length, close)
@@ -91,11 +111,13 @@ def reason(status: int) -> str:
         return "Unknown"
 
 
-def parse_response(data: Any, path: Path, report: Report, files: FsPath | None, stub_id: str) -> ResponseSpec | None:
+def parse_response(
+    data: Any, path: Path, report: Report, files: FsPath | None, stub_id: str
+) -> ResponseSpec | None:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        report(path, "response is an object such as {\"status\": 200, \"body\": \"ok\"}")
+        report(path, 'response is an object such as {"status": 200, "body": "ok"}')
         return None
     failed = False
 
@@ -117,12 +139,16 @@ def parse_response(data: Any, path: Path, report: Report, files: FsPath | None, 
     headers = _headers(data.get("headers"), (*path, "headers"), note)
     body = _body(data, path, note, files)
     fixed = data.get("fixedDelayMilliseconds")
-    if fixed is not None and (isinstance(fixed, bool) or not isinstance(fixed, (int, float)) or fixed < 0):
+    if fixed is not None and (
+        isinstance(fixed, bool) or not isinstance(fixed, (int, float)) or fixed < 0
+    ):
         note((*path, "fixedDelayMilliseconds"), "fixedDelayMilliseconds is a number ≥ 0")
         fixed = None
     distribution = None
     if "delayDistribution" in data:
-        distribution = parse_distribution(data["delayDistribution"], (*path, "delayDistribution"), note)
+        distribution = parse_distribution(
+            data["delayDistribution"], (*path, "delayDistribution"), note
+        )
     dribble = None
     if "chunkedDribbleDelay" in data:
         dribble = parse_dribble(data["chunkedDribbleDelay"], (*path, "chunkedDribbleDelay"), note)
@@ -135,12 +161,32 @@ def parse_response(data: Any, path: Path, report: Report, files: FsPath | None, 
     proxy = _proxy(data, path, note)
     if failed or body is None:
         return None
-    spec = ResponseSpec(int(status), str(message), headers, body,
-                        float(fixed) if fixed is not None else None, distribution, dribble, fault, proxy)
+    spec = ResponseSpec(
+        int(status),
+        str(message),
+        headers,
+        body,
+        float(fixed) if fixed is not None else None,
+        distribution,
+        dribble,
+        fault,
+        proxy,
+    )
     wire = spec.head(stub_id, length=len(body), close=False) + body
     wire_close = spec.head(stub_id, length=len(body), close=True) + body
-    return ResponseSpec(spec.status, spec.status_message, spec.headers, spec.body, spec.fixed_delay_ms,
-                        spec.distribution, spec.dribble, spec.fault, spec.proxy, wire, wire_close)
+    return ResponseSpec(
+        spec.status,
+        spec.status_message,
+        spec.headers,
+        spec.body,
+        spec.fixed_delay_ms,
+        spec.distribution,
+        spec.dribble,
+        spec.fault,
+        spec.proxy,
+        wire,
+        wire_close,
+    )
 
 
 _MANAGED_HEADERS = {"content-length", "transfer-encoding", "connection"}
@@ -211,8 +257,15 @@ def _proxy(data: dict[str, Any], path: Path, report: Report) -> ProxySpec | None
     remove = data.get("removeProxyRequestHeaders") or []
     prefix = data.get("proxyUrlPrefixToRemove") or ""
     if not isinstance(add, dict) or not isinstance(remove, list) or not isinstance(prefix, str):
-        report(path, "proxy options: additionalProxyRequestHeaders {name: value}, "
-                     "removeProxyRequestHeaders [names], proxyUrlPrefixToRemove string")
+        report(
+            path,
+            "proxy options: additionalProxyRequestHeaders {name: value}, "
+            "removeProxyRequestHeaders [names], proxyUrlPrefixToRemove string",
+        )
         return None
-    return ProxySpec(base.rstrip("/"), tuple((str(k), str(v)) for k, v in add.items()),
-                     frozenset(str(n).lower() for n in remove), prefix)
+    return ProxySpec(
+        base.rstrip("/"),
+        tuple((str(k), str(v)) for k, v in add.items()),
+        frozenset(str(n).lower() for n in remove),
+        prefix,
+    )

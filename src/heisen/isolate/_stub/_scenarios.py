@@ -48,6 +48,11 @@ class Scenarios:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [
-            {"id": name, "name": name, "state": state, "possibleStates": sorted(self._possible.get(name, ()))}
+            {
+                "id": name,
+                "name": name,
+                "state": state,
+                "possibleStates": sorted(self._possible.get(name, ())),
+            }
             for name, state in sorted(self._state.items())
         ]

@@ -45,8 +45,13 @@ async def _serve(server: StubServer, port_file: Path | None) -> None:
         port = await server.start()
         if port_file is not None:
             port_file.write_text(f"{port}\n")
-        log.info("heisen stub listening on %s (%d mappings, seed %d, journal limit %d)",
-                 server.url, len(server.core.registry), server.core.seed, server.core.journal.limit)
+        log.info(
+            "heisen stub listening on %s (%d mappings, seed %d, journal limit %d)",
+            server.url,
+            len(server.core.registry),
+            server.core.seed,
+            server.core.journal.limit,
+        )
         await stop.wait()
         log.info("heisen stub stopping")
     finally:
@@ -56,4 +61,10 @@ async def _serve(server: StubServer, port_file: Path | None) -> None:
 
 
 def _log_request(request: HttpRequest, status: int, mapping: Mapping | None) -> None:
-    log.info("%s %s -> %d %s", request.method, request.target, status, mapping.label if mapping else "(no match)")
+    log.info(
+        "%s %s -> %d %s",
+        request.method,
+        request.target,
+        status,
+        mapping.label if mapping else "(no match)",
+    )

@@ -70,7 +70,9 @@ class StubServer:
                 lambda: _Connection(self), self.host, self.port, reuse_address=True, backlog=2048
             )
         except OSError as exc:
-            raise SystemUnavailable(f"the stub cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
+            raise SystemUnavailable(
+                f"the stub cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from exc
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -143,7 +145,9 @@ class _Connection(asyncio.Protocol):
                 parsed = parse_request(self.buffer, now(), self.client)
             except BadRequest as error:
                 body = f"{error.reason}\n".encode()
-                self._write(render_head(error.status, error.reason, [], None, len(body), True) + body)
+                self._write(
+                    render_head(error.status, error.reason, [], None, len(body), True) + body
+                )
                 self.shut()
                 return
             if parsed is None:
@@ -182,12 +186,21 @@ class _Connection(asyncio.Protocol):
         if spec.proxy is not None:
             self.pending = self.loop.create_task(self._proxy(mapping, request, delay, close))
         else:
-            self.pending = self.loop.call_at(request.received_at + delay - TIMER_LEAD_S, self._deliver, mapping, request, delay, close)
+            self.pending = self.loop.call_at(
+                request.received_at + delay - TIMER_LEAD_S,
+                self._deliver,
+                mapping,
+                request,
+                delay,
+                close,
+            )
 
     def _admin(self, request: HttpRequest, close: bool) -> None:
         status, payload = handle(self.core, request)
         body = json.dumps(payload).encode("utf-8")
-        head = render_head(status, _reason(status), [("Content-Type", "application/json")], None, len(body), close)
+        head = render_head(
+            status, _reason(status), [("Content-Type", "application/json")], None, len(body), close
+        )
         self._write(head + body)
         if close:
             self.shut()
@@ -217,11 +230,15 @@ class _Connection(asyncio.Protocol):
             return
         self._write(chunks[index])
         if index + 1 < len(chunks):
-            self.pending = self.loop.call_later(interval_s, self._dribble, chunks, index + 1, interval_s, close)
+            self.pending = self.loop.call_later(
+                interval_s, self._dribble, chunks, index + 1, interval_s, close
+            )
         else:
             self._finish(close)
 
-    async def _proxy(self, mapping: Mapping, request: HttpRequest, delay_s: float, close: bool) -> None:
+    async def _proxy(
+        self, mapping: Mapping, request: HttpRequest, delay_s: float, close: bool
+    ) -> None:
         proxy = mapping.response.proxy
         assert proxy is not None
         status, message, headers, body = await self.server.forwarder.forward(proxy, request)
