@@ -143,7 +143,7 @@ def test_incidents_load_and_validate(example_dir: Path) -> None:
     incidents = load_incidents(example_dir / "incidents.yaml")
     assert incidents[0].boundary == "inventory → redis"
     assert incidents[0].anomaly is Anomaly.CHECK_THEN_ACT
-    assert incidents[0].age_s == pytest.approx(30 * 86400)
+    assert incidents[0].age_s == pytest.approx(14 * 86400)
     text = "- boundary: a -> b\n  severity: 9\n  age: soon\n  cuont: 2\n"
     with pytest.raises(PipelineError) as caught:
         parse_incidents(load_yaml_text(text, source="incidents.yaml"))

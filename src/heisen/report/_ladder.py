@@ -63,3 +63,14 @@ def ladder(manifest: RunManifest) -> list[Rung]:
 def ladder_line(rungs: list[Rung]) -> str:
     shown = [r for r in rungs if r.rate is not None]
     return " → ".join(r.label() for r in shown) if shown else "no phase measured a violation rate"
+
+
+def invariant_lines(manifest: RunManifest) -> list[str]:
+    """One ladder per invariant (`no-oversell: stress 25% → isolate 60%`), from each phase's per_invariant."""
+    rates: dict[str, list[str]] = {}
+    for name in LADDER_PHASES:
+        record = manifest.phases.get(name)
+        per_invariant = (record.outputs or {}).get("per_invariant") if record else None
+        for invariant, figures in (per_invariant or {}).items():
+            rates.setdefault(invariant, []).append(f"{name} {format_rate(float(figures['violation_rate']))}")
+    return [f"{invariant}: {' → '.join(steps)}" for invariant, steps in rates.items()]

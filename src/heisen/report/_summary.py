@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from heisen.manifest import RunManifest
-from heisen.report._ladder import format_rate, ladder, ladder_line
+from heisen.report._ladder import format_rate, invariant_lines, ladder, ladder_line
 from heisen.report._terminal import styled
 
 _MAX_FINDINGS = 20
@@ -35,6 +35,8 @@ def print_summary(
     console.print(_phase_table(manifest))
     console.print()
     console.print(_indented(f"[bold]ladder:[/] {escape(ladder_line(ladder(manifest)))}", 8))
+    for line in invariant_lines(manifest):
+        console.print(_indented(f"  {escape(line)}", 10))
     for name, record in manifest.phases.items():
         if record.error is not None:
             console.print(

@@ -142,6 +142,7 @@ class _TrialRunner:
             }
             for o in outcomes
         ]
+        outputs["per_invariant"] = per_invariant(outcomes)
         artifacts = [self.history_path.name] if self.history_path.exists() else []
         return TrialsResult(outputs, outcomes, _dedupe(findings), merged, artifacts)
 
@@ -227,6 +228,16 @@ class _TrialRunner:
 
 
 _PHASES = ("stress", "isolate", "contain", "chaos", "fuzz")
+
+
+def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, dict[str, Any]]:
+    """Each invariant's own violation rate: which race the overall rate is made of."""
+    names = [v["name"] for v in outcomes[0].verdicts] if outcomes else []
+    rates = {}
+    for name in names:
+        violated = sum(1 for o in outcomes for v in o.verdicts if v["name"] == name and v["held"] is False)
+        rates[name] = rate_with_interval(violated, len(outcomes))
+    return rates
 
 
 def _mean(values: Sequence[float]) -> float:

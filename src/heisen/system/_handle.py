@@ -80,6 +80,7 @@ class SystemHandle:
         self._services: dict[str, _RunningService] = {}
         self._links: dict[str, tuple[str, int]] = {}
         self._cgroups: Any = None
+        self._already_running: set[int] = set()
         self.limits_warning: str | None = None
         self._started = False
 
@@ -93,8 +94,10 @@ class SystemHandle:
         self.stop()
 
     def start(self) -> None:
+        from heisen.system._process import live_processes
         from heisen.system._proxy_client import start_proxy_daemon
 
+        self._already_running = {process.pid for process in live_processes()}
         self._started = True
         self._work_dir = Path(tempfile.mkdtemp(prefix=f"heisen-{self.run_id}-"))
         self._work_dir.chmod(0o755)
@@ -108,7 +111,7 @@ class SystemHandle:
             self._services[name] = self._start_service(name, service, Resources())
 
     def stop(self) -> None:
-        from heisen.system._process import stop_all
+        from heisen.system._process import live_processes
 
         if not self._started:
             return
@@ -127,7 +130,10 @@ class SystemHandle:
         if self._cgroups is not None:
             with contextlib.suppress(Exception):
                 self._cgroups.remove_all()
-        stop_all()
+        # Whatever was spawned but not yet recorded when a start was cut short (Ctrl-C mid-start).
+        for process in reversed(live_processes()):
+            if process.pid not in self._already_running:
+                process.stop()
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 

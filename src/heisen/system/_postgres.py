@@ -10,6 +10,7 @@ instead and `<work_dir>/data` is a symlink to it, removed by `remove_data()`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -219,19 +220,30 @@ class EmbeddedPostgres:
         argv = [str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres"]
         argv += ["-E", "UTF8", "--locale=C", "--no-sync"]
         try:
-            result = subprocess.run(
+            initdb = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=120,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 user=self._user,
                 cwd=self._layout(),
-                check=False,
+                start_new_session=True,
             )
-        except (OSError, subprocess.SubprocessError) as exc:
+        except OSError as exc:
             raise SystemUnavailable(f"{_WHAT}: initdb could not run: {exc}") from exc
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).decode("utf-8", "replace")
+        try:
+            output_bytes, _ = initdb.communicate(timeout=120)
+        except BaseException as exc:
+            # initdb runs a bootstrap postgres of its own: stop the whole group, not initdb alone,
+            # or the bootstrap keeps writing into a data directory that is being removed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(initdb.pid, signal.SIGKILL)
+            initdb.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise SystemUnavailable(f"{_WHAT}: initdb did not finish in 120 s") from exc
+            raise
+        if initdb.returncode != 0:
+            output = output_bytes.decode("utf-8", "replace")
             tail = "\n".join(output.splitlines()[-15:])
             raise SystemUnavailable(f"{_WHAT}: initdb failed in {data}:\n{tail}")
 
