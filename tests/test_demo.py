@@ -18,8 +18,20 @@ def run_demo(tmp_path: Path, name: str) -> tuple[subprocess.CompletedProcess, di
     run_dir = tmp_path / "run"
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "heisen", "run", str(tmp_path / "ticketing" / name), "--run-dir", str(run_dir), "--ci"],
-        capture_output=True, text=True, timeout=600, env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "100"},
+        [
+            sys.executable,
+            "-m",
+            "heisen",
+            "run",
+            str(tmp_path / "ticketing" / name),
+            "--run-dir",
+            str(run_dir),
+            "--ci",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "100"},
     )
     elapsed = time.monotonic() - started
     print(result.stderr[-6000:])
@@ -32,7 +44,8 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
     assert result.returncode == 1, result.stderr[-3000:]
     assert list(manifest["phases"]) == PHASES
     assert all(manifest["phases"][name]["status"] in ("passed", "failed") for name in PHASES), {
-        name: manifest["phases"][name]["status"] for name in PHASES}
+        name: manifest["phases"][name]["status"] for name in PHASES
+    }
     top = manifest["phases"]["predict"]["outputs"]["hotspots"][0]
     assert (top["boundary"], top["anomaly"]) == ("inventory → redis", "check-then-act")
     for name in ("stress", "isolate", "contain", "chaos"):

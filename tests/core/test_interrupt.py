@@ -52,7 +52,7 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
     outcomes = []
     for attempt in range(20):
         marker = f"HEISEN_INTERRUPT_TEST={uuid.uuid4().hex}"
-        run_dir = tmp_path / f"run-{attempt}"
+        run_dir = tmp_path / f"run-{uuid.uuid4().hex[:8]}"
         env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", marker.split("=")[0]: marker.split("=")[1]}
         process = subprocess.Popen(
             [

@@ -274,7 +274,9 @@ def test_register_history_over_a_mix_from_two_workers(
     assert all(
         a["time"] <= b["time"] for a, b in itertools.pairwise(lines) if a["trial"] == b["trial"]
     )
-    finding = next(line for line in result.stderr.splitlines() if "linearizable" in line)
+    finding = next(
+        line for line in result.stderr.splitlines() if "✗" in line and "linearizable" in line
+    )
     assert "trial" in finding
     assert "stress-history.jsonl" in str(stress["artifacts"])
 

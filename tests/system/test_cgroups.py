@@ -16,7 +16,7 @@ import pytest
 from heisen.errors import SystemUnavailable
 from heisen.system._cgroups import CgroupManager, Throttling, _remove_tree, cgroup_version
 from heisen.system._dutycycle import DutyCycle, process_cpu_s
-from heisen.system._process import live_processes, spawn, stop_all
+from heisen.system._process import live_processes, spawn
 
 BUSY = [sys.executable, "-c", "while True: pass"]
 WINDOW_S = 5.0
@@ -35,9 +35,11 @@ def _our_run_dirs() -> set[Path]:
 def no_leaks() -> Iterator[None]:
     """Fail the test that leaves a process or a cgroup of this pytest process behind."""
     before = _our_run_dirs()
+    running_before = {process.pid for process in live_processes()}  # e.g. the session's databases
     yield
-    leaked_processes = live_processes()
-    stop_all(grace_s=1)
+    leaked_processes = [p for p in live_processes() if p.pid not in running_before]
+    for process in leaked_processes:
+        process.stop(grace_s=1)
     leaked_groups = _our_run_dirs() - before
     for directory in leaked_groups:
         _remove_tree(directory)  # report the leak, but do not leave it

@@ -16,7 +16,7 @@ import pytest
 from heisen.errors import SystemUnavailable
 from heisen.system._cgroups import CgroupManager
 from heisen.system._health import probe_once, wait_healthy
-from heisen.system._process import live_processes, stop_all
+from heisen.system._process import live_processes
 from heisen.system._replicas import Backoff, ReplicaSet
 
 SERVICE = r"""
@@ -50,9 +50,11 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 
 @pytest.fixture(autouse=True)
 def no_leaked_processes() -> Iterator[None]:
+    running_before = {process.pid for process in live_processes()}  # e.g. the session's databases
     yield
-    leaked = live_processes()
-    stop_all(grace_s=1)
+    leaked = [p for p in live_processes() if p.pid not in running_before]
+    for process in leaked:
+        process.stop(grace_s=1)
     assert not leaked, f"processes left running: {leaked}"
 
 

@@ -72,5 +72,7 @@ def invariant_lines(manifest: RunManifest) -> list[str]:
         record = manifest.phases.get(name)
         per_invariant = (record.outputs or {}).get("per_invariant") if record else None
         for invariant, figures in (per_invariant or {}).items():
-            rates.setdefault(invariant, []).append(f"{name} {format_rate(float(figures['violation_rate']))}")
+            rates.setdefault(invariant, []).append(
+                f"{name} {format_rate(float(figures['violation_rate']))}"
+            )
     return [f"{invariant}: {' → '.join(steps)}" for invariant, steps in rates.items()]

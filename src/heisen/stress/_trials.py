@@ -235,7 +235,9 @@ def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, dict[str, Any]]
     names = [v["name"] for v in outcomes[0].verdicts] if outcomes else []
     rates = {}
     for name in names:
-        violated = sum(1 for o in outcomes for v in o.verdicts if v["name"] == name and v["held"] is False)
+        violated = sum(
+            1 for o in outcomes for v in o.verdicts if v["name"] == name and v["held"] is False
+        )
         rates[name] = rate_with_interval(violated, len(outcomes))
     return rates
 

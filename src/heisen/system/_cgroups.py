@@ -339,6 +339,13 @@ class CgroupManager:
         self._groups.clear()
         for run_dir in self.run_directories():
             _remove_tree(run_dir)
+        self._remove_empty_parents()
+
+    def _remove_empty_parents(self) -> None:
+        """The shared `heisen` parent goes too once no run uses it (a busy one stays)."""
+        for base in set(self._bases().values()):
+            with contextlib.suppress(OSError):
+                base.rmdir()
 
     def cleanup_stale(self) -> list[Path]:
         """Remove the run directories whose owning heisen process is gone; returns them."""
@@ -350,6 +357,7 @@ class CgroupManager:
                 if not _owner_alive(run_dir.name):
                     _remove_tree(run_dir)
                     removed.append(run_dir)
+        self._remove_empty_parents()
         return removed
 
     def __enter__(self) -> CgroupManager:
