@@ -1,0 +1,78 @@
+"""The predict phase through the CLI: hotspots in the manifest, and calibration against a measured run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+PIPELINE = Path(__file__).resolve().parents[2] / "examples" / "ticketing" / "pipeline.yaml"
+
+
+def predict(*args: str) -> dict:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "heisen",
+            "predict",
+            str(PIPELINE),
+            "--cycles",
+            "300",
+            *args,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["phases"]["predict"]["outputs"]
+
+
+def test_hotspots_rank_the_checkout_race_first(tmp_path):
+    outputs = predict("--run-dir", str(tmp_path / "run"))
+    top = outputs["hotspots"][0]
+    assert (top["boundary"], top["anomaly"]) == ("inventory → redis", "check-then-act")
+    assert {"score", "predicted_violation_rate", "load"} <= set(top)
+    assert any(h["anomaly"] == "stale-read" for h in outputs["hotspots"])
+
+
+def test_calibration_sets_predicted_beside_observed(tmp_path):
+    measured = tmp_path / "measured"
+    measured.mkdir()
+    manifest = {
+        "apiVersion": "heisen/v1",
+        "kind": "RunManifest",
+        "status": "failed",
+        "run": {
+            "id": "m",
+            "pipeline": str(PIPELINE),
+            "pipeline_sha256": "0",
+            "seed": 1,
+            "started_at": "t",
+            "heisen_version": "0",
+        },
+        "phases": {
+            "stress": {
+                "status": "failed",
+                "outputs": {
+                    "trials": 20,
+                    "violations": 15,
+                    "violation_rate": 0.75,
+                    "requests": 4000,
+                    "latency_ms": {"p50": 13.0, "p90": 30.0, "p99": 99.0},
+                },
+            }
+        },
+    }
+    (measured / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    calibration = predict("--calibrate", str(measured), "--run-dir", str(tmp_path / "run"))[
+        "calibration"
+    ]
+    assert calibration["latency_scale"] != 1.0
+    row = calibration["compared"][0]
+    assert row["phase"] == "stress" and row["load"] == 200 and row["observed"] == 0.75
+    assert 0.5 <= row["ratio"] <= 2.0, row
