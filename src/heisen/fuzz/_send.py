@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 import re
 import time
@@ -28,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from heisen.errors import SystemUnavailable
 from heisen.fuzz._cases import FuzzCase, make_case
 from heisen.fuzz._openapi import Operation
 from heisen.fuzz._replay import full_url, render_path, render_query
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 _RESET_ERRORS = frozenset({"reset", "closed", "protocol"})
 REPLICA_READY_DEADLINE_S = 20.0
+DEATH_GRACE_S = 1.0
 
 
 class Outcome(enum.StrEnum):
@@ -167,6 +170,15 @@ class SystemChecks:
                 return f"replica {index} (pid {old[0]}) died while handling the case"
         return None
 
+    def death_after(self, before: list[tuple[int | None, int, bool]]) -> str | None:
+        """A replica death that shows within a moment of a reset or timeout (the exit takes time)."""
+        deadline = time.monotonic() + DEATH_GRACE_S
+        while True:
+            died = self.replica_died(before)
+            if died is not None or time.monotonic() >= deadline:
+                return died
+            time.sleep(0.05)
+
     def wait_ready(self) -> None:
         """Until every replica is up again after a crash (bounded)."""
         deadline = time.monotonic() + REPLICA_READY_DEADLINE_S
@@ -221,22 +233,32 @@ class Sender:
         if self.checks is not None:
             self.checks.setup()
             before = self.checks.snapshot()
-        result = asyncio.run(
-            run_burst(
-                self.host,
-                self.port,
-                [request] * self.concurrency,
-                timeout_s=self.timeout_s,
-                settle_s=0.02 if self.concurrency > 1 else 0.0,
-            )
+        burst = functools.partial(
+            run_burst,
+            self.host,
+            self.port,
+            [request] * self.concurrency,
+            timeout_s=self.timeout_s,
+            settle_s=0.02 if self.concurrency > 1 else 0.0,
         )
+        try:
+            result = asyncio.run(burst())
+        except SystemUnavailable:
+            if self.checks is None:
+                raise
+            # The front had no ready replica for a moment (one is restarting): wait, then once more.
+            self.checks.wait_ready()
+            result = asyncio.run(burst())
         self.sent += 1
         self.tally.add(result.records)
         if self.on_send is not None:
             self.on_send()
         verdict = classify(result.records, self.target.operation)
         if self.checks is not None and before is not None:
-            died = self.checks.replica_died(before)
+            if verdict.outcome in (Outcome.RESET, Outcome.TIMEOUT):
+                died = self.checks.death_after(before)
+            else:
+                died = self.checks.replica_died(before)
             if died is not None:
                 self.checks.wait_ready()
                 return Verdict(Outcome.REPLICA_DIED, died, verdict.statuses)
