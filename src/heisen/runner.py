@@ -2,7 +2,7 @@
 
 The runner is the only place that starts the system under test and the only
 place that stops it: in a `finally`, after Ctrl-C (KeyboardInterrupt) and
-SIGTERM (turned into `Interrupted`) alike. The manifest is saved after every
+SIGTERM (raised like Ctrl-C, then recorded as `Interrupted`) alike. The manifest is saved after every
 phase change, so whatever happens it stays a valid file whose status says
 how the run ended.
 """
@@ -66,12 +66,16 @@ def select_phases(
     return [name for name in chosen if name not in skip]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C: a BaseException, so no `except Exception` can swallow it."""
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises Interrupted in the main thread, so `finally` blocks run."""
+    """SIGTERM interrupts the main thread as Ctrl-C does, so `finally` blocks run."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted("terminated by SIGTERM")
+        raise Terminated("terminated by SIGTERM")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -151,11 +155,12 @@ class Runner:
                     outcome.findings.extend(result.findings)
             self.manifest.status = self._overall_status()
         except (KeyboardInterrupt, Interrupted) as exc:
-            self._mark_running_as(PhaseStatus.ERROR, "Interrupted", "interrupted by the user")
-            self.manifest.status = RunStatus.INTERRUPTED
-            outcome.error = (
-                exc if isinstance(exc, Interrupted) else Interrupted("interrupted by Ctrl-C")
+            reason = (
+                "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by Ctrl-C"
             )
+            self._mark_running_as(PhaseStatus.ERROR, "Interrupted", reason)
+            self.manifest.status = RunStatus.INTERRUPTED
+            outcome.error = exc if isinstance(exc, Interrupted) else Interrupted(reason)
         except HeisenError as exc:
             self._mark_running_as(PhaseStatus.ERROR, type(exc).__name__, str(exc))
             self.manifest.status = RunStatus.ERROR
