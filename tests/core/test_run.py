@@ -1,6 +1,7 @@
 """`heisen run` end to end on the counter service: real PostgreSQL, replicas, proxies."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -118,3 +119,20 @@ def test_resume_continues_what_did_not_pass(counter, tmp_path):
     changed = heisen("run", "--resume", str(run_dir))
     assert changed.returncode == 2
     assert "changed since the run" in changed.stderr
+
+
+def test_a_run_killed_outright_has_its_temp_dir_swept_by_the_next(tmp_path):
+    from heisen.system._handle import OWNER_FILE, sweep_stale_work_dirs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / "heisen-old-run-abc"
+    (stale / "postgres").mkdir(parents=True)
+    (stale / OWNER_FILE).write_text(str(dead.pid))
+    alive = tmp_path / "heisen-live-run-def"
+    alive.mkdir()
+    (alive / OWNER_FILE).write_text(str(os.getpid()))
+    unrelated = tmp_path / "heisen-pg-xyz"
+    unrelated.mkdir()
+    assert sweep_stale_work_dirs(tmp_path) == [stale]
+    assert not stale.exists() and alive.exists() and unrelated.exists()

@@ -33,6 +33,7 @@ from heisen.pipeline import Dependency, DependencyKind, LoadedPipeline, Resource
 from heisen.system._addresses import check_allowed, host_port, with_host_port
 from heisen.system._ports import LOOPBACK, free_port
 
+OWNER_FILE = "owner.pid"
 DEFAULT_PORTS = {DependencyKind.POSTGRES: 5432, DependencyKind.REDIS: 6379, DependencyKind.HTTP: 80}
 
 
@@ -52,6 +53,24 @@ class _RunningService:
     front: tuple[str, int]
     replicas: Any = None  # ReplicaSet, or None when external
     resources: Resources = field(default_factory=Resources)
+
+
+def sweep_stale_work_dirs(root: Path | None = None) -> list[Path]:
+    """Remove the temp dirs of runs whose heisen process is gone (killed with SIGKILL)."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob("heisen-*"):
+        try:
+            owner = int((path / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except PermissionError:
+            continue
+    return removed
 
 
 class SystemHandle:
@@ -99,8 +118,10 @@ class SystemHandle:
 
         self._already_running = {process.pid for process in live_processes()}
         self._started = True
+        sweep_stale_work_dirs()
         self._work_dir = Path(tempfile.mkdtemp(prefix=f"heisen-{self.run_id}-"))
         self._work_dir.chmod(0o755)
+        (self._work_dir / OWNER_FILE).write_text(str(os.getpid()))
         self._log("starting the proxy daemon")
         self._proxyd, self.proxies = start_proxy_daemon(self.log_dir / "proxyd.log", self.seed)
         for name, dep in self.pipeline.dependencies.items():
