@@ -47,7 +47,6 @@ class Conditions:
     stop: str = "all"
     overrides: Mapping[str, Any] = field(default_factory=dict)
     invariants: Sequence[str] | None = None  # names to check; None = all
-    keep_records: bool = False
     workers: int | Literal["auto"] = 1
 
 
