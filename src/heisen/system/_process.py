@@ -6,7 +6,9 @@ Every child:
 - gets SIGKILL from the kernel if heisen dies (PR_SET_PDEATHSIG). The kernel
   sends it when the *thread* that forked the child exits, so spawn from a
   thread that lives as long as the child (the main thread, or a supervisor
-  thread that outlives what it starts);
+  thread that outlives what it starts). The signal is set by a small exec shim,
+  never by a `preexec_fn`: Python code run between fork and exec can deadlock
+  on a lock another thread held at the fork, and heisen spawns from threads;
 - writes stdout and stderr to its own log file, whose tail is shown when it
   fails to come up;
 - is registered in a process-wide table that `stop_all()` empties on every
@@ -16,8 +18,9 @@ Every child:
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,15 +29,43 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
 _live: dict[int, ManagedProcess] = {}
 _live_lock = threading.Lock()
 
+# argv: PARENT_PID USER PROGRAM COMMAND... Runs as the child's first program. PROGRAM is a
+# resolved path: once the user is switched, the interpreter's own library may be unreadable.
+_EXEC_SHIM = """
+import ctypes, os, pwd, sys
+parent, user, program, *command = sys.argv[1:]
+if user:
+    entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+if os.getppid() != int(parent):
+    sys.exit(137)  # heisen died before the signal was set
+os.execv(program, command)
+"""
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+def _behind_shim(program: str, argv: list[str], user: str | int | None) -> list[str]:
+    """`argv` run by the shim, which switches to `user` and ties the child's life to ours."""
+    who = "" if user is None else str(user)
+    return [sys.executable, "-I", "-S", "-c", _EXEC_SHIM, str(os.getpid()), who, program, *argv]
+
+
+def _executable(program: str, env: Mapping[str, str], cwd: Path | None) -> str:
+    """The path `program` runs from, or FileNotFoundError as Popen would raise it."""
+    if os.sep in program:
+        path = Path(program) if os.path.isabs(program) else Path(cwd or ".").absolute() / program
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is not None:
+            return os.path.abspath(found)
+    raise FileNotFoundError(errno.ENOENT, "no such executable", program)
 
 
 class ManagedProcess:
@@ -111,17 +142,20 @@ def spawn(
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
+    program = _executable(argv[0], full_env, cwd)
+    command, popen_user = list(argv), user
+    if sys.platform.startswith("linux"):  # the shim switches user itself
+        command, popen_user = _behind_shim(program, command, user), None
     with log_path.open("ab") as log:
         popen = subprocess.Popen(
-            list(argv),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
-            user=user,
+            user=popen_user,
         )
     process = ManagedProcess(name, popen, log_path)
     with _live_lock:
