@@ -2,6 +2,7 @@
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,8 +44,6 @@ def wait_gone(marker: str, deadline_s: float) -> list[int]:
 @pytest.mark.slow
 def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
     pipeline = tmp_path / "counter"
-    import shutil
-
     shutil.copytree(COUNTER, pipeline)
     text = (pipeline / "pipeline.yaml").read_text().replace("trials: 3", "trials: 200")
     (pipeline / "pipeline.yaml").write_text(text)
@@ -53,7 +52,12 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
     for attempt in range(20):
         marker = f"HEISEN_INTERRUPT_TEST={uuid.uuid4().hex}"
         run_dir = tmp_path / f"run-{uuid.uuid4().hex[:8]}"
-        env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", marker.split("=")[0]: marker.split("=")[1]}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "NO_COLOR": "1",
+            "PYTHONFAULTHANDLER": "1",  # SIGABRT prints every thread's stack
+            marker.split("=")[0]: marker.split("=")[1],
+        }
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -76,9 +80,16 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
         try:
             _, stderr = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            process.kill()
+            still = processes_with_marker(marker.split("=")[1])
+            process.send_signal(signal.SIGABRT)
+            try:
+                _, stderr = process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, stderr = process.communicate()
             pytest.fail(
-                f"attempt {attempt}: heisen did not stop within 60 s of {sig.name} at {delay:.2f}s"
+                f"attempt {attempt}: heisen did not stop within 60 s of {sig.name} at {delay:.2f}s;"
+                f" processes still running: {still}; its stacks:\n{stderr.decode()[-12000:]}"
             )
         left = wait_gone(marker.split("=")[1], 10.0)
         assert not left, f"attempt {attempt} ({sig.name} at {delay:.2f}s) left processes {left}"
