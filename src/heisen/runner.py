@@ -9,20 +9,22 @@ how the run ended.
 
 from __future__ import annotations
 
-import contextlib
+import faulthandler
 import importlib
+import logging
 import os
 import secrets
-import signal
+import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from heisen import __version__, events
+from heisen._interrupts import Terminated, interrupts_raise, signals_shielded, stop_deadline
+from heisen._units import parse_duration
 from heisen.errors import HeisenError, Interrupted, SystemUnavailable, UsageError
 from heisen.manifest import (
     PhaseError,
@@ -38,6 +40,9 @@ from heisen.pipeline import PHASE_ORDER, LoadedPipeline
 from heisen.seeds import new_seed
 
 NEEDS_NO_SYSTEM = frozenset({"predict"})
+# How long an interrupted run may take to stop before heisen kills what it started and exits.
+STOP_DEADLINE_S = 40.0
+STOP_DEADLINE_VARIABLE = "HEISEN_STOP_DEADLINE"
 
 
 @dataclass
@@ -52,6 +57,20 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
+def stop_deadline_s() -> float:
+    """STOP_DEADLINE_S, or the duration in $HEISEN_STOP_DEADLINE (such as `10s`)."""
+    text = os.environ.get(STOP_DEADLINE_VARIABLE, "").strip()
+    if not text:
+        return STOP_DEADLINE_S
+    try:
+        seconds = parse_duration(text if text[-1].isalpha() else float(text))
+    except ValueError as exc:
+        raise UsageError(f"{STOP_DEADLINE_VARIABLE}={text!r}: {exc}") from None
+    if seconds <= 0:
+        raise UsageError(f"{STOP_DEADLINE_VARIABLE}={text!r}: must be more than 0s")
+    return seconds
+
+
 def select_phases(
     *, only: Sequence[str] = (), skip: Sequence[str] = (), start_from: str | None = None
 ) -> list[str]:
@@ -64,35 +83,6 @@ def select_phases(
     if only:
         chosen = [name for name in chosen if name in only]
     return [name for name in chosen if name not in skip]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C: a BaseException, so no `except Exception` can swallow it."""
-
-
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM interrupts the main thread as Ctrl-C does, so `finally` blocks run."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated("terminated by SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def signals_shielded() -> Iterator[None]:
-    """Cleanup that a second Ctrl-C or SIGTERM must not cut short."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 class Runner:
@@ -129,6 +119,8 @@ class Runner:
                 manifest.phase(name)
         self.manifest = manifest
         self.system: Any = None
+        self._stop_deadline_s = stop_deadline_s()
+        self._stopping: Any = None  # the system while it is being stopped
 
     @property
     def seed(self) -> int:
@@ -148,28 +140,31 @@ class Runner:
             )
         )
         outcome = RunOutcome(self.manifest, self.run_dir)
-        try:
-            with sigterm_interrupts():
-                for name in self.phases:
-                    result = self._run_phase(name)
-                    outcome.findings.extend(result.findings)
-            self.manifest.status = self._overall_status()
-        except (KeyboardInterrupt, Interrupted) as exc:
-            reason = (
-                "terminated by SIGTERM" if isinstance(exc, Terminated) else "interrupted by Ctrl-C"
-            )
-            self._mark_running_as(PhaseStatus.ERROR, "Interrupted", reason)
-            self.manifest.status = RunStatus.INTERRUPTED
-            outcome.error = exc if isinstance(exc, Interrupted) else Interrupted(reason)
-        except HeisenError as exc:
-            self._mark_running_as(PhaseStatus.ERROR, type(exc).__name__, str(exc))
-            self.manifest.status = RunStatus.ERROR
-            outcome.error = exc
-        finally:
-            with signals_shielded():
-                self._stop_system()
-                self.manifest.run.finished_at = now()
-                self.save()
+        with stop_deadline(self._stop_deadline_s, self._give_up_stopping):
+            try:
+                with interrupts_raise():
+                    for name in self.phases:
+                        result = self._run_phase(name)
+                        outcome.findings.extend(result.findings)
+                self.manifest.status = self._overall_status()
+            except (KeyboardInterrupt, Interrupted) as exc:
+                reason = (
+                    "terminated by SIGTERM"
+                    if isinstance(exc, Terminated)
+                    else "interrupted by Ctrl-C"
+                )
+                self._mark_running_as(PhaseStatus.ERROR, "Interrupted", reason)
+                self.manifest.status = RunStatus.INTERRUPTED
+                outcome.error = exc if isinstance(exc, Interrupted) else Interrupted(reason)
+            except HeisenError as exc:
+                self._mark_running_as(PhaseStatus.ERROR, type(exc).__name__, str(exc))
+                self.manifest.status = RunStatus.ERROR
+                outcome.error = exc
+            finally:
+                with signals_shielded():
+                    self._stop_system()
+                    self.manifest.run.finished_at = now()
+                    self.save()
         self.sink(events.RunFinished(str(self.manifest.status), 0, str(self.run_dir)))
         return outcome
 
@@ -283,8 +278,25 @@ class Runner:
 
     def _stop_system(self) -> None:
         if self.system is not None:
-            system, self.system = self.system, None
-            system.stop()
+            self._stopping, self.system = self.system, None
+            self._stopping.stop()
+
+    def _give_up_stopping(self) -> None:
+        """Runs on the deadline's thread when an interrupted run is still not stopped."""
+        sys.stderr.write(
+            f"\nheisen: still not stopped {self._stop_deadline_s:g}s after the interrupt: killing what"
+            " it started and exiting. Where each thread was:\n"
+        )
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        logging.disable()  # threads that see their processes die must not add tracebacks
+        system = self.system or self._stopping
+        if system is not None:
+            system.kill()
+        self.manifest.status = RunStatus.INTERRUPTED
+        self.manifest.run.finished_at = now()
+        self.save()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def default_run_dir(base: Path | None = None) -> Path:

@@ -114,3 +114,74 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
         assert not leftovers, f"attempt {attempt} left {leftovers}"
         outcomes.append((round(delay, 2), sig.name, process.returncode))
     assert sum(1 for *_, code in outcomes if code == 130) >= 15, outcomes
+
+
+STUCK_PROBE = """
+import time
+
+
+def stuck(trial=0):
+    while True:
+        try:
+            print("probe entered", flush=True)
+            time.sleep(30)
+        except KeyboardInterrupt:  # user code that swallows the interrupt
+            pass
+"""
+
+
+def test_a_run_stuck_after_an_interrupt_is_killed_at_the_stop_deadline(tmp_path):
+    pipeline = tmp_path / "counter"
+    shutil.copytree(COUNTER, pipeline)
+    (pipeline / "stuck_probe.py").write_text(STUCK_PROBE)
+    text = (pipeline / "pipeline.yaml").read_text()
+    text = text.replace(
+        "invariants:\n",
+        "invariants:\n  - name: stuck\n    python: stuck_probe:stuck\n    expect: value == 1\n",
+    )
+    (pipeline / "pipeline.yaml").write_text(text)
+    marker = uuid.uuid4().hex
+    run_dir = tmp_path / f"stuck-{marker[:8]}"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NO_COLOR": "1",
+        "PYTHONPATH": str(pipeline),
+        "HEISEN_STOP_DEADLINE": "3s",
+        "HEISEN_INTERRUPT_TEST": marker,
+    }
+    command = [sys.executable, "-m", "heisen", "run", str(pipeline / "pipeline.yaml")]
+    process = subprocess.Popen(
+        [*command, "--run-dir", str(run_dir), "--ci"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "probe entered"
+    process.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    took = time.monotonic() - began
+    assert process.returncode == 130, stderr[-3000:]
+    assert 2.5 < took < 15, took
+    assert "still not stopped 3s after the interrupt" in stderr
+    assert "stuck_probe.py" in stderr  # where the main thread was stuck
+    assert not wait_gone(marker, 10.0)
+    manifest = yaml.safe_load((run_dir / "manifest.yaml").read_text())
+    assert manifest["status"] == "interrupted"
+    assert not list(Path("/tmp").glob(f"heisen-{run_dir.name}-*"))
+
+
+def test_a_bad_stop_deadline_is_a_usage_error(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "HEISEN_STOP_DEADLINE": "soon"}
+    result = subprocess.run(
+        [sys.executable, "-m", "heisen", "run", str(COUNTER / "pipeline.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "HEISEN_STOP_DEADLINE='soon'" in result.stderr

@@ -13,12 +13,10 @@ is still recorded while it lasts, so OnChaos probes know chaos is active.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 from heisen.chaos._timeline import Timeline
@@ -84,17 +82,3 @@ class Faults:
             self._timeline.add("rollback-error", f"{label}: {exc}")
         else:
             self._timeline.add("removed", label)
-
-
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """A rollback that a second Ctrl-C or SIGTERM must not cut short (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

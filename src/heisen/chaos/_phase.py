@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 from heisen import events
+from heisen._interrupts import signals_shielded
 from heisen.chaos._data_loss import check_invariants
 from heisen.chaos._experiments import LocalInjector, round_times
-from heisen.chaos._faults import Faults, shielded
+from heisen.chaos._faults import Faults
 from heisen.chaos._load import ChaosLoad, chaos_step
 from heisen.chaos._outputs import outputs
 from heisen.chaos._schedule import Schedule
@@ -79,7 +80,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
                 )
             )
     finally:
-        with shielded():
+        with signals_shielded():
             schedule.stop_event.set()
             removed = faults.close()
             injector.rollback()

@@ -15,10 +15,11 @@ def check_command(
     """Start the system, run the setup and every invariant once, print each value and verdict, stop."""
     from rich.markup import escape
 
+    from heisen._interrupts import interrupts_raise
     from heisen.console import make_console, write_json
     from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, run_setup
     from heisen.pipeline import load_pipeline
-    from heisen.runner import default_run_dir, new_run_id, sigterm_interrupts
+    from heisen.runner import default_run_dir, new_run_id
     from heisen.system import SystemHandle
 
     loaded = load_pipeline(pipeline)
@@ -32,7 +33,7 @@ def check_command(
         log=lambda message: console.print(f"  [dim]·[/] {escape(message)}"),
     )
     verdicts = []
-    with sigterm_interrupts():
+    with interrupts_raise():
         try:
             system.start()
             run_setup(loaded.pipeline, system)

@@ -269,7 +269,7 @@ def _init_dependencies(ctx: PhaseContext, remote: RemoteSystem) -> None:
 
 
 def _tear_down(ctx: PhaseContext, backend: Any, *, failing: bool) -> None:
-    from heisen.runner import signals_shielded
+    from heisen._interrupts import signals_shielded
 
     with signals_shielded():
         ctx.emit(events.Progress("contain", f"deleting namespace {backend.namespace}"))

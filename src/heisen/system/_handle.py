@@ -158,6 +158,19 @@ class SystemHandle:
         if self._work_dir is not None:
             shutil.rmtree(self._work_dir, ignore_errors=True)
 
+    def kill(self) -> None:
+        """The last resort when stop() hangs: SIGKILL everything started, remove the work dir.
+
+        Safe to call from another thread while stop() is stuck; it waits on nothing.
+        """
+        from heisen.system._process import live_processes
+
+        for process in live_processes():
+            if process.pid not in self._already_running:
+                process.signal(signal.SIGKILL)
+        if self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+
     # ----------------------------------------------------------------- dependencies
 
     def _start_dependency(self, name: str, dep: Dependency) -> _RunningDependency:

@@ -1,0 +1,98 @@
+"""How Ctrl-C and SIGTERM end a run: raised in the main thread, cleanup shielded, exit bounded.
+
+    with interrupts_raise(), stop_deadline(40.0, give_up):
+        try:
+            work()
+        finally:
+            with signals_shielded():
+                cleanup()
+
+The first signal raises KeyboardInterrupt (SIGTERM as its subclass
+`Terminated`), so `finally` blocks run and no `except Exception` swallows it.
+The same signal also starts a clock on a watcher thread: if the process is
+still busy `seconds` later, whatever it is stuck in, `give_up` runs there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C: a BaseException, so no `except Exception` can swallow it."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated("terminated by SIGTERM")
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    # Not signal.default_int_handler, which asyncio.run() swaps for a handler that only
+    # cancels its main task: a task that outlives its cancellation would hide the Ctrl-C.
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """SIGTERM and SIGINT raise in the main thread, whatever it is doing."""
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+        signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupt),
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_shielded() -> Iterator[None]:
+    """Cleanup that a second Ctrl-C or SIGTERM must not cut short (a no-op off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def stop_deadline(seconds: float, give_up: Callable[[], None]) -> Iterator[None]:
+    """Run `give_up` on a watcher thread if the block is still running `seconds` after a signal.
+
+    The kernel-level wakeup fd tells the watcher of a signal at once, even when
+    the main thread is blocked where Python cannot run its handler.
+    """
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    finished = threading.Event()
+
+    def watch() -> None:
+        select.select([read_fd], [], [])
+        if finished.is_set():
+            return
+        if not finished.wait(seconds):
+            give_up()
+
+    watcher = threading.Thread(target=watch, name="heisen-stop-deadline", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        signal.set_wakeup_fd(previous_fd)
+        os.write(write_fd, b"\0")  # release the watcher if no signal came
+        watcher.join(timeout=1.0)
+        os.close(read_fd)
+        os.close(write_fd)
