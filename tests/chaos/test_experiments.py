@@ -9,8 +9,8 @@ import time
 
 import httpx
 import pytest
+from chaos_support import burner_pids, no_faults_left
 
-from conftest import burner_pids, no_faults_left
 from heisen._schema._phases import Experiment
 from heisen.chaos._experiments import ExperimentRecord, LocalInjector
 from heisen.chaos._faults import Faults

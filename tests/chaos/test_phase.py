@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from chaos_support import HERE, context, no_faults_left, pipeline_copy
 
-from conftest import HERE, context, no_faults_left, pipeline_copy
 from heisen import chaos, events
 from heisen.manifest import PhaseStatus
 from heisen.pipeline import load_pipeline
