@@ -127,7 +127,8 @@ class _ThrottleMeter:
         return total
 
     def total(self) -> Throttling:
-        return _minus(self.read(), self._start)
+        """Over the trials, up to the last one's end: the sum of `per_trial`."""
+        return _minus(self._last, self._start)
 
     def __call__(self, event: events.Event) -> None:
         if isinstance(event, events.TrialFinished) and event.phase == "contain":
