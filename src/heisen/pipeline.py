@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError
 
 from heisen import _templates
 from heisen._schema._errors import problems_from_validation
+from heisen._schema._partial import validate_partially
 from heisen._schema._phases import (
     ChaosSection,
     ContainSection,
@@ -85,6 +86,12 @@ __all__ = [
 
 PHASE_ORDER = ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
 PYTHON_PROBE_KWARGS = frozenset({"deps", "services", "run_dir", "trial", "seed"})
+# Where the entries other parts refer to by name live, and what messages call them.
+NAMED_ENTRIES = {
+    ("dependencies",): "dependency",
+    ("services",): "service",
+    ("scenario", "requests"): "request",
+}
 
 
 class Pipeline(Strict):
@@ -132,7 +139,14 @@ def load_pipeline(path: Path) -> LoadedPipeline:
     try:
         pipeline = Pipeline.model_validate(document.data)
     except ValidationError as exc:
-        raise PipelineError(str(path), problems_from_validation(exc, document, Pipeline)) from None
+        problems = problems_from_validation(exc, document, Pipeline)
+        partial = validate_partially(document.data, Pipeline.model_validate, NAMED_ENTRIES)
+        if partial is not None:
+            model, mending = partial
+            checked = _Checker(model, document, path.parent).problems()
+            problems += [problem for problem in checked if not mending.hides(problem)]
+        problems.sort(key=lambda problem: problem.line or 0)
+        raise PipelineError(str(path), problems) from None
     problems = _Checker(pipeline, document, path.parent).problems()
     if problems:
         raise PipelineError(str(path), problems)

@@ -131,3 +131,39 @@ def test_unknown_request_in_load_and_link_in_isolate(tmp_path):
 def test_a_pipeline_must_be_a_mapping(tmp_path):
     found = problems(write(tmp_path, "- just\n- a list\n"))
     assert "mapping" in found[0].message
+
+
+def test_schema_problems_and_cross_checks_are_reported_together_in_file_order(tmp_path):
+    text = (
+        VALID.replace("init: schema.sql", "init: missing.sql")
+        .replace("    resources:", "    replicaz: 2\n    resources:")
+        .replace("{method: POST, path: /go,", "{method: POST, pth: /go,")
+        .replace('"{{ deps.postgres.dsn }}"', '"{{ deps.postgress.dsn }}"')
+        .replace("  stress: {trials: 2}", "  stress: {trials: 2}\n  contain: {resources: {ap: {}}}")
+    )
+    found = problems(write(tmp_path, text))
+    assert [(p.path, p.message.split(":")[0]) for p in found] == [
+        ("dependencies.postgres.init", "no such file"),
+        ("services.app.env.DATABASE_URL", "{{ deps.postgress.dsn }}"),
+        ("services.app.replicaz", "unknown key 'replicaz'; did you mean 'replicas'?"),
+        ("scenario.requests.go.path", "'path' is required here"),
+        ("scenario.requests.go.pth", "unknown key 'pth'; did you mean 'path'?"),
+        ("phases.contain.resources.ap", "no service named 'ap'"),
+    ]
+    assert [p.line for p in found] == sorted(p.line for p in found)
+
+
+def test_what_the_schema_refused_raises_no_second_hand_problems(tmp_path):
+    text = VALID.replace(
+        "  postgres: {kind: postgres, embedded: true, init: schema.sql}",
+        "  postgres: {kind: postgrez, embedded: true, init: schema.sql}",
+    ).replace("    - burst: {requests: 10}", "    - burst: {requests: 10, request: go}")
+    text = text.replace("{method: POST, path: /go,", "{method: 5, path: [/go],")
+    found = problems(write(tmp_path, text))
+    paths = [p.path for p in found]
+    assert "dependencies.postgres.kind" in paths
+    assert "scenario.requests.go.path" in paths
+    # the dependency and the request were cut to check the rest: what names them stays quiet
+    assert not any("postgres" in p.message and p.path.startswith("services") for p in found)
+    assert not any(p.path.startswith("scenario.load") for p in found)
+    assert not any(p.path.startswith("invariants") for p in found)

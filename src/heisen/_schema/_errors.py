@@ -18,7 +18,7 @@ def problems_from_validation(
 ) -> list[Problem]:
     problems = []
     for item in error.errors():
-        loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+        loc = tuple(part for part in item["loc"] if not is_union_tag(part))
         kind = item["type"]
         if kind == "extra_forbidden":
             known = _field_names_at(root, loc[:-1])
@@ -44,7 +44,7 @@ def problems_from_validation(
     return problems
 
 
-def _is_union_tag(part: Any) -> bool:
+def is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (
         part.startswith(("function-", "list[", "dict[")) or part in ("int", "str")
     )
