@@ -15,7 +15,9 @@ Environment:
     MODE            buggy (default) | fixed
     DB_POOL_SIZE    PostgreSQL connections per replica (default 10)
     LOCK_WAIT_MS    fixed mode: how long a checkout waits for the event lock (default 3000)
-    LOCK_TTL_MS     fixed mode: lock lease (default 5000)
+    LOCK_TTL_MS     fixed mode: lock lease (default 2000, below LOCK_WAIT_MS: the lease of
+                    a replica killed while holding the lock runs out before the
+                    checkouts waiting for it give up with 503)
     DEFAULT_EVENT_ID, DEFAULT_CAPACITY, DEFAULT_PRICE
                     the event that exists after start and after POST /reset ("concert", 100, 50)
 
@@ -261,7 +263,7 @@ class Inventory:
         self.payments_url = env.get("PAYMENTS_URL", "http://127.0.0.1:8090").rstrip("/")
         self.pool_size = int(env.get("DB_POOL_SIZE", "10"))
         self.lock_wait_ms = int(env.get("LOCK_WAIT_MS", "3000"))
-        self.lock_ttl_ms = int(env.get("LOCK_TTL_MS", "5000"))
+        self.lock_ttl_ms = int(env.get("LOCK_TTL_MS", "2000"))
         self.default_event = env.get("DEFAULT_EVENT_ID", "concert")
         self.default_capacity = int(env.get("DEFAULT_CAPACITY", "100"))
         self.default_price = Decimal(env.get("DEFAULT_PRICE", "50"))
