@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ def wait_gone(marker: str, deadline_s: float) -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("default::UserWarning")  # a deadline used is shown, not fatal
 def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
     pipeline = tmp_path / "counter"
     shutil.copytree(COUNTER, pipeline)
@@ -90,6 +92,12 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
             pytest.fail(
                 f"attempt {attempt}: heisen did not stop within 60 s of {sig.name} at {delay:.2f}s;"
                 f" processes still running: {still}; its stacks:\n{stderr.decode()[-12000:]}"
+            )
+        if b"still not stopped" in stderr:  # the stop deadline ended it: stopping hung somewhere
+            warnings.warn(
+                f"attempt {attempt} ({sig.name} at {delay:.2f}s) needed the stop deadline:\n"
+                + stderr.decode()[-6000:],
+                stacklevel=1,
             )
         left = wait_gone(marker.split("=")[1], 10.0)
         assert not left, f"attempt {attempt} ({sig.name} at {delay:.2f}s) left processes {left}"
