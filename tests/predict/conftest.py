@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from heisen._yaml import load_yaml_text
-from heisen.predict._architecture import Architecture, load_architecture, parse_architecture
+from heisen.predict._architecture import load_architecture, parse_architecture
+from heisen.predict._model import Architecture
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ticketing"
 

@@ -7,7 +7,8 @@ import pytest
 
 from heisen._yaml import load_yaml_text
 from heisen.errors import PipelineError
-from heisen.predict._architecture import Anomaly, StepKind, load_incidents, parse_incidents
+from heisen.predict._architecture import load_incidents, parse_incidents
+from heisen.predict._model import Anomaly, StepKind
 
 BROKEN = textwrap.dedent(
     """\

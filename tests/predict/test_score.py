@@ -7,8 +7,9 @@ import pytest
 from scipy.stats import binomtest
 
 from heisen.errors import UsageError
-from heisen.predict._architecture import Anomaly, Incident, load_incidents
+from heisen.predict._architecture import load_incidents
 from heisen.predict._calibrate import calibrate, predicted_latencies
+from heisen.predict._model import Anomaly, Incident
 from heisen.predict._predict import predict
 from heisen.predict._score import SCORE_FORMULA, prior, volatility, wilson
 

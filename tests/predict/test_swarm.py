@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from heisen.predict._architecture import Anomaly
+from heisen.predict._model import Anomaly
 from heisen.predict._predict import predict
 from heisen.predict._swarm import simulate
 

@@ -24,379 +24,45 @@ frozen dataclasses, durations in seconds, references resolved.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from heisen._units import parse_cpu, parse_duration
 from heisen._yaml import YamlDocument, YamlPath, load_yaml_file
 from heisen.errors import PipelineError, Problem
+from heisen.predict._architecture_spec import (
+    SCHEMA_MODELS,
+    ArchitectureSpec,
+    IncidentSpec,
+    KeySpaceSpec,
+    LatencySpec,
+    OperationSpec,
+    StepSpec,
+    WorkloadSpec,
+)
 from heisen.predict._errors import known_keys, translate
-
-# --------------------------------------------------------------------------- user schema
-
-
-def _duration(value: Any) -> Any:
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return parse_duration(value)
-    return value
-
-
-def _cpu(value: Any) -> Any:
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return parse_cpu(value)
-    return value
-
-
-def _bare_latency(value: Any) -> Any:
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        return {"fixed": value}
-    return value
-
-
-_DAYS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|w)\s*$")
-
-
-def _age(value: Any) -> Any:
-    if isinstance(value, str) and (match := _DAYS.match(value)):
-        return float(match.group(1)) * 86400.0 * (7 if match.group(2) == "w" else 1)
-    return _duration(value)
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-Age = Annotated[float, BeforeValidator(_age)]
-Cores = Annotated[float, BeforeValidator(_cpu)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class _UniformSpec(_Strict):
-    low: Duration
-    high: Duration
-
-
-class _NormalSpec(_Strict):
-    mean: Duration
-    sd: Duration
-
-
-class _LognormalSpec(_Strict):
-    median: Duration
-    sigma: float = Field(ge=0, le=5)
-
-
-def _exactly_one(model: BaseModel, names: tuple[str, ...], what: str) -> None:
-    given = [name for name in names if getattr(model, name) is not None]
-    if len(given) != 1:
-        choices = ", ".join(names)
-        found = f"found {', '.join(given)}" if given else "found none"
-        raise ValueError(f"{what} needs exactly one of {choices} ({found})")
-
-
-class _LatencySpec(_Strict):
-    fixed: Duration | None = None
-    uniform: _UniformSpec | None = None
-    normal: _NormalSpec | None = None
-    lognormal: _LognormalSpec | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> _LatencySpec:
-        _exactly_one(self, ("fixed", "uniform", "normal", "lognormal"), "a latency")
-        return self
-
-
-LatencyField = Annotated[_LatencySpec, BeforeValidator(_bare_latency)]
-
-
-class _StepSpec(_Strict):
-    read: str | None = None
-    write: str | None = None
-    check: str | None = None
-    call: str | None = None
-    lock: str | None = None
-    unlock: str | None = None
-    key: str | None = None
-    as_: str | None = Field(default=None, alias="as")
-    op: Literal["set", "increment", "decrement", "insert", "delete"] | None = None
-    by: int | str | None = None
-    from_: str | None = Field(default=None, alias="from")
-    latency: LatencyField | None = None
-    cpu: Duration = 0.0
-    timeout: Duration | None = None
-    scope: Literal["global", "replica"] | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> _StepSpec:
-        _exactly_one(self, STEP_KINDS, "a step")
-        return self
-
-
-class _OperationSpec(_Strict):
-    endpoint: str | None = None
-    body: dict[str, Any] | None = None
-    steps: list[_StepSpec] = Field(min_length=1)
-
-
-class _ServiceSpec(_Strict):
-    replicas: int = Field(default=1, ge=1, le=1000)
-    cpu: Cores = 1.0
-    operations: dict[str, _OperationSpec] = Field(min_length=1)
-
-
-class _ResourceSpec(_Strict):
-    kind: Literal["cache", "database", "queue", "service"]
-
-
-class _BurstSpec(_Strict):
-    requests: int = Field(ge=1, le=10_000_000)
-    window: Duration
-
-
-class _RateSpec(_Strict):
-    per_s: float = Field(gt=0)
-    requests: int = Field(default=100, ge=1, le=10_000_000)
-
-
-class _ArrivalsSpec(_Strict):
-    burst: _BurstSpec | None = None
-    rate: _RateSpec | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> _ArrivalsSpec:
-        _exactly_one(self, ("burst", "rate"), "arrivals")
-        return self
-
-
-class _ZipfSpec(_Strict):
-    s: float = Field(gt=0, le=10)
-    n: int = Field(ge=1, le=1_000_000)
-
-
-class _KeySpaceSpec(_Strict):
-    uniform: int | None = Field(default=None, ge=1, le=1_000_000)
-    zipf: _ZipfSpec | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> _KeySpaceSpec:
-        _exactly_one(self, ("uniform", "zipf"), "a key popularity")
-        return self
-
-
-class _WorkloadSpec(_Strict):
-    arrivals: _ArrivalsSpec
-    mix: dict[str, float] = Field(min_length=1)
-    keys: dict[str, _KeySpaceSpec] = Field(default_factory=dict)
-    capacity: dict[str, int] = Field(default_factory=dict)
-
-
-class _ArchitectureSpec(_Strict):
-    services: dict[str, _ServiceSpec] = Field(min_length=1)
-    resources: dict[str, _ResourceSpec] = Field(default_factory=dict)
-    workload: _WorkloadSpec
-
-
-class _IncidentSpec(_Strict):
-    boundary: str
-    anomaly: (
-        Literal["check-then-act", "lost-update", "stale-read", "lock-timeout", "negative-counter"]
-        | None
-    ) = None
-    count: int = Field(default=1, ge=1)
-    severity: int = Field(ge=1, le=5)
-    age: Age
-    note: str | None = None
-
-
-_SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
-    _UniformSpec, _NormalSpec, _LognormalSpec, _LatencySpec, _StepSpec, _OperationSpec,
-    _ServiceSpec, _ResourceSpec, _BurstSpec, _RateSpec, _ArrivalsSpec, _ZipfSpec,
-    _KeySpaceSpec, _WorkloadSpec, _ArchitectureSpec,
-)  # fmt: skip
-
-# --------------------------------------------------------------------------- compiled model
-
-STEP_KINDS = ("read", "write", "check", "call", "lock", "unlock")
-
-
-class StepKind(StrEnum):
-    READ = "read"
-    WRITE = "write"
-    CHECK = "check"
-    CALL = "call"
-    LOCK = "lock"
-    UNLOCK = "unlock"
-
-
-class Anomaly(StrEnum):
-    CHECK_THEN_ACT = "check-then-act"
-    LOST_UPDATE = "lost-update"
-    STALE_READ = "stale-read"
-    LOCK_TIMEOUT = "lock-timeout"
-    NEGATIVE_COUNTER = "negative-counter"
-
-
-@dataclass(frozen=True, slots=True)
-class Latency:
-    """A latency distribution in seconds: `fixed(a)`, `uniform(a, b)`, `normal(a=mean, b=sd)`, `lognormal(a=median, b=sigma)`."""
-
-    kind: Literal["fixed", "uniform", "normal", "lognormal"]
-    a: float
-    b: float = 0.0
-
-    def mean(self) -> float:
-        if self.kind == "fixed":
-            return self.a
-        if self.kind == "uniform":
-            return (self.a + self.b) / 2
-        if self.kind == "normal":
-            return max(self.a, 0.0)
-        return self.a * math.exp(self.b**2 / 2)
-
-    def variance(self) -> float:
-        if self.kind == "fixed":
-            return 0.0
-        if self.kind == "uniform":
-            return (self.b - self.a) ** 2 / 12
-        if self.kind == "normal":
-            return self.b**2
-        return (math.exp(self.b**2) - 1) * self.a**2 * math.exp(self.b**2)
-
-    def describe(self) -> str:
-        ms = 1e3
-        if self.kind == "fixed":
-            return f"fixed {self.a * ms:g}ms"
-        if self.kind == "uniform":
-            return f"uniform {self.a * ms:g}..{self.b * ms:g}ms"
-        if self.kind == "normal":
-            return f"normal mean {self.a * ms:g}ms sd {self.b * ms:g}ms"
-        return f"lognormal median {self.a * ms:g}ms sigma {self.b:g}"
-
-
-ZERO_LATENCY = Latency("fixed", 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """`name op amount`: `amount` is an integer literal or a value of the operation's body."""
-
-    name: str
-    operator: Literal[">=", ">", "<=", "<", "==", "!="]
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    kind: StepKind
-    target: str | None  # resource (read, write, lock, unlock) or service (call)
-    latency: Latency = ZERO_LATENCY
-    cpu_s: float = 0.0
-    key: str | None = None
-    alias: str | None = None
-    op: str | None = None
-    amount: int = 1
-    source: str | None = None
-    check: Check | None = None
-    timeout_s: float | None = None
-    scope: Literal["global", "replica"] = "global"
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    method: str
-    path: str
-    body: Mapping[str, Any] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "body": dict(self.body) if self.body is not None else None,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    service: str
-    name: str
-    steps: tuple[Step, ...]
-    endpoint: Endpoint | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.service}.{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class Service:
-    name: str
-    replicas: int
-    cpu: float
-    operations: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Resource:
-    name: str
-    kind: Literal["cache", "database", "queue", "service"]
-
-
-@dataclass(frozen=True, slots=True)
-class KeySpace:
-    """Popularity of one key placeholder: `uniform` over `n` values, or `zipf` with exponent `s`."""
-
-    n: int
-    zipf_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Arrivals:
-    """`burst`: `requests` spread uniformly over `window_s`; `rate`: a Poisson stream of `per_s`."""
-
-    kind: Literal["burst", "rate"]
-    requests: int
-    window_s: float = 0.0
-    per_s: float = 0.0
-
-    def span_s(self, requests: int | None = None) -> float:
-        count = self.requests if requests is None else requests
-        return self.window_s if self.kind == "burst" else count / self.per_s
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    arrivals: Arrivals
-    mix: Mapping[str, float]
-    keys: Mapping[str, KeySpace]
-    capacity: Mapping[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Architecture:
-    services: Mapping[str, Service]
-    resources: Mapping[str, Resource]
-    operations: Mapping[str, Operation]  # by id, "service.operation"
-    workload: Workload
-    source: str = "<architecture>"
-
-    def boundary(self, service: str, target: str) -> str:
-        return f"{service} → {target}"
-
-
-@dataclass(frozen=True, slots=True)
-class Incident:
-    boundary: str
-    severity: int
-    age_s: float
-    count: int = 1
-    anomaly: Anomaly | None = None
+from heisen.predict._model import (
+    STEP_KINDS,
+    ZERO_LATENCY,
+    Anomaly,
+    Architecture,
+    Arrivals,
+    Check,
+    Endpoint,
+    Incident,
+    KeySpace,
+    Latency,
+    Operation,
+    Resource,
+    Service,
+    Step,
+    StepKind,
+    Workload,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,8 +73,6 @@ class _Context:
     def add(self, path: YamlPath, message: str) -> None:
         self.problems.append(self.document.problem(path, message))
 
-
-# --------------------------------------------------------------------------- loading
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CHECK = re.compile(
@@ -442,10 +106,10 @@ def parse_architecture(document: YamlDocument) -> Architecture:
             [document.problem((), "expected a mapping with services, resources and workload")],
         )
     try:
-        spec = _ArchitectureSpec.model_validate(document.data)
+        spec = ArchitectureSpec.model_validate(document.data)
     except ValidationError as exc:
         raise PipelineError(
-            document.source, translate(exc, document, known_keys(_SCHEMA_MODELS))
+            document.source, translate(exc, document, known_keys(SCHEMA_MODELS))
         ) from exc
     context = _Context(document)
     architecture = _compile(spec, context)
@@ -474,10 +138,10 @@ def parse_incidents(document: YamlDocument) -> tuple[Incident, ...]:
         )
     problems: list[Problem] = []
     incidents: list[Incident] = []
-    vocabulary = known_keys((_IncidentSpec,))
+    vocabulary = known_keys((IncidentSpec,))
     for index, item in enumerate(data):
         try:
-            spec = _IncidentSpec.model_validate(item)
+            spec = IncidentSpec.model_validate(item)
         except ValidationError as exc:
             problems += translate(exc, document, vocabulary, prefix=(*prefix, index))
             continue
@@ -495,7 +159,7 @@ def parse_incidents(document: YamlDocument) -> tuple[Incident, ...]:
     return tuple(incidents)
 
 
-def _compile(spec: _ArchitectureSpec, context: _Context) -> Architecture:
+def _compile(spec: ArchitectureSpec, context: _Context) -> Architecture:
     resources = {name: Resource(name, item.kind) for name, item in spec.resources.items()}
     services: dict[str, Service] = {}
     operations: dict[str, Operation] = {}
@@ -514,9 +178,9 @@ def _compile(spec: _ArchitectureSpec, context: _Context) -> Architecture:
 def _compile_operation(
     service: str,
     name: str,
-    spec: _OperationSpec,
+    spec: OperationSpec,
     path: YamlPath,
-    arch: _ArchitectureSpec,
+    arch: ArchitectureSpec,
     resources: Mapping[str, Resource],
     context: _Context,
 ) -> Operation:
@@ -562,9 +226,9 @@ def _compile_operation(
 
 
 def _compile_step(
-    spec: _StepSpec,
+    spec: StepSpec,
     path: YamlPath,
-    arch: _ArchitectureSpec,
+    arch: ArchitectureSpec,
     resources: Mapping[str, Resource],
     body: Mapping[str, Any],
     aliases: set[str],
@@ -645,7 +309,7 @@ def _unknown(what: str, name: str, known: Mapping[str, Any]) -> str:
     return f"unknown {what} {name!r}{suffix}"
 
 
-def _compile_latency(spec: _LatencySpec | None, path: YamlPath, context: _Context) -> Latency:
+def _compile_latency(spec: LatencySpec | None, path: YamlPath, context: _Context) -> Latency:
     if spec is None:
         return ZERO_LATENCY
     if spec.fixed is not None:
@@ -689,7 +353,7 @@ def _compile_check(
 
 
 def _compile_workload(
-    spec: _WorkloadSpec, operations: Mapping[str, Operation], context: _Context
+    spec: WorkloadSpec, operations: Mapping[str, Operation], context: _Context
 ) -> Workload:
     burst, rate = spec.arrivals.burst, spec.arrivals.rate
     if burst is not None:
@@ -720,7 +384,7 @@ def _compile_workload(
     return Workload(arrivals, dict(spec.mix), keys, dict(spec.capacity))
 
 
-def _key_space(spec: _KeySpaceSpec) -> KeySpace:
+def _key_space(spec: KeySpaceSpec) -> KeySpace:
     if spec.zipf is not None:
         return KeySpace(spec.zipf.n, spec.zipf.s)
     assert spec.uniform is not None

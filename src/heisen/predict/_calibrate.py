@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from heisen.errors import UsageError
-from heisen.predict._architecture import Architecture, Latency, Step, StepKind, normalize_boundary
+from heisen.predict._architecture import normalize_boundary
+from heisen.predict._model import Architecture, Latency, Step, StepKind
 from heisen.predict._swarm import QUANTILES, quantile_table
 
 Z = {"p50": 0.0, "p90": 1.2815515655446004, "p99": 2.3263478740408408}

@@ -17,7 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from heisen.errors import UsageError
-from heisen.predict._architecture import Architecture, Cores, Duration, Latency, replace_operations
+from heisen.predict._architecture import replace_operations
+from heisen.predict._architecture_spec import Cores, Duration
+from heisen.predict._model import Architecture, Latency
 
 
 class _OverridesSpec(BaseModel):

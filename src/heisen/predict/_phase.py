@@ -16,8 +16,9 @@ from typing import Any
 from heisen.manifest import PhaseStatus, RunManifest
 from heisen.phase import PhaseContext, PhaseResult
 from heisen.pipeline import PredictSection
-from heisen.predict._architecture import Architecture, load_architecture, load_incidents
+from heisen.predict._architecture import load_architecture, load_incidents
 from heisen.predict._calibrate import quantile
+from heisen.predict._model import Architecture
 from heisen.predict._predict import predict
 from heisen.seeds import derive
 

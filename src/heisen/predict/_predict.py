@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from heisen.errors import UsageError
-from heisen.predict._architecture import Architecture, Incident
+from heisen.predict._model import Architecture, Incident
 from heisen.predict._overrides import apply_overrides
 from heisen.predict._score import (
     FACTORS,

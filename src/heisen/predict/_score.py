@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from heisen.predict._architecture import Anomaly, Incident
+from heisen.predict._model import Anomaly, Incident
 
 SCORE_FORMULA = (
     "score = 100 * (0.50*rate + 0.20*sensitivity + 0.10*dispersion + 0.20*prior); "

@@ -95,15 +95,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from heisen.predict._architecture import (
-    Anomaly,
-    Architecture,
-    Latency,
-    Operation,
-    Step,
-    StepKind,
-    placeholders,
-)
+from heisen.predict._architecture import placeholders
+from heisen.predict._model import Anomaly, Architecture, Latency, Operation, Step, StepKind
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
