@@ -29,7 +29,8 @@ from heisen.predict._score import (
     volatility,
     wilson,
 )
-from heisen.predict._swarm import Site, SiteOutcome, SwarmResult, simulate, split_mix
+from heisen.predict._sites import Site, SiteOutcome, SwarmResult
+from heisen.predict._swarm import simulate, split_mix
 
 MAX_AGENTS = 1_000_000
 MAX_CYCLES = 1_000_000

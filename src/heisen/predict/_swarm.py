@@ -76,8 +76,8 @@ Cost: O(cycles * requests * steps) array work; the only sorts are over lock
 queues, lost-update writers and stale windows, and over readers when a
 counter spans several keys.
 
-Extending it: a new anomaly is a new `Site` subclass found by `find_sites`
-and a `_detect_*` function over the effect-time arrays in `_Chunk`; a new
+Extending it: a new anomaly is a new `Site` found by `_sites.find_sites`
+and a detector in `_detect` over the effect-time arrays of a `Chunk`; a new
 step kind needs its effect time in `_timeline`.
 """
 
@@ -88,246 +88,19 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from heisen.predict._architecture import placeholders
+from heisen.predict._detect import Chunk, FloatArray, IntArray, Tally, TimeArray, detect, outcome
 from heisen.predict._model import Anomaly, Architecture, Latency, Operation, Step, StepKind
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
-TimeArray = NDArray[np.float32]
+from heisen.predict._sites import Site, SwarmResult, find_sites
 
 CHUNK_AGENTS = 1 << 19  # agents per chunk of cycles: bounds memory (2 MB per float32 array)
 MAX_WORKERS = 4
-
-
-# --------------------------------------------------------------------------- sites
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """One place where an anomaly can happen: an operation's steps on a shared key."""
-
-    anomaly: Anomaly
-    operation: str  # operation id, service.name
-    service: str
-    resource: str
-    pattern: str
-    steps: tuple[int, ...]  # the step indices the anomaly is defined on
-    limit: int = 0  # check-then-act: sequential successes allowed; negative-counter: capacity
-    amount: int = 1
-
-    @property
-    def boundary(self) -> str:
-        return f"{self.service} → {self.resource}"
-
-    @property
-    def id(self) -> str:
-        return f"{self.anomaly.value}:{self.operation}:{self.resource}:{self.pattern}"
-
-
-def find_sites(architecture: Architecture, active: Iterable[str]) -> tuple[Site, ...]:
-    """Every anomaly site of the operations in `active` (ids with traffic)."""
-    ops = [architecture.operations[op_id] for op_id in active]
-    capacity = architecture.workload.capacity
-    sites: list[Site] = []
-    for op in ops:
-        sites += _counter_sites(op, capacity)
-        sites += _lost_update_sites(op)
-        sites += _stale_sites(op, architecture, ops)
-        sites += _lock_sites(op)
-    return tuple(dict.fromkeys(sites))
-
-
-def _counter_sites(op: Operation, capacity: Mapping[str, int]) -> list[Site]:
-    sites: list[Site] = []
-    for w_index, write in enumerate(op.steps):
-        if write.kind is not StepKind.WRITE or write.op != "decrement" or write.key not in capacity:
-            continue
-        assert write.key is not None and write.target is not None
-        cap = capacity[write.key]
-        guard = None
-        for r_index, read in enumerate(op.steps[:w_index]):
-            if (
-                read.kind is not StepKind.READ
-                or read.key != write.key
-                or read.target != write.target
-            ):
-                continue
-            for check in op.steps[r_index + 1 : w_index]:
-                if (
-                    check.check is not None
-                    and check.check.name == read.alias
-                    and check.check.operator in (">=", ">")
-                ):
-                    guard = (r_index, check)
-        if guard is None:
-            sites.append(
-                Site(
-                    Anomaly.NEGATIVE_COUNTER,
-                    op.id,
-                    op.service,
-                    write.target,
-                    write.key,
-                    (w_index,),
-                    cap,
-                    write.amount,
-                )
-            )
-            continue
-        r_index, check = guard
-        assert check.check is not None
-        allowed = _sequential_successes(cap, check.check.operator, check.check.amount, write.amount)
-        sites.append(
-            Site(
-                Anomaly.CHECK_THEN_ACT,
-                op.id,
-                op.service,
-                write.target,
-                write.key,
-                (r_index, w_index),
-                allowed,
-                write.amount,
-            )
-        )
-    return sites
-
-
-def _sequential_successes(capacity: int, operator: str, threshold: int, amount: int) -> int:
-    """How many checkouts pass `value OP threshold` when run one after another from `capacity`."""
-    step = max(amount, 1)
-    if operator == ">=":
-        return 0 if capacity < threshold else (capacity - threshold) // step + 1
-    return 0 if capacity <= threshold else math.ceil((capacity - threshold) / step)
-
-
-def _lost_update_sites(op: Operation) -> list[Site]:
-    sites: list[Site] = []
-    for w_index, write in enumerate(op.steps):
-        if write.kind is not StepKind.WRITE or write.op != "set":
-            continue
-        for r_index, read in enumerate(op.steps[:w_index]):
-            if read.kind is StepKind.READ and read.key == write.key and read.target == write.target:
-                assert write.key is not None and write.target is not None
-                sites.append(
-                    Site(
-                        Anomaly.LOST_UPDATE,
-                        op.id,
-                        op.service,
-                        write.target,
-                        write.key,
-                        (r_index, w_index),
-                    )
-                )
-                break
-    return sites
-
-
-def _stale_sites(op: Operation, architecture: Architecture, ops: Sequence[Operation]) -> list[Site]:
-    resources = architecture.resources
-    sites: list[Site] = []
-    truth: int | None = None
-    for index, step in enumerate(op.steps):
-        if step.kind is not StepKind.WRITE or step.target is None or step.target not in resources:
-            continue
-        kind = resources[step.target].kind
-        if kind == "database":
-            truth = index if truth is None else truth
-        elif kind == "cache" and truth is not None:
-            assert step.key is not None
-            read_elsewhere = any(
-                s.kind is StepKind.READ and s.target == step.target and s.key == step.key
-                for other in ops
-                for s in other.steps
-            )
-            if read_elsewhere:
-                sites.append(
-                    Site(
-                        Anomaly.STALE_READ, op.id, op.service, step.target, step.key, (truth, index)
-                    )
-                )
-    return sites
-
-
-def _lock_sites(op: Operation) -> list[Site]:
-    for index, step in enumerate(op.steps):
-        if step.kind is StepKind.LOCK and step.timeout_s is not None:
-            assert step.target is not None and step.key is not None
-            return [Site(Anomaly.LOCK_TIMEOUT, op.id, op.service, step.target, step.key, (index,))]
-    return []
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True, slots=True)
-class SiteOutcome:
-    site: Site
-    violations: int
-    cycles: int
-    window_mean_s: float  # mean length of the race window (read→act, write→cache update, lock hold)
-    window_cv: float  # its coefficient of variation: the latency dispersion behind the race
-    mean_wait_s: float = 0.0  # lock sites: mean wait to acquire
-
-    @property
-    def rate(self) -> float:
-        return self.violations / self.cycles if self.cycles else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class SwarmResult:
-    requests: int
-    span_s: float
-    cycles: int
-    latency_scale: float
-    seed: int
-    outcomes: tuple[SiteOutcome, ...]
-    elapsed_s: float
-
-    def by_site(self) -> dict[str, SiteOutcome]:
-        return {outcome.site.id: outcome for outcome in self.outcomes}
-
-
-# --------------------------------------------------------------------------- simulation
-
-
-@dataclass
-class _Tally:
-    violations: int = 0
-    total: float = 0.0
-    squares: float = 0.0
-    count: int = 0
-    wait: float = 0.0
-    waits: int = 0
-
-    def merge(self, other: _Tally) -> None:
-        self.violations += other.violations
-        self.total += other.total
-        self.squares += other.squares
-        self.count += other.count
-        self.wait += other.wait
-        self.waits += other.waits
-
-    def window(self, values: TimeArray) -> None:
-        self.total += float(values.sum())
-        self.squares += float(np.square(values).sum())
-        self.count += values.size
-
-
-@dataclass
-class _Chunk:
-    """Arrays of one chunk of cycles: per operation, the effect time of each step and the key groups."""
-
-    rows: int
-    effects: dict[str, dict[int, TimeArray]] = field(default_factory=dict)
-    groups: dict[tuple[str, str], tuple[IntArray | None, int]] = field(default_factory=dict)
-    holds: dict[str, TimeArray] = field(default_factory=dict)
-    waits: dict[str, FloatArray] = field(default_factory=dict)
 
 
 def simulate(
@@ -370,11 +143,11 @@ def simulate(
     else:
         with ThreadPoolExecutor(threads) as pool:
             results = list(pool.map(plan.run, sizes, streams))
-    tallies = {site.id: _Tally() for site in sites}
+    tallies = {site.id: Tally() for site in sites}
     for result in results:
         for site_id, tally in result.items():
             tallies[site_id].merge(tally)
-    outcomes = tuple(_outcome(site, tallies[site.id], cycles) for site in sites)
+    outcomes = tuple(outcome(site, tallies[site.id], cycles) for site in sites)
     return SwarmResult(
         requests, span, cycles, latency_scale, seed, outcomes, time.perf_counter() - started
     )
@@ -412,9 +185,9 @@ class _Plan:
                     needed[op_id].add(index)
         return needed
 
-    def run(self, rows: int, stream: np.random.SeedSequence) -> dict[str, _Tally]:
+    def run(self, rows: int, stream: np.random.SeedSequence) -> dict[str, Tally]:
         rng = np.random.Generator(np.random.SFC64(stream))
-        chunk = _Chunk(rows)
+        chunk = Chunk(rows)
         for op_id, count in self.counts.items():
             if self.needed[op_id]:
                 _timeline(
@@ -429,9 +202,9 @@ class _Plan:
                     self.needed[op_id],
                 )
         _resolve_locks(self.architecture, self.counts, chunk)
-        tallies = {site.id: _Tally() for site in self.sites}
+        tallies = {site.id: Tally() for site in self.sites}
         for site in self.sites:
-            _detect(site, self.architecture, chunk, tallies[site.id])
+            detect(site, self.architecture, chunk, tallies[site.id])
         return tallies
 
 
@@ -590,7 +363,7 @@ def _timeline(
     rng: np.random.Generator,
     stretch: Mapping[str, _Stretch],
     scale: float,
-    chunk: _Chunk,
+    chunk: Chunk,
     needed: set[int],
 ) -> None:
     shape = (rows, count)
@@ -639,7 +412,7 @@ def _lock_identity(step: Step) -> str:
     return f"{step.target}|{step.key}|{step.scope}"
 
 
-def _resolve_locks(architecture: Architecture, counts: Mapping[str, int], chunk: _Chunk) -> None:
+def _resolve_locks(architecture: Architecture, counts: Mapping[str, int], chunk: Chunk) -> None:
     """Serialize lock sections per key (and replica): acquire = max(request, previous release)."""
     queues: dict[str, list[tuple[str, int, int]]] = {}
     for op_id in counts:
@@ -688,7 +461,7 @@ def _unlock_of(op: Operation, lock: int) -> Step:
     )
 
 
-def _lock_group(architecture: Architecture, chunk: _Chunk, op_id: str, lock: int) -> IntArray:
+def _lock_group(architecture: Architecture, chunk: Chunk, op_id: str, lock: int) -> IntArray:
     step = architecture.operations[op_id].steps[lock]
     assert step.key is not None
     shape = chunk.effects[op_id][lock].shape
@@ -703,174 +476,3 @@ def _lock_group(architecture: Architecture, chunk: _Chunk, op_id: str, lock: int
         assert replica is not None
         base = base * replicas + replica
     return base
-
-
-# --------------------------------------------------------------------------- detection
-
-
-def _detect(site: Site, architecture: Architecture, chunk: _Chunk, tally: _Tally) -> None:
-    if site.operation not in chunk.effects:
-        return
-    if site.anomaly is Anomaly.CHECK_THEN_ACT:
-        tally.violations += int(_check_then_act(site, chunk, tally).sum())
-    elif site.anomaly is Anomaly.LOST_UPDATE:
-        tally.violations += int(_lost_update(site, chunk, tally).sum())
-    elif site.anomaly is Anomaly.STALE_READ:
-        tally.violations += int(_stale_read(site, architecture, chunk, tally).sum())
-    elif site.anomaly is Anomaly.LOCK_TIMEOUT:
-        tally.violations += int(_lock_timeout(site, architecture, chunk, tally).sum())
-    else:
-        tally.violations += int(_negative_counter(site, chunk).sum())
-
-
-def _check_then_act(site: Site, chunk: _Chunk, tally: _Tally) -> NDArray[np.bool_]:
-    effects = chunk.effects[site.operation]
-    reads, acts = effects[site.steps[0]], effects[site.steps[1]]
-    tally.window(acts - reads)
-    limit = site.limit
-    rows, count = reads.shape
-    if count <= limit:
-        return np.zeros(rows, dtype=bool)
-    group, size = chunk.groups[(site.operation, site.pattern)]
-    if group is None:
-        nearest = np.argpartition(reads, limit, axis=1)[:, : limit + 1]
-        first_acts = np.take_along_axis(acts, nearest[:, :limit], axis=1)
-        last_read = np.take_along_axis(reads, nearest[:, limit:], axis=1)[:, 0]
-        if limit == 0:
-            return np.zeros(rows, dtype=bool)
-        oversold: NDArray[np.bool_] = first_acts.max(axis=1) > last_read
-        return oversold
-    span = float(acts.max()) + 1.0
-    order = np.argsort(group * span + reads, axis=1)
-    sorted_reads = np.take_along_axis(reads, order, axis=1).ravel()
-    sorted_acts = np.take_along_axis(acts, order, axis=1).ravel()
-    flat_group = (
-        np.take_along_axis(group, order, axis=1) + np.arange(rows)[:, None] * size
-    ).ravel()
-    sizes = np.bincount(flat_group, minlength=rows * size)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    crowded = np.flatnonzero(sizes > limit)
-    result = np.zeros(rows, dtype=bool)
-    if crowded.size == 0 or limit == 0:
-        return result
-    bounds = np.empty(crowded.size * 2, dtype=np.int64)
-    bounds[0::2] = starts[crowded]
-    bounds[1::2] = starts[crowded] + limit
-    first_max = np.maximum.reduceat(sorted_acts, bounds)[0::2]
-    oversold = first_max > sorted_reads[starts[crowded] + limit]
-    result[crowded[oversold] // size] = True
-    return result
-
-
-def _flat_keys(
-    times: TimeArray, group: IntArray | None, size: int, span: float, rows: IntArray | None = None
-) -> FloatArray:
-    """Times as float64 keys that sort by (cycle, key group, time): groups never interleave."""
-    if rows is None:
-        rows = np.arange(times.shape[0])
-    cell = rows[:, None] * size
-    if group is not None:
-        cell = cell + group
-    keys: FloatArray = np.asarray(
-        (cell * span + times.astype(np.float64)).ravel(), dtype=np.float64
-    )
-    return keys
-
-
-def _lost_update(site: Site, chunk: _Chunk, tally: _Tally) -> NDArray[np.bool_]:
-    effects = chunk.effects[site.operation]
-    reads, writes = effects[site.steps[0]], effects[site.steps[1]]
-    tally.window(writes - reads)
-    group, size = chunk.groups[(site.operation, site.pattern)]
-    span = float(writes.max()) + 1.0
-    write_keys = _flat_keys(writes, group, size, span)
-    ordered = np.sort(write_keys)
-    between = np.searchsorted(ordered, write_keys, "left") - np.searchsorted(
-        ordered, _flat_keys(reads, group, size, span), "right"
-    )
-    lost: NDArray[np.bool_] = np.asarray((between > 0).reshape(reads.shape).any(axis=1), dtype=bool)
-    return lost
-
-
-STALE_BLOCK = 256  # reader columns examined at once; rows already stale are dropped between blocks
-
-
-def _stale_read(
-    site: Site, architecture: Architecture, chunk: _Chunk, tally: _Tally
-) -> NDArray[np.bool_]:
-    effects = chunk.effects[site.operation]
-    opened, closed = effects[site.steps[0]], effects[site.steps[1]]
-    tally.window(closed - opened)
-    group, size = chunk.groups[(site.operation, site.pattern)]
-    readers = _reader_steps(site, architecture, chunk)
-    span = (
-        max(
-            [float(closed.max())]
-            + [float(chunk.effects[op_id][index].max()) for op_id, index in readers]
-        )
-        + 1.0
-    )
-    starts = np.sort(_flat_keys(opened, group, size, span))
-    ends = np.sort(_flat_keys(closed, group, size, span))
-    stale = np.zeros(chunk.rows, dtype=bool)
-    for op_id, index in readers:
-        reads = chunk.effects[op_id][index]
-        reader_group, _ = chunk.groups[(op_id, site.pattern)]
-        for first in range(0, reads.shape[1], STALE_BLOCK):
-            pending = np.flatnonzero(~stale)
-            if pending.size == 0:
-                return stale
-            block = reads[pending, first : first + STALE_BLOCK]
-            block_group = (
-                None if reader_group is None else reader_group[pending, first : first + STALE_BLOCK]
-            )
-            keys = _flat_keys(block, block_group, size, span, pending)
-            inside = np.searchsorted(starts, keys, "right") - np.searchsorted(ends, keys, "right")
-            stale[pending] = (inside > 0).reshape(block.shape).any(axis=1)
-    return stale
-
-
-def _reader_steps(site: Site, architecture: Architecture, chunk: _Chunk) -> list[tuple[str, int]]:
-    found: list[tuple[str, int]] = []
-    for op_id in chunk.effects:
-        for index, step in enumerate(architecture.operations[op_id].steps):
-            if (
-                step.kind is StepKind.READ
-                and step.target == site.resource
-                and step.key == site.pattern
-            ):
-                found.append((op_id, index))
-    return found
-
-
-def _lock_timeout(
-    site: Site, architecture: Architecture, chunk: _Chunk, tally: _Tally
-) -> NDArray[np.bool_]:
-    wait = chunk.waits[site.operation]
-    tally.window(chunk.holds[site.operation])
-    tally.wait += float(wait.sum())
-    tally.waits += wait.size
-    timeout = architecture.operations[site.operation].steps[site.steps[0]].timeout_s
-    assert timeout is not None
-    timed_out: NDArray[np.bool_] = np.asarray((wait > timeout).any(axis=1), dtype=bool)
-    return timed_out
-
-
-def _negative_counter(site: Site, chunk: _Chunk) -> NDArray[np.bool_]:
-    effects = chunk.effects[site.operation][site.steps[0]]
-    rows, count = effects.shape
-    group, size = chunk.groups[(site.operation, site.pattern)]
-    if group is None:
-        return np.full(rows, count * site.amount > site.limit)
-    cells = (np.arange(rows)[:, None] * size + group).ravel()
-    totals = np.bincount(cells, minlength=rows * size).reshape(rows, size) * site.amount
-    negative: NDArray[np.bool_] = np.asarray((totals > site.limit).any(axis=1), dtype=bool)
-    return negative
-
-
-def _outcome(site: Site, tally: _Tally, cycles: int) -> SiteOutcome:
-    mean = tally.total / tally.count if tally.count else 0.0
-    variance = max(tally.squares / tally.count - mean**2, 0.0) if tally.count else 0.0
-    cv = math.sqrt(variance) / mean if mean > 0 else 0.0
-    wait = tally.wait / tally.waits if tally.waits else 0.0
-    return SiteOutcome(site, tally.violations, cycles, mean, cv, wait)
