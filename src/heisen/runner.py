@@ -1,10 +1,11 @@
 """Plans and runs phases over one manifest, and owns the system's lifecycle.
 
 The runner is the only place that starts the system under test and the only
-place that stops it: in a `finally`, after Ctrl-C (KeyboardInterrupt) and
-SIGTERM (raised like Ctrl-C, then recorded as `Interrupted`) alike. The manifest is saved after every
-phase change, so whatever happens it stays a valid file whose status says
-how the run ended.
+place that stops it: in a `finally`, after Ctrl-C and SIGTERM alike (both
+raised in the main thread, then recorded as `Interrupted`). Should stopping
+hang, the stop deadline kills what was started and exits 130. The manifest is
+saved after every phase change, so whatever happens it stays a valid file
+whose status says how the run ended.
 """
 
 from __future__ import annotations
