@@ -22,6 +22,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 
 class Terminated(KeyboardInterrupt):
@@ -39,12 +40,9 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def interrupts_raise() -> Iterator[None]:
-    """SIGTERM and SIGINT raise in the main thread, whatever it is doing."""
-    previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
-        signal.SIGINT: signal.signal(signal.SIGINT, _raise_interrupt),
-    }
+def _handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
+    """Install `handlers` for the block, then put back what was there."""
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:
@@ -52,18 +50,16 @@ def interrupts_raise() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-@contextlib.contextmanager
-def signals_shielded() -> Iterator[None]:
+def interrupts_raise() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGINT raise in the main thread, whatever it is doing."""
+    return _handlers({signal.SIGTERM: _raise_terminated, signal.SIGINT: _raise_interrupt})
+
+
+def signals_shielded() -> contextlib.AbstractContextManager[None]:
     """Cleanup that a second Ctrl-C or SIGTERM must not cut short (a no-op off the main thread)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        return contextlib.nullcontext()
+    return _handlers({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
 
 
 @contextlib.contextmanager
