@@ -29,6 +29,7 @@ class PhaseStatus(StrEnum):
     RUNNING = "running"
     PASSED = "passed"
     FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
     ERROR = "error"
     SKIPPED = "skipped"
 
@@ -37,6 +38,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     PASSED = "passed"
     FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
     ERROR = "error"
     INTERRUPTED = "interrupted"
 
@@ -60,6 +62,7 @@ class PhaseRecord(_Record):
     outputs: dict[str, Any] = Field(default_factory=dict)
     artifacts: list[str] = Field(default_factory=list)
     error: PhaseError | None = None
+    inconclusive_reason: str | None = None
 
 
 class RunInfo(_Record):

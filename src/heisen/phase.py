@@ -82,6 +82,7 @@ class PhaseResult:
     artifacts: list[str] = field(default_factory=list)
     skip_reason: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    inconclusive_reason: str | None = None
 
     @classmethod
     def skipped(cls, reason: str) -> PhaseResult:

@@ -175,6 +175,8 @@ class Runner:
             return RunStatus.ERROR
         if PhaseStatus.FAILED in statuses:
             return RunStatus.FAILED
+        if PhaseStatus.INCONCLUSIVE in statuses:
+            return RunStatus.INCONCLUSIVE
         return RunStatus.PASSED
 
     def _mark_running_as(self, status: PhaseStatus, error_type: str, message: str) -> None:
@@ -238,6 +240,7 @@ class Runner:
     ) -> PhaseResult:
         record.status = result.status
         record.skip_reason = result.skip_reason
+        record.inconclusive_reason = result.inconclusive_reason
         record.summary = result.summary
         record.outputs = result.outputs
         record.artifacts = result.artifacts
