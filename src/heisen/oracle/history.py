@@ -6,7 +6,8 @@ followed, on the same process, by its completion: ``ok`` (took effect; the
 value is the result), ``fail`` (certainly did not take effect) or ``info``
 (unknown: it may take effect at any later time, or never). An invoke that is
 never completed is treated as ``info``. ``time`` is monotonic nanoseconds;
-``key`` is optional and partitions the history.
+``key`` is optional and partitions the history; ``replica`` (optional) names
+the replica that served the call, for models stated per replica (``rate``).
 
 :func:`pair_calls` turns the lines into :class:`Call` records (an invoke with
 its completion), which is what the checkers work on.
@@ -68,6 +69,7 @@ class Operation:
     time: int = 0
     key: str | int | None = None
     index: int = 0
+    replica: str | int | None = None  # the replica that served it, when the records know it
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Operation:
@@ -80,6 +82,8 @@ class Operation:
             data["key"] = self.key
         data["value"] = self.value
         data["time"] = self.time
+        if self.replica is not None:
+            data["replica"] = self.replica
         return data
 
 
@@ -206,6 +210,11 @@ def operation_from_dict(
     key = data.get("key")
     if isinstance(key, bool) or not isinstance(key, str | int | None):
         raise HistoryError(f"'key' must be a string or an integer, got {key!r}", line, source)
+    replica = data.get("replica")
+    if isinstance(replica, bool) or not isinstance(replica, str | int | None):
+        raise HistoryError(
+            f"'replica' must be a string or an integer, got {replica!r}", line, source
+        )
     index = data.get("index")
     if isinstance(index, bool) or not isinstance(index, int):
         index = 0 if line is None else line - 1
@@ -217,6 +226,7 @@ def operation_from_dict(
         time=moment,
         key=key,
         index=index,
+        replica=replica,
     )
 
 
