@@ -7,6 +7,12 @@ minimal sub-history, and returns a :class:`CheckResult`: ``valid`` is True,
 False, or None (unknown) when the time or step budget ran out before every
 key was decided. A violation found on one key is reported even if another
 key stayed unknown.
+
+Models: ``register`` and ``cas-register`` (linearizability, :mod:`.register`),
+``counter`` (:mod:`.counter`), ``set`` (:mod:`.set_model`) and ``rate`` (at
+most N ok ``f`` per key, or per key and replica, in any window W:
+:mod:`.rate`). ``rate`` takes parameters: pass a :class:`RateLimit` as the
+model, ``check(history, RateLimit(limit=5, window_s=1.0, f="acquire"))``.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from heisen.errors import UsageError
-from heisen.oracle.checkers import counter, register, set_model
+from heisen.oracle.checkers import counter, rate, register, set_model
 from heisen.oracle.checkers._budget import Budget
 from heisen.oracle.checkers._result import CheckResult, CheckStats, Model, Violation
+from heisen.oracle.checkers.rate import Per, RateLimit
 from heisen.oracle.checkers.register import KeyFinding
 from heisen.oracle.checkers.timeline import render_timeline, timeline_data
 from heisen.oracle.history import Call, HistoryError, Operation, operations_of, pair_calls
@@ -29,6 +36,8 @@ __all__ = [
     "CheckResult",
     "CheckStats",
     "Model",
+    "Per",
+    "RateLimit",
     "Violation",
     "check",
     "render_timeline",
@@ -39,8 +48,10 @@ __all__ = [
 MAX_VIOLATIONS = 50
 
 
-def resolve_model(name: str | Model) -> Model:
+def resolve_model(name: str | Model | RateLimit) -> Model:
     """The :class:`Model` called ``name``; :class:`UsageError` with a suggestion otherwise."""
+    if isinstance(name, RateLimit):
+        return Model.RATE
     if isinstance(name, Model):
         return name
     try:
@@ -53,6 +64,8 @@ def resolve_model(name: str | Model) -> Model:
 
 
 def _validate(calls: Sequence[Call], model: Model) -> None:
+    if model is Model.RATE:
+        return  # rate.resolve checks its own operations
     for call in calls:
         if model in (Model.REGISTER, Model.CAS_REGISTER):
             problem = register.validate(call, cas=model is Model.CAS_REGISTER)
@@ -74,7 +87,7 @@ def _indexed(history: Sequence[Operation]) -> list[Operation]:
 
 def check(
     history: Sequence[Operation],
-    model: str | Model,
+    model: str | Model | RateLimit,
     *,
     time_budget_s: float = 5.0,
     max_steps: int | None = None,
@@ -85,12 +98,21 @@ def check(
 
     ``max_steps`` caps the search steps over all keys (None: only time counts).
     ``initial`` is the model's initial value (register: null, counter: 0).
+    ``model`` is a name, or a :class:`RateLimit` for the ``rate`` model.
     Raises :class:`HistoryError` when an operation does not belong to the model.
     """
     chosen = resolve_model(model)
+    limit = model if isinstance(model, RateLimit) else None
+    if chosen is Model.RATE and limit is None:
+        raise UsageError(
+            "the rate model needs its parameters: pass RateLimit(limit=5, window_s=1.0, f=...) "
+            "(heisen verify: --limit and --window)"
+        )
     started = time.monotonic()
     calls = pair_calls(_indexed(history))
     _validate(calls, chosen)
+    if limit is not None:
+        limit = rate.resolve(calls, limit)
     partitions: dict[Any, list[Call]] = {}
     for call in calls:
         partitions.setdefault(call.key, []).append(call)
@@ -102,7 +124,10 @@ def check(
         if budget.exhausted():
             unknown.append(key)
             continue
-        findings, decided = _check_key(chosen, partitions[key], budget, shrink_budget, initial)
+        if limit is not None:
+            findings, decided = rate.check_key(partitions[key], limit, budget)
+        else:
+            findings, decided = _check_key(chosen, partitions[key], budget, shrink_budget, initial)
         if not decided:
             unknown.append(key)
         for finding in findings:

@@ -16,6 +16,7 @@ class Model(StrEnum):
     CAS_REGISTER = "cas-register"
     COUNTER = "counter"
     SET = "set"
+    RATE = "rate"  # takes parameters: pass a RateLimit to check()
 
 
 @dataclass(frozen=True, slots=True)
