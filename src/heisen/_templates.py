@@ -3,19 +3,25 @@
 A template is text with placeholders such as `{{ deps.postgres.dsn }}`,
 `{{ i }}` or `{{ faker.user_name }}`. A placeholder is a dotted name; its
 first part must be one the context offers. `faker.<provider>` calls that
-Faker provider with no arguments. A value that is a single placeholder keeps
+Faker provider with no arguments. No part of a name may start with `_`
+(`{{ i.__class__ }}` is refused at validate and at render). A value that is a single placeholder keeps
 the type of what it names (`qty: "{{ i }}"` renders to an int).
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
+_MAX_KNOWN_SHOWN = 12
+FAKER_LOCALE = "en_US"
 
 
 class TemplateError(ValueError):
@@ -39,15 +45,83 @@ def placeholders(text: str) -> list[Placeholder]:
             raise TemplateError(
                 f"{{{{ {inner} }}}} is not a name: write a dotted name such as {{{{ deps.postgres.dsn }}}}"
             )
-        found.append(Placeholder(match.group(0), tuple(inner.split("."))))
+        parts = tuple(inner.split("."))
+        if any(part.startswith("_") for part in parts):
+            raise TemplateError(
+                f"{{{{ {inner} }}}}: names starting with '_' are not allowed in templates"
+            )
+        found.append(Placeholder(match.group(0), parts))
     return found
+
+
+class FakerProviders(Mapping[str, Any]):
+    """The Faker providers a template may name: `{{ faker.user_name }}`.
+
+    Found on the provider classes of Faker's `en_US` locale (what runs use),
+    by their signatures only: nothing is called or looked up on a Faker
+    proxy. A provider qualifies when it takes no required argument and does
+    not return bytes. Loaded on first use, so a pipeline without Faker never
+    imports it.
+    """
+
+    def _names(self) -> frozenset[str]:
+        return faker_provider_names()
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._names():
+            return {}
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._names()))
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+
+@functools.cache
+def faker_provider_names() -> frozenset[str]:
+    """Names of Faker's `en_US` providers callable without arguments (see FakerProviders)."""
+    from faker import Faker
+
+    generator = Faker(FAKER_LOCALE)._factories[0]  # the generator holds the provider instances
+    names = set()
+    for provider in generator.providers:
+        for name, attribute in inspect.getmembers_static(type(provider)):
+            if name.startswith("_") or not inspect.isfunction(attribute):
+                continue
+            signature = inspect.signature(attribute)
+            parameters = list(signature.parameters.values())[1:]
+            if "bytes" in str(signature.return_annotation):
+                continue
+            if all(
+                p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                for p in parameters
+            ):
+                names.add(name)
+    return frozenset(names)
+
+
+def _known(level: Mapping[str, Any], wanted: str) -> str:
+    """What to tell a user who wrote `wanted` where `level` offers its keys."""
+    names = sorted(level)
+    if len(names) <= _MAX_KNOWN_SHOWN:
+        return f" (known: {', '.join(names)})" if names else ""
+    close = difflib.get_close_matches(wanted, names, n=3)
+    if close:
+        return f"; did you mean {' or '.join(repr(name) for name in close)}?"
+    return f" (one of {len(names)} names, such as {', '.join(names[:5])})"
 
 
 def check_names(text: str, roots: Mapping[str, Any]) -> list[str]:
     """Problems with the placeholders of `text` given the names `roots` offers.
 
     `roots` maps a first name to either None (anything below it is fine) or a
-    mapping of the names allowed below it (nested the same way).
+    mapping of the names allowed below it (nested the same way); an empty
+    mapping is a value with nothing below it (`{{ i.x }}` is refused).
     """
     try:
         found = placeholders(text)
@@ -60,19 +134,17 @@ def check_names(text: str, roots: Mapping[str, Any]) -> list[str]:
             if level is None:
                 break
             if not isinstance(level, Mapping) or part not in level:
-                known = ", ".join(sorted(level)) if isinstance(level, Mapping) else ""
+                known = _known(level, part) if isinstance(level, Mapping) else ""
                 prefix = ".".join(placeholder.parts[:depth]) or "the template"
-                problems.append(
-                    f"{placeholder.text}: {prefix} has no {part!r}"
-                    + (f" (known: {known})" if known else "")
-                )
+                problems.append(f"{placeholder.text}: {prefix} has no {part!r}{known}")
                 break
             level = level[part]
         else:
-            if isinstance(level, Mapping) and level:
-                problems.append(
-                    f"{placeholder.text} names a group; pick one of: {', '.join(sorted(level))}"
-                )
+            if isinstance(level, Mapping) and len(level):
+                names = sorted(level)
+                shown = ", ".join(names[:_MAX_KNOWN_SHOWN])
+                more = f", ... ({len(names)} in all)" if len(names) > _MAX_KNOWN_SHOWN else ""
+                problems.append(f"{placeholder.text} names a group; pick one of: {shown}{more}")
     return problems
 
 

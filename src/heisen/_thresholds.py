@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -56,11 +57,19 @@ def parse_threshold(text: str) -> Threshold:
         )
     metric, op, raw = match.groups()
     if metric.startswith("p") or metric == "max":
-        limit = parse_duration(raw) * 1000.0
-    elif metric in ("errors", "violations"):
-        limit = float(raw.rstrip("%"))
+        try:
+            limit = parse_duration(raw) * 1000.0
+        except ValueError as exc:
+            raise ValueError(f"{text!r}: {metric} takes a duration such as 250ms ({exc})") from None
     else:
-        limit = float(raw)
+        number = raw.removesuffix("%") if metric in ("errors", "violations") else raw
+        try:
+            limit = float(number)
+        except ValueError:
+            unit = "a percentage such as 1%" if metric != "rps" else "a number such as 100"
+            raise ValueError(f"{text!r}: {metric} takes {unit}, not {raw!r}") from None
+        if not math.isfinite(limit):
+            raise ValueError(f"{text!r}: the limit must be a finite number, not {raw!r}")
     return Threshold(text.strip(), metric, op, limit)
 
 

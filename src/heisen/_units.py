@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)\s*$")
@@ -22,18 +23,32 @@ _MEMORY_FACTOR = {
 }
 
 
+def _finite_float(number: int | float, what: str) -> float:
+    try:
+        value = float(number)
+    except OverflowError:
+        raise ValueError(f"{what} must be finite (got a number past 1e308)") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite (got {value})")
+    return value
+
+
 def parse_duration(text: str | int | float) -> float:
     """Seconds in a duration such as `500ms`, `30s`, `2m`, `1h`. A bare number is seconds."""
     if isinstance(text, bool):
         raise ValueError("a duration such as 500ms, 30s or 2m, not a boolean")
     if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(text)
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration: write it as 500ms, 30s, 2m or 1h")
-    return float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+        seconds = _finite_float(text, "a duration")
+    else:
+        match = _DURATION.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a duration: write it as 500ms, 30s, 2m or 1h")
+        seconds = float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be finite: write it as 500ms, 30s, 2m or 1h")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
 
 
 def parse_cpu(text: str | int | float) -> float:
@@ -41,7 +56,7 @@ def parse_cpu(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise ValueError("a CPU quantity such as 250m or 1.5, not a boolean")
     if isinstance(text, int | float):
-        value = float(text)
+        value = _finite_float(text, "a CPU quantity")
     else:
         match = _CPU.match(text)
         if not match:
@@ -49,6 +64,8 @@ def parse_cpu(text: str | int | float) -> float:
                 f"{text!r} is not a CPU quantity: write it as 250m (millicores) or 1.5 (cores)"
             )
         value = float(match.group(1)) / (1000.0 if match.group(2) else 1.0)
+    if not math.isfinite(value):
+        raise ValueError("a CPU quantity must be finite, such as 250m or 1.5")
     if value <= 0:
         raise ValueError("a CPU quantity must be more than 0")
     return value
@@ -64,7 +81,10 @@ def parse_memory(text: str | int) -> int:
         match = _MEMORY.match(text)
         if not match:
             raise ValueError(f"{text!r} is not a memory quantity: write it as 256Mi, 1Gi or 500M")
-        value = int(float(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
+        amount = float(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
+        if not math.isfinite(amount):
+            raise ValueError("a memory quantity must be finite, such as 256Mi")
+        value = int(amount)
     if value <= 0:
         raise ValueError("a memory quantity must be more than 0")
     return value

@@ -1,14 +1,28 @@
 """Safe YAML loading that remembers where every value was written.
 
 `load_yaml_file` refuses what a hostile or mistaken file could do to us
-before parsing it (a directory, a binary file, a file over the size cap) and
-while walking it (an alias bomb: a few lines that expand to billions of
-nodes). The walk records the line and column of every mapping key and value,
-so a schema error on `phases.stress.trials` can say where it was written.
+before parsing it: anything but a regular file (a directory, a FIFO that
+would block forever, `/dev/zero` that would fill memory) is refused from one
+`fstat` of a non-blocking descriptor, and at most the size cap plus one byte
+is ever read. While composing it refuses nesting deeper than `MAX_DEPTH`
+(the composer recurses; a deep file would otherwise end in RecursionError),
+and while walking it refuses an alias bomb (a few lines that expand to
+billions of nodes), duplicate keys (naming both lines), tags beyond plain
+data (`!!binary`, `!!timestamp`, `!!set`, `!python/...`, custom `!tags`),
+scalars an explicit tag cannot construct (`!!int "abc"`) and NUL bytes in
+strings. Merge keys (`<<: *defaults`) are handled as YAML 1.1 says: the
+mapping's own keys win, then earlier merged mappings over later ones.
+
+The walk records the line and column of every mapping key and value, so a
+schema error on `phases.stress.trials` can say where it was written.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,24 +33,12 @@ from heisen.errors import PipelineError, Problem
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
+MAX_DEPTH = 64
+"""Nesting levels of mappings and sequences a YAML input may have."""
 
-_PLAIN_TAGS = frozenset(
-    f"tag:yaml.org,2002:{name}"
-    for name in (
-        "map",
-        "seq",
-        "str",
-        "int",
-        "float",
-        "bool",
-        "null",
-        "timestamp",
-        "binary",
-        "omap",
-        "set",
-        "merge",
-    )
-)
+_TAG = "tag:yaml.org,2002:"
+_PLAIN_SCALAR_TAGS = frozenset(_TAG + name for name in ("str", "int", "float", "bool", "null"))
+_MAP, _SEQ, _MERGE, _TIMESTAMP = (_TAG + n for n in ("map", "seq", "merge", "timestamp"))
 
 Location = tuple[int, int]
 YamlPath = tuple[str | int, ...]
@@ -79,25 +81,70 @@ def format_path(path: YamlPath) -> str:
     return text
 
 
-def load_yaml_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> YamlDocument:
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_capped(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, or PipelineError saying why not.
+
+    Opened non-blocking (a FIFO without a writer does not hang the open) and
+    checked with fstat on that same descriptor before a byte is read; at most
+    `max_bytes + 1` bytes are read, so a file that grows meanwhile is caught too.
+    """
     source = str(path)
-    if not path.exists():
-        raise PipelineError(source, [Problem("", f"no such file: {path}")])
-    if path.is_dir():
-        raise PipelineError(source, [Problem("", f"{path} is a directory, not a YAML file")])
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise PipelineError(
-            source,
-            [
-                Problem(
-                    "",
-                    f"the file is {size / 1e6:.1f} MB; YAML inputs are capped at {max_bytes / 1e6:.0f} MB",
-                )
-            ],
-        )
-    raw = path.read_bytes()
-    return load_yaml_text(raw, source=source)
+
+    def refuse(message: str) -> PipelineError:
+        return PipelineError(source, [Problem("", message)])
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise refuse(f"no such file: {path}") from None
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket, or a FIFO opened for writing elsewhere
+            raise refuse(f"{path} is not a regular file; a YAML input is a file") from None
+        raise refuse(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        for test, kind in _KINDS:
+            if test(info.st_mode):
+                raise refuse(f"{path} is {kind}, not a YAML file; a YAML input is a regular file")
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse(f"{path} is not a regular file; a YAML input is a regular file")
+        if info.st_size > max_bytes:
+            raise refuse(_too_big(info.st_size, max_bytes))
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise refuse(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        raise refuse(_too_big(total, max_bytes, more=True))
+    return b"".join(chunks)
+
+
+def _too_big(size: int, max_bytes: int, *, more: bool = False) -> str:
+    amount = f"more than {max_bytes / 1e6:.0f}" if more else f"{size / 1e6:.1f}"
+    return f"the file is {amount} MB; YAML inputs are capped at {max_bytes / 1e6:.0f} MB"
+
+
+def load_yaml_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> YamlDocument:
+    return load_yaml_text(read_capped(Path(path), max_bytes=max_bytes), source=str(path))
 
 
 def load_yaml_text(raw: bytes | str, *, source: str) -> YamlDocument:
@@ -112,8 +159,17 @@ def load_yaml_text(raw: bytes | str, *, source: str) -> YamlDocument:
             ) from exc
     else:
         text = raw
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+    except _TooDeep as exc:
+        problem = Problem(
+            "",
+            f"the document nests deeper than {MAX_DEPTH} levels; refusing to load it",
+            line=exc.mark.line + 1,
+            column=exc.mark.column + 1,
+        )
+        raise PipelineError(source, [problem]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         problem = Problem(
@@ -122,24 +178,72 @@ def load_yaml_text(raw: bytes | str, *, source: str) -> YamlDocument:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         )
-        raise PipelineError(source, [problem]) from exc
+        raise PipelineError(source, [problem]) from None
     except yaml.YAMLError as exc:
-        raise PipelineError(source, [Problem("", f"invalid YAML: {exc}")]) from exc
+        raise PipelineError(source, [Problem("", f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
     document = YamlDocument(source=source, data=None)
     if node is None:
         return document
-    walker = _Walker(document)
+    walker = _Walker(document, loader.explicit)
     document.data = walker.build(node, ())
+    if walker.problems:
+        raise PipelineError(source, list(dict.fromkeys(walker.problems)))
     return document
 
 
-class _Walker:
-    """Builds plain Python values from a node graph, counting every node it expands."""
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
 
-    def __init__(self, document: YamlDocument) -> None:
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, composing only: it counts depth and remembers which tags were written."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.explicit: set[int] = set()  # ids of nodes whose tag was written in the file
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            event = self.peek_event()
+            tag = getattr(event, "tag", None)
+            node: yaml.Node = super().compose_node(parent, index)
+            if tag not in (None, "!"):
+                self.explicit.add(id(node))
+            return node
+        finally:
+            self.depth -= 1
+
+
+class _Walker:
+    """Builds plain Python values from a node graph, counting every node it expands.
+
+    Problems that leave the rest of the document readable (a duplicate key, a
+    refused tag, NUL in a string) are collected so that all are reported at
+    once; the value in question becomes None.
+    """
+
+    def __init__(self, document: YamlDocument, explicit: set[int]) -> None:
         self.document = document
+        self.explicit = explicit
         self.expanded = 0
+        self.problems: list[Problem] = []
+        self.merging: set[int] = set()
         self.constructor = yaml.SafeLoader("")
+
+    def _at(self, node: yaml.Node, path: YamlPath, message: str) -> Problem:
+        return Problem(
+            format_path(path),
+            message,
+            line=node.start_mark.line + 1,
+            column=node.start_mark.column + 1,
+        )
 
     def build(self, node: yaml.Node, path: YamlPath) -> Any:
         self.expanded += 1
@@ -147,36 +251,132 @@ class _Walker:
             raise PipelineError(
                 self.document.source,
                 [
-                    Problem(
-                        format_path(path),
+                    self._at(
+                        node,
+                        path,
                         f"the document expands to more than {MAX_EXPANDED_NODES:,} values "
                         "(an alias bomb?); refusing to load it",
-                        line=node.start_mark.line + 1,
-                        column=node.start_mark.column + 1,
+                    )
+                ],
+            )
+        if len(path) > MAX_DEPTH:  # aliases can nest what the composer saw as shallow
+            raise PipelineError(
+                self.document.source,
+                [
+                    self._at(
+                        node,
+                        path[:8],
+                        f"the document nests deeper than {MAX_DEPTH} levels "
+                        "(a recursive alias?); refusing to load it",
                     )
                 ],
             )
         self.document.positions.setdefault(
             path, (node.start_mark.line + 1, node.start_mark.column + 1)
         )
-        if node.tag not in _PLAIN_TAGS:
-            raise PipelineError(
-                self.document.source,
-                [
-                    self.document.problem(
-                        path, f"the YAML tag {node.tag!r} is not allowed: plain data only"
-                    )
-                ],
-            )
-        if isinstance(node, yaml.MappingNode):
-            self.constructor.flatten_mapping(node)
-            result: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
-                if not isinstance(key, str | int | float | bool) and key is not None:
-                    key = str(key)
-                result[key] = self.build(value_node, (*path, str(key)))
-            return result
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        self.problems.append(self._at(node, path, _tag_message(node.tag)))
+        return None
+
+    def _scalar(self, node: yaml.ScalarNode, path: YamlPath) -> Any:
+        explicit = id(node) in self.explicit
+        if node.tag == _TIMESTAMP and not explicit:
+            value: Any = node.value  # a plain 2024-01-01 is text to us, not a date
+        elif node.tag not in _PLAIN_SCALAR_TAGS:
+            self.problems.append(self._at(node, path, _tag_message(node.tag)))
+            return None
+        else:
+            try:
+                value = self.constructor.construct_object(node, deep=True)
+            except (ValueError, TypeError, yaml.YAMLError) as exc:
+                kind = node.tag.removeprefix(_TAG)
+                detail = str(exc).splitlines()[0][:120]
+                shown = repr(node.value if len(node.value) <= 40 else node.value[:40] + "...")
+                self.problems.append(
+                    self._at(node, path, f"!!{kind} cannot be made of {shown}: {detail}")
+                )
+                return None
+        if isinstance(value, str) and "\x00" in value:
+            self.problems.append(
+                self._at(node, path, "a NUL byte (\\0) in a string; remove it")
+            )
+            return None
+        return value
+
+    def _key(self, node: yaml.Node, path: YamlPath) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.problems.append(
+                self._at(node, path, "a mapping key must be a plain scalar, not a list or mapping")
+            )
+            return None
+        key = self._scalar(node, path)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            key = str(key)
+        return key
+
+    def _mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        lines: dict[Any, int] = {}
+        merged: list[tuple[yaml.MappingNode, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merged.extend(self._merge_sources(key_node, value_node, path))
+                continue
+            key = self._key(key_node, path)
+            if key is None and key_node.tag != _TAG + "null":
+                continue
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                self.problems.append(
+                    self._at(
+                        key_node,
+                        (*path, str(key)),
+                        f"duplicate key {key!r}: written on line {lines[key]} and again on "
+                        f"line {line}; keep one",
+                    )
+                )
+                continue
+            lines[key] = line
+            result[key] = self.build(value_node, (*path, str(key)))
+        for source, _ in merged:  # earlier merged mappings win over later ones
+            if id(source) in self.merging:
+                self.problems.append(self._at(source, path, "a merge key (<<) merges itself"))
+                continue
+            self.merging.add(id(source))
+            try:
+                for key, value in self._mapping(source, path).items():
+                    result.setdefault(key, value)
+            finally:
+                self.merging.discard(id(source))
+        return result
+
+    def _merge_sources(
+        self, key_node: yaml.Node, value_node: yaml.Node, path: YamlPath
+    ) -> Iterator[tuple[yaml.MappingNode, yaml.Node]]:
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            if isinstance(source, yaml.MappingNode) and source.tag == _MAP:
+                yield source, key_node
+            else:
+                self.problems.append(
+                    self._at(
+                        value_node,
+                        (*path, "<<"),
+                        "a merge key (<<) takes a mapping or a list of mappings, "
+                        "such as <<: *defaults",
+                    )
+                )
+                return
+
+
+def _tag_message(tag: str) -> str:
+    shown = "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+    return (
+        f"the YAML tag {shown} is not allowed: plain data only "
+        "(mappings, lists, strings, numbers, booleans, null)"
+    )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from heisen._schema._system import LoadStep, Resources
-from heisen._schema._types import Duration, Strict
+from heisen._schema import _limits as L
+from heisen._schema._types import Duration, Offset, Strict, Threshold
 
 
 class PhaseSection(Strict):
@@ -17,30 +18,51 @@ class PhaseSection(Strict):
 class PredictSection(PhaseSection):
     architecture: str
     incidents: str | None = None
-    agents: int = Field(default=2000, ge=1, le=1_000_000)
-    cycles: int = Field(default=2000, ge=1, le=1_000_000)
+    agents: int = L.AGENTS.field(2000)
+    cycles: int = L.CYCLES.field(2000)
 
 
 class Sweep(Strict):
-    start: int | None = Field(
-        default=None, ge=1, description="first burst size; default: predict's smallest load"
+    start: int | None = L.SWEEP_SIZE.field(
+        None, description="first burst size; default: predict's smallest load"
     )
-    factor: float = Field(default=2.0, gt=1.0)
-    max: int = Field(default=1000, ge=1)
-    trials: int = Field(default=5, ge=1, le=1000)
+    factor: float = L.SWEEP_FACTOR.field(2.0)
+    max: int = L.SWEEP_SIZE.field(1000)
+    trials: int = L.SWEEP_TRIALS.field(5)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Sweep:
+        if self.start is not None and self.start > self.max:
+            raise ValueError(f"start ({self.start}) is above max ({self.max}): nothing would run")
+        rounds = self.rounds()
+        if rounds * self.trials > L.SWEEP_TOTAL_TRIALS:
+            raise ValueError(
+                f"this sweep may run {rounds} rounds x {self.trials} trials = "
+                f"{rounds * self.trials:,} trials, over the {L.SWEEP_TOTAL_TRIALS:,} a sweep may "
+                "run; raise factor, lower max or trials, or set start"
+            )
+        return self
+
+    def rounds(self) -> int:
+        """Burst sizes the sweep tries at most, from start (1 when not given) to max."""
+        size, rounds = self.start or 1, 0
+        while size <= self.max:
+            rounds += 1
+            size = max(size + 1, int(size * self.factor))
+        return rounds
 
 
 class TrialsSection(PhaseSection):
-    trials: int = Field(default=10, ge=1, le=10_000)
+    trials: int = L.TRIALS.field(10)
     stop: Literal["first-violation", "all"] = "all"
     load: list[LoadStep] | None = None
-    thresholds: list[str] = Field(default_factory=list)
-    workers: int | Literal["auto"] = 1
+    thresholds: list[Threshold] = Field(default_factory=list)
+    workers: Annotated[int, L.WORKERS.field()] | Literal["auto"] = 1
 
 
 class StressSection(TrialsSection):
     target: Literal["scenario", "hotspot"] = "scenario"
-    hotspot: int = Field(default=1, ge=1)
+    hotspot: int = L.HOTSPOT.field(1)
     sweep: Sweep | None = None
 
 
@@ -61,9 +83,9 @@ class FuzzSection(PhaseSection):
     openapi: str | None = None
     operation: str | None = None
     fields: dict[str, FuzzField] | None = None
-    cases: int = Field(default=100, ge=1, le=100_000)
-    concurrency: int = Field(default=1, ge=1, le=1000)
-    max_string_bytes: int = Field(default=65536, ge=1, le=64 * 1024 * 1024)
+    cases: int = L.FUZZ_CASES.field(100)
+    concurrency: int = L.CONCURRENCY.field(1)
+    max_string_bytes: int = L.MAX_STRING_BYTES.field(65536)
     shrink: bool = True
 
     @model_validator(mode="after")
@@ -81,7 +103,7 @@ class Toxic(Strict):
         "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"
     ]
     stream: Literal["upstream", "downstream"] = "downstream"
-    toxicity: float = Field(default=1.0, ge=0.0, le=1.0)
+    toxicity: float = L.FRACTION.field(1.0)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -116,16 +138,16 @@ class Experiment(Strict):
     service: str | None = None
     link: str | None = None
     dependency: str | None = None
-    count: int = Field(default=1, ge=1, le=1000)
+    count: int = L.EXPERIMENT_COUNT.field(1)
     interval: Duration | None = None
     duration: Duration = 10.0
-    start: Duration = 0.0
-    percentage: int = Field(default=100, ge=1, le=100)
+    start: Offset = 0.0
+    percentage: int = L.PERCENTAGE.field(100)
     force: bool = True
-    grace: Duration = 0.0
+    grace: Offset = 0.0
     sequence: Literal["serial", "parallel"] = "serial"
     attributes: dict[str, Any] = Field(default_factory=dict)
-    cores: int = Field(default=1, ge=1, le=64)
+    cores: int = L.CORES.field(1)
 
 
 class Probe(Strict):
@@ -134,17 +156,15 @@ class Probe(Strict):
     http: str | None = Field(default=None, description="METHOD /path on the target service")
     mode: Literal["SOT", "EOT", "Continuous", "OnChaos", "Edge"] = "Edge"
     interval: Duration = 1.0
-    availability: float | None = Field(default=None, ge=0.0, le=1.0)
+    availability: float | None = L.FRACTION.field(None)
     latency_p99: Duration | None = None
-    tolerance: float = Field(default=0.0, ge=0.0, le=1.0)
+    tolerance: float = L.FRACTION.field(0.0)
 
 
 class ChaosSection(PhaseSection):
     experiments: list[Experiment]
     probes: list[Probe] = Field(default_factory=list)
-    rate: float = Field(
-        default=50.0, gt=0, le=100_000, description="requests/s of the scenario during chaos"
-    )
+    rate: float = L.CHAOS_RATE.field(50.0, description="requests/s of the scenario during chaos")
     duration: Duration = 30.0
     backend: Literal["local", "kubernetes"] = "local"
     namespace: str = "heisen"

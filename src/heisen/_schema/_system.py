@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from heisen._schema._types import Cpu, Duration, Memory, Strict
+from heisen._schema import _limits as L
+from heisen._schema._types import Cpu, Duration, HttpStatus, Memory, MixWeight, Strict
 
 
 class DependencyKind(StrEnum):
@@ -69,7 +71,7 @@ class Service(Strict):
     command: list[str] | None = None
     url: str | None = None
     cwd: str | None = None
-    replicas: int = Field(default=1, ge=1, le=64)
+    replicas: int = L.REPLICAS.field(1)
     env: dict[str, str] = Field(default_factory=dict)
     health: Health = Field(default_factory=Health)
     resources: Resources = Field(default_factory=Resources)
@@ -94,7 +96,7 @@ class HttpCall(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     body: str | None = None
-    expect_status: list[int] | None = None
+    expect_status: list[HttpStatus] | None = None
 
 
 class HistorySpec(Strict):
@@ -134,7 +136,7 @@ class Acknowledged(Strict):
     """Writes a 2xx acknowledged, checked afterwards against the database."""
 
     request: str
-    status: list[int] = Field(default_factory=lambda: [200, 201])
+    status: list[HttpStatus] = Field(default_factory=lambda: [200, 201])
     id: str = Field(description="the field of the JSON response that names what was written")
     sql: str = Field(description="a query given %(ids)s returning the ids that are persisted")
     on: str | None = None
@@ -170,7 +172,7 @@ class Invariant(Strict):
 
 class _Targeted(Strict):
     request: str | None = None
-    mix: dict[str, float] | None = Field(
+    mix: dict[str, MixWeight] | None = Field(
         default=None, description="request name -> weight, instead of request:"
     )
 
@@ -182,7 +184,19 @@ class _Targeted(Strict):
             not self.mix or any(weight <= 0 for weight in self.mix.values())
         ):
             raise ValueError("mix: maps request names to positive weights")
+        for name, share in self.shares().items():
+            if share < L.MIX_MIN_SHARE:
+                raise ValueError(
+                    f"mix: {name!r} has {share:.2%} of the weight; a mix spreads its requests "
+                    f"over 100 slots, so it would never be sent: give it at least "
+                    f"{L.MIX_MIN_SHARE:.0%}"
+                )
         return self
+
+    def shares(self) -> dict[str, float]:
+        """Each request's share of the mix (empty without a mix)."""
+        total = sum((self.mix or {}).values())
+        return {name: weight / total for name, weight in (self.mix or {}).items()}
 
     def request_names(self) -> list[str]:
         if self.mix is not None:
@@ -191,22 +205,32 @@ class _Targeted(Strict):
 
 
 class Burst(_Targeted):
-    requests: int = Field(ge=1, le=10_000)
+    requests: int = L.BURST_REQUESTS.field()
+
+    @model_validator(mode="after")
+    def _every_request_sent(self) -> Burst:
+        for name, share in self.shares().items():
+            if self.requests * share < 1:
+                raise ValueError(
+                    f"a burst of {self.requests} would send {name!r} ({share:.0%} of the mix) "
+                    f"less than once: give the burst at least {math.ceil(1 / share)} requests"
+                )
+        return self
 
 
 class Inject(_Targeted):
-    rate: float = Field(gt=0, le=1_000_000)
+    rate: float = L.RATE.field()
     during: Duration
 
 
 class RampInject(_Targeted):
-    from_rate: float = Field(ge=0, alias="from")
-    to_rate: float = Field(gt=0, alias="to")
+    from_rate: float = L.RAMP_FROM.field(alias="from")
+    to_rate: float = L.RATE.field(alias="to")
     during: Duration
 
 
 class Constant(_Targeted):
-    copies: int = Field(ge=1, le=10_000)
+    copies: int = L.COPIES.field()
     during: Duration
 
 

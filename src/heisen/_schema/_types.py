@@ -1,43 +1,73 @@
-"""Field types shared by the pipeline schema: durations, quantities, templates."""
+"""Field types shared by the pipeline schema: durations, quantities, thresholds, weights.
+
+Every numeric type here is finite and bounded; the bounds live in `_limits`.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from annotated_types import Interval
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
+from heisen._schema import _limits
+from heisen._thresholds import parse_threshold
 from heisen._units import parse_cpu, parse_duration, parse_memory
 
 
 class Strict(BaseModel):
-    """Base of every model users write: unknown keys are errors."""
+    """Base of every model users write: unknown keys are errors, numbers are finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
-def _duration(value: Any) -> float:
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValueError("a duration such as 500ms, 30s or 2m")
-    return parse_duration(value)
+def _duration_within(bounds: _limits.Range) -> Any:
+    def check(value: Any) -> float:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError("a duration such as 500ms, 30s or 2m")
+        return bounds.check(parse_duration(value))
+
+    return BeforeValidator(check)
 
 
 def _cpu(value: Any) -> float:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ValueError("a CPU quantity such as 250m or 1.5")
-    return parse_cpu(value)
+    return _limits.CPU.check(parse_cpu(value))
 
 
 def _memory(value: Any) -> int:
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValueError("a memory quantity such as 256Mi")
-    return parse_memory(value)
+    return int(_limits.MEMORY.check(parse_memory(value)))
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
-"""Seconds, written as `500ms`, `30s`, `2m`."""
+def _threshold(value: str) -> str:
+    parse_threshold(value)
+    return value
+
+
+Duration = Annotated[float, _duration_within(_limits.DURATION)]
+"""Seconds, written as `500ms`, `30s`, `2m`: 1 ms to 24 h."""
+
+Offset = Annotated[float, _duration_within(_limits.OFFSET)]
+"""Seconds that may be zero (when a chaos experiment starts): 0 to 24 h."""
 
 Cpu = Annotated[float, BeforeValidator(_cpu)]
-"""Cores, written as `250m` or `1.5`."""
+"""Cores, written as `250m` or `1.5`: 10m to 1024."""
 
 Memory = Annotated[int, BeforeValidator(_memory), PlainSerializer(int)]
-"""Bytes, written as `256Mi`."""
+"""Bytes, written as `256Mi`: 4Mi to 1Ti."""
+
+Threshold = Annotated[str, AfterValidator(_threshold)]
+"""`p99 < 250ms`, `errors < 1%`: parsed when the pipeline loads."""
+
+MixWeight = Annotated[float, AfterValidator(_limits.MIX_WEIGHT.check)]
+"""A request's weight in a mix: finite, more than 0."""
+
+HttpStatus = Annotated[
+    int, Interval(ge=int(_limits.HTTP_STATUS.low), le=int(_limits.HTTP_STATUS.high))
+]
+"""A status code, 100 to 599."""
