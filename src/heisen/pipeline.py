@@ -11,9 +11,8 @@ collected and raised together as one `PipelineError`; nothing has started.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
-import sys
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from heisen import _templates
+from heisen._schema import _limits
 from heisen._schema._errors import problems_from_validation
 from heisen._schema._partial import validate_partially
 from heisen._schema._phases import (
@@ -51,8 +51,9 @@ from heisen._schema._system import (
     SetupStep,
 )
 from heisen._schema._types import Strict
-from heisen._yaml import YamlDocument, YamlPath, load_yaml_file
+from heisen._yaml import YamlDocument, YamlPath, load_yaml_text, read_capped
 from heisen.errors import PipelineError, Problem
+from heisen.oracle._python_ref import check_python_ref  # static: validate imports nothing
 
 __all__ = [
     "PHASE_ORDER",
@@ -85,6 +86,23 @@ __all__ = [
 ]
 
 PHASE_ORDER = ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
+_METHOD = re.compile(r"^[A-Za-z]{1,20}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+_PLACEHOLDERS = re.compile(r"\{\{.*?\}\}")
+# Chaos experiments whose attributes are a toxic's, and the keys they take besides it.
+_CHAOS_TOXICS = {
+    "pod-network-latency": ("latency", {"toxicity", "stream"}),
+    "pod-network-loss": ("timeout", {"loss", "stream"}),
+    "reset-peer": ("reset_peer", {"toxicity", "stream"}),
+}
+_KUBERNETES_KEYS = {
+    "destination_hosts",
+    "destination_ips",
+    "target_container",
+    "network_interface",
+    "service_account",
+}
+_TOXIC_MS_KEYS = {"latency", "jitter", "timeout"}
 PYTHON_PROBE_KWARGS = frozenset({"deps", "services", "run_dir", "trial", "seed"})
 # Where the entries other parts refer to by name live, and what messages call them.
 NAMED_ENTRIES = {
@@ -99,7 +117,7 @@ class Pipeline(Strict):
     kind: Literal["Pipeline"] = "Pipeline"
     name: str
     description: str | None = None
-    seed: int | None = None
+    seed: int | None = _limits.SEED.field(None)
     allow_hosts: list[str] = Field(default_factory=list)
     dependencies: dict[str, Dependency] = Field(default_factory=dict)
     services: dict[str, Service] = Field(min_length=1)
@@ -130,7 +148,8 @@ class LoadedPipeline:
 
 def load_pipeline(path: Path) -> LoadedPipeline:
     path = Path(path)
-    document = load_yaml_file(path)
+    raw = read_capped(path)
+    document = load_yaml_text(raw, source=str(path))
     if not isinstance(document.data, dict):
         raise PipelineError(
             str(path),
@@ -150,7 +169,7 @@ def load_pipeline(path: Path) -> LoadedPipeline:
     problems = _Checker(pipeline, document, path.parent).problems()
     if problems:
         raise PipelineError(str(path), problems)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(raw).hexdigest()
     return LoadedPipeline(pipeline=pipeline, path=path.resolve(), sha256=digest, raw=document.data)
 
 
@@ -186,24 +205,29 @@ class _Checker:
             self.add(path, f"no such file: {relative} (looked in {self.base_dir})")
 
     def _service_roots(self) -> dict[str, Any]:
+        # {} is a value with nothing below it: `{{ seed.x }}` names nothing
         deps = {
-            name: {"dsn": None, "url": None, "host": None, "port": None}
+            name: {"dsn": {}, "url": {}, "host": {}, "port": {}}
             for name in self.pipeline.dependencies
         }
-        services = {
-            name: {"url": None, "host": None, "port": None} for name in self.pipeline.services
-        }
+        services = {name: {"url": {}, "host": {}, "port": {}} for name in self.pipeline.services}
         return {
             "deps": deps,
             "services": services,
-            "python": None,
-            "run_dir": None,
-            "seed": None,
-            "replica": None,
+            "python": {},
+            "run_dir": {},
+            "seed": {},
+            "replica": {},
         }
 
     def _request_roots(self) -> dict[str, Any]:
-        return {"faker": None, "i": None, "trial": None, "seed": None, "run_id": None}
+        return {
+            "faker": _templates.FakerProviders(),
+            "i": {},
+            "trial": {},
+            "seed": {},
+            "run_id": {},
+        }
 
     def _templates(self, path: YamlPath, value: Any, roots: dict[str, Any]) -> None:
         if isinstance(value, str):
@@ -224,6 +248,7 @@ class _Checker:
             self._file((*path, "stub"), dep.stub, directory=True)
         if dep.command:
             self._templates((*path, "command"), dep.command, self._service_roots())
+        self._check_reach(path, {"dsn": dep.dsn, "url": dep.url}, dep.stub)
 
     def _check_service(self, name: str, service: Service) -> None:
         path: YamlPath = ("services", name)
@@ -235,6 +260,22 @@ class _Checker:
             self._file((*path, "cwd"), service.cwd, directory=True)
         if service.stub:
             self._file((*path, "stub"), service.stub, directory=True)
+        self._check_reach(path, {"url": service.url}, service.stub)
+
+    def _check_reach(
+        self, path: YamlPath, addresses: dict[str, str | None], stub: str | None
+    ) -> None:
+        """The loopback rule (system._addresses) on each address and each stub proxyBaseUrl."""
+        from heisen.isolate._stub._mappings import proxy_problems
+        from heisen.system._addresses import loopback_problems
+
+        allow = self.pipeline.allow_hosts
+        for key, address in addresses.items():
+            for message in loopback_problems(address, allow) if address else []:
+                self.add((*path, key), message)
+        if stub and (self.base_dir / stub).is_dir():
+            for message in proxy_problems(self.base_dir / stub, allow):
+                self.add((*path, "stub"), message)
 
     def _check_call(self, path: YamlPath, call: HttpCall, roots: dict[str, Any]) -> None:
         if call.service is not None and call.service not in self.pipeline.services:
@@ -244,6 +285,16 @@ class _Checker:
             )
         if not call.path.startswith("/"):
             self.add((*path, "path"), f"a path starts with '/': {call.path!r}")
+        if not _METHOD.match(call.method):
+            self.add((*path, "method"), f"{call.method!r} is not an HTTP method (GET, POST, ...)")
+        outside = _PLACEHOLDERS.sub("", call.path)
+        if any(c.isspace() for c in outside):
+            self.add((*path, "path"), f"a path has no spaces or line breaks: {call.path!r}")
+        for name, value in call.headers.items():
+            if not _HEADER_NAME.match(name):
+                self.add((*path, "headers", name), f"{name!r} is not a header name")
+            elif "\r" in value or "\n" in value:
+                self.add((*path, "headers", name), "a header value has no line breaks")
         for part, value in (
             ("path", call.path),
             ("headers", call.headers),
@@ -346,6 +397,13 @@ class _Checker:
             section = getattr(phases, name)
             if section and section.load is not None:
                 self._check_load(("phases", name, "load"), section.load)
+        if phases.stress and phases.stress.sweep is not None:
+            load = phases.stress.load or self.pipeline.scenario.load
+            if not any(step.burst is not None for step in load):
+                self.add(
+                    ("phases", "stress", "sweep"),
+                    "sweep grows a burst, but the load has no burst: step; add one or remove sweep:",
+                )
         if phases.fuzz:
             if phases.fuzz.openapi:
                 self._file(("phases", "fuzz", "openapi"), phases.fuzz.openapi)
@@ -360,7 +418,9 @@ class _Checker:
                         f"{stub!r} names no dependency or service with a stub: root",
                     )
             for index, toxic in enumerate(phases.isolate.toxics):
-                self._check_link(("phases", "isolate", "toxics", index, "link"), toxic.link)
+                toxic_path: YamlPath = ("phases", "isolate", "toxics", index)
+                self._check_link((*toxic_path, "link"), toxic.link)
+                self._check_toxic((*toxic_path, "attributes"), toxic.type, toxic.attributes)
         if phases.contain:
             for name in phases.contain.resources:
                 if name not in self.pipeline.services:
@@ -386,6 +446,42 @@ class _Checker:
                 path, f"{link!r} is not a link; links are service->dependency: {', '.join(links)}"
             )
 
+    def _check_toxic(self, path: YamlPath, kind: str, attributes: dict[str, Any]) -> None:
+        """A toxic's attributes as the proxy will read them, with times bounded."""
+        from heisen.system._toxics import ATTRIBUTE_MODELS, ToxicType
+
+        model = ATTRIBUTE_MODELS[ToxicType(kind)]
+        try:
+            model.model_validate(attributes)
+        except ValidationError as exc:
+            for item in exc.errors():
+                where = tuple(str(part) for part in item["loc"])
+                allowed = ", ".join(sorted(model.model_fields))
+                message = item["msg"].removeprefix("Value error, ")
+                if item["type"] == "extra_forbidden":
+                    message = f"a {kind} toxic has no attribute {where[-1]!r} (it takes {allowed})"
+                self.add((*path, *where), message)
+            return
+        for key, value in attributes.items():
+            if key in _TOXIC_MS_KEYS or key.endswith("_ms"):
+                self._check_number((*path, key), value, key)
+
+    def _check_number(self, path: YamlPath, value: Any, key: str, *, stream: bool = False) -> None:
+        if stream and key == "stream":
+            if value not in ("upstream", "downstream"):
+                self.add(path, f"stream is upstream or downstream, not {value!r}")
+            return
+        bounds = {"toxicity": _limits.FRACTION, "loss": _limits.PERCENTAGE}.get(
+            key, _limits.TOXIC_MS
+        )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.add(path, f"{key} is a number, not {value!r}")
+            return
+        try:
+            bounds.check(value if math.isfinite(value) else float("inf"))
+        except ValueError as exc:
+            self.add(path, f"{key}: {exc}")
+
     def _check_chaos(self, chaos: ChaosSection) -> None:
         names = {inv.name for inv in self.pipeline.invariants}
         for index, experiment in enumerate(chaos.experiments):
@@ -408,38 +504,21 @@ class _Checker:
                 self.add(path, f"{experiment.kind} needs link: (service->dependency)")
             else:
                 self._check_link((*path, "link"), experiment.link)
+            if experiment.kind in _CHAOS_TOXICS:
+                toxic, extra = _CHAOS_TOXICS[experiment.kind]
+                attributes = {
+                    key: value
+                    for key, value in experiment.attributes.items()
+                    if key not in extra and key not in _KUBERNETES_KEYS
+                }
+                for key in sorted(extra & set(experiment.attributes)):
+                    self._check_number(
+                        (*path, "attributes", key), experiment.attributes[key], key, stream=True
+                    )
+                self._check_toxic((*path, "attributes"), toxic, attributes)
         for index, probe in enumerate(chaos.probes):
             if probe.invariant is not None and probe.invariant not in names:
                 self.add(
                     ("phases", "chaos", "probes", index, "invariant"),
                     f"no invariant named {probe.invariant!r}",
                 )
-
-
-def check_python_ref(ref: str, allowed_kwargs: frozenset[str], base_dir: Path) -> str | None:
-    """Why `module:function` cannot serve as a probe, or None when it can."""
-    module_name, sep, function_name = ref.partition(":")
-    if not sep or not module_name or not function_name:
-        return f"{ref!r} is not module:function"
-    added = str(base_dir.resolve())
-    sys.path.insert(0, added)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time failure is the user's to see
-        return f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
-    finally:
-        if added in sys.path:
-            sys.path.remove(added)
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        return f"{module_name!r} has no function {function_name!r}"
-    signature = inspect.signature(function)
-    for name, parameter in signature.parameters.items():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        if parameter.default is parameter.empty and name not in allowed_kwargs:
-            return (
-                f"{ref}: parameter {name!r} cannot be bound; a probe function is called with keywords "
-                f"from {', '.join(sorted(allowed_kwargs))}"
-            )
-    return None
