@@ -11,13 +11,14 @@ its responses by status.
 from __future__ import annotations
 
 import difflib
-import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heisen._json import load_json_file
 from heisen._yaml import YamlDocument, YamlPath, format_path, load_yaml_file
 from heisen.errors import PipelineError, Problem, UsageError
 from heisen.fuzz._schema import Schema, SchemaType
@@ -86,17 +87,21 @@ class OpenApiDocument:
 
 def load_openapi(path: Path) -> OpenApiDocument:
     """Load and check an OpenAPI document; every problem is reported at once."""
-    if path.suffix.lower() == ".json" and path.is_file():
-        text = path.read_text(encoding="utf-8", errors="replace")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problem = Problem("", f"invalid JSON: {exc.msg}", line=exc.lineno, column=exc.colno)
-            raise PipelineError(str(path), [problem]) from exc
-        document = YamlDocument(source=str(path), data=data)
+    if path.suffix.lower() == ".json":
+        document = load_json_file(path)
     else:
         document = load_yaml_file(path)
-    return _Builder(document).build()
+    return parse_openapi(document)
+
+
+def parse_openapi(document: YamlDocument) -> OpenApiDocument:
+    """Check and build an OpenAPI document already read; every problem is reported at once."""
+    try:
+        return _Builder(document).build()
+    except RecursionError:
+        # Text nesting is capped by the loaders; a long chain of distinct `$ref`s is not.
+        message = "schemas nest too deeply (a chain of hundreds of $refs?); refusing to load it"
+        raise PipelineError(document.source, [Problem("", message)]) from None
 
 
 def find_operation(document: OpenApiDocument, wanted: str) -> Operation:
@@ -455,6 +460,8 @@ class _Builder:
                 raw if isinstance(raw, bool) else self.schema(raw, (*path, "additionalProperties"))
             )
         items = self.schema(node["items"], (*path, "items")) if "items" in node else None
+        self.ordered(node, path, ("minimum", "maximum"), ("minLength", "maxLength"))
+        self.ordered(node, path, ("minItems", "maxItems"), ("minProperties", "maxProperties"))
         return Schema(
             type=kind,
             format=str(node["format"]) if "format" in node else None,
@@ -482,18 +489,29 @@ class _Builder:
         self, node: dict[str, Any], path: YamlPath, key: str, exclusive_key: str
     ) -> tuple[float | None, bool]:
         value = node.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            self.problem((*path, key), f"`{key}` must be a number, found {value!r}")
+        if value is not None and not _finite(value):
+            self.problem((*path, key), f"`{key}` must be a finite number, found {value!r}")
             value = None
         exclusive = node.get(exclusive_key, False)
         if isinstance(exclusive, bool):
             return value, exclusive and value is not None
-        if isinstance(exclusive, int | float):
+        if _finite(exclusive):
             return exclusive, True
         self.problem(
-            (*path, exclusive_key), f"`{exclusive_key}` must be a boolean (3.0) or a number (3.1)"
+            (*path, exclusive_key),
+            f"`{exclusive_key}` must be a boolean (3.0) or a finite number (3.1)",
         )
         return value, False
+
+    def ordered(self, node: dict[str, Any], path: YamlPath, *pairs: tuple[str, str]) -> None:
+        """A lower bound above its upper bound accepts no value: nothing could be generated."""
+        for low_key, high_key in pairs:
+            low: Any = node.get(low_key)
+            high: Any = node.get(high_key)
+            if _finite(low) and _finite(high) and low > high:
+                self.problem(
+                    (*path, low_key), f"`{low_key}` ({low}) is above `{high_key}` ({high})"
+                )
 
     def count(self, node: dict[str, Any], path: YamlPath, key: str) -> int | None:
         value = node.get(key)
@@ -512,6 +530,16 @@ class _Builder:
             self.problem((*path, key), f"`{key}` must be a non-empty list of schemas")
             return ()
         return tuple(self.schema(child, (*path, key, index)) for index, child in enumerate(raw))
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number a float can hold: not a boolean, NaN, an infinity or a 400-digit integer."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_json(media: str) -> bool:

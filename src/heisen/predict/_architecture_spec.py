@@ -48,7 +48,10 @@ Cores = Annotated[float, BeforeValidator(_cpu)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # NaN and infinities are refused: a NaN weight or an infinite latency would poison the swarm.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class UniformSpec(_Strict):

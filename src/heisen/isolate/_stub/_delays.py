@@ -22,6 +22,11 @@ from typing import Any
 from heisen.isolate._stub._matchers import Path, Report
 
 MAX_RESAMPLES = 1000
+MAX_DELAY_MS = 3_600_000.0
+"""One hour: the longest delay (median, bound, total) a mapping may ask for."""
+MAX_SIGMA = 10.0
+"""Beyond this a lognormal's tail overflows a float (exp(sigma · 38) for the rarest draws)."""
+MAX_CHUNKS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +89,20 @@ class ChunkedDribble:
 
 
 def _number(
-    data: dict[str, Any], key: str, path: Path, report: Report, *, minimum: float = 0.0
+    data: dict[str, Any],
+    key: str,
+    path: Path,
+    report: Report,
+    *,
+    minimum: float = 0.0,
+    maximum: float = MAX_DELAY_MS,
 ) -> float | None:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         report((*path, key), f"{key} must be a number" if key in data else f"{key} is required")
         return None
-    if value < minimum:
-        report((*path, key), f"{key} must be ≥ {minimum:g}, not {value}")
+    if not minimum <= value <= maximum:  # also false for NaN
+        report((*path, key), f"{key} must be between {minimum:g} and {maximum:g}, not {value}")
         return None
     return float(value)
 
@@ -103,7 +114,7 @@ def parse_distribution(data: Any, path: Path, report: Report) -> Distribution | 
     kind = data.get("type")
     if kind == "lognormal":
         median = _number(data, "median", path, report)
-        sigma = _number(data, "sigma", path, report)
+        sigma = _number(data, "sigma", path, report, maximum=MAX_SIGMA)
         cap = _number(data, "maxValue", path, report) if "maxValue" in data else None
         if median is None or sigma is None or ("maxValue" in data and cap is None):
             return None
@@ -131,8 +142,11 @@ def parse_dribble(data: Any, path: Path, report: Report) -> ChunkedDribble | Non
     if not isinstance(data, dict):
         report(path, "chunkedDribbleDelay is an object {numberOfChunks, totalDuration}")
         return None
-    chunks = _number(data, "numberOfChunks", path, report, minimum=1)
+    chunks = _number(data, "numberOfChunks", path, report, minimum=1, maximum=MAX_CHUNKS)
     total = _number(data, "totalDuration", path, report)
     if chunks is None or total is None:
+        return None
+    if chunks != int(chunks):
+        report((*path, "numberOfChunks"), f"numberOfChunks is a whole number, not {chunks:g}")
         return None
     return ChunkedDribble(int(chunks), total)

@@ -5,16 +5,21 @@ one mapping or `{"mappings": [...]}`, with bodies from `root/__files/`.
 Every file is checked in full before anything is served: the error lists
 each problem with its file, JSON path and (for YAML) line, for example
 `mappings/pay.json: mappings[2].request.urlPattern: invalid regular expression`.
+
+A `proxyBaseUrl` obeys heisen's loopback rule (`heisen.system._addresses`):
+its host must be loopback or listed in `allow_hosts`, else the mapping is
+refused like any other invalid one, from a file or from the admin API.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
+from heisen._json import load_json_file
 from heisen._yaml import YamlDocument, load_yaml_file
 from heisen.errors import PipelineError, Problem
 from heisen.isolate._stub._matchers import Path, _did_you_mean
@@ -39,6 +44,7 @@ MAPPING_KEYS = (
     "serveEventListeners",
 )
 SUFFIXES = (".json", ".yaml", ".yml")
+PROXY_REFUSED = "proxyBaseUrl goes where heisen may not send traffic: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +69,11 @@ class Mapping:
         return {"id": self.id, "uuid": self.id, **data}
 
 
-def load_mappings(root: FsPath) -> list[Mapping]:
-    """Every mapping under `root/mappings`, in file-name order; PipelineError if any is wrong."""
+def load_mappings(root: FsPath, allow_hosts: Collection[str] = ()) -> list[Mapping]:
+    """Every mapping under `root/mappings`, in file-name order; PipelineError if any is wrong.
+
+    A `proxyBaseUrl` may reach loopback and the hosts in `allow_hosts` only.
+    """
     folder = root / "mappings"
     if not root.is_dir():
         raise PipelineError(str(root), [Problem("", "the stub root is not a directory")])
@@ -78,7 +87,7 @@ def load_mappings(root: FsPath) -> list[Mapping]:
     failures: list[PipelineError] = []
     for path in paths:
         try:
-            mappings += parse_document(_read(path), files_dir)
+            mappings += parse_document(_read(path), files_dir, allow_hosts)
         except PipelineError as error:
             failures.append(error)
     if len(failures) == 1:
@@ -97,21 +106,13 @@ def load_mappings(root: FsPath) -> list[Mapping]:
 
 def _read(path: FsPath) -> YamlDocument:
     if path.suffix == ".json":
-        raw = path.read_bytes()
-        try:
-            return YamlDocument(source=str(path), data=json.loads(raw.decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            raise PipelineError(
-                str(path), [Problem("", f"not UTF-8 text (byte {exc.start})")]
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise PipelineError(
-                str(path), [Problem("", f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
-            ) from exc
+        return load_json_file(path)
     return load_yaml_file(path)
 
 
-def parse_document(document: YamlDocument, files_dir: FsPath | None) -> list[Mapping]:
+def parse_document(
+    document: YamlDocument, files_dir: FsPath | None, allow_hosts: Collection[str] = ()
+) -> list[Mapping]:
     """The mappings of one document (single mapping or `{"mappings": [...]}`)."""
     data = document.data
     problems: list[Problem] = []
@@ -126,11 +127,13 @@ def parse_document(document: YamlDocument, files_dir: FsPath | None) -> list[Map
             report(("mappings",), "mappings is a list of stub mappings")
             items = []
         for i, item in enumerate(items):
-            mapping = parse_mapping(item, ("mappings", i), report, files_dir, document.source)
+            mapping = parse_mapping(
+                item, ("mappings", i), report, files_dir, document.source, allow_hosts
+            )
             if mapping is not None:
                 found.append(mapping)
     elif isinstance(data, dict):
-        mapping = parse_mapping(data, (), report, files_dir, document.source)
+        mapping = parse_mapping(data, (), report, files_dir, document.source, allow_hosts)
         if mapping is not None:
             found.append(mapping)
     else:
@@ -141,7 +144,12 @@ def parse_document(document: YamlDocument, files_dir: FsPath | None) -> list[Map
 
 
 def parse_mapping(
-    data: Any, path: Path, report: Any, files_dir: FsPath | None, source: str = ""
+    data: Any,
+    path: Path,
+    report: Any,
+    files_dir: FsPath | None,
+    source: str = "",
+    allow_hosts: Collection[str] = (),
 ) -> Mapping | None:
     if not isinstance(data, dict):
         report(path, "a stub mapping is an object with request and response")
@@ -179,6 +187,11 @@ def parse_mapping(
         note(path, "a stub mapping needs a request")
     request = compile_request(data.get("request"), (*path, "request"), note)
     response = parse_response(data.get("response"), (*path, "response"), note, files_dir, stub_id)
+    if response is not None and response.proxy is not None:
+        from heisen.system._addresses import loopback_problems
+
+        for message in loopback_problems(response.proxy.base_url, allow_hosts):
+            note((*path, "response", "proxyBaseUrl"), PROXY_REFUSED + message)
     if failed or request is None or response is None:
         return None
     return Mapping(
@@ -196,14 +209,39 @@ def parse_mapping(
 
 
 def mapping_from_json(
-    data: Any, files_dir: FsPath | None, source: str = "admin request"
+    data: Any,
+    files_dir: FsPath | None,
+    source: str = "admin request",
+    allow_hosts: Collection[str] = (),
 ) -> Mapping:
     """One mapping sent to the admin API; PipelineError listing every problem."""
     document = YamlDocument(source=source, data=data)
     problems: list[Problem] = []
     mapping = parse_mapping(
-        data, (), lambda p, m: problems.append(document.problem(p, m)), files_dir, source
+        data,
+        (),
+        lambda p, m: problems.append(document.problem(p, m)),
+        files_dir,
+        source,
+        allow_hosts,
     )
     if problems or mapping is None:
         raise PipelineError(source, problems or [Problem("", "not a stub mapping")])
     return mapping
+
+
+def proxy_problems(root: FsPath, allow_hosts: Collection[str]) -> list[str]:
+    """Each `proxyBaseUrl` under `root` that breaks the loopback rule, located; [] otherwise.
+
+    For the pipeline validator. Mapping files that are wrong in other ways
+    are not reported here (load_mappings says what is wrong with them).
+    """
+    try:
+        load_mappings(root, allow_hosts)
+    except PipelineError as error:
+        return [
+            f"{error.source}: {p.location()}: {p.message}"
+            for p in error.problems
+            if p.message.startswith(PROXY_REFUSED)
+        ]
+    return []

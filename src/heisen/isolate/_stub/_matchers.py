@@ -48,6 +48,9 @@ UNSUPPORTED = (
 )
 
 
+_MAX_NESTING = 32  # and/or inside and/or: the loaders cap documents, the admin API does not
+
+
 @dataclass(frozen=True, slots=True)
 class ValueMatcher:
     operator: str
@@ -63,6 +66,9 @@ class ValueMatcher:
 def compile_matcher(spec: Any, path: Path, report: Report) -> ValueMatcher | None:
     if not isinstance(spec, dict):
         report(path, 'a match operator is an object such as {"equalTo": "value"}')
+        return None
+    if len(path) > _MAX_NESTING:
+        report(path, f"match operators nest deeper than {_MAX_NESTING} levels")
         return None
     operators = [key for key in spec if key in OPERATORS]
     for key in spec:
@@ -157,10 +163,15 @@ def _compile_equal_to_json(
     spec: dict[str, Any], expected: Any, where: Path, report: Report
 ) -> ValueMatcher | None:
     if isinstance(expected, str):
+        from heisen._json import load_json_text
+        from heisen.errors import PipelineError
+
         try:
-            expected = json.loads(expected)
-        except json.JSONDecodeError as exc:
-            report(where, f"equalToJson holds invalid JSON: {exc.msg} (char {exc.pos})")
+            expected = load_json_text(expected, source="equalToJson").data
+        except PipelineError as exc:
+            problem = exc.problems[0]
+            at = f" (line {problem.line}:{problem.column})" if problem.line else ""
+            report(where, f"equalToJson holds no usable JSON: {problem.message}{at}")
             return None
     any_order = bool(spec.get("ignoreArrayOrder", False))
     extra = bool(spec.get("ignoreExtraElements", False))
@@ -269,5 +280,5 @@ def _subsequence(expected: list[Any], actual: list[Any], any_order: bool, extra:
 def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(word, choices, n=1)
+    close = difflib.get_close_matches(str(word), choices, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""

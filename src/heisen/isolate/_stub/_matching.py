@@ -222,6 +222,9 @@ def _named(
         return ()
     found = []
     for name, spec in data.items():
+        if not isinstance(name, str):
+            report((*path, name), f"a name is a string, not {name!r}")
+            continue
         matcher = compile_matcher(spec, (*path, name), report)
         if matcher is not None:
             found.append((fold(name), matcher))
@@ -242,6 +245,13 @@ def _url_test(
         names = tuple(_TEMPLATE_VAR.findall(value))
         if not names:
             return (lambda r: _NO_CAPTURE if r.path == value else None), value, ()
+        clashing = [name for name in names if sum(_group(n) == _group(name) for n in names) > 1]
+        if clashing:
+            report(
+                path,
+                f"the variables {', '.join(dict.fromkeys(clashing))} appear twice (or differ only in punctuation)",
+            )
+            return None
         pieces = _TEMPLATE_VAR.split(value)
         regex = "".join(
             re.escape(piece) if i % 2 == 0 else f"(?P<{_group(piece)}>[^/]+)"

@@ -18,6 +18,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from heisen.isolate._stub._delays import (
+    MAX_DELAY_MS,
     ChunkedDribble,
     Distribution,
     parse_distribution,
@@ -140,9 +141,14 @@ def parse_response(
     body = _body(data, path, note, files)
     fixed = data.get("fixedDelayMilliseconds")
     if fixed is not None and (
-        isinstance(fixed, bool) or not isinstance(fixed, (int, float)) or fixed < 0
+        isinstance(fixed, bool)
+        or not isinstance(fixed, (int, float))
+        or not 0 <= fixed <= MAX_DELAY_MS  # also false for NaN
     ):
-        note((*path, "fixedDelayMilliseconds"), "fixedDelayMilliseconds is a number ≥ 0")
+        note(
+            (*path, "fixedDelayMilliseconds"),
+            f"fixedDelayMilliseconds is a number from 0 to {MAX_DELAY_MS:g} (one hour), not {fixed!r}",
+        )
         fixed = None
     distribution = None
     if "delayDistribution" in data:
@@ -200,6 +206,9 @@ def _headers(data: Any, path: Path, report: Report) -> tuple[tuple[str, str], ..
         return ()
     found: list[tuple[str, str]] = []
     for name, value in data.items():
+        if not isinstance(name, str):
+            report((*path, name), f"a header name is a string, not {name!r}")
+            continue
         if name.lower() in _MANAGED_HEADERS:
             continue  # the stub frames the body itself
         values = value if isinstance(value, list) else [value]
@@ -221,7 +230,11 @@ def _body(data: dict[str, Any], path: Path, report: Report, files: FsPath | None
     key = present[0]
     value = data[key]
     if key == "jsonBody":
-        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except ValueError:
+            report((*path, key), "jsonBody holds NaN or Infinity, which JSON cannot carry")
+            return None
     if not isinstance(value, str):
         report((*path, key), f"{key} is a string")
         return None
