@@ -1,13 +1,20 @@
-"""The reproduction ladder: one violation rate per phase, read from the manifest."""
+"""The reproduction ladder: one violation rate per phase, read from the manifest.
+
+A phase that is inconclusive (its condition never happened) or errored (an
+invariant could not be evaluated) has no rate on the ladder: it reads
+``contain inconclusive`` or ``stress error``, never ``0%``, and its note says why.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from heisen.manifest import RunManifest
+from heisen.manifest import PhaseRecord, RunManifest
+from heisen.report._facts import inconclusive_reason, trial_errors
 
 LADDER_PHASES = ("predict", "stress", "isolate", "contain", "chaos")
+UNMEASURED = ("inconclusive", "error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +27,8 @@ class Rung:
     note: str
 
     def label(self) -> str:
+        if self.status in UNMEASURED:
+            return f"{self.phase} {self.status}"
         if self.rate is None:
             return f"{self.phase} —"
         return f"{self.phase} {format_rate(self.rate)}"
@@ -56,12 +65,27 @@ def ladder(manifest: RunManifest) -> list[Rung]:
             rate = float(outputs["violation_rate"])
             interval = outputs.get("ci95")
             ci = (float(interval[0]), float(interval[1])) if interval else None
-        rungs.append(Rung(name, str(record.status), rate, ci, trials, note))
+        status = str(record.status)
+        if status in UNMEASURED:
+            rate, ci, note = None, None, _why_unmeasured(name, record)
+        rungs.append(Rung(name, status, rate, ci, trials, note))
     return rungs
 
 
+def _why_unmeasured(name: str, record: PhaseRecord) -> str:
+    if str(record.status) == "inconclusive":
+        return inconclusive_reason(name, record)
+    errors = trial_errors(name, record.outputs)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return errors[0].describe() + more
+    if record.error is not None:
+        return f"{record.error.type}: {record.error.message}"
+    return record.summary or "the phase failed to run"
+
+
 def ladder_line(rungs: list[Rung]) -> str:
-    shown = [r for r in rungs if r.rate is not None]
+    shown = [r for r in rungs if r.rate is not None or r.status in UNMEASURED]
     return " → ".join(r.label() for r in shown) if shown else "no phase measured a violation rate"
 
 
@@ -71,8 +95,9 @@ def invariant_lines(manifest: RunManifest) -> list[str]:
     for name in LADDER_PHASES:
         record = manifest.phases.get(name)
         per_invariant = (record.outputs or {}).get("per_invariant") if record else None
+        unmeasured = str(record.status) if record and str(record.status) in UNMEASURED else None
         for invariant, figures in (per_invariant or {}).items():
             rates.setdefault(invariant, []).append(
-                f"{name} {format_rate(float(figures['violation_rate']))}"
+                f"{name} {unmeasured or format_rate(float(figures['violation_rate']))}"
             )
     return [f"{invariant}: {' → '.join(steps)}" for invariant, steps in rates.items()]

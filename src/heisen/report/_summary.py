@@ -11,11 +11,19 @@ import re
 from pathlib import Path
 from typing import Any
 
-from heisen.manifest import RunManifest
+from heisen.manifest import PhaseRecord, RunManifest
+from heisen.report._facts import (
+    bounds,
+    error_headline,
+    evidence_line,
+    inconclusive_phases,
+    trial_errors,
+)
 from heisen.report._ladder import format_rate, invariant_lines, ladder, ladder_line
 from heisen.report._terminal import styled
 
 _MAX_FINDINGS = 20
+_MAX_TRIAL_ERRORS = 10
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -37,15 +45,11 @@ def print_summary(
     console.print(_indented(f"[bold]ladder:[/] {escape(ladder_line(ladder(manifest)))}", 8))
     for line in invariant_lines(manifest):
         console.print(_indented(f"  {escape(line)}", 10))
+    _print_bounds(manifest, console)
+    for name, reason in inconclusive_phases(manifest):
+        console.print(_indented(f"[yellow]inconclusive in {escape(name)}:[/] {clean(reason)}", 2))
     for name, record in manifest.phases.items():
-        if record.error is not None:
-            console.print(
-                _indented(
-                    f"[red]error in {escape(name)}:[/] {escape(record.error.type)}: "
-                    f"{clean(record.error.message)}",
-                    2,
-                )
-            )
+        _print_error(name, record, console)
     _print_findings(manifest, console)
     failures = (
         (manifest.phases["fuzz"].outputs.get("failures") or []) if "fuzz" in manifest.phases else []
@@ -64,6 +68,36 @@ def print_summary(
     )
     for report in reports:
         console.print(f"  report: {escape(str(run_dir / report))}", soft_wrap=True)
+
+
+def _print_bounds(manifest: RunManifest, console: Any) -> None:
+    from rich.markup import escape
+
+    found = bounds(manifest)
+    if not found:
+        return
+    console.print("[bold]bounds:[/]")
+    for bound in found:
+        console.print(_indented(f"  {escape(bound.phase)}: {clean(bound.line())}", 4))
+
+
+def _print_error(name: str, record: PhaseRecord, console: Any) -> None:
+    from rich.markup import escape
+
+    errors = trial_errors(name, record.outputs)
+    headline = error_headline(name, record)
+    if headline is None and not errors:
+        return
+    head = f"[red]error in {escape(name)}:[/]"
+    if headline is not None:
+        head += f" {clean(headline)}"
+    console.print(_indented(head, 2))
+    for error in errors[:_MAX_TRIAL_ERRORS]:
+        console.print(_indented(f"  {clean(error.describe())}", 4))
+    if len(errors) > _MAX_TRIAL_ERRORS:
+        console.print(f"    … and {len(errors) - _MAX_TRIAL_ERRORS} more in the manifest")
+    for meaning in dict.fromkeys(error.meaning for error in errors):
+        console.print(_indented(f"  → {escape(meaning)}", 4))
 
 
 def _phase_table(manifest: RunManifest) -> Any:
@@ -113,6 +147,9 @@ def _print_findings(manifest: RunManifest, console: Any) -> None:
     for finding in findings[:_MAX_FINDINGS]:
         head = f"[red]✗[/] {escape(str(finding.get('phase')))}: [bold]{escape(str(finding.get('name')))}[/]"
         console.print(_indented(f"{head}: {clean(finding.get('message', ''))}", 4, first=2))
+        evidence = evidence_line(finding.get("evidence"))
+        if evidence:
+            console.print(_indented(f"    evidence: {clean(evidence)}", 6))
         if finding.get("replay"):
             console.print(f"    replay: {clean(finding['replay'])}", soft_wrap=True)
         timeline = (finding.get("evidence") or {}).get("timeline")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from heisen.report._ladder import Rung, format_rate
+from heisen.report._ladder import UNMEASURED, Rung, format_rate
 
 __all__ = [
     "history_chart",
@@ -115,6 +115,10 @@ def ladder_chart(rungs: Sequence[Rung]) -> str:
         y = top + i * row
         mid = y + row / 2
         body.append(_text(left - 10, mid + 4, rung.phase, "label strong", "end"))
+        if rung.status in UNMEASURED:
+            why = rung.note if len(rung.note) <= 100 else rung.note[:99] + "…"
+            body.append(_text(left + 6, mid + 4, f"{rung.status}: {why}", f"muted {rung.status}"))
+            continue
         if rung.rate is None:
             body.append(_text(left + 6, mid + 4, f"not measured ({rung.status})", "muted"))
             continue
@@ -140,10 +144,12 @@ def ladder_chart(rungs: Sequence[Rung]) -> str:
         body.append(_text(right + 8, mid + 4, label, "value"))
     axis = "log scale" if scale.log else "linear scale"
     desc = "; ".join(
-        f"{r.phase}: {format_rate(r.rate)}"
+        f"{r.phase}: {r.status} ({r.note})"
+        if r.status in UNMEASURED
+        else f"{r.phase}: {format_rate(r.rate or 0.0)}"
         + (f" (95% CI {format_rate(r.ci95[0])} to {format_rate(r.ci95[1])})" if r.ci95 else "")
         for r in rungs
-        if r.rate is not None
+        if r.rate is not None or r.status in UNMEASURED
     )
     return _svg(
         f"Reproduction ladder: violation rate per phase ({axis})",

@@ -12,7 +12,8 @@ from heisen._units import format_duration
 STATUS_STYLE = {
     "passed": "green",
     "failed": "bold red",
-    "error": "bold red",
+    "error": "bold white on red",
+    "inconclusive": "bold yellow",
     "skipped": "dim",
     "interrupted": "yellow",
     "pending": "dim",
@@ -95,8 +96,22 @@ class TerminalView:
                 self.console.print(
                     f"  {styled(event.status)} in {format_duration(event.duration_s)}: {escape(event.summary)}"
                 )
+                self._print_facts(event)
         elif isinstance(event, ev.RunFinished):
             self._close_progress()
+
+    def _print_facts(self, event: ev.PhaseFinished) -> None:
+        """The invariants that could not be evaluated and the bound, as the phase ends."""
+        from heisen.report._facts import bound_of, trial_errors
+
+        errors = trial_errors(event.phase, event.outputs)
+        for error in errors[:3]:
+            self.console.print(f"  [red]✗[/] {escape(error.describe())}")
+        if len(errors) > 3:
+            self.console.print(f"  … and {len(errors) - 3} more")
+        bound = bound_of(event.phase, event.outputs, duration_s=event.duration_s)
+        if bound is not None:
+            self.console.print(f"  bound: {escape(bound.line())}")
 
     def _close_progress(self) -> None:
         if self._progress is not None:

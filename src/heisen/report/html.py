@@ -18,8 +18,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from heisen.manifest import PhaseRecord, RunManifest, dump_yaml, write_atomically
+from heisen.manifest import PhaseRecord, RunManifest, write_atomically
 from heisen.report import _svg
+from heisen.report._facts import (
+    bounds,
+    error_headline,
+    evidence_pairs,
+    inconclusive_phases,
+    inconclusive_reason,
+    trial_errors,
+)
 from heisen.report._ladder import Rung, format_rate, ladder, ladder_line
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -52,6 +60,7 @@ def render(manifest: RunManifest) -> str:
     sections = [
         s
         for s in (
+            _verdict_section(manifest),
             _ladder_section(manifest),
             _phases_section(manifest),
             _findings_section(manifest),
@@ -88,7 +97,7 @@ Section = tuple[str, str, str]
 
 def _badge(status: Any) -> str:
     text = str(status)
-    return f'<span class="badge st-{escape(text)}">{escape(text)}</span>'
+    return f'<span class="badge st-{escape(text.replace(" ", "-"))}">{escape(text)}</span>'
 
 
 def _table(
@@ -148,6 +157,66 @@ def _header(manifest: RunManifest) -> str:
     )
 
 
+def _verdict_section(manifest: RunManifest) -> Section | None:
+    """What a CI reader must see first: what could not be evaluated, what proves nothing, bounds."""
+    parts = [_error_box(name, record) for name, record in manifest.phases.items()]
+    parts += [
+        f'<div class="inconclusive-box"><p>{_badge("inconclusive")} <strong>{escape(name)}</strong>: '
+        f'{escape(reason)}</p><p class="muted">Its condition never happened, so this phase '
+        "proves nothing either way.</p></div>"
+        for name, reason in inconclusive_phases(manifest)
+    ]
+    found = bounds(manifest)
+    if found:
+        rows = [
+            (
+                escape(b.phase),
+                _badge("proven" if b.proven else "not proven"),
+                escape(b.sentence()),
+                escape(f"{b.trials_per_s:.3g}" if b.trials_per_s else ""),
+            )
+            for b in found
+        ]
+        parts.append(
+            "<h3>Confidence bounds</h3>"
+            + _table(["phase", "bound", "in words", "trials/s"], rows, (3,))
+        )
+    body = "".join(part for part in parts if part)
+    return ("verdict", "Verdict", body) if body else None
+
+
+def _error_box(name: str, record: PhaseRecord) -> str:
+    errors = trial_errors(name, record.outputs)
+    if str(record.status) != "error" or (record.error is None and not errors):
+        return ""
+    headline = error_headline(name, record)
+    body = (
+        f"<p>{_badge('error')} <strong>{escape(name)}</strong>"
+        + (f": {escape(headline)}" if headline else "")
+        + "</p>"
+    )
+    if errors:
+        body += _table(
+            ["trial", "invariant", "fault", "message"],
+            [
+                (
+                    escape(str(e.trial) if e.trial is not None else "?"),
+                    f"<code>{escape(e.invariant)}</code>",
+                    escape(e.kind),
+                    escape(e.message),
+                )
+                for e in errors
+            ],
+            (0,),
+        )
+        meanings = dict.fromkeys(e.meaning for e in errors)
+        body += "".join(
+            f'<p class="muted">Could not be evaluated: {escape(m)}; nothing here counts as held.</p>'
+            for m in meanings
+        )
+    return f'<div class="error-box">{body}</div>'
+
+
 def _ladder_section(manifest: RunManifest) -> Section | None:
     rungs = ladder(manifest)
     if not rungs:
@@ -193,6 +262,8 @@ def _phases_section(manifest: RunManifest) -> Section:
         text = escape(record.summary or record.skip_reason or "")
         if record.error is not None:
             text += f'<div class="error-box"><strong>{escape(record.error.type)}</strong>: {escape(record.error.message)}</div>'
+        if str(record.status) == "inconclusive":
+            text += f'<div class="inconclusive-box">inconclusive: {escape(inconclusive_reason(name, record))}</div>'
         if record.artifacts:
             text += (
                 '<div class="muted">files: '
@@ -231,6 +302,7 @@ def _findings_section(manifest: RunManifest) -> Section:
             f'<article class="finding"><h3>{escape(str(finding.get("phase")))}: '
             f"{escape(str(finding.get('name')))}</h3><p>{escape(str(finding.get('message', '')))}</p>"
         )
+        parts.append(_evidence_table(finding.get("evidence")))
         if finding.get("replay"):
             parts.append(replay_block(f"replay-{i}", str(finding["replay"])))
         parts.append(_evidence(dict(finding.get("evidence") or {})))
@@ -264,9 +336,23 @@ def _evidence(evidence: dict[str, Any]) -> str:
         )
     if timeline:
         parts.append(f"<details><summary>text timeline</summary>{_pre(str(timeline))}</details>")
-    if evidence:
-        parts.append(f"<details><summary>evidence</summary>{_pre(dump_yaml(evidence))}</details>")
     return "".join(parts)
+
+
+def _evidence_table(evidence: Any) -> str:
+    """The values the invariant compared, one row each."""
+    pairs = evidence_pairs(evidence)
+    if not pairs:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{escape(name)}</code></td><td><code>{escape(value)}</code></td></tr>"
+        for name, value in pairs
+    )
+    return (
+        '<table class="evidence"><caption class="muted">evidence: the values compared</caption>'
+        f'<thead><tr><th scope="col">name</th><th scope="col">value</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def _load_phases(manifest: RunManifest) -> dict[str, dict[str, Any]]:

@@ -1,11 +1,17 @@
 """JUnit XML for CI: a testsuite per phase, a testcase per invariant (and per fuzz failure).
 
 Each load-bearing phase (stress, isolate, contain, chaos) gets one testcase per
-invariant of the pipeline (plus any the findings name): passed, or a
-``<failure>`` carrying the message, the violating trials and the replay
-command. Thresholds become testcases too. ``fuzz`` gets one testcase per
-failure; ``predict`` one testcase for the phase. A skipped or never-run phase
-marks its testcases ``<skipped>``; a phase that errored marks them ``<error>``.
+invariant of the pipeline (plus any the findings or trial errors name): passed,
+a ``<failure>`` carrying the message, the compared values (evidence), the
+violating trials and the replay command, or an ``<error>`` when the invariant
+could not be evaluated (``outputs.trial_errors``: which trial, whether the
+pipeline or the environment is at fault, the message) — never a pass.
+Thresholds become testcases too. ``fuzz`` gets one testcase per failure;
+``predict`` one testcase for the phase. A skipped or never-run phase marks its
+testcases ``<skipped>``; an inconclusive one marks its passing testcases
+``<skipped message="inconclusive: <reason>">`` (they proved nothing); a phase
+that errored without naming the invariant at fault marks them ``<error>``. A
+phase's confidence bound is its ``bound`` property, in words.
 Text is cleaned of the control characters XML 1.0 forbids, so the file always
 parses.
 """
@@ -21,6 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from heisen.manifest import PhaseRecord, RunManifest, dump_yaml, write_atomically
+from heisen.report._facts import (
+    TrialError,
+    bound_of,
+    evidence_line,
+    inconclusive_reason,
+    trial_errors,
+)
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -82,8 +95,14 @@ def phase_cases(manifest: RunManifest, phase: str, record: PhaseRecord) -> list[
         return [Case(phase)]
     findings = {f.get("name"): f for f in outputs.get("findings") or []}
     trials = outputs.get("per_trial") or []
-    names = _invariant_names(manifest, findings, trials)
-    cases = [_invariant_case(name, findings.get(name), trials, outputs) for name in names]
+    errors: dict[str, list[TrialError]] = {}
+    for error in trial_errors(phase, outputs):
+        errors.setdefault(error.invariant, []).append(error)
+    names = _invariant_names(manifest, [*findings, *errors], trials)
+    cases = [
+        _invariant_case(name, findings.get(name), trials, outputs, errors.get(name, []))
+        for name in names
+    ]
     for threshold in outputs.get("thresholds") or []:
         held = threshold.get("held", True)
         text = str(threshold.get("threshold"))
@@ -107,15 +126,26 @@ def _suite(
         suite.set("timestamp", clean(record.started_at))
     suite.set("time", f"{record.duration_s or 0.0:.3f}")
     properties = ET.SubElement(suite, "properties")
-    for key, value in (
+    facts: list[tuple[str, Any]] = [
         ("run", manifest.run.id),
         ("seed", manifest.run.seed),
         ("status", status),
         ("summary", record.summary or record.skip_reason or ""),
-    ):
+    ]
+    if status == "inconclusive":
+        facts.append(("inconclusive_reason", inconclusive_reason(phase, record)))
+    bound = bound_of(
+        phase, record.outputs, pipeline=manifest.pipeline, duration_s=record.duration_s
+    )
+    if bound is not None:
+        facts.append(("bound", bound.line()))
+    for key, value in facts:
         ET.SubElement(properties, "property", name=key, value=clean(value))
     counts = dict.fromkeys(("failures", "errors", "skipped"), 0)
-    for case in (_with_status(case, record, str(manifest.status)) for case in cases):
+    attributed = bool(trial_errors(phase, record.outputs))
+    for case in (
+        _with_status(phase, case, record, str(manifest.status), attributed) for case in cases
+    ):
         element = ET.SubElement(
             suite, "testcase", classname=clean(f"heisen.{phase}"), name=clean(case.name)
         )
@@ -134,13 +164,18 @@ def _suite(
     return suite
 
 
-def _with_status(case: Case, record: PhaseRecord, run_status: str) -> Case:
+def _with_status(
+    phase: str, case: Case, record: PhaseRecord, run_status: str, attributed: bool
+) -> Case:
+    """``case`` as the phase's status leaves it; ``attributed``: trial errors name the invariants at fault."""
     status = str(record.status)
     if status == "skipped":
         return Case(case.name, "skipped", record.skip_reason or record.summary or "skipped")
     if status in ("pending", "running"):
         return Case(case.name, "skipped", f"not run: the run ended {run_status}")
-    if status == "error" and case.outcome == "passed":
+    if status == "inconclusive" and case.outcome == "passed":
+        return Case(case.name, "skipped", f"inconclusive: {inconclusive_reason(phase, record)}")
+    if status == "error" and case.outcome == "passed" and not attributed:
         error = record.error
         message = error.message if error else (record.summary or "the phase failed to run")
         return Case(case.name, "error", message, kind=error.type if error else "PhaseError")
@@ -148,14 +183,14 @@ def _with_status(case: Case, record: PhaseRecord, run_status: str) -> Case:
 
 
 def _invariant_names(
-    manifest: RunManifest, findings: dict[Any, Any], trials: list[dict[str, Any]]
+    manifest: RunManifest, named: list[Any], trials: list[dict[str, Any]]
 ) -> list[str]:
     names = [
         str(inv.get("name"))
         for inv in manifest.pipeline.get("invariants") or []
         if isinstance(inv, dict)
     ]
-    extra = [*findings, *(v for trial in trials for v in trial.get("violations") or [])]
+    extra = [*named, *(v for trial in trials for v in trial.get("violations") or [])]
     for name in extra:
         if name is not None and str(name) not in names:
             names.append(str(name))
@@ -163,30 +198,44 @@ def _invariant_names(
 
 
 def _invariant_case(
-    name: str, finding: dict[str, Any] | None, trials: list[dict[str, Any]], outputs: dict[str, Any]
+    name: str,
+    finding: dict[str, Any] | None,
+    trials: list[dict[str, Any]],
+    outputs: dict[str, Any],
+    errors: list[TrialError],
 ) -> Case:
     violating = [t.get("trial") for t in trials if name in (t.get("violations") or [])]
     if finding is None and not violating:
-        return Case(name)
+        return _error_case(name, errors) if errors else Case(name)
     total = outputs.get("trials", len(trials))
     message = finding.get("message", "") if finding else f"{name} violated"
-    lines = [message, ""]
+    compared = evidence_line((finding or {}).get("evidence"))
+    lines = [message, *([f"evidence: {compared}"] if compared else []), ""]
     if violating:
         shown = ", ".join(str(t) for t in violating[:50]) + (" …" if len(violating) > 50 else "")
         lines.append(f"violating trials: {shown} ({len(violating)} of {total} trials recorded)")
     lines.append(f"violation rate: {outputs.get('violation_rate')} (95% CI {outputs.get('ci95')})")
     if finding and finding.get("replay"):
         lines.append(f"replay: {finding['replay']}")
-    evidence = dict((finding or {}).get("evidence") or {})
-    timeline = evidence.pop("timeline", None)
-    operations = evidence.pop("operations", None)
+    evidence = (finding or {}).get("evidence") or {}
+    timeline = evidence.get("timeline")
+    operations = evidence.get("operations")
     if timeline:
         lines += ["", "minimal violating history:", str(timeline)]
     if operations:
         lines += ["", "operations:", *(json.dumps(op, default=str) for op in operations)]
-    if evidence:
-        lines += ["", "evidence:", dump_yaml(evidence).rstrip()]
+    if errors:
+        lines += ["", "also could not be evaluated:", *(e.describe() for e in errors)]
     return Case(name, "failure", message, "\n".join(lines), "InvariantViolated")
+
+
+def _error_case(name: str, errors: list[TrialError]) -> Case:
+    """An invariant that could not be evaluated: an ``<error>`` naming the trial and the fault."""
+    first = errors[0]
+    lines = [e.describe() for e in errors]
+    lines += ["", *dict.fromkeys(f"{e.kind} error: {e.meaning}" for e in errors)]
+    lines += ["", "nothing was decided about this invariant in these trials: it is not a pass"]
+    return Case(name, "error", first.describe(), "\n".join(lines), "NotEvaluated")
 
 
 def _fuzz_case(failure: dict[str, Any]) -> Case:

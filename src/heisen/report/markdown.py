@@ -1,6 +1,8 @@
 """``summary.md``: the run in Markdown, for pull requests and GitHub's job summary.
 
-The ladder as a table, then each finding with its replay command in a code
+What went wrong first (invariants that could not be evaluated, phases whose
+condition never happened), the confidence bounds, the ladder as a table, then
+each finding with the values it compared and its replay command in a code
 block. When ``$GITHUB_STEP_SUMMARY`` names a file, the same text is appended
 to it. Text from the manifest is escaped (Markdown and the HTML GitHub
 renders), and code fences grow longer than any run of backticks they hold.
@@ -15,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from heisen.manifest import RunManifest, write_atomically
+from heisen.report._facts import (
+    bounds,
+    error_headline,
+    evidence_line,
+    inconclusive_phases,
+    inconclusive_reason,
+    trial_errors,
+)
 from heisen.report._ladder import format_rate, ladder, ladder_line
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -61,6 +71,9 @@ def render(manifest: RunManifest) -> str:
         f"pipeline {text(run.pipeline)} · seed {run.seed} · {total:.1f}s · heisen {text(run.heisen_version)}",
         "",
     ]
+    lines += _errors(manifest)
+    lines += _inconclusive(manifest)
+    lines += _bounds(manifest)
     rungs = ladder(manifest)
     if rungs:
         lines += [
@@ -82,12 +95,48 @@ def render(manifest: RunManifest) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _errors(manifest: RunManifest) -> list[str]:
+    lines = []
+    for name, record in manifest.phases.items():
+        errors = trial_errors(name, record.outputs)
+        headline = error_headline(name, record)
+        if headline is None and not errors:
+            continue
+        lines += [f"**{text(name)}**" + (f": {text(headline)}" if headline else ""), ""]
+        lines += [f"- {text(error.describe())}" for error in errors[:_MAX_FINDINGS]]
+        if len(errors) > _MAX_FINDINGS:
+            lines.append(f"- … and {len(errors) - _MAX_FINDINGS} more in the run manifest")
+        meanings = dict.fromkeys(error.meaning for error in errors)
+        lines += ["", *(f"_{text(meaning)}_" for meaning in meanings), ""] if meanings else [""]
+    return ["### Errors", "", *lines] if lines else []
+
+
+def _inconclusive(manifest: RunManifest) -> list[str]:
+    phases = inconclusive_phases(manifest)
+    if not phases:
+        return []
+    lines = ["### Inconclusive: the condition never happened", ""]
+    lines += [f"- **{text(name)}**: {text(reason)}" for name, reason in phases]
+    return [*lines, ""]
+
+
+def _bounds(manifest: RunManifest) -> list[str]:
+    found = bounds(manifest)
+    if not found:
+        return []
+    lines = ["### Confidence bounds", ""]
+    lines += [f"- **{text(bound.phase)}**: {text(bound.line())}" for bound in found]
+    return [*lines, ""]
+
+
 def _phases(manifest: RunManifest) -> list[str]:
     lines = ["### Phases", "", "| phase | status | duration | summary |", "|---|---|---:|---|"]
     for name, record in manifest.phases.items():
         summary = record.summary or record.skip_reason or ""
         if record.error is not None:
             summary = f"{record.error.type}: {record.error.message}"
+        elif str(record.status) == "inconclusive":
+            summary = f"inconclusive: {inconclusive_reason(name, record)}"
         duration = f"{record.duration_s:.1f}s" if record.duration_s is not None else ""
         lines.append(f"| {text(name)} | {text(record.status)} | {duration} | {text(summary)} |")
     return [*lines, ""]
@@ -106,6 +155,9 @@ def _findings(manifest: RunManifest) -> list[str]:
             f"**{text(finding.get('phase'))}: {text(finding.get('name'))}**: {text(finding.get('message', ''))}",
             "",
         ]
+        evidence = evidence_line(finding.get("evidence"))
+        if evidence:
+            lines += [f"Evidence: {text(evidence)}", ""]
         if finding.get("replay"):
             lines += [code_block(str(finding["replay"]), "sh"), ""]
         timeline = (finding.get("evidence") or {}).get("timeline")
