@@ -30,7 +30,7 @@ from typing import Any
 from heisen import _templates
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.pipeline import Dependency, DependencyKind, LoadedPipeline, Resources, Service
-from heisen.system._addresses import check_allowed, host_port, with_host_port
+from heisen.system._addresses import check_address, host_port, with_host_port
 from heisen.system._ports import LOOPBACK, free_port
 
 OWNER_FILE = "owner.pid"
@@ -202,8 +202,7 @@ class SystemHandle:
             return _RunningDependency(name, dep, f"http://{host}:{port}", replicas)
         address = dep.dsn or dep.url
         assert address is not None
-        host, _ = host_port(address, DEFAULT_PORTS[dep.kind])
-        check_allowed(host, self.pipeline.allow_hosts, f"dependencies.{name}")
+        check_address(address, self.pipeline.allow_hosts, f"dependencies.{name}")
         return _RunningDependency(name, dep, address)
 
     def dependency_address(self, name: str) -> str:
@@ -225,8 +224,8 @@ class SystemHandle:
 
     def _start_service(self, name: str, service: Service, resources: Resources) -> _RunningService:
         if service.url:
+            check_address(service.url, self.pipeline.allow_hosts, f"services.{name}")
             host, port = host_port(service.url, 80)
-            check_allowed(host, self.pipeline.allow_hosts, f"services.{name}")
             return _RunningService(name, service, (host, port), None, resources)
         front_host, front_port = self.proxies.create(f"svc:{name}", [], listen=f"{LOOPBACK}:0")
         replicas = self._start_replicas(name, service, resources)

@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         "--journal-limit", type=int, default=10_000, help="requests kept; 0 disables the journal"
     )
     parser.add_argument("--port-file", type=Path, default=None, help="write the bound port here")
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host a proxyBaseUrl may reach besides loopback (repeatable)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -41,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             journal_limit=args.journal_limit,
             verbose=args.verbose,
             port_file=args.port_file,
+            allow_hosts=args.allow_host,
         )
     except HeisenError as error:
         logging.getLogger("heisen.isolate.stub").error("%s", error)

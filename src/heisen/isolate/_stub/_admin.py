@@ -2,7 +2,9 @@
 
 Every route answers JSON. Invalid input answers 422 with WireMock's error
 shape, `{"errors": [{"title": ..., "source": {"pointer": ...}}]}`, one entry
-per problem. Routes run on the server's event loop, between requests, so an
+per problem; a mapping whose `proxyBaseUrl` breaks the loopback rule is such
+input. The server answers admin requests from loopback peers only (403
+otherwise), whatever address it listens on. Routes run on the server's event loop, between requests, so an
 admin change never interleaves with a request's match-and-transition.
 """
 
@@ -108,7 +110,7 @@ def _list_mappings(core: StubCore) -> dict[str, Any]:
 
 
 def _create(core: StubCore, request: HttpRequest) -> Reply:
-    mapping = mapping_from_json(_json_body(request), core.files_dir)
+    mapping = mapping_from_json(_json_body(request), core.files_dir, allow_hosts=core.allow_hosts)
     if core.registry.get(mapping.id) is not None:
         core.registry.remove(mapping.id)
     core.registry.add(mapping)
@@ -126,7 +128,9 @@ def _one_mapping(core: StubCore, method: str, stub_id: str, request: HttpRequest
         data = _json_body(request)
         if not isinstance(data, dict):
             raise _Invalid([Problem("", "a stub mapping is an object")])
-        mapping = mapping_from_json({**data, "id": stub_id}, core.files_dir)
+        mapping = mapping_from_json(
+            {**data, "id": stub_id}, core.files_dir, allow_hosts=core.allow_hosts
+        )
         return (200, mapping.to_json()) if core.registry.replace(mapping) else missing
     return 405, {"errors": [{"title": f"{method} is not allowed on a mapping"}]}
 

@@ -14,6 +14,7 @@ all from one RNG seeded with `--seed`, so a run's delays can be replayed.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,16 @@ class Settings:
 
 
 class StubCore:
-    def __init__(self, root: Path | None, *, seed: int = 0, journal_limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        root: Path | None,
+        *,
+        seed: int = 0,
+        journal_limit: int = 10_000,
+        allow_hosts: Collection[str] = (),
+    ) -> None:
         self.root = root
+        self.allow_hosts = tuple(allow_hosts)  # where a proxyBaseUrl may point besides loopback
         self.files_dir = root / "__files" if root is not None else None
         self.seed = seed
         self.rng = random.Random(seed)
@@ -42,7 +51,9 @@ class StubCore:
         self.registry = Registry(self.scenarios)
         self.journal = Journal(journal_limit)
         self.settings = Settings()
-        self.defaults: list[Mapping] = load_mappings(root) if root is not None else []
+        self.defaults: list[Mapping] = (
+            load_mappings(root, self.allow_hosts) if root is not None else []
+        )
         for mapping in self.defaults:
             self.registry.add(mapping)
 

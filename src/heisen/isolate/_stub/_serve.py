@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Collection
 from pathlib import Path
 
+from heisen._redact import redact_text
 from heisen.isolate._stub._http import HttpRequest
 from heisen.isolate._stub._mappings import Mapping
 from heisen.isolate._stub._server import StubServer
@@ -23,14 +25,23 @@ def serve(
     journal_limit: int = 10_000,
     verbose: bool = False,
     port_file: Path | None = None,
+    allow_hosts: Collection[str] = (),
 ) -> None:
     """Serve until SIGINT or SIGTERM, then close every connection and return.
 
     Mappings are loaded (and a PipelineError raised) before the port is
     bound. With `port_file`, the bound port is written there once listening,
-    for a parent that asked for port 0.
+    for a parent that asked for port 0. A `proxyBaseUrl` may point at
+    loopback and at `allow_hosts` only.
     """
-    server = StubServer(root, host=host, port=port, seed=seed, journal_limit=journal_limit)
+    server = StubServer(
+        root,
+        host=host,
+        port=port,
+        seed=seed,
+        journal_limit=journal_limit,
+        allow_hosts=allow_hosts,
+    )
     if verbose:
         server.on_request = _log_request
     asyncio.run(_serve(server, port_file))
@@ -64,7 +75,7 @@ def _log_request(request: HttpRequest, status: int, mapping: Mapping | None) -> 
     log.info(
         "%s %s -> %d %s",
         request.method,
-        request.target,
+        redact_text(request.target),
         status,
         mapping.label if mapping else "(no match)",
     )

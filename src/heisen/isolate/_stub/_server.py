@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from heisen.errors import SystemUnavailable
@@ -29,6 +29,7 @@ from heisen.isolate._stub._http import BadRequest, HttpRequest, parse_request
 from heisen.isolate._stub._mappings import Mapping
 from heisen.isolate._stub._proxy import Forwarder
 from heisen.isolate._stub._responses import render_head
+from heisen.system._addresses import is_loopback_address
 
 log = logging.getLogger("heisen.isolate.stub")
 PAUSE_BUFFER_BYTES = 1 << 20
@@ -49,8 +50,9 @@ class StubServer:
         port: int = 0,
         seed: int = 0,
         journal_limit: int = 10_000,
+        allow_hosts: Collection[str] = (),
     ) -> None:
-        self.core = StubCore(root, seed=seed, journal_limit=journal_limit)
+        self.core = StubCore(root, seed=seed, journal_limit=journal_limit, allow_hosts=allow_hosts)
         self.host = host
         self.port = port
         self.forwarder = Forwarder()
@@ -196,7 +198,10 @@ class _Connection(asyncio.Protocol):
             )
 
     def _admin(self, request: HttpRequest, close: bool) -> None:
-        status, payload = handle(self.core, request)
+        if is_loopback_address(self.client):
+            status, payload = handle(self.core, request)
+        else:
+            status, payload = 403, {"errors": [{"title": "the admin API answers loopback only"}]}
         body = json.dumps(payload).encode("utf-8")
         head = render_head(
             status, _reason(status), [("Content-Type", "application/json")], None, len(body), close
