@@ -445,6 +445,7 @@ class SystemHandle:
                 str(port),
                 "--seed",
                 str(self.seed),
+                *[f"--allow-host={host}" for host in self.pipeline.allow_hosts],
             ],
             log_path=self.log_dir / f"stub-{dependency}.log",
         )
