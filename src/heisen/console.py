@@ -1,10 +1,14 @@
-"""The one place that builds rich consoles: NO_COLOR, width, stderr for humans, stdout for --json."""
+"""The one place that builds rich consoles: NO_COLOR, width, stderr for humans, stdout for --json.
+
+Everything written through here is redacted (`heisen._redact`): a secret in
+an error message, a replay command or a finding never reaches the terminal.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import IO, Any, cast
 
 
 def make_console(*, stderr: bool = True, plain: bool = False) -> Any:
@@ -16,7 +20,7 @@ def make_console(*, stderr: bool = True, plain: bool = False) -> Any:
     if not stream.isatty():
         width = int(os.environ.get("COLUMNS", "100"))
     return Console(
-        file=stream,
+        file=cast(IO[str], _Redacting(stream)),  # duck-typed: write, flush, isatty
         no_color=no_color,
         color_system=None if no_color else "auto",
         width=width,
@@ -31,5 +35,23 @@ def write_json(data: Any) -> None:
     """Machine-readable output: JSON on stdout and nothing else there."""
     import json
 
-    sys.stdout.write(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
+    from heisen._redact import redact
+
+    sys.stdout.write(json.dumps(redact(data), indent=2, default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+class _Redacting:
+    """A text stream that masks secrets in what is written to it (see `heisen._redact`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from heisen._redact import redact_text
+
+        self._stream.write(redact_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
