@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from heisen import _templates
+from heisen._referenced import check_referenced_files
 from heisen._schema import _limits
 from heisen._schema._errors import problems_from_validation
 from heisen._schema._partial import validate_partially
@@ -192,6 +193,7 @@ class _Checker:
         for index, invariant in enumerate(p.invariants):
             self._check_invariant(("invariants", index), invariant)
         self._check_phases(p.phases)
+        self.found += check_referenced_files(p, self.document, self.base_dir)
         return self.found
 
     def add(self, path: YamlPath, message: str) -> None:

@@ -69,6 +69,12 @@ class Operation:
     def query_params(self) -> tuple[Parameter, ...]:
         return tuple(p for p in self.parameters if p.location == "query")
 
+    def matches(self, method: str, path: str) -> bool:
+        """True when `METHOD /concrete/path` is a request to this operation."""
+        parts = _TEMPLATE.split(self.path)[::2]
+        pattern = "([^/]+)".join(re.escape(part) for part in parts)
+        return method.upper() == self.method and re.fullmatch(pattern, path) is not None
+
     def response_for(self, status: int) -> ResponseSpec | None:
         """The documented response for `status`: exact code, then `5XX`, then `default`."""
         for key in (str(status), f"{status // 100}XX", f"{status // 100}xx", "default"):

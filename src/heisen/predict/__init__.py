@@ -1,5 +1,17 @@
 """predict: a seeded agent-swarm simulation of the architecture that ranks where races will happen."""
 
-from heisen.predict._phase import run
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from heisen.phase import PhaseContext, PhaseResult
 
 __all__ = ["run"]
+
+
+def run(ctx: PhaseContext) -> PhaseResult:
+    """Run the predict phase (see `heisen.predict._phase`); imported on use, so `validate` stays light."""
+    from heisen.predict._phase import run as run_phase
+
+    return run_phase(ctx)
