@@ -43,6 +43,9 @@ def execute(
                 f"{pipeline_path} changed since the run in {run_dir} started; start a new run"
             )
     run_dir = run_dir or default_run_dir()
+    from heisen.cli._writable import ensure_writable_dir
+
+    ensure_writable_dir(run_dir)  # exit 3 naming the path, before anything starts
     console = make_console(stderr=True, plain=plain)
     view = TerminalView(console, live=not plain)
     runner = Runner(
