@@ -21,6 +21,21 @@ from heisen.cli._options import (
 from heisen.errors import UsageError
 
 
+def _check_url(url: str) -> None:
+    """Refuse a --url that cannot be connected to: a scheme other than http(s), no host, a bad port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"--url {url!r}: {exc} (a port is 1 to 65535)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url {url!r} is not an http:// or https:// URL with a host")
+    if port == 0:
+        raise UsageError(f"--url {url!r}: port 0 cannot be connected to (a port is 1 to 65535)")
+
+
 def _run_phase(
     phase: str,
     pipeline: Path | None,
@@ -110,6 +125,7 @@ def stress_command(
     if url is not None:
         from heisen.stress.adhoc import AdHocLoad, run_adhoc
 
+        _check_url(url)
         load = AdHocLoad(
             url=url,
             method=method,
@@ -146,6 +162,7 @@ def fuzz_command(
 
         if openapi is None or url is None:
             raise UsageError("ad hoc fuzzing needs both --openapi SPEC and --url BASE")
+        _check_url(url)
         raise typer.Exit(
             run_adhoc_fuzz(
                 openapi,
@@ -168,7 +185,7 @@ def isolate_command(
     root: Annotated[
         Path | None, typer.Option(help="serve: the WireMock root (mappings/, __files/).")
     ] = None,
-    port: Annotated[int, typer.Option(help="serve: the port.")] = 8080,
+    port: Annotated[int, typer.Option(help="serve: the port.", min=0, max=65535)] = 8080,
     host: Annotated[str, typer.Option(help="serve: the address.")] = "127.0.0.1",
     journal_limit: Annotated[
         int, typer.Option(help="serve: requests kept in the journal (0: none).")

@@ -230,6 +230,26 @@ def operation_from_dict(
     )
 
 
+MAX_VALUE_DEPTH = 64
+"""Nesting levels of lists and objects an operation's value may have (the checkers recurse)."""
+
+
+def _nesting(value: Any) -> int:
+    """How deeply `value` nests lists and objects, without recursing."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | dict):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > MAX_VALUE_DEPTH:
+                break
+            stack.extend(
+                (inner, depth) for inner in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
 def read_history(path: str | Path) -> list[Operation]:
     """Read and validate a history file; raise :class:`HistoryError` naming the bad line."""
     source = str(path)
@@ -239,11 +259,21 @@ def read_history(path: str | Path) -> list[Operation]:
         raise HistoryError(f"cannot read the file: {exc.strerror or exc}", None, source) from None
     except UnicodeDecodeError as exc:
         raise HistoryError(f"not UTF-8 text: {exc.reason}", None, source) from None
-    operations = [
-        parse_history_line(raw, number, source)
-        for number, raw in enumerate(text.splitlines(), start=1)
-        if raw.strip()
-    ]
+    operations: list[Operation] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            operation: Operation | None = parse_history_line(raw, number, source)
+        except RecursionError:  # json's scanner recurses: a line of 100,000 '['
+            operation = None
+        except ValueError as exc:  # e.g. an integer past Python's digit limit
+            raise HistoryError(f"not valid JSON: {exc}", number, source) from None
+        if operation is None or _nesting(operation.value) > MAX_VALUE_DEPTH:
+            raise HistoryError(
+                f"the JSON nests deeper than {MAX_VALUE_DEPTH} levels", number, source
+            )
+        operations.append(operation)
     pair_calls(operations, source=source)  # validates the invoke/completion structure
     return operations
 
