@@ -152,6 +152,9 @@ class Invariant(Strict):
     acknowledged: Acknowledged | None = None
     on: str | None = None
     expect: str | None = None
+    timeout: Duration | None = Field(
+        default=None, description="python: probes only: how long one call may take (default 10s)"
+    )
 
     @model_validator(mode="after")
     def _one_probe(self) -> Invariant:
@@ -167,6 +170,8 @@ class Invariant(Strict):
             )
         if kinds[0] in ("sql", "redis", "http", "python") and not self.expect:
             raise ValueError(f"a {kinds[0]}: probe needs expect: (for example `sold <= capacity`)")
+        if self.timeout is not None and kinds[0] != "python":
+            raise ValueError("timeout: is for python: probes only")
         return self
 
 

@@ -77,7 +77,10 @@ def probe_values(
     if invariant.http is not None:
         return _http(pipeline, system, invariant.http)
     if invariant.python is not None:
-        return probes.python_probe(invariant.python, context)
+        base_dir = getattr(getattr(system, "loaded", None), "base_dir", None)
+        return probes.python_probe(
+            invariant.python, context, base_dir=base_dir, timeout_s=invariant.timeout
+        )
     raise AssertionError(f"{invariant.name} is not a probe invariant")
 
 

@@ -16,11 +16,9 @@ python        the function's mapping result, else ``{"value": result}``
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 from heisen.errors import SystemUnavailable
@@ -198,75 +196,35 @@ def http_probe(
 # ---------------------------------------------------------------- Python
 
 
-def _resolve(ref: str) -> Callable[..., Any]:
-    module_name, sep, attribute = ref.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"{ref!r} is not of the form 'module:function'")
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r}: {exc}") from exc
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}")
-        target = getattr(target, part)
-    if not callable(target):
-        raise ValueError(f"{ref!r} is not callable")
-    return target  # type: ignore[no-any-return]
+def check_python_ref(
+    ref: str, allowed_kwargs: Iterable[str], base_dir: Path | None = None
+) -> str | None:
+    """Why ``ref`` cannot serve as a python probe given ``allowed_kwargs``; None when it can.
+
+    Static: nothing is imported (see :mod:`heisen.oracle._python_ref`).
+    """
+    from heisen.oracle._python_ref import check_python_ref as check
+
+    return check(ref, allowed_kwargs, base_dir)
 
 
-def _accepted(function: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    parameters = inspect.signature(function).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return dict(context)
-    names = {
-        p.name
-        for p in parameters
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-    return {name: value for name, value in context.items() if name in names}
+def python_probe(
+    ref: str,
+    context: Mapping[str, Any],
+    *,
+    base_dir: Path | None = None,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Call ``module:function`` in a child process with the keyword arguments it accepts.
 
+    ``base_dir`` (the pipeline's directory) is searched first for the module;
+    the call may take ``timeout_s`` (default 10 s). Any failure of the probe
+    (raised, exited, crashed, timed out, returned what is not plain data) is
+    a :class:`ProbeError` naming it; see :mod:`heisen.oracle._python_runner`.
+    """
+    from heisen.oracle._python_runner import run_python_probe
 
-def check_python_ref(ref: str, allowed_kwargs: Sequence[str]) -> str | None:
-    """Why ``ref`` cannot serve as a python probe given ``allowed_kwargs``; None when it can."""
-    try:
-        function = _resolve(ref)
-        signature = inspect.signature(function)
-    except ValueError as exc:
-        return str(exc)
-    except TypeError:
-        return None  # a builtin without a signature: nothing to check
-    try:
-        signature.bind(**_accepted(function, dict.fromkeys(allowed_kwargs)))
-    except TypeError as exc:
-        return (
-            f"{ref} cannot be called with the probe context ({', '.join(sorted(allowed_kwargs))}): "
-            f"{exc}"
-        )
-    return None
-
-
-def python_probe(ref: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Call ``module:function`` with the keyword arguments it accepts from ``context``."""
-    try:
-        function = _resolve(ref)
-    except ValueError as exc:
-        raise ProbeError(probe="python", where=ref, message=str(exc)) from exc
-    try:
-        result = function(**_accepted(function, context))
-        if inspect.isawaitable(result):
-            result = asyncio.run(_await(result))
-    except Exception as exc:
-        raise ProbeError(
-            probe="python", where=ref, message=f"raised {type(exc).__name__}: {exc}"
-        ) from exc
-    if isinstance(result, Mapping):
-        return dict(result)
-    return {"value": result}
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable
+    return run_python_probe(ref, context, base_dir=base_dir, timeout_s=timeout_s)
 
 
 def _first_line(exc: BaseException) -> str:
