@@ -52,7 +52,10 @@ def check_referenced_files(
         if stub:
             from heisen.isolate._stub._mappings import load_mappings
 
-            found.load((*path, "stub"), stub, load_mappings, directory=True)
+            def mappings(root: Path) -> Any:  # proxyBaseUrl obeys the pipeline's allow_hosts
+                return load_mappings(root, pipeline.allow_hosts)
+
+            found.load((*path, "stub"), stub, mappings, directory=True)
     return found.problems
 
 

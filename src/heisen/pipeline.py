@@ -250,7 +250,7 @@ class _Checker:
             self._file((*path, "stub"), dep.stub, directory=True)
         if dep.command:
             self._templates((*path, "command"), dep.command, self._service_roots())
-        self._check_reach(path, {"dsn": dep.dsn, "url": dep.url}, dep.stub)
+        self._check_reach(path, {"dsn": dep.dsn, "url": dep.url})
 
     def _check_service(self, name: str, service: Service) -> None:
         path: YamlPath = ("services", name)
@@ -262,22 +262,15 @@ class _Checker:
             self._file((*path, "cwd"), service.cwd, directory=True)
         if service.stub:
             self._file((*path, "stub"), service.stub, directory=True)
-        self._check_reach(path, {"url": service.url}, service.stub)
+        self._check_reach(path, {"url": service.url})
 
-    def _check_reach(
-        self, path: YamlPath, addresses: dict[str, str | None], stub: str | None
-    ) -> None:
-        """The loopback rule (system._addresses) on each address and each stub proxyBaseUrl."""
-        from heisen.isolate._stub._mappings import proxy_problems
+    def _check_reach(self, path: YamlPath, addresses: dict[str, str | None]) -> None:
+        """The loopback rule (system._addresses) on each address; stubs: _referenced."""
         from heisen.system._addresses import loopback_problems
 
-        allow = self.pipeline.allow_hosts
         for key, address in addresses.items():
-            for message in loopback_problems(address, allow) if address else []:
+            for message in loopback_problems(address, self.pipeline.allow_hosts) if address else []:
                 self.add((*path, key), message)
-        if stub and (self.base_dir / stub).is_dir():
-            for message in proxy_problems(self.base_dir / stub, allow):
-                self.add((*path, "stub"), message)
 
     def _check_call(self, path: YamlPath, call: HttpCall, roots: dict[str, Any]) -> None:
         if call.service is not None and call.service not in self.pipeline.services:

@@ -228,20 +228,3 @@ def mapping_from_json(
     if problems or mapping is None:
         raise PipelineError(source, problems or [Problem("", "not a stub mapping")])
     return mapping
-
-
-def proxy_problems(root: FsPath, allow_hosts: Collection[str]) -> list[str]:
-    """Each `proxyBaseUrl` under `root` that breaks the loopback rule, located; [] otherwise.
-
-    For the pipeline validator. Mapping files that are wrong in other ways
-    are not reported here (load_mappings says what is wrong with them).
-    """
-    try:
-        load_mappings(root, allow_hosts)
-    except PipelineError as error:
-        return [
-            f"{error.source}: {p.location()}: {p.message}"
-            for p in error.problems
-            if p.message.startswith(PROXY_REFUSED)
-        ]
-    return []
