@@ -4,15 +4,22 @@
     ├── UsageError                 exit 2: the user asked for something that cannot be done
     │   └── PipelineError          exit 2: the pipeline file is wrong; carries every problem found
     ├── SystemUnavailable          exit 3: a service did not start, a port is taken, no permission
+    │   └── PhaseCrashed           exit 3: heisen itself failed inside a phase (a bug, a full disk)
+    ├── NotEvaluated               exit 2 or 3: an invariant could not be evaluated in a trial
     └── Interrupted                exit 130: Ctrl-C or SIGTERM
 
 A violated invariant is not an exception: it is a finding, recorded in the
-manifest, that the CLI maps to exit code 1.
+manifest, that the CLI maps to exit code 1. An error is never a violation:
+nothing but a finding exits 1.
+
+`NotEvaluated` and `PhaseCrashed` carry what the phase measured before they
+happened (`outputs`, `findings`), so the manifest keeps it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
@@ -68,6 +75,48 @@ class SystemUnavailable(HeisenError):
     """The environment failed: a process did not start, a port is taken, no permission. Exit 3."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class _Partial:
+    """What a phase measured before it stopped on an error."""
+
+    outputs: dict[str, Any]
+    findings: list[Any]
+
+    def keep(self, outputs: dict[str, Any] | None, findings: list[Any] | None) -> None:
+        self.outputs = dict(outputs or {})
+        self.findings = list(findings or [])
+
+
+class NotEvaluated(_Partial, HeisenError):
+    """An invariant could not be evaluated: exit 2 when the pipeline is at fault, 3 otherwise."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fault: str,
+        outputs: dict[str, Any] | None = None,
+        findings: list[Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.fault = fault
+        self.exit_code = EXIT_USAGE if fault == "pipeline" else EXIT_ENVIRONMENT
+        self.keep(outputs, findings)
+
+
+class PhaseCrashed(_Partial, SystemUnavailable):
+    """An unexpected exception inside a phase: heisen's fault or its machine's, never a race."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outputs: dict[str, Any] | None = None,
+        findings: list[Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.keep(outputs, findings)
 
 
 class Interrupted(HeisenError):

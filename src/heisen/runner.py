@@ -17,6 +17,7 @@ import os
 import secrets
 import sys
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from typing import Any
 from heisen import __version__, events
 from heisen._interrupts import Terminated, interrupts_raise, signals_shielded, stop_deadline
 from heisen._units import parse_duration
-from heisen.errors import HeisenError, Interrupted, SystemUnavailable, UsageError
+from heisen.errors import HeisenError, Interrupted, PhaseCrashed, UsageError
 from heisen.manifest import (
     PhaseError,
     PhaseRecord,
@@ -41,6 +42,7 @@ from heisen.pipeline import PHASE_ORDER, LoadedPipeline
 from heisen.seeds import new_seed
 
 NEEDS_NO_SYSTEM = frozenset({"predict"})
+CRASH_LOG = "heisen-crash.log"
 # How long an interrupted run may take to stop before heisen kills what it started and exits.
 STOP_DEADLINE_S = 40.0
 STOP_DEADLINE_VARIABLE = "HEISEN_STOP_DEADLINE"
@@ -161,6 +163,12 @@ class Runner:
                 self._mark_running_as(PhaseStatus.ERROR, type(exc).__name__, str(exc))
                 self.manifest.status = RunStatus.ERROR
                 outcome.error = exc
+            except Exception as exc:  # outside a phase (starting the system): still never a verdict
+                self._log_traceback("-", exc)
+                crash = PhaseCrashed(f"heisen failed: {type(exc).__name__}: {exc}")
+                self._mark_running_as(PhaseStatus.ERROR, type(crash).__name__, str(crash))
+                self.manifest.status = RunStatus.ERROR
+                outcome.error = crash
             finally:
                 with signals_shielded():
                     self._stop_system()
@@ -225,11 +233,38 @@ class Runner:
         )
         try:
             result: PhaseResult = module.run(ctx)
-        except (SystemUnavailable, UsageError) as exc:
-            record.error = PhaseError(type=type(exc).__name__, message=str(exc))
-            self._finish(name, record, PhaseResult(PhaseStatus.ERROR, f"error: {exc}"), started)
+        except Interrupted:
             raise
+        except HeisenError as exc:
+            self._finish_with_error(name, record, exc, started)
+            raise
+        except Exception as exc:
+            crash = PhaseCrashed(f"{name}: heisen failed: {type(exc).__name__}: {exc}")
+            crash.__cause__ = exc
+            self._finish_with_error(name, record, crash, started)
+            raise crash from exc
         return self._finish(name, record, result, started)
+
+    def _finish_with_error(
+        self, name: str, record: PhaseRecord, exc: HeisenError, started: float
+    ) -> None:
+        """The phase is `error`; what it measured before the error stays in its outputs."""
+        if isinstance(exc, PhaseCrashed):
+            self._log_traceback(name, exc.__cause__ or exc)
+        record.error = PhaseError(type=type(exc).__name__, message=str(exc))
+        result = PhaseResult(
+            PhaseStatus.ERROR,
+            f"error: {exc}",
+            outputs=dict(getattr(exc, "outputs", {}) or {}),
+            findings=list(getattr(exc, "findings", []) or []),
+        )
+        self._finish(name, record, result, started)
+
+    def _log_traceback(self, name: str, exc: BaseException) -> None:
+        """The traceback of a crash goes to the run's log, not the terminal."""
+        lines = traceback.format_exception(exc)
+        with (self.run_dir / CRASH_LOG).open("a", encoding="utf-8") as log:
+            log.write(f"--- {now()} phase {name}\n{''.join(lines)}\n")
 
     def _phase_module(self, name: str) -> Any:
         module = importlib.import_module(f"heisen.{name}")

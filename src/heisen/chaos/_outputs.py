@@ -32,6 +32,18 @@ def experiment_verdict(record: ExperimentRecord, state: SteadyState, after_ok: b
     return "Pass"
 
 
+def requests_during(
+    records: list[RequestRecord], windows: list[tuple[float, float]], started_s: float
+) -> int:
+    """Requests in flight (written, not yet answered) at some moment of these windows (t_s)."""
+    spans = [(int((started_s + a) * 1e9), int((started_s + b) * 1e9)) for a, b in windows]
+    return sum(
+        1
+        for r in records
+        if r.sent_ns is not None and any(r.sent_ns <= b and r.end_ns >= a for a, b in spans)
+    )
+
+
 def outputs(
     records: list[RequestRecord],
     schedule_records: list[ExperimentRecord],
@@ -39,6 +51,7 @@ def outputs(
     verdicts: list[dict[str, Any]],
     loss: dict[str, Any],
     timeline: list[dict[str, Any]],
+    started_s: float,
 ) -> dict[str, Any]:
     violated = any(v["held"] is False for v in verdicts)
     steady = state.summary()
@@ -50,6 +63,7 @@ def outputs(
             "kind": record.experiment.kind,
             "injected": record.injected(),
             "verdict": experiment_verdict(record, state, after_ok),
+            "requests_in_flight": requests_during(records, record.windows, started_s),
         }
         if record.error:
             entry["error"] = record.error

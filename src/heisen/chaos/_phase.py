@@ -22,7 +22,7 @@ from heisen.chaos._outputs import outputs
 from heisen.chaos._schedule import Schedule
 from heisen.chaos._steady_state import SteadyState
 from heisen.chaos._timeline import Timeline
-from heisen.errors import SystemUnavailable
+from heisen.errors import NotEvaluated, SystemUnavailable
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.stress._render import RequestFactory
@@ -95,7 +95,18 @@ def run(ctx: PhaseContext) -> PhaseResult:
     verdicts, loss = check_invariants(ctx, records, factory)
     state.invariant_verdicts = {v["name"]: v for v in verdicts}
     state.check("after")
-    out = outputs(records, schedule.records, state, verdicts, loss, timeline.entries())
+    out = outputs(
+        records, schedule.records, state, verdicts, loss, timeline.entries(), timeline.started
+    )
+    errored = [v for v in verdicts if v["held"] is None and v.get("fault")]
+    if errored:
+        first = errored[0]
+        raise NotEvaluated(
+            f"chaos: {first['name']} could not be evaluated after the faults were rolled back: "
+            f"{first['message']}",
+            fault=first["fault"],
+            outputs=out,
+        )
     findings = [
         Finding(
             "chaos",
@@ -108,6 +119,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         if v["held"] is False
     ]
     failed = out["verdict"] == "Fail" or loss["lost"] > 0
+    reason = None if failed else _vacuity(out, verdicts)
+    if reason:
+        return PhaseResult(
+            PhaseStatus.INCONCLUSIVE, f"inconclusive: {reason}", out, inconclusive_reason=reason
+        )
     summary = (
         f"verdict {out['verdict']}: {sum(e['injected']['count'] for e in out['experiments'])} fault(s) "
         f"injected, steady state {out['steady_state']['before']['verdict']}/"
@@ -160,3 +176,20 @@ def _wait_ready(ctx: PhaseContext, timeline: Timeline, deadline_s: float = 60.0)
 
 def _warn(ctx: PhaseContext, message: str) -> None:
     ctx.emit(events.Warning("chaos", message))
+
+
+def _vacuity(out: dict[str, Any], verdicts: list[dict[str, Any]]) -> str | None:
+    """Why a chaos run that found nothing shows nothing: a fault that met no request, or never ran."""
+    for experiment in out["experiments"]:
+        if experiment["verdict"] == "Awaited":
+            return f"{experiment['name']} did not complete its rounds (verdict Awaited)"
+        if experiment["injected"]["count"] and not experiment["requests_in_flight"]:
+            return (
+                f"{experiment['name']}'s faults met no request in flight: the load never felt them"
+            )
+    undecided = [v for v in verdicts if v["held"] is None]
+    if undecided:
+        return f"{undecided[0]['name']} could not be decided: {undecided[0]['message']}"
+    if not out.get("requests"):
+        return "the chaos load sent no request"
+    return None

@@ -9,7 +9,14 @@ from typing import Any
 
 import typer
 
-from heisen.errors import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, UsageError, exit_code_for
+from heisen.errors import (
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VIOLATION,
+    UsageError,
+    exit_code_for,
+)
 from heisen.manifest import MANIFEST_NAME, RunManifest, RunStatus
 
 
@@ -24,6 +31,7 @@ def execute(
     expect: str | None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     resume: bool = False,
+    allow_inconclusive: bool = False,
 ) -> int:
     from heisen.console import make_console, write_json
     from heisen.pipeline import load_pipeline
@@ -67,10 +75,19 @@ def execute(
 
             console.print(f"[bold red]error:[/] {escape(str(outcome.error))}")
         return exit_code_for(outcome.error)
-    violated = outcome.manifest.status == RunStatus.FAILED
+    return exit_code_of(outcome.manifest.status, expect, allow_inconclusive)
+
+
+def exit_code_of(status: RunStatus, expect: str | None, allow_inconclusive: bool) -> int:
+    """0 passed, 1 violated, 4 inconclusive (0 when allowed); `--expect violation` swaps 0 and 1."""
+    violated = status == RunStatus.FAILED
     if expect == "violation":
         return EXIT_OK if violated else EXIT_VIOLATION
-    return EXIT_VIOLATION if violated else EXIT_OK
+    if violated:
+        return EXIT_VIOLATION
+    if status == RunStatus.INCONCLUSIVE and not allow_inconclusive:
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
 
 
 def exit_with(code: int) -> None:

@@ -35,3 +35,10 @@ ExpectOpt = Annotated[
         "--expect", help="'violation': exit 0 only if a violation was found (a regression test)."
     ),
 ]
+AllowInconclusiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-inconclusive",
+        help="Exit 0, not 4, when nothing was violated but a phase could not show its condition.",
+    ),
+]

@@ -6,6 +6,7 @@ import typer
 
 from heisen.cli._app import app
 from heisen.cli._options import JsonOpt, PipelineArg, RunDirOpt
+from heisen.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, EXIT_VIOLATION
 
 
 @app.command("check")
@@ -20,6 +21,7 @@ def check_command(
     from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, run_setup
     from heisen.pipeline import load_pipeline
     from heisen.runner import default_run_dir, new_run_id
+    from heisen.stress._load_facts import load_variables
     from heisen.system import SystemHandle
 
     loaded = load_pipeline(pipeline)
@@ -33,13 +35,17 @@ def check_command(
         log=lambda message: console.print(f"  [dim]·[/] {escape(message)}"),
     )
     verdicts = []
+    # No load ran: `load.<request>.*` are all zero, as before a trial's first request.
+    no_load = load_variables([], {}, list(loaded.pipeline.scenario.requests))
     with interrupts_raise():
         try:
             system.start()
             run_setup(loaded.pipeline, system)
             for invariant in loaded.pipeline.invariants:
                 if is_probe(invariant):
-                    verdicts.append(evaluate_probe(loaded.pipeline, system, invariant, {"seed": 0}))
+                    verdicts.append(
+                        evaluate_probe(loaded.pipeline, system, invariant, {"seed": 0}, no_load)
+                    )
                 else:
                     console.print(
                         f"  [dim]{invariant.name}: checked from a trial's load, not here[/]"
@@ -54,6 +60,9 @@ def check_command(
             make_console(stderr=False).print(
                 f"{mark} {escape(verdict.name)}: {escape(verdict.message)}"
             )
-    failed = any(v.held is False for v in verdicts)
-    broken = any(v.held is None for v in verdicts)
-    raise typer.Exit(1 if failed else 3 if broken else 0)
+    faults = {v.fault for v in verdicts if v.held is None}
+    if "pipeline" in faults:
+        raise typer.Exit(EXIT_USAGE)
+    if faults:
+        raise typer.Exit(EXIT_ENVIRONMENT)
+    raise typer.Exit(EXIT_VIOLATION if any(v.held is False for v in verdicts) else EXIT_OK)

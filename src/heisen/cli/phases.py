@@ -10,6 +10,7 @@ import typer
 from heisen.cli._app import app
 from heisen.cli._execute import execute
 from heisen.cli._options import (
+    AllowInconclusiveOpt,
     CiOpt,
     ExpectOpt,
     JsonOpt,
@@ -45,6 +46,8 @@ def _run_phase(
     ci: bool,
     expect: str | None,
     options: dict[str, Any] | None = None,
+    *,
+    allow_inconclusive: bool = False,
 ) -> None:
     if pipeline is None:
         raise UsageError(f"name a pipeline file: heisen {phase} pipeline.yaml")
@@ -57,6 +60,7 @@ def _run_phase(
         ci=ci,
         expect=expect,
         options={phase: options or {}},
+        allow_inconclusive=allow_inconclusive,
     )
     raise typer.Exit(code)
 
@@ -120,6 +124,7 @@ def stress_command(
     as_json: JsonOpt = False,
     ci: CiOpt = False,
     expect: ExpectOpt = None,
+    allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Reproduce a race with targeted, synchronized load and measure how often it happens."""
     if url is not None:
@@ -140,7 +145,17 @@ def stress_command(
         )
         raise typer.Exit(run_adhoc(load, as_json=as_json))
     options = {"hotspot": hotspot} if hotspot else {}
-    _run_phase("stress", pipeline, run_dir, seed, as_json, ci, expect, options)
+    _run_phase(
+        "stress",
+        pipeline,
+        run_dir,
+        seed,
+        as_json,
+        ci,
+        expect,
+        options,
+        allow_inconclusive=allow_inconclusive,
+    )
 
 
 @app.command("fuzz")
@@ -155,6 +170,7 @@ def fuzz_command(
     as_json: JsonOpt = False,
     ci: CiOpt = False,
     expect: ExpectOpt = None,
+    allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Send edge-case payloads concurrently, shrink what fails, and print how to replay it."""
     if openapi is not None or url is not None:
@@ -174,7 +190,9 @@ def fuzz_command(
                 as_json=as_json,
             )
         )
-    _run_phase("fuzz", pipeline, run_dir, seed, as_json, ci, expect)
+    _run_phase(
+        "fuzz", pipeline, run_dir, seed, as_json, ci, expect, allow_inconclusive=allow_inconclusive
+    )
 
 
 @app.command("isolate")
@@ -195,6 +213,7 @@ def isolate_command(
     as_json: JsonOpt = False,
     ci: CiOpt = False,
     expect: ExpectOpt = None,
+    allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Widen the race window with latency-injecting stubs and TCP proxy toxics ('serve': a stub server alone)."""
     if pipeline == "serve":
@@ -202,7 +221,16 @@ def isolate_command(
 
         serve(root, host=host, port=port, seed=seed or 0, journal_limit=journal_limit, verbose=True)
         raise typer.Exit(0)
-    _run_phase("isolate", Path(pipeline), run_dir, seed, as_json, ci, expect)
+    _run_phase(
+        "isolate",
+        Path(pipeline),
+        run_dir,
+        seed,
+        as_json,
+        ci,
+        expect,
+        allow_inconclusive=allow_inconclusive,
+    )
 
 
 @app.command("contain")
@@ -216,13 +244,23 @@ def contain_command(
     as_json: JsonOpt = False,
     ci: CiOpt = False,
     expect: ExpectOpt = None,
+    allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Run replicas under real CPU and memory limits (cgroups, or Kubernetes) and re-run the scenario."""
     if render:
         from heisen.contain.render import render_pipeline
 
         raise typer.Exit(render_pipeline(pipeline))
-    _run_phase("contain", pipeline, run_dir, seed, as_json, ci, expect)
+    _run_phase(
+        "contain",
+        pipeline,
+        run_dir,
+        seed,
+        as_json,
+        ci,
+        expect,
+        allow_inconclusive=allow_inconclusive,
+    )
 
 
 @app.command("chaos")
@@ -233,6 +271,9 @@ def chaos_command(
     as_json: JsonOpt = False,
     ci: CiOpt = False,
     expect: ExpectOpt = None,
+    allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Kill replicas and inject network faults under load; verify the fix holds and nothing is lost."""
-    _run_phase("chaos", pipeline, run_dir, seed, as_json, ci, expect)
+    _run_phase(
+        "chaos", pipeline, run_dir, seed, as_json, ci, expect, allow_inconclusive=allow_inconclusive
+    )

@@ -8,7 +8,15 @@ import typer
 
 from heisen.cli._app import app
 from heisen.cli._execute import execute
-from heisen.cli._options import CiOpt, ExpectOpt, JsonOpt, OptionalPipelineArg, RunDirOpt, SeedOpt
+from heisen.cli._options import (
+    AllowInconclusiveOpt,
+    CiOpt,
+    ExpectOpt,
+    JsonOpt,
+    OptionalPipelineArg,
+    RunDirOpt,
+    SeedOpt,
+)
 from heisen.errors import UsageError
 
 PhaseList = Annotated[list[str] | None, typer.Option(help="Phases to run or skip (repeatable).")]
@@ -29,6 +37,7 @@ def run_command(
     as_json: JsonOpt = False,
     ci: CiOpt = False,
     expect: ExpectOpt = None,
+    allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Run the pipeline's phases in order: predict, stress, fuzz, isolate, contain, chaos."""
     from pathlib import Path
@@ -59,5 +68,6 @@ def run_command(
         ci=ci,
         expect=expect,
         resume=resume_dir is not None,
+        allow_inconclusive=allow_inconclusive,
     )
     raise typer.Exit(code)

@@ -18,6 +18,7 @@ from heisen.contain._limits import BackendRun
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.pipeline import ContainSection, Pipeline
+from heisen.stress import vacuity
 
 
 def needs_system(pipeline: Pipeline) -> bool:
@@ -60,9 +61,33 @@ def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) ->
     findings = list(measured.result.findings) + [
         Finding("contain", "threshold", m) for m in messages
     ]
-    status = PhaseStatus.FAILED if outputs["violations"] or messages else PhaseStatus.PASSED
+    failed = bool(outputs["violations"] or messages)
+    reason = None if failed else _vacuity(outputs)
+    if reason:
+        return PhaseResult(
+            PhaseStatus.INCONCLUSIVE,
+            f"inconclusive: {reason}",
+            outputs,
+            measured.result.artifacts,
+            inconclusive_reason=reason,
+        )
+    status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     summary = _summary(outputs, measured.notes + messages)
     return PhaseResult(status, summary, outputs, measured.result.artifacts, findings=findings)
+
+
+def _vacuity(outputs: dict[str, Any]) -> str | None:
+    """Why contain's trials say nothing about CPU starvation: a limit that never acted."""
+    has_cpu_limit = any(spec.get("cpu") for spec in outputs["limits_by_service"].values())
+    throttled = outputs.get("throttled", {}).get("throttled_periods")
+    if has_cpu_limit and throttled is None:
+        return "the CPU limits' throttling could not be read, so nothing shows that they acted"
+    if has_cpu_limit and throttled == 0:
+        return (
+            f"0 throttled CFS periods in {outputs['trials']} trials: the CPU limit never acted "
+            "(raise the load or lower cpu)"
+        )
+    return vacuity(outputs)
 
 
 def _summary(outputs: dict[str, Any], notes: list[str]) -> str:

@@ -11,7 +11,7 @@ from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.pipeline import IsolateSection
-from heisen.stress import Conditions, run_trials
+from heisen.stress import Conditions, run_trials, vacuity
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -42,12 +42,17 @@ def run(ctx: PhaseContext) -> PhaseResult:
             system.add_toxic(toxic.link, spec)
             applied.append({"link": toxic.link, **spec})
             ctx.emit(events.Progress("isolate", f"{toxic.type} on {toxic.link} ({toxic.stream})"))
+        traffic_before = {toxic.link: system.link_traffic(toxic.link) for toxic in section.toxics}
         result = run_trials(
             ctx,
             Conditions(
                 label="isolate", trials=section.trials, load=section.load, stop=section.stop
             ),
         )
+        traffic = {
+            link: system.link_traffic(link) - before for link, before in traffic_before.items()
+        }
+        answered = {name: _stub_requests(url) for name, url in stubs.items()}
     finally:
         system.reset_faults()
         for name in stubs:
@@ -58,7 +63,19 @@ def run(ctx: PhaseContext) -> PhaseResult:
     outputs["amplification"] = amplification(outputs["violation_rate"], ctx.outputs_of("stress"))
     messages = breached(section.thresholds, outputs)
     findings = list(result.findings) + [Finding("isolate", "threshold", m) for m in messages]
-    status = PhaseStatus.FAILED if outputs["violations"] or messages else PhaseStatus.PASSED
+    outputs["link_bytes"] = traffic
+    outputs["stub_requests"] = answered
+    failed = bool(outputs["violations"] or messages)
+    reason = None if failed else _vacuity(outputs, traffic, answered)
+    if reason:
+        return PhaseResult(
+            PhaseStatus.INCONCLUSIVE,
+            f"inconclusive: {reason}",
+            outputs,
+            result.artifacts,
+            inconclusive_reason=reason,
+        )
+    status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     summary = f"{outputs['violations']}/{outputs['trials']} trials violated an invariant"
     factor = outputs["amplification"].get("factor")
     if factor is not None:
@@ -67,3 +84,30 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if messages:
         summary += "; " + "; ".join(messages)
     return PhaseResult(status, summary, outputs, result.artifacts, findings=findings)
+
+
+def _stub_requests(url: str) -> int:
+    """How many requests the stub's journal holds: a stub nobody called widened nothing."""
+    from heisen.oracle.probes import ProbeError, http_probe
+
+    try:
+        answer = http_probe(url, "GET", "/__admin/requests?limit=1")
+    except ProbeError:
+        return 0
+    body = answer["body"]
+    return int(body.get("meta", {}).get("total", 0)) if isinstance(body, dict) else 0
+
+
+def _vacuity(
+    outputs: dict[str, Any], traffic: dict[str, int], answered: dict[str, int]
+) -> str | None:
+    """Why isolate's trials could not show the wider window: the scenario's, or a fault's that never acted."""
+    idle_links = [link for link, carried in traffic.items() if carried <= 0]
+    if idle_links:
+        return (
+            f"no traffic crossed {', '.join(idle_links)} during the trials: its toxic never acted"
+        )
+    silent = [name for name, count in answered.items() if count == 0]
+    if silent:
+        return f"the stub for {', '.join(silent)} answered no request during the trials"
+    return vacuity(outputs)

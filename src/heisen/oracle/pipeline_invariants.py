@@ -19,20 +19,37 @@ from heisen.pipeline import DependencyKind, HttpCall, Invariant, Pipeline, Setup
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """One invariant after one trial: held (True), violated (False) or could not be checked (None)."""
+    """One invariant after one trial: held, violated, or not evaluated.
+
+    `held` is True (held), False (violated) or None (not evaluated). A None
+    with a `fault` is an error (`pipeline`: the invariant is wrong, exit 2;
+    `environment`: what it probes is gone, exit 3); a None without one is
+    undecided (a history check out of its time budget). Neither ever counts
+    as held.
+    """
 
     name: str
     held: bool | None
     message: str
     value: Mapping[str, Any] = field(default_factory=dict)
+    fault: str | None = None
+
+    @classmethod
+    def error(
+        cls, name: str, fault: str, message: str, value: Mapping[str, Any] | None = None
+    ) -> Verdict:
+        return cls(name, None, message, dict(value or {}), fault)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "held": self.held,
             "message": self.message,
             "value": dict(self.value),
         }
+        if self.fault is not None:
+            data["fault"] = self.fault
+        return data
 
 
 def run_setup(pipeline: Pipeline, system: Any, steps: Iterable[SetupStep] | None = None) -> None:
@@ -89,32 +106,53 @@ def is_probe(invariant: Invariant) -> bool:
 
 
 def evaluate_probe(
-    pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]
+    pipeline: Pipeline,
+    system: Any,
+    invariant: Invariant,
+    context: Mapping[str, Any],
+    load: Mapping[str, Any] | None = None,
 ) -> Verdict:
+    """Run the invariant's probe and judge `expect:` over its values (and `load`, the trial's).
+
+    A probe that cannot run or an expression that cannot be evaluated is an
+    error verdict, never held: see `Verdict`.
+    """
     assert invariant.expect is not None
     try:
         values = probe_values(pipeline, system, invariant, context)
     except probes.ProbeError as exc:
-        return Verdict(invariant.name, None, f"probe failed: {exc}")
+        return Verdict.error(invariant.name, exc.fault, f"probe failed: {exc}")
+    if load is not None:
+        values = {"load": dict(load), **values}
     try:
-        held = bool(parse_expression(invariant.expect).evaluate(values))
+        expression = parse_expression(invariant.expect)
+        if hasattr(expression, "evaluate_with_evidence"):  # TEMP until expr lands
+            result, evidence = expression.evaluate_with_evidence(values)
+        else:
+            result, evidence = expression.evaluate(values), _shown(values)
     except ExpressionError as exc:
-        return Verdict(invariant.name, None, f"expect: {exc}", _shown(values))
-    shown = _shown(values)
-    detail = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        return Verdict.error(invariant.name, "pipeline", f"expect: {exc}", _shown(values))
+    if not isinstance(result, bool):
+        return Verdict.error(
+            invariant.name,
+            "pipeline",
+            f"expect: {invariant.expect} gave {result!r} ({type(result).__name__}), not true or false",
+            evidence,
+        )
+    detail = ", ".join(f"{k}={v!r}" for k, v in evidence.items())
     message = (
         f"{invariant.expect}"
-        + (" held" if held else " violated")
+        + (" held" if result else " violated")
         + (f" ({detail})" if detail else "")
     )
-    return Verdict(invariant.name, held, message, shown)
+    return Verdict(invariant.name, result, message, evidence)
 
 
 def _shown(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in values.items()
-        if k not in ("rows", "headers") and not isinstance(v, dict | list)
+        if k not in ("rows", "headers", "load") and not isinstance(v, dict | list)
     }
 
 

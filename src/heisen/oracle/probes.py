@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from heisen.errors import SystemUnavailable
+from heisen.errors import EXIT_ENVIRONMENT, EXIT_USAGE, SystemUnavailable
 
 __all__ = [
     "ProbeError",
@@ -38,12 +38,26 @@ CONNECT_TIMEOUT_S = 5
 
 
 class ProbeError(SystemUnavailable):
-    """A probe could not run: the dependency is down, the query is wrong, the function raised."""
+    """A probe could not run: the dependency is down, the query is wrong, the function raised.
 
-    def __init__(self, message: str, *, probe: str | None = None, where: str | None = None) -> None:
+    `fault` says who must act: "pipeline" when the probe itself is wrong (SQL
+    syntax, an undefined table or column, a Redis command the server refuses),
+    "environment" when what it asks is gone (connection refused, timeout).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        probe: str | None = None,
+        where: str | None = None,
+        fault: str = "environment",
+    ) -> None:
         self.probe = probe
         self.where = where
         self.message = message
+        self.fault = fault
+        self.exit_code = EXIT_USAGE if fault == "pipeline" else EXIT_ENVIRONMENT
         prefix = f"{probe} probe" if probe else ""
         if where:
             prefix = f"{prefix} on {where}" if prefix else where
@@ -89,7 +103,9 @@ def sql_probe(
             ]
             count = cursor.rowcount
     except psycopg.Error as exc:
-        raise ProbeError(probe="sql", where=_redact(dsn), message=_first_line(exc)) from exc
+        raise ProbeError(
+            probe="sql", where=_redact(dsn), message=_first_line(exc), fault=_sql_fault(exc)
+        ) from exc
     variables: dict[str, Any] = dict(rows[0]) if rows else {}
     variables["rows"] = rows
     variables["rowcount"] = count if count >= 0 else len(rows)
@@ -104,7 +120,19 @@ def run_setup_sql(dsn: str, sql: str) -> None:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as connection:
             connection.execute(sql.encode())
     except psycopg.Error as exc:
-        raise ProbeError(probe="sql setup", where=_redact(dsn), message=_first_line(exc)) from exc
+        raise ProbeError(
+            probe="sql setup", where=_redact(dsn), message=_first_line(exc), fault=_sql_fault(exc)
+        ) from exc
+
+
+# SQLSTATE classes that mean the statement is wrong, not the server: 42 syntax error or access
+# rule violation (undefined table/column/function), 22 data exception, 0A feature not supported.
+_STATEMENT_CLASSES = ("42", "22", "0A")
+
+
+def _sql_fault(exc: Exception) -> str:
+    state = getattr(exc, "sqlstate", None) or ""
+    return "pipeline" if state[:2] in _STATEMENT_CLASSES else "environment"
 
 
 # ---------------------------------------------------------------- Redis
@@ -141,8 +169,10 @@ def _redis_call(url: str, command: Sequence[str], what: str) -> Any:
     try:
         return cast(Any, client).execute_command(*command)
     except redis.RedisError as exc:
+        # The server answered with an error (unknown command, wrong type): the command is wrong.
+        fault = "pipeline" if isinstance(exc, redis.ResponseError) else "environment"
         raise ProbeError(
-            probe=what, where=_redact(url), message=f"{' '.join(command)}: {exc}"
+            probe=what, where=_redact(url), message=f"{' '.join(command)}: {exc}", fault=fault
         ) from exc
     finally:
         client.close()

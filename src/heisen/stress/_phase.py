@@ -3,7 +3,9 @@
 Order: resolve the target (the scenario's load, or retargeted at predict's
 hotspot), optionally sweep the burst size up to the smallest load that
 reproduces the race, run the trials, then hold the results to the section's
-thresholds. A violated invariant or a breached threshold fails the phase.
+thresholds. A violated invariant or a breached threshold fails the phase;
+trials without either are inconclusive when they could not have shown the
+race (`vacuity`), and pass otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.pipeline import StressSection
 from heisen.stress._targets import hotspot_request
-from heisen.stress._trials import Conditions, run_trials
+from heisen.stress._trials import Conditions, run_trials, vacuity
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -63,6 +65,15 @@ def run(ctx: PhaseContext) -> PhaseResult:
         summary += f"; reproduced from a burst of {outputs['sweep']['smallest_reproducing_load']['requests']}"
     if breached:
         summary += "; " + "; ".join(breached)
+    reason = None if failed else vacuity(outputs)
+    if reason:
+        return PhaseResult(
+            PhaseStatus.INCONCLUSIVE,
+            f"inconclusive: {reason}",
+            outputs,
+            result.artifacts,
+            inconclusive_reason=reason,
+        )
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     return PhaseResult(status, summary, outputs, result.artifacts, findings=findings)
 

@@ -9,7 +9,14 @@ they set up around it (stubs, toxics, CPU limits, faults) and in the
 
 Each trial: the scenario's `setup:` steps, then the load (`_load`), then
 every invariant (`_verdicts`). A trial is violating when one invariant
-definitely failed (a verdict of None, "could not tell", is not a violation).
+definitely failed. An invariant that could not be evaluated (its probe
+failed, its `expect:` named something the probe does not give) stops the
+trials with `NotEvaluated`, carrying the figures so far: a verdict is never
+drawn from it. Any other exception stops them with `PhaseCrashed`.
+
+`vacuity(outputs)` says why a run without violations proves nothing (the
+requests never overlapped, too many outcomes unknown, a history check that
+could not decide); the phases report that as inconclusive.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from typing import Any, Literal
 from heisen import events
 from heisen._schema._system import LoadStep
 from heisen._stats import rate_with_interval
-from heisen.errors import SystemUnavailable
+from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
+from heisen.oracle.probes import ProbeError
 from heisen.phase import Finding, PhaseContext
 from heisen.stress import _verdicts
 from heisen.stress._latency import summarize
 from heisen.stress._load import run_steps
+from heisen.stress._load_facts import COUNTS, TOTAL, load_variables, max_in_flight
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RequestFactory
 
@@ -57,6 +66,7 @@ class TrialOutcome:
     verdicts: list[dict[str, Any]]
     summary: dict[str, Any]
     release_spread_ms: float | None = None
+    in_flight: int = 0
 
 
 @dataclass
@@ -93,19 +103,32 @@ class _TrialRunner:
         }
 
     def run(self) -> TrialsResult:
-        outcomes: list[TrialOutcome] = []
-        findings: list[Finding] = []
-        merged: list[RequestRecord] = []
+        self.outcomes: list[TrialOutcome] = []
+        self.findings: list[Finding] = []
+        self.merged: list[RequestRecord] = []
         self.history_path.unlink(missing_ok=True)
-        violations = 0
         for trial in range(1, self.conditions.trials + 1):
-            outcome, records, trial_findings = self._trial(trial)
-            outcomes.append(outcome)
-            merged.extend(records)
-            if outcome.violated:
-                violations += 1
-                if len(findings) < MAX_FINDINGS:
-                    findings.extend(trial_findings)
+            try:
+                outcome, records, trial_findings = self._trial(trial)
+            except ProbeError as exc:
+                raise self._not_evaluated(trial, "scenario.setup", exc.fault, str(exc)) from exc
+            except HeisenError:
+                raise
+            except Exception as exc:
+                raise PhaseCrashed(
+                    f"{self.conditions.label} trial {trial}: heisen failed: "
+                    f"{type(exc).__name__}: {exc}",
+                    outputs=self._outputs(),
+                    findings=self.findings,
+                ) from exc
+            self.outcomes.append(outcome)
+            self.merged.extend(records)
+            if outcome.violated and len(self.findings) < MAX_FINDINGS:
+                self.findings.extend(trial_findings)
+            errored = [v for v in outcome.verdicts if v["held"] is None and v.get("fault")]
+            if errored:
+                first = errored[0]
+                raise self._not_evaluated(trial, first["name"], first["fault"], first["message"])
             self.ctx.emit(
                 events.TrialFinished(
                     self.conditions.label,
@@ -115,14 +138,33 @@ class _TrialRunner:
                     outcome.summary.get("requests", 0),
                     outcome.summary.get("rps", 0.0),
                     outcome.summary.get("latency_ms", {}).get("p99"),
-                    violations,
+                    sum(o.violated for o in self.outcomes),
                 )
             )
             if outcome.violated and self.conditions.stop == "first-violation":
                 break
+        artifacts = [self.history_path.name] if self.history_path.exists() else []
+        return TrialsResult(
+            self._outputs(), self.outcomes, _dedupe(self.findings), self.merged, artifacts
+        )
+
+    def _not_evaluated(self, trial: int, where: str, fault: str, message: str) -> NotEvaluated:
+        """Stop the trials: an invariant (or the setup) that cannot be evaluated decides nothing."""
+        error = {"trial": trial, "invariant": where, "kind": fault, "message": message}
+        outputs = {**self._outputs(), "trial_errors": [error]}
+        return NotEvaluated(
+            f"{self.conditions.label} trial {trial}: {where} could not be evaluated: {message}",
+            fault=fault,
+            outputs=outputs,
+            findings=_dedupe(self.findings),
+        )
+
+    def _outputs(self) -> dict[str, Any]:
+        outcomes = self.outcomes
+        violations = sum(o.violated for o in outcomes)
         outputs: dict[str, Any] = {
             **rate_with_interval(violations, len(outcomes)),
-            **summarize(merged).to_dict(),
+            **summarize(self.merged).to_dict(),
         }
         outputs["rps"] = round(_mean([o.summary.get("rps", 0.0) for o in outcomes]), 1)
         spreads = sorted(o.release_spread_ms for o in outcomes if o.release_spread_ms is not None)
@@ -131,19 +173,33 @@ class _TrialRunner:
                 "median": round(spreads[len(spreads) // 2], 3),
                 "max": round(spreads[-1], 3),
             }
+        outputs["overlap"] = {
+            "min_in_flight": min((o.in_flight for o in outcomes), default=0),
+            "trials_without_overlap": [o.trial for o in outcomes if o.in_flight < 2],
+        }
+        total = load_variables(self.merged, {})[TOTAL]
+        outputs["outcomes"] = {key: total[key] for key in COUNTS}
+        undecided = [
+            {"trial": o.trial, "invariant": v["name"], "message": v["message"]}
+            for o in outcomes
+            for v in o.verdicts
+            if v["held"] is None and not v.get("fault")
+        ]
+        if undecided:
+            outputs["undecided"] = undecided
         outputs["per_trial"] = [
             {
                 "trial": o.trial,
                 "violated": o.violated,
                 "requests": o.summary.get("requests"),
                 "p99_ms": o.summary.get("latency_ms", {}).get("p99"),
+                "in_flight_max": o.in_flight,
                 "violations": [v["name"] for v in o.verdicts if v["held"] is False],
             }
             for o in outcomes
         ]
         outputs["per_invariant"] = per_invariant(outcomes)
-        artifacts = [self.history_path.name] if self.history_path.exists() else []
-        return TrialsResult(outputs, outcomes, _dedupe(findings), merged, artifacts)
+        return outputs
 
     def _trial(self, trial: int) -> tuple[TrialOutcome, list[RequestRecord], list[Finding]]:
         from heisen.oracle.pipeline_invariants import run_setup
@@ -177,6 +233,7 @@ class _TrialRunner:
             verdicts,
             summarize(loaded.records).to_dict(),
             spread * 1000 if spread is not None else None,
+            max_in_flight(loaded.records),
         )
         return outcome, loaded.records, findings
 
@@ -194,9 +251,10 @@ class _TrialRunner:
             "deps": {},
             "services": {},
         }
+        load = load_variables(records, factory.sent, list(self.pipeline.scenario.requests))
         for invariant in self.invariants:
             if is_probe(invariant):
-                verdict = _verdicts.probe(self.pipeline, self.system, invariant, context)
+                verdict = _verdicts.probe(self.pipeline, self.system, invariant, context, load)
             elif invariant.acknowledged is not None:
                 verdict = _verdicts.acknowledged(self.system, invariant, records, factory.sent)
             else:
@@ -227,6 +285,30 @@ class _TrialRunner:
 
 
 _PHASES = ("stress", "isolate", "contain", "chaos", "fuzz")
+
+
+UNKNOWN_OUTCOMES_LIMIT = 0.05
+"""Above this share of requests with an unknown outcome (timeouts, resets), a trial run proves nothing."""
+
+
+def vacuity(outputs: Mapping[str, Any]) -> str | None:
+    """Why trials without violations do not show that the race is absent, or None if they do."""
+    if not outputs.get("trials"):
+        return "no trial ran"
+    lonely = outputs["overlap"]["trials_without_overlap"]
+    if lonely:
+        which = ", ".join(str(t) for t in lonely[:10]) + (" …" if len(lonely) > 10 else "")
+        return f"never two requests in flight at once in trial(s) {which}: the load did not contend"
+    counts = outputs["outcomes"]
+    if counts["sent"] and counts["info"] / counts["sent"] > UNKNOWN_OUTCOMES_LIMIT:
+        return (
+            f"{counts['info']} of {counts['sent']} requests timed out or were cut off (outcome "
+            f"unknown), over {UNKNOWN_OUTCOMES_LIMIT:.0%}: the load did not complete"
+        )
+    if outputs.get("undecided"):
+        first = outputs["undecided"][0]
+        return f"{first['invariant']} could not be decided in trial {first['trial']}: {first['message']}"
+    return None
 
 
 def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from heisen._schema._system import HistorySpec, Invariant
+from heisen.oracle.pipeline_invariants import Verdict as InvariantVerdict
+from heisen.oracle.probes import ProbeError
 from heisen.pipeline import DependencyKind, Pipeline
 from heisen.stress import _history
 from heisen.stress._records import RequestRecord
@@ -26,11 +28,15 @@ HISTORY_BUDGET_S = 5.0
 
 
 def probe(
-    pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]
+    pipeline: Pipeline,
+    system: Any,
+    invariant: Invariant,
+    context: Mapping[str, Any],
+    load: Mapping[str, Any],
 ) -> Verdict:
     from heisen.oracle.pipeline_invariants import evaluate_probe
 
-    return evaluate_probe(pipeline, system, invariant, context).to_dict()
+    return evaluate_probe(pipeline, system, invariant, context, load).to_dict()
 
 
 def acknowledged(
@@ -57,7 +63,10 @@ def acknowledged(
             if value is not None:
                 ids.append(value)
     dsn = system.dependency_of_kind(DependencyKind.POSTGRES, ack.on)
-    loss = check_acknowledged(dsn, ack.sql, ids, unknown)
+    try:
+        loss = check_acknowledged(dsn, ack.sql, ids, unknown)
+    except ProbeError as exc:
+        return InvariantVerdict.error(invariant.name, exc.fault, f"probe failed: {exc}").to_dict()
     message = (
         f"{loss['acknowledged']} acknowledged, {loss['persisted']} persisted, {loss['lost']} lost, "
         f"{loss['unknown']} unknown"

@@ -409,6 +409,11 @@ class SystemHandle:
             raise UsageError(f"no link {link!r} (links: {', '.join(self.links())})")
         return name
 
+    def link_traffic(self, link: str) -> int:
+        """Bytes the link has carried so far, both ways (a toxic acts only on what crosses it)."""
+        stats = self.proxies.stats(self.link_proxy(link))
+        return int(stats.bytes_upstream + stats.bytes_downstream)
+
     def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.proxies.add_toxic(self.link_proxy(link), dict(toxic))
         return result

@@ -1,0 +1,199 @@
+"""A verdict is never silently wrong: what cannot be evaluated is an error, what was not tested is
+inconclusive, and a finding shows the values it compared. Real runs on the counter service."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_run import COUNTER, heisen, manifest_of
+
+from heisen.system._handle import OWNER_FILE
+
+pytestmark = pytest.mark.slow
+
+
+def counter_pipeline(
+    tmp_path: Path, *, invariant: str, mode: str = "buggy", extra: str = ""
+) -> Path:
+    """The counter pipeline with its invariant replaced (YAML flow mapping text)."""
+    target = tmp_path / "counter"
+    if not target.exists():
+        shutil.copytree(COUNTER, target)
+    text = (COUNTER / "pipeline.yaml").read_text().replace("MODE: buggy", f"MODE: {mode}")
+    head, _, _ = text.partition("invariants:")
+    pipeline = target / "pipeline.yaml"
+    pipeline.write_text(
+        f"{head}invariants:\n  - {invariant}\n{extra}phases:\n  stress:\n    trials: 3\n"
+    )
+    return pipeline
+
+
+def stress(pipeline: Path, run_dir: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    result = heisen("stress", str(pipeline), "--run-dir", str(run_dir), "--ci", *args)
+    return result, manifest_of(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("invariant", "named"),
+    [
+        (
+            '{name: typo, sql: "SELECT n, (SELECT count(*) FROM incr_log) AS logged FROM counter", expect: valu == logged}',
+            "valu",
+        ),
+        ('{name: table, sql: "SELECT n FROM hitz", expect: n >= 0}', "hitz"),
+        ("{name: field, http: {method: GET, path: /n}, expect: body.valeu >= 0}", "valeu"),
+        ('{name: redis-kind, sql: "SELECT 1/0 AS n", expect: n == 1}', "division by zero"),
+    ],
+)
+def test_an_invariant_the_pipeline_got_wrong_is_an_error_exit_2_never_a_pass(
+    tmp_path, invariant, named
+):
+    pipeline = counter_pipeline(tmp_path, invariant=invariant)
+    result, manifest = stress(pipeline, tmp_path / "run")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert manifest["status"] == "error"
+    phase = manifest["phases"]["stress"]
+    assert phase["status"] == "error"
+    assert named in phase["error"]["message"]
+    (error,) = phase["outputs"]["trial_errors"]
+    assert error["trial"] == 1 and error["kind"] == "pipeline" and named in error["message"]
+    assert named in result.stderr
+
+
+def test_a_dependency_killed_mid_run_is_an_environment_error_exit_3(tmp_path):
+    pipeline = counter_pipeline(
+        tmp_path,
+        invariant='{name: logged, sql: "SELECT n, (SELECT count(*) FROM incr_log) AS logged FROM counter", expect: n <= logged}',
+        mode="fixed",
+    )
+    pipeline.write_text(pipeline.read_text().replace("trials: 3", "trials: 500"))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "heisen",
+            "stress",
+            str(pipeline),
+            "--run-dir",
+            str(run_dir),
+            "--ci",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        postmaster = _wait_for_trials(process)
+        os.kill(postmaster, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 3, stderr[-3000:]
+    manifest = manifest_of(run_dir)
+    assert manifest["status"] == "error"
+    stress_record = manifest["phases"]["stress"]
+    assert stress_record["status"] == "error"
+    assert stress_record["outputs"]["trials"] >= 1, "the trials before the kill are kept"
+    (error,) = stress_record["outputs"]["trial_errors"]
+    assert error["kind"] == "environment"
+
+
+def _wait_for_trials(process: subprocess.Popen) -> int:
+    """The pid of the PostgreSQL this run started, a few seconds into its 500 trials."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        for work_dir in Path(tempfile.gettempdir()).glob("heisen-*"):
+            owner = work_dir / OWNER_FILE
+            if owner.exists() and owner.read_text().strip() == str(process.pid):
+                pids = list(work_dir.glob("**/postmaster.pid"))
+                if pids:
+                    time.sleep(6)
+                    return int(pids[0].read_text().splitlines()[0])
+        time.sleep(0.2)
+    raise AssertionError("embedded PostgreSQL never started")
+
+
+def test_a_lossy_counter_is_caught_over_the_load_with_the_values_compared(tmp_path):
+    pipeline = counter_pipeline(
+        tmp_path,
+        invariant="{name: every-ok-counted, http: {method: GET, path: /n}, expect: body.n == load.incr.ok}",
+    )
+    result, manifest = stress(pipeline, tmp_path / "run")
+    assert result.returncode == 1, result.stderr[-2000:]
+    finding = manifest["phases"]["stress"]["outputs"]["findings"][0]
+    evidence = finding["evidence"]
+    assert evidence["load.incr.ok"] == 40
+    assert evidence["body.n"] < 40
+    assert (
+        f"body.n={evidence['body.n']}" in result.stderr.replace(" ", "")
+        or "body.n" in result.stderr
+    )
+
+
+def test_the_fixed_counter_holds_over_the_load(tmp_path):
+    pipeline = counter_pipeline(
+        tmp_path,
+        invariant="{name: every-ok-counted, http: {method: GET, path: /n}, expect: body.n == load.incr.ok and load.incr.sent == 40}",
+        mode="fixed",
+    )
+    result, manifest = stress(pipeline, tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert manifest["phases"]["stress"]["outputs"]["outcomes"]["ok"] == 120
+
+
+def test_load_that_never_contends_is_inconclusive_exit_4(tmp_path):
+    pipeline = counter_pipeline(
+        tmp_path,
+        invariant='{name: logged, sql: "SELECT n, (SELECT count(*) FROM incr_log) AS logged FROM counter", expect: n == logged}',
+    )
+    text = pipeline.read_text().replace(
+        "- burst: {requests: 40}", "- constant: {copies: 1, during: 300ms, request: incr}"
+    )
+    pipeline.write_text(text)
+    result, manifest = stress(pipeline, tmp_path / "run")
+    assert result.returncode == 4, result.stderr[-2000:]
+    assert manifest["status"] == "inconclusive"
+    phase = manifest["phases"]["stress"]
+    assert phase["status"] == "inconclusive"
+    assert "in flight" in phase["inconclusive_reason"]
+    allowed, _ = stress(pipeline, tmp_path / "run2", "--allow-inconclusive")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+
+
+def test_a_crash_inside_a_phase_exits_3_with_the_manifest_and_reports(tmp_path, monkeypatch):
+    """heisen's own bug mid-phase: exit 3 (never 1), the phase and run `error`, reports written."""
+    from typer.testing import CliRunner
+
+    import heisen.stress
+    from heisen.cli import (
+        _commands,  # noqa: F401
+        app,
+    )
+
+    def broken(ctx):
+        raise RuntimeError("a bug in heisen")
+
+    monkeypatch.setattr(heisen.stress, "run", broken)
+    pipeline = counter_pipeline(
+        tmp_path,
+        invariant='{name: logged, sql: "SELECT n FROM counter", expect: n >= 0}',
+    )
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, ["stress", str(pipeline), "--run-dir", str(run_dir), "--ci"])
+    assert result.exit_code == 3, result.output
+    manifest = yaml.safe_load((run_dir / "manifest.yaml").read_text())
+    assert manifest["status"] == "error"
+    assert manifest["phases"]["stress"]["status"] == "error"
+    assert "a bug in heisen" in manifest["phases"]["stress"]["error"]["message"]
+    assert "RuntimeError" in (run_dir / "heisen-crash.log").read_text()
+    assert (run_dir / "junit.xml").exists()
