@@ -1,12 +1,20 @@
-"""WireMock's admin API round trip, the capped journal, and proxying to a real service."""
+"""WireMock's admin API round trip, the capped journal, proxying to a real service, and the loopback rule."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from test_stub_support import ThreadedStub
+
+from heisen.errors import PipelineError
+from heisen.isolate._stub import StubServer, load_mappings
+from heisen.isolate._stub._server import _Connection
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -133,3 +141,82 @@ def test_proxy_forwards_to_a_real_service_and_adds_the_delay() -> None:
             json={"request": {"url": "/x"}, "response": {"proxyBaseUrl": "http://127.0.0.1:9"}},
         )
         assert client.get(lonely.url + "/x").status_code == 502
+
+
+def test_admin_refuses_a_proxy_mapping_that_leaves_loopback() -> None:
+    outside = {"request": {"url": "/x"}, "response": {"proxyBaseUrl": "http://192.0.2.10:80"}}
+    tricked = {
+        "request": {"url": "/y"},
+        "response": {"proxyBaseUrl": "http://127.0.0.1.example.com:80"},
+    }
+    with ThreadedStub(None) as stub, httpx.Client(base_url=stub.url, timeout=5) as client:
+        refused = client.post("/__admin/mappings", json=outside)
+        assert refused.status_code == 422
+        error = refused.json()["errors"][0]
+        assert "'192.0.2.10'" in error["title"] and "allow_hosts" in error["title"]
+        assert error["source"]["pointer"] == "/response/proxyBaseUrl"
+        refused = client.post("/__admin/mappings", json=tricked)
+        assert refused.status_code == 422 and "does not resolve" in refused.text
+        kept = client.post(
+            "/__admin/mappings",
+            json={"request": {"url": "/x"}, "response": {"proxyBaseUrl": "http://localhost:9"}},
+        )
+        assert kept.status_code == 201
+        replaced = client.put(f"/__admin/mappings/{kept.json()['id']}", json=outside)
+        assert replaced.status_code == 422
+        mappings = client.get("/__admin/mappings").json()["mappings"]
+        assert [m["response"]["proxyBaseUrl"] for m in mappings] == ["http://localhost:9"]
+    with (
+        ThreadedStub(None, allow_hosts=["192.0.2.10"]) as stub,
+        httpx.Client(base_url=stub.url, timeout=5) as client,
+    ):
+        assert client.post("/__admin/mappings", json=outside).status_code == 201
+
+
+def test_mapping_files_that_proxy_off_loopback_do_not_load(tmp_path: Path) -> None:
+    folder = tmp_path / "mappings"
+    folder.mkdir()
+    (folder / "pay.json").write_text(
+        json.dumps(
+            {
+                "mappings": [
+                    {"request": {"url": "/ok"}, "response": {"proxyBaseUrl": "http://[::1]:9"}},
+                    {"request": {"url": "/no"}, "response": {"proxyBaseUrl": "http://10.9.9.9"}},
+                ]
+            }
+        )
+    )
+    with pytest.raises(PipelineError) as caught:
+        load_mappings(tmp_path)
+    (problem,) = caught.value.problems
+    assert problem.path == "mappings[1].response.proxyBaseUrl" and "'10.9.9.9'" in problem.message
+    with pytest.raises(PipelineError):
+        StubServer(tmp_path)
+    assert len(load_mappings(tmp_path, ["10.9.9.9"])) == 2
+
+
+def test_admin_answers_loopback_peers_only() -> None:
+    """A peer with no loopback address (here a socket pair) gets 403, the stub still serves."""
+
+    async def exchange(server: StubServer, request: bytes) -> bytes:
+        ours, theirs = socket.socketpair()
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: _Connection(server), theirs)
+        reader, writer = await asyncio.open_connection(sock=ours)
+        writer.write(request)
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(65536), 5)
+        writer.close()
+        return reply
+
+    with ThreadedStub() as stub:
+        admin = stub.call(
+            exchange(stub.server, b"GET /__admin/mappings HTTP/1.1\r\nConnection: close\r\n\r\n")
+        )
+        assert admin.startswith(b"HTTP/1.1 403") and b"loopback only" in admin
+        served = stub.call(
+            exchange(stub.server, b"GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n")
+        )
+        assert served.startswith(b"HTTP/1.1 200") and served.endswith(b"hello")
+        with httpx.Client(base_url=stub.url, timeout=5) as client:
+            assert client.get("/__admin/mappings").status_code == 200
