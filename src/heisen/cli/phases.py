@@ -208,6 +208,13 @@ def isolate_command(
     journal_limit: Annotated[
         int, typer.Option(help="serve: requests kept in the journal (0: none).")
     ] = 10_000,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="HOST",
+            help="serve: a host a proxyBaseUrl may reach besides loopback (repeatable).",
+        ),
+    ] = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
@@ -219,7 +226,15 @@ def isolate_command(
     if pipeline == "serve":
         from heisen.isolate._stub import serve
 
-        serve(root, host=host, port=port, seed=seed or 0, journal_limit=journal_limit, verbose=True)
+        serve(
+            root,
+            host=host,
+            port=port,
+            seed=seed or 0,
+            journal_limit=journal_limit,
+            verbose=True,
+            allow_hosts=allow_host or [],
+        )
         raise typer.Exit(0)
     _run_phase(
         "isolate",
