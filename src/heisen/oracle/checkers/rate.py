@@ -26,13 +26,14 @@ When is a violation certain
     however slow its responses. The price: a limiter whose responses take
     longer than W to come back can over-admit undetected.
 
-The algorithm (O(n log n) per key, one sort)
+The algorithm (O(n log n) per key and replica: two sorts and a merge)
     A call (a, c) fits a window [s, s + W) iff ``c - W < s <= a``; with
     integer nanoseconds, iff s lies in [c - W + 1, a] (empty when the call
     itself took W or longer). The most calls that fit one window is the
-    deepest overlap of those ranges: a sweep over 2n sorted events (a range
-    ends before one starts at the same instant). Each maximal stretch of s
-    where more than N fit is one finding, reported at its deepest point s*.
+    deepest overlap of those ranges: a sweep over their sorted starts and
+    sorted ends, the depth at an instant taken after all of its events. Each
+    maximal stretch of s where more than N fit is one finding (at most
+    :data:`MAX_FINDINGS_PER_GROUP`), reported at its deepest point s*.
     Its sub-history is N+1 of the calls that fit [s*, s* + W): removing any
     one leaves N, which cannot break the limit, so it is 1-minimal by
     construction and no shrinking is needed.
@@ -92,7 +93,7 @@ class RateLimit:
         if self.f is not None and (not isinstance(self.f, str) or not self.f):
             raise UsageError(f"the rate model's f must be a non-empty string, not {self.f!r}")
         try:
-            Per(self.per)
+            object.__setattr__(self, "per", Per(self.per))
         except ValueError:
             raise UsageError(f"per takes key or replica, not {self.per!r}") from None
 
@@ -103,7 +104,7 @@ class RateLimit:
     def describe(self) -> str:
         """``at most 5 acquire per key and replica in any 1 s``."""
         scope = "per key and replica" if self.per == Per.REPLICA else "per key"
-        return f"at most {self.limit} {self.f or 'ok'} {scope} in any {_duration(self.window_ns)}"
+        return f"at most {self.limit} {self.f or 'operations'} {scope} in any {_duration(self.window_ns)}"
 
 
 def replica_of(call: Call) -> str | int | None:
@@ -159,18 +160,22 @@ def check_key(
 ) -> tuple[list[KeyFinding], bool]:
     """(findings, decided) for one key's calls; ``spec`` must come from :func:`resolve`."""
     groups: dict[str | int | None, tuple[list[Call], list[Call]]] = {}
+    per_replica = spec.per == Per.REPLICA
     for call in calls:
-        if call.f != spec.f or call.type in (OpType.FAIL, OpType.INVOKE):
+        kind = call.type
+        if call.f != spec.f or not (kind is OpType.OK or kind is OpType.INFO):
             continue
-        replica = replica_of(call) if spec.per == Per.REPLICA else None
-        oks, infos = groups.setdefault(replica, ([], []))
-        (oks if call.type is OpType.OK else infos).append(call)
+        replica = replica_of(call) if per_replica else None
+        group = groups.get(replica)
+        if group is None:
+            group = groups[replica] = ([], [])
+        group[0 if kind is OpType.OK else 1].append(call)
     findings: list[KeyFinding] = []
     for replica in sorted(groups, key=lambda r: (r is None, isinstance(r, str), str(r))):
         if not budget.spend(0):
             return findings, False
         oks, infos = groups[replica]
-        findings += _sweep(oks, infos, spec, replica, spec.per == Per.REPLICA)
+        findings += _sweep(oks, infos, spec, replica, per_replica)
         budget.spend(len(oks) + len(infos))
     return findings, True
 
@@ -183,28 +188,33 @@ def _sweep(
     per_replica: bool,
 ) -> list[KeyFinding]:
     """One finding per maximal stretch of window starts where more than ``limit`` calls fit."""
-    width = spec.window_ns
-    events: list[tuple[int, int]] = []  # (instant, +1: a range starts / -1: one ended before)
-    for call in oks:
-        assert call.returned is not None
-        first, last = call.returned - width + 1, call.called
-        if first <= last:
-            events.append((first, 1))
-            events.append((last + 1, -1))
-    events.sort()
+    width, limit = spec.window_ns, spec.limit
+    # A call (a, c) fits the windows starting in [c - W + 1, a]: it starts to fit at
+    # `starts` and stops at `stops` (a + 1). Calls of W or longer never fit.
+    fits = [c for c in oks if c.returned is not None and c.returned - c.called < width]
+    starts = sorted([c.returned - width + 1 for c in fits if c.returned is not None])
+    stops = sorted([c.called + 1 for c in fits])
     peaks: list[tuple[int, int]] = []  # (deepest count, its instant), one per stretch
-    depth = best = at = 0
-    for number, (instant, delta) in enumerate(events):
-        depth += delta
-        if number + 1 < len(events) and events[number + 1][0] == instant:
-            continue  # the depth at an instant counts after all of its events
-        if depth > spec.limit and depth > best:
-            best, at = depth, instant
-        elif depth <= spec.limit and best:
+    depth = best = at = i = j = 0
+    total = len(starts)
+    while i < total:  # past the last start the depth only falls
+        instant = starts[i] if starts[i] <= stops[j] else stops[j]
+        while j < total and stops[j] == instant:
+            depth -= 1
+            j += 1
+        while i < total and starts[i] == instant:
+            depth += 1
+            i += 1
+        if depth > limit:  # the depth at an instant counts after all of its events
+            if depth > best:
+                best, at = depth, instant
+        elif best:
             peaks.append((best, at))
             best = 0
             if len(peaks) >= MAX_FINDINGS_PER_GROUP:
                 break
+    if best and len(peaks) < MAX_FINDINGS_PER_GROUP:
+        peaks.append((best, at))
     if not peaks:
         return []
     by_invoke = sorted(oks, key=lambda c: c.called)
