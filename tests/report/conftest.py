@@ -38,6 +38,26 @@ def partial_run() -> RunManifest:
     return load("partial")
 
 
+@pytest.fixture
+def error_run() -> RunManifest:
+    return load("error")
+
+
+@pytest.fixture
+def environment_error_run() -> RunManifest:
+    return load("error-environment")
+
+
+@pytest.fixture
+def inconclusive_run() -> RunManifest:
+    return load("inconclusive")
+
+
+@pytest.fixture
+def bound_run() -> RunManifest:
+    return load("bound")
+
+
 def _try_install() -> str | None:
     """On CI as root, install Debian's chromium within a time bound; why not, when it can't."""
     if not os.environ.get("CI"):
@@ -72,6 +92,8 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(params=["failed", "passed", "partial"])
+@pytest.fixture(
+    params=["failed", "passed", "partial", "error", "error-environment", "inconclusive", "bound"]
+)
 def any_run(request: pytest.FixtureRequest) -> RunManifest:
     return load(request.param)

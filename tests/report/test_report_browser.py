@@ -63,3 +63,38 @@ def test_report_renders_in_chromium(
     )
     assert shot.returncode == 0 and screenshot.stat().st_size > 20_000, shot.stderr[-2000:]
     print(f"screenshot: {screenshot}")
+
+
+BAD = (0xC6, 0x28, 0x28)  # --bad in report.css, light scheme
+WARN = (0xB2, 0x6A, 0x00)  # --warn
+
+
+def _header_shot(chromium: Path, tmp_path: Path, manifest: RunManifest, name: str) -> Path:
+    """A screenshot of the page's first 80 pixels: the title and its status badge."""
+    run_dir = tmp_path / name
+    page = run_dir / html.write(manifest, run_dir)
+    shot = run_dir / "header.png"
+    result = _chromium(
+        chromium, run_dir, f"--screenshot={shot}", "--window-size=1000,80", page.as_uri()
+    )
+    assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
+    return shot
+
+
+def test_error_and_inconclusive_badges_look_different_from_failed(
+    chromium: Path,
+    tmp_path: Path,
+    error_run: RunManifest,
+    failed_run: RunManifest,
+    inconclusive_run: RunManifest,
+) -> None:
+    from report_png import count
+
+    error = _header_shot(chromium, tmp_path, error_run, "error")
+    failed = _header_shot(chromium, tmp_path, failed_run, "failed")
+    inconclusive = _header_shot(chromium, tmp_path, inconclusive_run, "inconclusive")
+    red = {name: count(shot, BAD) for name, shot in (("error", error), ("failed", failed))}
+    print(f"red pixels in the header: {red}")
+    assert red["failed"] > 50  # an outlined red badge
+    assert red["error"] > 3 * red["failed"]  # a filled one: error stands out from failed
+    assert count(inconclusive, WARN) > 100 and count(inconclusive, BAD) == 0

@@ -105,3 +105,113 @@ def test_write_reports_writes_all_three(failed_run: RunManifest, tmp_path: Path)
     assert all(
         (tmp_path / name).stat().st_size > 0 for name in ("report.html", "junit.xml", "summary.md")
     )
+
+
+class _Tables(HTMLParser):
+    """Every table row as the text of its cells, with the table's class and section id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[str, str, list[str]]] = []
+        self._section = ""
+        self._table: list[str] = []
+        self._cells: list[str] | None = None
+        self._text: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "section":
+            self._section = values.get("id") or ""
+        elif tag == "table":
+            self._table.append(values.get("class") or "")
+        elif tag == "tr":
+            self._cells = []
+        elif tag in ("td", "th") and self._cells is not None:
+            self._text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cells is not None and self._text is not None:
+            self._cells.append(" ".join("".join(self._text).split()))
+            self._text = None
+        elif tag == "tr" and self._cells is not None:
+            self.rows.append((self._section, self._table[-1] if self._table else "", self._cells))
+            self._cells = None
+        elif tag == "table" and self._table:
+            self._table.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+
+def _rows(page: str, section: str | None = None, table: str | None = None) -> list[list[str]]:
+    parser = _Tables()
+    parser.feed(page)
+    return [
+        cells
+        for where, cls, cells in parser.rows
+        if (section is None or where == section) and (table is None or cls == table)
+    ]
+
+
+def test_error_run_has_an_error_badge_and_the_invariant_trial_and_message(
+    error_run: RunManifest,
+) -> None:
+    page = html.render(error_run)
+    assert '<h1>heisen run error-run <span class="badge st-error">error</span></h1>' in page
+    assert ".badge.st-error { background: var(--bad)" in page  # filled: unlike a failed badge
+    message = "unknown name 'valu' in expect 'valu <= capacity' (the probe gave: sold, capacity)"
+    assert ["3", "no-oversell", "pipeline", message] in _rows(page, "verdict")
+    assert "the pipeline is at fault (exit 2); nothing here counts as held" in page
+    ladder = _rows(page, "ladder")
+    assert ["stress", "error", "—", "", "2"] == ladder[2][:5]
+    assert "stress error" in page and "error: trial 3: no-oversell could not be evaluated" in page
+
+
+def test_environment_error_lists_every_trial(environment_error_run: RunManifest) -> None:
+    page = html.render(environment_error_run)
+    message = "redis 127.0.0.1:6391: connection refused <Error 111>"
+    rows = _rows(page, "verdict")
+    assert ["4", "holds-expire", "environment", message] in rows
+    assert ["5", "holds-expire", "environment", message] in rows
+    assert "&lt;Error 111&gt;" in page and "<Error 111>" not in page
+
+
+def test_inconclusive_run_has_its_badge_reason_and_no_zero_rate(
+    inconclusive_run: RunManifest,
+) -> None:
+    page = html.render(inconclusive_run)
+    assert '<span class="badge st-inconclusive">inconclusive</span></h1>' in page
+    assert ".badge.st-inconclusive { border-style: dashed; }" in page
+    reason = "0 throttled periods in 6 trials: the CPU limit never acted"
+    assert f"<strong>contain</strong>: {reason}</p>" in page
+    assert ["contain", "inconclusive", "—", "", "6", reason] in _rows(page, "ladder")
+    assert f'class="muted inconclusive" text-anchor="start">inconclusive: {reason}</text>' in page
+    assert "stress 0% → contain inconclusive" in page
+
+
+def test_bounds_in_words(bound_run: RunManifest) -> None:
+    rows = _rows(html.render(bound_run), "verdict")
+    assert [
+        "stress",
+        "proven",
+        "violation rate below 1% with 95% confidence (0 violations in 299 trials)",
+        "24.1",
+    ] in rows
+    isolate = next(row for row in rows if row[0] == "isolate")
+    assert isolate[1] == "not proven" and isolate[3] == "0.4"
+    assert isolate[2] == (
+        "not proven: 120 trials ran in the 5m budget; the rate is below 2.5% at 95% confidence "
+        "(needed 299 trials without a violation for 1%)"
+    )
+
+
+def test_an_evidence_table_under_each_finding(failed_run: RunManifest) -> None:
+    page = html.render(failed_run)
+    evidence = _rows(page, "findings", "evidence")
+    assert ["sold", "101"] in evidence and ["capacity", "100"] in evidence
+    assert ["body.sold", "109"] in evidence and ["load.checkout.ok", "100"] in evidence
+    assert ["body.event", '"<b>gala</b> [/]"'] in evidence
+    assert not any(row[0] in ("timeline", "operations") for row in evidence)
+    article = page.index("<h3>stress: no-oversell</h3>")
+    assert article < page.index('<table class="evidence">', article) < page.index("replay-0")

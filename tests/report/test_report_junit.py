@@ -90,3 +90,74 @@ def test_clean_replaces_every_character_xml_forbids() -> None:
     element.text = cleaned
     ET.fromstring(ET.tostring(element))
     assert cleaned.endswith(" ok") and all(c in cleaned for c in "\t\n\r") and "\\ufffe" in cleaned
+
+
+def test_an_invariant_that_could_not_be_evaluated_is_an_error_not_a_pass(
+    error_run: RunManifest, tmp_path: Path
+) -> None:
+    root = _parse(error_run, tmp_path)
+    stress = _suite(root, "stress")
+    cases = {c.get("name"): c for c in stress.iter("testcase")}
+    error = cases["no-oversell"].find("error")
+    assert error is not None and cases["no-oversell"].find("failure") is None
+    assert error.get("type") == "NotEvaluated"
+    assert error.get("message") == (
+        "trial 3: no-oversell could not be evaluated (pipeline error): unknown name 'valu' in "
+        "expect 'valu <= capacity' (the probe gave: sold, capacity)"
+    )
+    assert "the pipeline is at fault (exit 2)" in (error.text or "")
+    assert list(cases["stock-nonnegative"]) == []  # evaluated in every trial that ran: it held
+    assert (stress.get("tests"), stress.get("errors"), stress.get("failures")) == ("2", "1", "0")
+    assert root.find(".//failure") is None and root.get("errors") == "1"
+
+
+def test_environment_errors_name_every_trial(
+    environment_error_run: RunManifest, tmp_path: Path
+) -> None:
+    chaos = _suite(_parse(environment_error_run, tmp_path), "chaos")
+    error = chaos.find("testcase[@name='holds-expire']/error")
+    assert error is not None
+    text = error.text or ""
+    assert "trial 4: holds-expire could not be evaluated (environment error)" in text
+    assert "trial 5: holds-expire" in text and "connection refused <Error 111>" in text
+    assert "the environment is at fault (exit 3)" in text
+
+
+def test_an_inconclusive_phase_skips_its_cases_with_the_reason(
+    inconclusive_run: RunManifest, tmp_path: Path
+) -> None:
+    root = _parse(inconclusive_run, tmp_path)
+    contain = _suite(root, "contain")
+    reason = "0 throttled periods in 6 trials: the CPU limit never acted"
+    skipped = contain.findall("testcase/skipped")
+    assert [s.get("message") for s in skipped] == [f"inconclusive: {reason}"] * 2
+    assert contain.get("skipped") == "2" and contain.get("failures") == "0"
+    properties = {p.get("name"): p.get("value") for p in contain.iter("property")}
+    assert properties["status"] == "inconclusive" and properties["inconclusive_reason"] == reason
+    assert _suite(root, "stress").find("testcase/skipped") is None
+
+
+def test_bounds_are_suite_properties_in_words(bound_run: RunManifest, tmp_path: Path) -> None:
+    root = _parse(bound_run, tmp_path)
+    bounds = {
+        s.get("name"): s.find("properties/property[@name='bound']").get("value")  # type: ignore[union-attr]
+        for s in root
+    }
+    assert bounds["heisen.stress"] == (
+        "violation rate below 1% with 95% confidence (0 violations in 299 trials); 24.1 trials/s"
+    )
+    assert (bounds["heisen.isolate"] or "").startswith(
+        "not proven: 120 trials ran in the 5m budget; the rate is below 2.5% at 95% confidence"
+    )
+
+
+def test_failure_text_holds_the_compared_values(failed_run: RunManifest, tmp_path: Path) -> None:
+    root = _parse(failed_run, tmp_path)
+    stress = _suite(root, "stress").find("testcase[@name='no-oversell']/failure")
+    assert stress is not None
+    assert (stress.text or "").splitlines()[1] == "evidence: sold=101, capacity=100"
+    contain = _suite(root, "contain").find("testcase[@name='no-oversell']/failure")
+    assert contain is not None and (
+        'evidence: body.sold=109, load.checkout.ok=100, body.event="<b>gala</b> [/]"'
+        in (contain.text or "")
+    )

@@ -45,3 +45,60 @@ def test_without_step_summary_only_the_run_dir(
     markdown.write(passed_run, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
     assert "No invariant was violated." in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+def test_errors_say_trial_invariant_fault_and_message(error_run: RunManifest) -> None:
+    text = markdown.render(error_run)
+    assert text.startswith("## heisen run error-run: **ERROR**")
+    errors = text.index("### Errors")
+    assert errors < text.index("**Reproduction ladder:** stress error")
+    assert "**stress**: NotEvaluated\n" in text
+    assert (
+        "- trial 3: no-oversell could not be evaluated (pipeline error): unknown name 'valu' "
+        "in expect 'valu &lt;= capacity' (the probe gave: sold, capacity)\n"
+    ) in text
+    assert "_the pipeline is at fault (exit 2)_" in text
+    assert "| stress | error | — |  | 2 | trial 3: no-oversell could not be evaluated" in text
+
+
+def test_environment_errors_list_each_trial(environment_error_run: RunManifest) -> None:
+    text = markdown.render(environment_error_run)
+    for trial in (4, 5):
+        assert (
+            f"- trial {trial}: holds-expire could not be evaluated (environment error): "
+            "redis 127.0.0.1:6391: connection refused &lt;Error 111&gt;\n"
+        ) in text
+    assert "_the environment is at fault (exit 3)_" in text
+
+
+def test_inconclusive_phase_says_why_and_has_no_rate(inconclusive_run: RunManifest) -> None:
+    text = markdown.render(inconclusive_run)
+    assert text.startswith("## heisen run inconclusive-run: **INCONCLUSIVE**")
+    assert "- **contain**: 0 throttled periods in 6 trials: the CPU limit never acted\n" in text
+    assert "**Reproduction ladder:** stress 0% → contain inconclusive" in text
+    assert "| contain | inconclusive | — |  | 6 | 0 throttled periods in 6 trials" in text
+    assert "| contain | inconclusive | 30.2s | inconclusive: 0 throttled periods" in text
+
+
+def test_bounds_in_words(bound_run: RunManifest) -> None:
+    text = markdown.render(bound_run)
+    assert "### Confidence bounds" in text
+    assert (
+        "- **stress**: violation rate below 1% with 95% confidence (0 violations in 299 "
+        "trials); 24.1 trials/s\n"
+    ) in text
+    assert (
+        "- **isolate**: not proven: 120 trials ran in the 5m budget; the rate is below 2.5% at "
+        "95% confidence (needed 299 trials without a violation for 1%); 0.4 trials/s\n"
+    ) in text
+
+
+def test_evidence_under_each_finding(failed_run: RunManifest) -> None:
+    text = markdown.render(failed_run)
+    finding = text.index("**stress: no-oversell**")
+    evidence = text.index("Evidence: sold=101, capacity=100\n")
+    assert finding < evidence < text.index("```sh\nheisen stress", finding)
+    assert (
+        'Evidence: body.sold=109, load.checkout.ok=100, body.event="&lt;b&gt;gala&lt;/b&gt; \\[/\\]"'
+        in text
+    )
