@@ -197,3 +197,51 @@ def test_a_crash_inside_a_phase_exits_3_with_the_manifest_and_reports(tmp_path, 
     assert "a bug in heisen" in manifest["phases"]["stress"]["error"]["message"]
     assert "RuntimeError" in (run_dir / "heisen-crash.log").read_text()
     assert (run_dir / "junit.xml").exists()
+
+
+def test_confidence_runs_the_trials_that_prove_a_bound_or_says_it_is_not_proven(tmp_path):
+    invariant = '{name: logged, sql: "SELECT n, (SELECT count(*) FROM incr_log) AS logged FROM counter", expect: n == logged}'
+    pipeline = counter_pipeline(tmp_path, invariant=invariant, mode="fixed")
+    proving = pipeline.read_text().replace(
+        "trials: 3", "trials: 3\n    confidence: {rate_below: 10%, level: 95%, max_duration: 2m}"
+    )
+    pipeline.write_text(proving)
+    result, manifest = stress(pipeline, tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    outputs = manifest["phases"]["stress"]["outputs"]
+    assert outputs["trials"] == 29  # ln(0.05) / ln(0.9), rounded up
+    assert outputs["bound"] == {
+        "rate_below": 0.1,
+        "level": 0.95,
+        "trials": 29,
+        "needed": 29,
+        "upper": outputs["bound"]["upper"],
+        "proven": True,
+    }
+    assert outputs["bound"]["upper"] < 0.1 and outputs["trials_per_s"] > 0
+    assert "below 10% with 95% confidence (0 violations in 29 trials)" in result.stderr
+
+    pipeline.write_text(proving.replace("max_duration: 2m", "max_duration: 1ms"))
+    result, manifest = stress(pipeline, tmp_path / "run-short")
+    assert result.returncode == 4, result.stderr[-2000:]
+    phase = manifest["phases"]["stress"]
+    assert phase["status"] == "inconclusive" and phase["outputs"]["trials"] == 1
+    assert phase["inconclusive_reason"].startswith("not proven: 1 of the 29 trials needed")
+
+
+def test_confidence_stops_at_the_first_violation_and_the_replay_runs_fixed_trials(tmp_path):
+    invariant = '{name: logged, sql: "SELECT n, (SELECT count(*) FROM incr_log) AS logged FROM counter", expect: n == logged}'
+    pipeline = counter_pipeline(tmp_path, invariant=invariant)
+    pipeline.write_text(
+        pipeline.read_text().replace("trials: 3", "trials: 3\n    confidence: {rate_below: 1%}")
+    )
+    result, manifest = stress(pipeline, tmp_path / "run")
+    assert result.returncode == 1, result.stderr[-2000:]
+    outputs = manifest["phases"]["stress"]["outputs"]
+    assert outputs["violations"] == 1 and outputs["trials"] < 299
+    assert outputs["bound"]["proven"] is False
+    replay = outputs["findings"][0]["replay"]
+    assert replay.endswith("--seed 7 --trials 20")
+    rerun, manifest = stress(pipeline, tmp_path / "replay", "--trials", "4")
+    assert manifest["phases"]["stress"]["outputs"]["trials"] == 4
+    assert "bound" not in manifest["phases"]["stress"]["outputs"]

@@ -42,3 +42,12 @@ AllowInconclusiveOpt = Annotated[
         help="Exit 0, not 4, when nothing was violated but a phase could not show its condition.",
     ),
 ]
+TrialsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--trials",
+        min=1,
+        max=10_000,
+        help="Run exactly N trials (instead of the section's trials: or confidence:), as a replay does.",
+    ),
+]

@@ -18,6 +18,7 @@ from heisen.cli._options import (
     PipelineArg,
     RunDirOpt,
     SeedOpt,
+    TrialsOpt,
 )
 from heisen.errors import UsageError
 
@@ -119,6 +120,7 @@ def stress_command(
         bool, typer.Option("--http2", help="Ad hoc: HTTP/2 (prior knowledge).")
     ] = False,
     hotspot: Annotated[int | None, typer.Option(help="Target predict's Nth hotspot.")] = None,
+    trials: TrialsOpt = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
@@ -144,7 +146,7 @@ def stress_command(
             http2=http2,
         )
         raise typer.Exit(run_adhoc(load, as_json=as_json))
-    options = {"hotspot": hotspot} if hotspot else {}
+    options = {"hotspot": hotspot, "trials": trials}
     _run_phase(
         "stress",
         pipeline,
@@ -153,7 +155,7 @@ def stress_command(
         as_json,
         ci,
         expect,
-        options,
+        {key: value for key, value in options.items() if value},
         allow_inconclusive=allow_inconclusive,
     )
 
@@ -215,6 +217,7 @@ def isolate_command(
             help="serve: a host a proxyBaseUrl may reach besides loopback (repeatable).",
         ),
     ] = None,
+    trials: TrialsOpt = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
@@ -244,6 +247,7 @@ def isolate_command(
         as_json,
         ci,
         expect,
+        {"trials": trials} if trials else None,
         allow_inconclusive=allow_inconclusive,
     )
 
@@ -254,6 +258,7 @@ def contain_command(
     render: Annotated[
         bool, typer.Option("--render", help="Print kubectl-applicable YAML and exit.")
     ] = False,
+    trials: TrialsOpt = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
@@ -274,6 +279,7 @@ def contain_command(
         as_json,
         ci,
         expect,
+        {"trials": trials} if trials else None,
         allow_inconclusive=allow_inconclusive,
     )
 

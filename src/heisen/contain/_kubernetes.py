@@ -230,9 +230,7 @@ def _deploy_and_run(
     )
     remote = _reach(backend, services, dependencies)
     _init_dependencies(ctx, remote)
-    conditions = Conditions(
-        label="contain", trials=section.trials, load=section.load, stop=section.stop
-    )
+    conditions = Conditions.of_section("contain", section, ctx.options)
     return run_trials(dataclasses.replace(ctx, system=remote), conditions)  # type: ignore[arg-type]
 
 

@@ -47,7 +47,7 @@ def run_local(ctx: PhaseContext, section: ContainSection) -> BackendRun:
     started = time.monotonic()
     result = run_trials(
         dataclasses.replace(ctx, emit=meter),
-        Conditions(label="contain", trials=section.trials, load=section.load, stop=section.stop),
+        Conditions.of_section("contain", section, ctx.options),
     )
     wall_s = time.monotonic() - started
     total = meter.total()

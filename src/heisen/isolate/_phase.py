@@ -45,9 +45,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         traffic_before = {toxic.link: system.link_traffic(toxic.link) for toxic in section.toxics}
         result = run_trials(
             ctx,
-            Conditions(
-                label="isolate", trials=section.trials, load=section.load, stop=section.stop
-            ),
+            Conditions.of_section("isolate", section, ctx.options),
         )
         traffic = {
             link: system.link_traffic(link) - before for link, before in traffic_before.items()

@@ -37,13 +37,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         outputs["sweep"] = _sweep(ctx, section, load)
     result = run_trials(
         ctx,
-        Conditions(
-            label="stress",
-            trials=section.trials,
-            load=load,
-            stop=section.stop,
-            workers=section.workers,
-        ),
+        Conditions.of_section("stress", section, ctx.options, load=load, workers=section.workers),
     )
     outputs = {**result.outputs, **outputs}
     checked = [(text, parse_threshold(text)) for text in section.thresholds]

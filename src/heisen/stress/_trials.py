@@ -22,6 +22,7 @@ could not decide); the phases report that as inconclusive.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavail
 from heisen.oracle.probes import ProbeError
 from heisen.phase import Finding, PhaseContext
 from heisen.stress import _verdicts
+from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import summarize
 from heisen.stress._load import run_steps
 from heisen.stress._load_facts import COUNTS, TOTAL, load_variables, max_in_flight
@@ -57,6 +59,30 @@ class Conditions:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     invariants: Sequence[str] | None = None  # names to check; None = all
     workers: int | Literal["auto"] = 1
+    confidence: Goal | None = None
+
+    @classmethod
+    def of_section(
+        cls, label: str, section: Any, options: Mapping[str, Any], **more: Any
+    ) -> Conditions:
+        """A phase section's trials, stop rule, load and `confidence:`; `--trials N` overrides
+        both the count and the confidence goal (a replay runs a fixed number of trials)."""
+        goal = section.confidence
+        trials = options.get("trials")
+        return cls(
+            label=label,
+            trials=int(trials or section.trials),
+            load=more.pop("load", section.load),
+            stop=section.stop,
+            confidence=None
+            if goal is None or trials
+            else Goal(goal.rate_below, goal.level, goal.max_duration),
+            **more,
+        )
+
+    @property
+    def planned_trials(self) -> int:
+        return self.confidence.trials_needed if self.confidence else self.trials
 
 
 @dataclass
@@ -107,7 +133,10 @@ class _TrialRunner:
         self.findings: list[Finding] = []
         self.merged: list[RequestRecord] = []
         self.history_path.unlink(missing_ok=True)
-        for trial in range(1, self.conditions.trials + 1):
+        goal = self.conditions.confidence
+        planned = self.conditions.planned_trials
+        self.started = time.monotonic()
+        for trial in range(1, planned + 1):
             try:
                 outcome, records, trial_findings = self._trial(trial)
             except ProbeError as exc:
@@ -133,7 +162,7 @@ class _TrialRunner:
                 events.TrialFinished(
                     self.conditions.label,
                     trial,
-                    self.conditions.trials,
+                    planned,
                     outcome.violated,
                     outcome.summary.get("requests", 0),
                     outcome.summary.get("rps", 0.0),
@@ -141,7 +170,9 @@ class _TrialRunner:
                     sum(o.violated for o in self.outcomes),
                 )
             )
-            if outcome.violated and self.conditions.stop == "first-violation":
+            if outcome.violated and (self.conditions.stop == "first-violation" or goal):
+                break
+            if goal and time.monotonic() - self.started > goal.max_duration_s:
                 break
         artifacts = [self.history_path.name] if self.history_path.exists() else []
         return TrialsResult(
@@ -167,6 +198,10 @@ class _TrialRunner:
             **summarize(self.merged).to_dict(),
         }
         outputs["rps"] = round(_mean([o.summary.get("rps", 0.0) for o in outcomes]), 1)
+        elapsed = time.monotonic() - self.started
+        outputs["trials_per_s"] = round(len(outcomes) / elapsed, 3) if elapsed > 0 else None
+        if self.conditions.confidence is not None:
+            outputs["bound"] = bound(self.conditions.confidence, len(outcomes), violations)
         spreads = sorted(o.release_spread_ms for o in outcomes if o.release_spread_ms is not None)
         if spreads:
             outputs["release_spread_ms"] = {
@@ -280,11 +315,16 @@ class _TrialRunner:
         return verdicts, findings
 
     def _replay_command(self) -> str:
+        """A seed fixes heisen's choices, not the system's timing: the replay re-runs the
+        scenario REPLAY_TRIALS times and its violation rate says how often it reproduced."""
         phase = self.conditions.label if self.conditions.label in _PHASES else "stress"
-        return f"heisen {phase} {self.ctx.loaded.path} --seed {self.ctx.seed}"
+        command = f"heisen {phase} {self.ctx.loaded.path} --seed {self.ctx.seed}"
+        return command + (f" --trials {REPLAY_TRIALS}" if phase in _WITH_TRIALS else "")
 
 
 _PHASES = ("stress", "isolate", "contain", "chaos", "fuzz")
+_WITH_TRIALS = ("stress", "isolate", "contain")
+REPLAY_TRIALS = 20
 
 
 UNKNOWN_OUTCOMES_LIMIT = 0.05
@@ -305,6 +345,8 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
             f"{counts['info']} of {counts['sent']} requests timed out or were cut off (outcome "
             f"unknown), over {UNKNOWN_OUTCOMES_LIMIT:.0%}: the load did not complete"
         )
+    if outputs.get("bound") and not outputs["bound"]["proven"]:
+        return in_words(outputs["bound"])
     if outputs.get("undecided"):
         first = outputs["undecided"][0]
         return f"{first['invariant']} could not be decided in trial {first['trial']}: {first['message']}"
