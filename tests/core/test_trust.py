@@ -242,6 +242,6 @@ def test_confidence_stops_at_the_first_violation_and_the_replay_runs_fixed_trial
     assert outputs["bound"]["proven"] is False
     replay = outputs["findings"][0]["replay"]
     assert replay.endswith("--seed 7 --trials 20")
-    rerun, manifest = stress(pipeline, tmp_path / "replay", "--trials", "4")
+    _, manifest = stress(pipeline, tmp_path / "replay", "--trials", "4")
     assert manifest["phases"]["stress"]["outputs"]["trials"] == 4
     assert "bound" not in manifest["phases"]["stress"]["outputs"]

@@ -4,7 +4,7 @@ With 0 violations in n independent trials, the exact (Clopper-Pearson)
 one-sided upper bound of the violation rate at confidence `level` is
 `1 - (1 - level) ** (1 / n)`: the largest rate under which seeing no
 violation in n trials still has a chance of at least 1 - level. Asking that
-it be below `rate_below` gives n = ⌈ln(1 − level) / ln(1 − rate_below)⌉:
+it be below `rate_below` gives n = ceil(ln(1 - level) / ln(1 - rate_below)):
 299 trials for 1% at 95%, 59 for 5% at 95%, 459 for 1% at 99%.
 
 A single violation ends the question (the race is real), so the trials stop
