@@ -1,117 +1,138 @@
 """The safe expression language of invariants' ``expect:``.
 
 An expression is parsed once into a Python AST (``ast.parse(mode="eval")``),
-checked against a strict allowlist of node types, and evaluated by walking
-the tree. Nothing is ever compiled or passed to ``eval``.
+checked against a strict allowlist, and evaluated by walking the tree within a
+cost budget. Nothing is ever compiled or passed to ``eval``.
 
-Allowed: literals (numbers, strings, ``true``/``false``/``null`` and
-``True``/``False``/``None``), list and tuple displays, names, field access
-(``a.b``, ``a["k"]``, ``a[0]``), arithmetic (``+ - * / // %``, unary ``-``
-and ``+``), chained comparisons (``== != < <= > >= in not in is is not``),
-``and``/``or``/``not``, conditional expressions (``x if c else y``) and
-calls of a few functions (:data:`FUNCTIONS`).
+Allowed
+-------
 
-Not allowed: ``**`` and bit operators (a way to build huge numbers),
-attributes starting with ``_``, calls of anything else, keyword arguments,
-lambdas, comprehensions, slices, f-strings, walrus, starred arguments.
-Repetition of a string or a list by an integer is capped at
-:data:`MAX_SEQUENCE` items.
+* literals: numbers, strings, ``true``/``false``/``null`` (and
+  ``True``/``False``/``None``); list, tuple, set and dict displays
+  (``[1, 2]``, ``(a, b)``, ``{"a", "b"}``, ``{"k": 1}``);
+* names (the probe's variables), fields ``a.b``, keys and indexes ``a["k"]``,
+  ``a[0]``, ``a[-1]``;
+* arithmetic ``+ - * / // %`` and unary ``-``/``+``; ``+`` and ``*`` also
+  concatenate and repeat strings, lists and tuples; ``-`` of two sets;
+* chained comparisons ``== != < <= > >= in not in is is not``;
+  ``and``/``or``/``not``; ``x if c else y``;
+* the functions ``abs all any float int len max min round str sum``, with
+  positional arguments only;
+* the methods ``.keys()``, ``.values()``, ``.items()``, on mappings only;
+* list, set and dict comprehensions, and generator expressions as the
+  argument of ``all``, ``any``, ``sum``, ``min``, ``max``, each with any
+  number of ``for`` and ``if`` clauses and tuple targets::
+
+      all(v <= 10 for v in body.accepted.values())
+      sum(r["qty"] for r in rows if r["ok"])
+      len({o["user"] for o in rows}) == len(rows)
+      all(n <= 1 for user, n in body.per_user.items())
+
+  A comprehension's variables are its own: they shadow the probe's names and
+  are gone after it, as in Python.
+
+Not allowed: ``**`` and bit operators, attributes starting with ``_``, names
+starting with ``__``, calls of anything else, keyword arguments, ``*``/``**``
+unpacking, lambdas, slices, f-strings and ``%`` formatting, ``:=``,
+``async for``.
+
+Budget
+------
+
+Each evaluation has a bounded cost; going over raises :class:`ExpressionError`
+with ``kind == "budget"`` naming the budget, never a hang, ``MemoryError`` or
+``RecursionError``. What the text shows is refused by :func:`parse_expression`
+already (so ``heisen validate`` reports it): its length, its nesting depth,
+and repetition of a literal beyond the size limit (``"x" * 1000000000``,
+``[[0] * 1000000] * 1000000``).
+
+==================  ==========  ===============================================
+constant            value       bounds
+==================  ==========  ===============================================
+:data:`MAX_LENGTH`  2,000       characters of the expression's text
+:data:`MAX_DEPTH`   50          nesting depth of the parsed expression (each
+                                ``for`` of a comprehension counts one level)
+:data:`MAX_STEPS`   200,000     nodes evaluated plus comprehension iterations
+:data:`MAX_SIZE`    1,000,000   size of any one value built: a string's
+                                characters, or a container's items counted
+                                with what they hold, shared items once per
+                                occurrence (``[[0] * 1000] * 1000`` has size
+                                1,001,001), an integer beyond 64 bits its
+                                digits; also the characters ``str()`` prints
+:data:`MAX_MEMORY`  4,000,000   bytes of all the strings and containers built
+                                in one evaluation (estimated before building)
+:data:`MAX_DIGITS`  4,300       digits of an integer built by arithmetic, or
+                                of the string given to ``int()``/``float()``
+==================  ==========  ===============================================
+
+Steps bound time (under a microsecond each: the whole budget is a fraction
+of a second); size bounds what one builtin call (``==``, ``in``, ``str``,
+``sum``) can do with a value; memory bounds what the evaluation can hold.
+Values read from the variables cost nothing until the expression builds
+something out of them (then they count in the size of what is built). To
+count matching items write ``sum(1 for r in rows if ...)``: it builds
+nothing.
+
+Names and evidence
+------------------
+
+:attr:`Expression.names` is the set of root names the expression reads from
+its variables (not comprehension variables, functions or literal names), so a
+validator can refuse names a probe never gives.
+:meth:`Expression.evaluate_with_evidence` also returns the values the
+expression read, keyed by their access path (``body.likes``,
+``load.redeem.status["200"]``): the outermost chains of fields and constant
+keys rooted at a variable, each summarized (see
+:mod:`heisen.oracle._expr_evidence`). Inside a comprehension only chains that
+do not depend on its variables are recorded, once; the iterable's chain stands
+for the items.
+
+Errors
+------
+
+Every failure is an :class:`ExpressionError` (a :class:`~heisen.errors.UsageError`)
+whose ``kind`` is ``"syntax"`` (does not parse, or not allowed), ``"name"``
+(``unknown name 'valu' (names available: hits, value); did you mean
+'value'?``), ``"field"`` (``body has no field 'valeu' (fields: likes, id)``,
+a missing key, an index out of range), ``"type"`` (``None > 1``, ``.keys()``
+of a list), ``"value"`` (division by zero, ``int("x")``) or ``"budget"``.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from heisen.errors import UsageError
+from heisen.oracle._expr_budget import (
+    MAX_DEPTH,
+    MAX_DIGITS,
+    MAX_LENGTH,
+    MAX_MEMORY,
+    MAX_SIZE,
+    MAX_STEPS,
+)
+from heisen.oracle._expr_check import analyse
+from heisen.oracle._expr_errors import ErrorKind, ExpressionError
+from heisen.oracle._expr_eval import evaluate
+from heisen.oracle._expr_functions import FUNCTIONS
 
-__all__ = ["FUNCTIONS", "MAX_SEQUENCE", "Expression", "ExpressionError", "parse_expression"]
+if TYPE_CHECKING:
+    import ast
 
-MAX_SEQUENCE = 1_000_000
-MAX_LENGTH = 2_000
-
-FUNCTIONS: Mapping[str, Callable[..., Any]] = {
-    "len": len,
-    "abs": abs,
-    "min": min,
-    "max": max,
-    "sum": sum,
-    "int": int,
-    "float": float,
-    "str": str,
-    "round": round,
-    "all": all,
-    "any": any,
-}
-
-_LITERAL_NAMES: Mapping[str, Any] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
-
-_BINARY: Mapping[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-}
-
-_COMPARE: Mapping[type[ast.cmpop], Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b,
-    ast.NotIn: lambda a, b: a not in b,
-    ast.Is: operator.is_,
-    ast.IsNot: operator.is_not,
-}
-
-_SYMBOLS: Mapping[type[ast.AST], str] = {
-    ast.Pow: "'**' (power)",
-    ast.LShift: "'<<'",
-    ast.RShift: "'>>'",
-    ast.BitOr: "'|'",
-    ast.BitAnd: "'&'",
-    ast.BitXor: "'^'",
-    ast.MatMult: "'@'",
-    ast.Invert: "'~'",
-    ast.Lambda: "lambda",
-    ast.ListComp: "a list comprehension",
-    ast.SetComp: "a set comprehension",
-    ast.DictComp: "a dict comprehension",
-    ast.GeneratorExp: "a generator expression",
-    ast.Slice: "a slice",
-    ast.JoinedStr: "an f-string",
-    ast.NamedExpr: "':=' (assignment)",
-    ast.Starred: "'*' unpacking",
-    ast.Await: "await",
-    ast.Yield: "yield",
-    ast.Dict: "a dict display",
-    ast.Set: "a set display",
-}
-
-
-class ExpressionError(UsageError):
-    """An expression that does not parse, uses something not allowed, or fails to evaluate."""
-
-    def __init__(self, message: str, column: int | None = None) -> None:
-        self.message = message
-        self.column = column
-        where = f" (column {column})" if column is not None else ""
-        super().__init__(f"{message}{where}")
+__all__ = [
+    "FUNCTIONS",
+    "MAX_DEPTH",
+    "MAX_DIGITS",
+    "MAX_LENGTH",
+    "MAX_MEMORY",
+    "MAX_SIZE",
+    "MAX_STEPS",
+    "ErrorKind",
+    "Expression",
+    "ExpressionError",
+    "parse_expression",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,207 +142,31 @@ class Expression:
     text: str
     names: frozenset[str]
     _tree: ast.expr = field(repr=False, compare=False)
+    _chains: Mapping[ast.AST, str] = field(repr=False, compare=False, default_factory=dict)
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
-        """Evaluate against ``variables``; raise :class:`ExpressionError` on a missing name or field."""
-        return _evaluate(self._tree, variables)
+        """Evaluate against ``variables``; raise :class:`ExpressionError` on any failure."""
+        return evaluate(self._tree, self._chains, variables, None)
+
+    def evaluate_with_evidence(self, variables: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Evaluate; also return the values read, keyed by their path (``{"body.likes": 87}``).
+
+        On failure the :class:`ExpressionError` carries what was read so far in
+        its ``evidence``.
+        """
+        evidence: dict[str, Any] = {}
+        try:
+            result = evaluate(self._tree, self._chains, variables, evidence)
+        except ExpressionError as exc:
+            exc.evidence = evidence
+            raise
+        return result, evidence
 
     def __str__(self) -> str:
         return self.text
 
 
 def parse_expression(text: str) -> Expression:
-    """Parse ``text``; raise :class:`ExpressionError` naming the first construct not allowed."""
-    if not isinstance(text, str) or not text.strip():
-        raise ExpressionError("the expression is empty")
-    if len(text) > MAX_LENGTH:
-        raise ExpressionError(f"the expression is longer than {MAX_LENGTH} characters")
-    source = " ".join(text.strip().splitlines())
-    try:
-        tree = ast.parse(source, mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"invalid syntax: {exc.msg}", exc.offset) from None
-    names: set[str] = set()
-    for node in ast.walk(tree.body):
-        _check_node(node, names)
-    return Expression(text=text, names=frozenset(names), _tree=tree.body)
-
-
-_ALLOWED_NODES = (
-    ast.Constant,
-    ast.Name,
-    ast.Attribute,
-    ast.Subscript,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.BoolOp,
-    ast.Compare,
-    ast.Call,
-    ast.IfExp,
-    ast.List,
-    ast.Tuple,
-    ast.Load,
-    ast.And,
-    ast.Or,
-    ast.Not,
-    ast.USub,
-    ast.UAdd,
-    *_BINARY,
-    *_COMPARE,
-)
-
-
-def _column(node: ast.AST) -> int | None:
-    offset = getattr(node, "col_offset", None)
-    return None if offset is None else offset + 1
-
-
-def _check_node(node: ast.AST, names: set[str]) -> None:
-    if isinstance(node, ast.BinOp | ast.UnaryOp) and not isinstance(node.op, _ALLOWED_NODES):
-        what = _SYMBOLS.get(type(node.op), f"'{type(node.op).__name__}'")
-        raise ExpressionError(f"{what} is not allowed in an expression", _column(node))
-    if not isinstance(node, _ALLOWED_NODES):
-        what = _SYMBOLS.get(type(node), f"'{type(node).__name__}'")
-        raise ExpressionError(f"{what} is not allowed in an expression", _column(node))
-    if isinstance(node, ast.Constant) and not isinstance(node.value, int | float | str | None):
-        raise ExpressionError(f"the literal {node.value!r} is not allowed", _column(node))
-    if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-        raise ExpressionError(
-            f"the field {node.attr!r} is not allowed: names starting with '_' are private",
-            _column(node),
-        )
-    if isinstance(node, ast.Name) and node.id not in _LITERAL_NAMES:
-        if node.id.startswith("__"):
-            raise ExpressionError(f"the name {node.id!r} is not allowed", _column(node))
-        if node.id not in FUNCTIONS:
-            names.add(node.id)
-    if isinstance(node, ast.Call):
-        _check_call(node)
-
-
-def _check_call(node: ast.Call) -> None:
-    func = node.func
-    if not isinstance(func, ast.Name) or func.id not in FUNCTIONS:
-        name = func.id if isinstance(func, ast.Name) else ast.unparse(func)
-        allowed = ", ".join(sorted(FUNCTIONS))
-        raise ExpressionError(
-            f"calling {name!r} is not allowed (allowed functions: {allowed})", _column(node)
-        )
-    if node.keywords:
-        raise ExpressionError(
-            f"keyword arguments are not allowed in {func.id}()", _column(node.keywords[0].value)
-        )
-
-
-def _evaluate(node: ast.expr, variables: Mapping[str, Any]) -> Any:
-    try:
-        return _eval(node, variables)
-    except ExpressionError:
-        raise
-    except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
-        raise ExpressionError(
-            f"cannot evaluate {ast.unparse(node)!r}: {exc}", _column(node)
-        ) from None
-
-
-def _eval(node: ast.expr, env: Mapping[str, Any]) -> Any:
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name):
-        return _lookup(node, env)
-    if isinstance(node, ast.Attribute):
-        return _field(_eval(node.value, env), node.attr, node)
-    if isinstance(node, ast.Subscript):
-        return _index(_eval(node.value, env), _eval(node.slice, env), node)
-    if isinstance(node, ast.BoolOp):
-        result: Any = None
-        for operand in node.values:
-            result = _eval(operand, env)
-            if isinstance(node.op, ast.And) and not result:
-                return result
-            if isinstance(node.op, ast.Or) and result:
-                return result
-        return result
-    if isinstance(node, ast.UnaryOp):
-        value = _eval(node.operand, env)
-        if isinstance(node.op, ast.Not):
-            return not value
-        return -value if isinstance(node.op, ast.USub) else +value
-    if isinstance(node, ast.BinOp):
-        return _binary(node, _eval(node.left, env), _eval(node.right, env))
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, env)
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = _eval(comparator, env)
-            if not _COMPARE[type(op)](left, right):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.IfExp):
-        return _eval(node.body if _eval(node.test, env) else node.orelse, env)
-    if isinstance(node, ast.List):
-        return [_eval(item, env) for item in node.elts]
-    if isinstance(node, ast.Tuple):
-        return tuple(_eval(item, env) for item in node.elts)
-    if isinstance(node, ast.Call):
-        assert isinstance(node.func, ast.Name)
-        args = [_eval(arg, env) for arg in node.args]
-        return FUNCTIONS[node.func.id](*args)
-    raise ExpressionError(f"'{type(node).__name__}' is not allowed", _column(node))
-
-
-def _lookup(node: ast.Name, env: Mapping[str, Any]) -> Any:
-    if node.id in _LITERAL_NAMES:
-        return _LITERAL_NAMES[node.id]
-    if node.id in env:
-        return env[node.id]
-    if node.id in FUNCTIONS:
-        raise ExpressionError(f"{node.id!r} is a function: call it", _column(node))
-    known = ", ".join(sorted(env)) or "none"
-    raise ExpressionError(f"unknown name {node.id!r} (the probe gave: {known})", _column(node))
-
-
-def _field(value: Any, name: str, node: ast.AST) -> Any:
-    if isinstance(value, Mapping):
-        if name in value:
-            return value[name]
-        known = ", ".join(sorted(map(str, value))) or "none"
-        raise ExpressionError(f"no field {name!r} (fields: {known})", _column(node))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if name in {f.name for f in dataclasses.fields(value)}:
-            return getattr(value, name)
-    elif isinstance(value, tuple) and name in getattr(value, "_fields", ()):
-        return getattr(value, name)
-    raise ExpressionError(
-        f"no field {name!r} on a value of type {type(value).__name__}", _column(node)
-    )
-
-
-def _index(value: Any, key: Any, node: ast.AST) -> Any:
-    if isinstance(value, Mapping):
-        if key in value:
-            return value[key]
-        raise ExpressionError(f"no key {key!r}", _column(node))
-    if isinstance(value, Sequence) and not isinstance(key, bool) and isinstance(key, int):
-        if -len(value) <= key < len(value):
-            return value[key]
-        raise ExpressionError(f"index {key} is out of range (length {len(value)})", _column(node))
-    raise ExpressionError(
-        f"cannot index a value of type {type(value).__name__} with {key!r}", _column(node)
-    )
-
-
-def _binary(node: ast.BinOp, left: Any, right: Any) -> Any:
-    if isinstance(node.op, ast.Mult):
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                if len(seq) * count > MAX_SEQUENCE:
-                    raise ExpressionError(
-                        f"the result would have more than {MAX_SEQUENCE} items", _column(node)
-                    )
-    if isinstance(node.op, ast.Add) and isinstance(left, str | list | tuple):
-        if isinstance(right, str | list | tuple) and len(left) + len(right) > MAX_SEQUENCE:
-            raise ExpressionError(
-                f"the result would have more than {MAX_SEQUENCE} items", _column(node)
-            )
-    return _BINARY[type(node.op)](left, right)
+    """Parse and check ``text``; raise :class:`ExpressionError` naming the first thing refused."""
+    analysis = analyse(text)
+    return Expression(text, analysis.names, analysis.tree, analysis.chains)
