@@ -261,10 +261,12 @@ class Runner:
         self._finish(name, record, result, started)
 
     def _log_traceback(self, name: str, exc: BaseException) -> None:
-        """The traceback of a crash goes to the run's log, not the terminal."""
+        """The traceback of a crash goes to the run's log (redacted), not the terminal."""
+        from heisen._redact import redact_text
+
         lines = traceback.format_exception(exc)
         with (self.run_dir / CRASH_LOG).open("a", encoding="utf-8") as log:
-            log.write(f"--- {now()} phase {name}\n{''.join(lines)}\n")
+            log.write(redact_text(f"--- {now()} phase {name}\n{''.join(lines)}\n"))
 
     def _phase_module(self, name: str) -> Any:
         module = importlib.import_module(f"heisen.{name}")
