@@ -318,6 +318,9 @@ class Runner:
         self.save()
 
     def _stop_system(self) -> None:
+        probes = sys.modules.get("heisen.oracle._python_runner")
+        if probes is not None:  # the workers of python: probes, if any ran
+            probes.stop_python_probes()
         if self.system is not None:
             self._stopping, self.system = self.system, None
             self._stopping.stop()
