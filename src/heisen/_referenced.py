@@ -125,6 +125,7 @@ def _check_openapi(found: _Found, pipeline: Pipeline, section: FuzzSection) -> N
     if document is None:
         return
     listing = ", ".join(op.key for op in document.operations) or "none"
+    shown = found.shown(document.source)
     request = pipeline.scenario.requests.get(section.request) if section.request else None
     operation = None
     if section.operation:
@@ -138,14 +139,13 @@ def _check_openapi(found: _Found, pipeline: Pipeline, section: FuzzSection) -> N
         if operation is None:
             found.add(
                 ("phases", "fuzz", "operation"),
-                f"{found.shown(document.source)} has no operation {wanted!r} "
-                f"(operations: {listing})",
+                f"{shown} has no operation {wanted!r} (operations: {listing})",
             )
             return
     elif request is None:
         found.add(
             ("phases", "fuzz"),
-            f"name the operation to fuzz with operation: (one of {listing}) "
+            f"{shown}: name the operation to fuzz with operation: (one of {listing}) "
             "or a scenario request with request:",
         )
         return
@@ -155,13 +155,12 @@ def _check_openapi(found: _Found, pipeline: Pipeline, section: FuzzSection) -> N
         if not any(op.matches(request.method, request.path) for op in document.operations):
             found.add(
                 ("phases", "fuzz", "request"),
-                f"no operation of {found.shown(document.source)} matches "
-                f"{request.method.upper()} {request.path}; name it with operation: "
-                f"(operations: {listing})",
+                f"{shown}: no operation matches {request.method.upper()} {request.path}; "
+                f"name it with operation: (operations: {listing})",
             )
     elif not operation.matches(request.method, request.path):
         found.add(
             ("phases", "fuzz", "request"),
-            f"request {section.request!r} ({request.method.upper()} {request.path}) "
+            f"{shown}: request {section.request!r} ({request.method.upper()} {request.path}) "
             f"is not the operation {operation.key}",
         )

@@ -63,5 +63,6 @@ def _message(item: Any, vocabulary: set[str]) -> str:
         if message.startswith(text):
             message = message[len(text) :]
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        message = f"{message} (got {item.get('input')!r})"
+        shown = repr(item.get("input"))
+        message = f"{message} (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return message
