@@ -18,6 +18,8 @@ happened (`outputs`, `findings`), so the manifest keeps it.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +71,12 @@ class PipelineError(UsageError):
         lines = [f"{source}: {count} problem{'s' if count != 1 else ''}"]
         lines += [f"  {problem}" for problem in problems]
         super().__init__("\n".join(lines))
+
+
+def did_you_mean(wanted: str, names: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the closest of `names`, or nothing."""
+    close = difflib.get_close_matches(wanted, list(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class SystemUnavailable(HeisenError):

@@ -53,7 +53,7 @@ from heisen._schema._system import (
 )
 from heisen._schema._types import Strict
 from heisen._yaml import YamlDocument, YamlPath, load_yaml_text, read_capped
-from heisen.errors import PipelineError, Problem
+from heisen.errors import PipelineError, Problem, did_you_mean
 from heisen.oracle._python_ref import check_python_ref  # static: validate imports nothing
 
 __all__ = [
@@ -172,6 +172,14 @@ def load_pipeline(path: Path) -> LoadedPipeline:
         raise PipelineError(str(path), problems)
     digest = hashlib.sha256(raw).hexdigest()
     return LoadedPipeline(pipeline=pipeline, path=path.resolve(), sha256=digest, raw=document.data)
+
+
+PROBE_VARIABLES: dict[str, frozenset[str]] = {
+    "http": frozenset({"status", "body", "headers", "load"}),
+    "redis": frozenset({"value", "load"}),
+}
+"""What `expect:` can read from the probes whose variables are known before they run."""
+LOAD_REFERENCE = re.compile(r"(?<![\w.])load\.([A-Za-z_]\w*)")
 
 
 class _Checker:
@@ -357,9 +365,11 @@ class _Checker:
 
         if invariant.expect:
             try:
-                parse_expression(invariant.expect)
+                expression = parse_expression(invariant.expect)
             except ExpressionError as exc:
                 self.add((*path, "expect"), f"bad expression: {exc}")
+            else:
+                self._check_expect_names((*path, "expect"), invariant, expression.names)
         if invariant.sql is not None:
             self._check_target(path, invariant.on, DependencyKind.POSTGRES)
         if invariant.redis is not None:
@@ -381,6 +391,30 @@ class _Checker:
                 self.add(
                     (*path, "history"),
                     "no request of the scenario has history: (f, key, value) to record",
+                )
+
+    def _check_expect_names(
+        self, path: YamlPath, invariant: Invariant, names: frozenset[str]
+    ) -> None:
+        """Names an `expect:` can never be given: probes whose variables are known in advance,
+        and `load.<request>` for a request the scenario does not have."""
+        kind = next((k for k in PROBE_VARIABLES if getattr(invariant, k) is not None), None)
+        if kind is not None:
+            given = PROBE_VARIABLES[kind]
+            for name in sorted(names - given):
+                hint = did_you_mean(name, given)
+                self.add(
+                    path,
+                    f"{name!r} is not a variable of a {kind}: probe (it gives "
+                    f"{', '.join(sorted(given))}){hint}",
+                )
+        requests = [*self.pipeline.scenario.requests, "total"]
+        for request in LOAD_REFERENCE.findall(invariant.expect or ""):
+            if request not in requests:
+                self.add(
+                    path,
+                    f"load.{request}: the scenario has no request named {request!r} "
+                    f"(load. names one of {', '.join(requests)}){did_you_mean(request, requests)}",
                 )
 
     def _check_phases(self, phases: Phases) -> None:
