@@ -458,19 +458,24 @@ class SystemHandle:
             process.stop()
             raise SystemUnavailable(f"the stub for {dependency} did not start:\n{process.tail()}")
         running.stub = process
+        self._repoint_links(dependency, f"{LOOPBACK}:{port}")
+        return f"http://{LOOPBACK}:{port}"
+
+    def _repoint_links(self, dependency: str, upstream: str) -> None:
+        """Links to `dependency` now reach `upstream`; their open connections are dropped, or a
+        service's pooled keep-alive connections would go on reaching the old one."""
         for link in self._links:
             if link.endswith(f"->{dependency}"):
-                self.proxies.set_upstreams(link, [f"{LOOPBACK}:{port}"])
-        return f"http://{LOOPBACK}:{port}"
+                self.proxies.set_upstreams(link, [upstream])
+                self.proxies.set_enabled(link, False)
+                self.proxies.set_enabled(link, True)
 
     def stop_stub(self, dependency: str) -> None:
         running = self._dependencies[dependency]
         if running.stub is None:
             return
         direct = host_port(running.address, DEFAULT_PORTS[running.spec.kind])
-        for link in self._links:
-            if link.endswith(f"->{dependency}"):
-                self.proxies.set_upstreams(link, [f"{direct[0]}:{direct[1]}"])
+        self._repoint_links(dependency, f"{direct[0]}:{direct[1]}")
         running.stub.stop()
         running.stub = None
 
