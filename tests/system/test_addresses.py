@@ -38,8 +38,8 @@ ALLOWED = [
 ]
 
 REFUSED = {
-    "http://127.0.0.1.example.com/": "'127.0.0.1.example.com' does not resolve",
-    "http://no-such-host.invalid:80/": "'no-such-host.invalid' does not resolve",
+    "http://127.0.0.1.example.com/": "'127.0.0.1.example.com' is not a loopback address: it does not resolve",
+    "http://no-such-host.invalid:80/": "'no-such-host.invalid' is not a loopback address: it does not resolve",
     "http://0.0.0.0/": "'0.0.0.0' is not a loopback address",
     "http://[::ffff:10.0.0.1]/": "'::ffff:10.0.0.1' is not a loopback address",
     "http://192.0.2.7@127.0.0.1/": "",  # user info, host is 127.0.0.1: allowed (see below)

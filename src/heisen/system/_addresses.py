@@ -94,16 +94,17 @@ def host_problems(host: str, allow_hosts: Collection[str], origin: str = "") -> 
             return []
         return [f"{named} is not a loopback address; {_LIST_IT}"]
     if not _PLAIN_HOST.fullmatch(bare):
-        return [f"{named} is not a plain host name or address"]
+        return [f"{named} is not a loopback address: it is not a plain host name or address"]
     try:
         infos = socket.getaddrinfo(bare, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return [f"{named} does not resolve ({reason})"]
+        return [f"{named} is not a loopback address: it does not resolve ({reason})"]
     addresses = sorted({str(info[4][0]) for info in infos})
     outside = [a for a in addresses if not is_loopback_address(a)]
     if outside or not addresses:
-        return [f"{named} resolves to {', '.join(outside) or 'nothing'}, not loopback; {_LIST_IT}"]
+        resolved = ", ".join(outside) or "nothing"
+        return [f"{named} is not a loopback address: it resolves to {resolved}; {_LIST_IT}"]
     return []
 
 
