@@ -163,7 +163,9 @@ def parse_mapping(
 
     for key in data:
         if key not in MAPPING_KEYS:
-            note((*path, key), f"unknown mapping key {key!r}{_did_you_mean(key, MAPPING_KEYS)}")
+            note(
+                (*path, str(key)), f"unknown mapping key {key!r}{_did_you_mean(key, MAPPING_KEYS)}"
+            )
     stub_id = data.get("id") or data.get("uuid") or str(uuid.uuid4())
     if not isinstance(stub_id, str):
         note((*path, "id"), "id is a UUID string")

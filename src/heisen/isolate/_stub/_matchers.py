@@ -48,7 +48,8 @@ UNSUPPORTED = (
 )
 
 
-_MAX_NESTING = 32  # and/or inside and/or: the loaders cap documents, the admin API does not
+MAX_LOGICAL_NESTING = 16
+"""and/or inside and/or: the loaders cap a document's depth, the admin API's JSON is not capped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +68,8 @@ def compile_matcher(spec: Any, path: Path, report: Report) -> ValueMatcher | Non
     if not isinstance(spec, dict):
         report(path, 'a match operator is an object such as {"equalTo": "value"}')
         return None
-    if len(path) > _MAX_NESTING:
-        report(path, f"match operators nest deeper than {_MAX_NESTING} levels")
+    if sum(part in ("and", "or") for part in path) > MAX_LOGICAL_NESTING:
+        report(path, f"and/or match operators nest deeper than {MAX_LOGICAL_NESTING} levels")
         return None
     operators = [key for key in spec if key in OPERATORS]
     for key in spec:
