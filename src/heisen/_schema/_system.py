@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from heisen._schema import _limits as L
-from heisen._schema._types import Cpu, Duration, HttpStatus, Memory, MixWeight, Strict
+from heisen._schema._types import Cpu, Duration, HttpStatus, Memory, MixWeight, Offset, Strict
 
 
 class DependencyKind(StrEnum):
@@ -155,6 +155,10 @@ class Invariant(Strict):
     timeout: Duration | None = Field(
         default=None, description="python: probes only: how long one call may take (default 10s)"
     )
+    settle: Offset | None = Field(
+        default=None,
+        description="run no earlier than this long after the load ended (default: scenario.settle)",
+    )
 
     @model_validator(mode="after")
     def _one_probe(self) -> Invariant:
@@ -279,3 +283,6 @@ class Scenario(Strict):
     requests: dict[str, RequestTemplate] = Field(min_length=1)
     load: list[LoadStep] = Field(min_length=1)
     timeout: Duration = 10.0
+    settle: Offset = Field(
+        default=0.0, description="how long after the load the invariants run (`durable within 1s`)"
+    )

@@ -15,6 +15,7 @@ lost, unknown}` (all zero, with `checked: false`, when the pipeline has no
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from heisen.phase import PhaseContext
@@ -45,7 +46,10 @@ def check_invariants(
         "deps": {},
         "services": {},
     }
+    load_ended = time.monotonic()  # the load stopped and every fault was rolled back
     for invariant in pipeline.invariants:
+        settle = pipeline.scenario.settle if invariant.settle is None else invariant.settle
+        time.sleep(max(0.0, load_ended + settle - time.monotonic()))
         if is_probe(invariant):
             verdicts.append(evaluate_probe(pipeline, ctx.system, invariant, context).to_dict())
         elif invariant.acknowledged is not None:

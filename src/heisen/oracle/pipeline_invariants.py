@@ -125,11 +125,7 @@ def evaluate_probe(
     if load is not None:
         values = {"load": dict(load), **values}
     try:
-        expression = parse_expression(invariant.expect)
-        if hasattr(expression, "evaluate_with_evidence"):  # TEMP until expr lands
-            result, evidence = expression.evaluate_with_evidence(values)
-        else:
-            result, evidence = expression.evaluate(values), _shown(values)
+        result, evidence = parse_expression(invariant.expect).evaluate_with_evidence(values)
     except ExpressionError as exc:
         return Verdict.error(invariant.name, "pipeline", f"expect: {exc}", _shown(values))
     if not isinstance(result, bool):

@@ -287,7 +287,10 @@ class _TrialRunner:
             "services": {},
         }
         load = load_variables(records, factory.sent, list(self.pipeline.scenario.requests))
+        load_ended = time.monotonic()
         for invariant in self.invariants:
+            settle = self.pipeline.scenario.settle if invariant.settle is None else invariant.settle
+            time.sleep(max(0.0, load_ended + settle - time.monotonic()))
             if is_probe(invariant):
                 verdict = _verdicts.probe(self.pipeline, self.system, invariant, context, load)
             elif invariant.acknowledged is not None:
