@@ -99,12 +99,12 @@ def run_adhoc_fuzz(
 
 def _base(url: str) -> tuple[str, str, str, int]:
     """`http://127.0.0.1:8080/api` → (`http://127.0.0.1:8080`, `/api`, host, port), loopback only."""
-    from heisen.system._addresses import check_allowed
+    from heisen.system._addresses import check_address
 
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise UsageError(f"--url {url!r} is not an http:// URL (for example http://127.0.0.1:8080)")
-    check_allowed(parts.hostname, [], "--url")
+    check_address(url, [], "--url")
     port = parts.port or 80
     return f"http://{parts.netloc}", parts.path.rstrip("/"), parts.hostname, port
 

@@ -75,21 +75,19 @@ class AdHocPlan:
 
 def plan(load: AdHocLoad) -> AdHocPlan:
     """Validate the options; UsageError says what is wrong and how to write it."""
-    from heisen.system._addresses import check_allowed
+    from heisen.system._addresses import loopback_problems
 
     parts = urlsplit(load.url)
     if parts.scheme != "http" or not parts.hostname:
         raise UsageError(
             f"--url {load.url!r}: give an http:// URL with a host, e.g. http://127.0.0.1:8080/orders"
         )
-    try:
-        check_allowed(parts.hostname, [], "--url")
-    except UsageError:
+    problems = loopback_problems(load.url, [])
+    if problems:
         raise UsageError(
-            f"--url {load.url!r}: {parts.hostname!r} is not a loopback address; ad hoc mode sends "
-            "only to 127.0.0.1, localhost or ::1 (name other hosts under allow_hosts: in a "
-            "pipeline)"
-        ) from None
+            f"--url {load.url!r}: {'; '.join(problems)}; ad hoc mode sends only to loopback "
+            "(127.0.0.1, localhost, ::1; name other hosts under allow_hosts: in a pipeline)"
+        )
     try:
         port = parts.port or 80
     except ValueError as exc:
