@@ -216,11 +216,13 @@ class _Checker:
 
     def _service_roots(self) -> dict[str, Any]:
         # {} is a value with nothing below it: `{{ seed.x }}` names nothing
-        deps = {
+        deps: dict[str, Any] = {
             name: {"dsn": {}, "url": {}, "host": {}, "port": {}}
             for name in self.pipeline.dependencies
         }
-        services = {name: {"url": {}, "host": {}, "port": {}} for name in self.pipeline.services}
+        services: dict[str, Any] = {
+            name: {"url": {}, "host": {}, "port": {}} for name in self.pipeline.services
+        }
         return {
             "deps": deps,
             "services": services,
@@ -293,10 +295,10 @@ class _Checker:
         outside = _PLACEHOLDERS.sub("", call.path)
         if any(c.isspace() for c in outside):
             self.add((*path, "path"), f"a path has no spaces or line breaks: {call.path!r}")
-        for name, value in call.headers.items():
+        for name, header in call.headers.items():
             if not _HEADER_NAME.match(name):
                 self.add((*path, "headers", name), f"{name!r} is not a header name")
-            elif "\r" in value or "\n" in value:
+            elif "\r" in header or "\n" in header:
                 self.add((*path, "headers", name), "a header value has no line breaks")
         for part, value in (
             ("path", call.path),
@@ -391,6 +393,12 @@ class _Checker:
                 self.add(
                     (*path, "history"),
                     "no request of the scenario has history: (f, key, value) to record",
+                )
+            if getattr(invariant.history, "per", None) == "replica":
+                self.add(
+                    (*path, "history", "per"),
+                    "per: replica needs the replica that served each request, which heisen's "
+                    "records do not carry yet; use per: key",
                 )
 
     def _check_expect_names(

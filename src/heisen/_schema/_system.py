@@ -142,13 +142,31 @@ class Acknowledged(Strict):
     on: str | None = None
 
 
+class RateHistory(Strict):
+    """`history: {model: rate, ...}`: at most `limit` ok operations `f` per key (or per replica)
+    in any window `window` (a rate limiter's promise, checked over the recorded history)."""
+
+    model: Literal["rate"]
+    f: str | None = Field(
+        default=None, description="the history f that counts (default: the only one recorded)"
+    )
+    limit: int = Field(ge=1, le=1_000_000)
+    window: Duration
+    per: Literal["key", "replica"] = "key"
+
+    def rate_limit(self) -> Any:
+        from heisen.oracle.checkers import Per, RateLimit
+
+        return RateLimit(limit=self.limit, window_s=self.window, f=self.f, per=Per(self.per))
+
+
 class Invariant(Strict):
     name: str
     sql: str | None = None
     redis: list[str] | None = None
     http: HttpCall | None = None
     python: str | None = None
-    history: Literal["register", "cas-register", "counter", "set"] | None = None
+    history: Literal["register", "cas-register", "counter", "set"] | RateHistory | None = None
     acknowledged: Acknowledged | None = None
     on: str | None = None
     expect: str | None = None

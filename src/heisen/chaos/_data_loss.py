@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from heisen.phase import PhaseContext
+from heisen.stress._verdicts import history_model
 from heisen.pipeline import DependencyKind
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RequestFactory
@@ -102,7 +103,7 @@ def _history(
     specs = {name: r.history for name, r in ctx.pipeline.scenario.requests.items() if r.history}
     ops = history.with_initial_values(history.operations(records, factory.sent, specs), specs)
     operations = [Operation.from_dict({**op, "index": i}) for i, op in enumerate(ops)]
-    result = check(operations, invariant.history, time_budget_s=10.0)
+    result = check(operations, history_model(invariant), time_budget_s=10.0)
     if result.valid is None:
         return {
             "name": invariant.name,

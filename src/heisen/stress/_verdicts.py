@@ -74,6 +74,17 @@ def acknowledged(
     return {"name": invariant.name, "held": loss["lost"] == 0, "message": message, "value": loss}
 
 
+def history_model(invariant: Invariant) -> Any:
+    """The model `check` takes: a name, or the parameters of `history: {model: rate, ...}`."""
+    model = invariant.history
+    return model if isinstance(model, str) else model.rate_limit()  # type: ignore[union-attr]
+
+
+def describe_model(invariant: Invariant) -> str:
+    model = history_model(invariant)
+    return model if isinstance(model, str) else str(model.describe())
+
+
 def history(
     invariant: Invariant,
     records: Sequence[RequestRecord],
@@ -93,7 +104,7 @@ def history(
         for op in ops:
             handle.write(json.dumps({**op, "trial": trial}, separators=(",", ":")) + "\n")
     operations = [Operation.from_dict({**op, "index": i}) for i, op in enumerate(ops)]
-    result = check(operations, invariant.history, time_budget_s=HISTORY_BUDGET_S)
+    result = check(operations, history_model(invariant), time_budget_s=HISTORY_BUDGET_S)
     if result.valid is None:
         return {
             "name": invariant.name,
@@ -105,7 +116,7 @@ def history(
         return {
             "name": invariant.name,
             "held": True,
-            "message": f"{len(operations)} operations consistent with {invariant.history}",
+            "message": f"{len(operations)} operations consistent with {describe_model(invariant)}",
             "value": {},
         }
     violation = result.violations[0]
