@@ -19,10 +19,10 @@ import time
 from typing import Any
 
 from heisen.phase import PhaseContext
-from heisen.stress._verdicts import history_model
 from heisen.pipeline import DependencyKind
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RequestFactory
+from heisen.stress._verdicts import history_model
 
 
 def check_invariants(
