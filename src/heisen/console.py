@@ -6,20 +6,19 @@ an error message, a replay command or a finding never reaches the terminal.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import IO, Any, cast
 
 
 def make_console(*, stderr: bool = True, plain: bool = False) -> Any:
-    from rich.console import Console
-
     no_color = bool(os.environ.get("NO_COLOR")) or plain
     stream = sys.stderr if stderr else sys.stdout
     width = None
     if not stream.isatty():
         width = int(os.environ.get("COLUMNS", "100"))
-    return Console(
+    return _console_class()(
         file=cast(IO[str], _Redacting(stream)),  # duck-typed: write, flush, isatty
         no_color=no_color,
         color_system=None if no_color else "auto",
@@ -29,6 +28,22 @@ def make_console(*, stderr: bool = True, plain: bool = False) -> Any:
         force_terminal=None if not plain else False,
         emoji=False,
     )
+
+
+@functools.cache
+def _console_class() -> Any:
+    """rich's Console, redacting strings before they are wrapped (rich is imported lazily)."""
+    from rich.console import Console
+
+    from heisen._redact import redact_text
+
+    class RedactingConsole(Console):
+        def print(self, *objects: Any, **options: Any) -> None:
+            """Strings are redacted whole, before a line break can split a secret."""
+            redacted = [redact_text(o) if isinstance(o, str) else o for o in objects]
+            super().print(*redacted, **options)
+
+    return RedactingConsole
 
 
 def write_json(data: Any) -> None:

@@ -188,8 +188,16 @@ def test_command_lines_mask_the_value_after_a_secret_option() -> None:
     assert redact({"pair": ["Authorization", "Bearer t"]}) == {"pair": ["Authorization", MASK]}
 
 
-def test_log_lines_and_json_output_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+def test_log_lines_and_json_output_are_redacted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from heisen.console import make_console, write_json
+
+    monkeypatch.setenv("COLUMNS", "30")  # a line break must not split a secret out of its form
+    make_console(stderr=False, plain=True).print(
+        "cannot reach postgresql://application:longlonglongpassword9@127.0.0.1:5432/db"
+    )
+    assert "longlonglongpassword9" not in capsys.readouterr().out
 
     record = logging.LogRecord(
         "heisen", logging.INFO, __file__, 1, "GET %s", ("/x?access_token=t9",), None
