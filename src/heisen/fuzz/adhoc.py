@@ -87,8 +87,10 @@ def run_adhoc_fuzz(
         "failures": failing,
         "operations": reports,
     }
+    from heisen._redact import redact
+
     (run_dir / RESULT_NAME).write_text(
-        json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        json.dumps(redact(result), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
     if as_json:
         write_json(result)
