@@ -1,30 +1,45 @@
 """The synchronized burst: N requests released so that they reach the server together.
 
-Design of the barrier (HTTP/1.1, last-byte synchronization)
------------------------------------------------------------
+Design of the barrier (HTTP/1.1, last-byte-of-the-head synchronization)
+-----------------------------------------------------------------------
 A naive `gather` of N requests spreads them over the time the client takes
 to build and write each one (~100 µs of Python per request, 20 ms for 200).
 The barrier moves all of that work before the critical window:
 
 1. *Connect.* One connection per request, all opened before anything is sent
-   (TCP_NODELAY, so a 1-byte write leaves at once as its own segment).
-2. *Prime.* Each request is encoded and written except its final byte. A
-   server cannot finish parsing a request without its final byte (the end of
-   the head for a bodiless request, the last body byte otherwise), so none of
-   them can start. The client then waits until every prefix has left its
-   send buffer, and `settle_s` more so that the server has read them.
+   (TCP_NODELAY, so a small write leaves at once as its own segment).
+2. *Prime.* Each request's head is written except its very last byte, the
+   final `\n` of the blank line that ends it. No HTTP/1.1 server can dispatch
+   a request before it has the whole head: not one that waits for the body
+   (most frameworks' default), and not one that dispatches on the head and
+   never reads the body (aiohttp, Node, Go's net/http: withholding a *body*
+   byte lets those answer before the release, and such a burst is no burst).
+   The client then waits until every prefix has left its send buffer, and
+   `settle_s` more so that the server has read them.
 3. *Release.* With the garbage collector paused, one tight loop writes the
-   final byte of every request (`transport.write` of 1 byte is one `send()`
-   syscall, ~10 µs on loopback) and notes the time of each write. The window
-   the server sees is the length of this loop: `release_spread_s`.
+   rest of every request, the held `\n` and the whole body in one
+   `transport.write` (one `send()` syscall, ~10 µs on loopback for a small
+   body), and notes the time of each write. The window the server sees is
+   the length of this loop: `release_spread_s`. Sending the body at release
+   costs the bytes of the body in that loop; `bench/bench_burst_release.py`
+   measures it.
 4. *Collect.* Responses are read as they come; a request without a response
    after `timeout_s` is recorded as "timeout".
+
+A response that completes before the release (a server that answers a
+request it cannot have parsed: a misbehaving server, or a proxy that
+answers for it) is recorded, never dropped: its `sent_ns` is the time its
+prefix was written (the earliest the server could have acted on it), its
+tail is not sent, and it is counted in `BurstResult.early_responses`. The
+same holds for a connection that fails before the release.
 
 Invariants: every request gets exactly one record, in request order, and
 every connection opened is closed on return, on error and on cancellation
 (the `finally` aborts them). It terminates: each phase is bounded by
 `connect_timeout_s`, the write-buffer wait by `timeout_s`, the collection by
-`timeout_s`. HTTP/2 (single-packet) lives in `_http2`, with the same shape.
+`timeout_s`. HTTP/2 lives in `_http2`, with the same shape and the same
+rule: what is held back is something the server needs before it can
+dispatch.
 
 To extend it (several release threads, io_uring batching), keep phase 3 free
 of anything but the writes.
@@ -48,12 +63,17 @@ from heisen.stress._request import HttpRequest
 
 @dataclass(frozen=True, slots=True)
 class BurstResult:
-    """Records in request order; `release_spread_s` is the client's final-write window."""
+    """Records in request order; `release_spread_s` is the client's release-write window.
+
+    `early_responses`: requests answered before their release (see the module
+    docstring); 0 for any server that needs the whole head to dispatch.
+    """
 
     records: tuple[RequestRecord, ...]
     release_spread_s: float
     connections: int
     protocol: str = "http/1.1"
+    early_responses: int = 0
 
 
 async def run_burst(
@@ -134,7 +154,9 @@ async def _fire(
     authority = f"{host}:{port}"
     n = len(requests)
     records: list[RequestRecord | None] = [None] * n
+    primed: list[int | None] = [None] * n
     sent: list[int | None] = [None] * n
+    early = 0
     remaining = 0
     all_done = loop.create_future()
 
@@ -142,10 +164,14 @@ async def _fire(
         def done(
             conn: Http1Connection, status: int | None, body: bytes, error: ErrorKind | None
         ) -> None:
-            nonlocal remaining
+            nonlocal remaining, early
             req = requests[i]
+            sent_ns = sent[i]
+            if sent_ns is None:  # completed before its release: see the module docstring
+                sent_ns = primed[i]
+                early += status is not None
             records[i] = RequestRecord(
-                i, conn.id, req.method, req.path, None, sent[i], time.monotonic_ns(),
+                i, conn.id, req.method, req.path, None, sent_ns, time.monotonic_ns(),
                 status, error, body, req.body,
             )  # fmt: skip
             remaining -= 1
@@ -154,8 +180,8 @@ async def _fire(
 
         return done
 
-    # Phase 2: prime every live connection with all but the final byte.
-    lasts: list[tuple[int, Http1Connection, bytes]] = []
+    # Phase 2: prime every live connection with its head but the head's last byte.
+    tails: list[tuple[int, Http1Connection, bytes]] = []
     for i, (req, conn) in enumerate(zip(requests, opened, strict=True)):
         if not isinstance(conn, Http1Connection):
             kind = connect_error_kind(conn)
@@ -164,17 +190,18 @@ async def _fire(
                 None, kind, b"", req.body,
             )  # fmt: skip
             continue
-        data = req.encode_http1(authority)
         if conn.closed or conn.transport is None or conn.transport.is_closing():
             records[i] = RequestRecord(
                 i, conn.id, req.method, req.path, None, None, time.monotonic_ns(),
                 None, "closed", b"", req.body,
             )  # fmt: skip
             continue
+        prefix, tail = split_at_head_end(req.encode_http1(authority))
         remaining += 1
-        conn.send_prefix(data[:-1], finisher(i), head=req.method == "HEAD")  # type: ignore[arg-type]
-        lasts.append((i, conn, data[-1:]))
-    await _flushed([c for _, c, _ in lasts], timeout_s)
+        primed[i] = time.monotonic_ns()
+        conn.send_prefix(prefix, finisher(i), head=req.method == "HEAD")  # type: ignore[arg-type]
+        tails.append((i, conn, tail))
+    await _flushed([c for _, c, _ in tails], timeout_s)
     if settle_s > 0:
         await asyncio.sleep(settle_s)
 
@@ -184,11 +211,11 @@ async def _fire(
     gc.disable()
     try:
         clock = time.monotonic_ns
-        for i, conn, last in lasts:
+        for i, conn, tail in tails:
             if conn.in_flight and conn.transport is not None:
                 sent[i] = clock()
-                conn.transport.write(last)
-        stamps = [s for s in (sent[i] for i, _, _ in lasts) if s is not None]
+                conn.transport.write(tail)
+        stamps = [s for s in (sent[i] for i, _, _ in tails) if s is not None]
         if stamps:
             first_ns, last_ns = stamps[0], stamps[-1]
     finally:
@@ -200,12 +227,21 @@ async def _fire(
         try:
             await asyncio.wait_for(asyncio.shield(all_done), timeout=timeout_s)
         except TimeoutError:
-            for _, conn, _ in lasts:
+            for _, conn, _ in tails:
                 if conn.in_flight:
                     conn.fail("timeout")
     final = tuple(r for r in records if r is not None)
-    assert len(final) == n
-    return BurstResult(final, (last_ns - first_ns) / 1e9, len(lasts))
+    if len(final) != n:
+        raise AssertionError(f"burst of {n} requests made {len(final)} records")
+    return BurstResult(final, (last_ns - first_ns) / 1e9, len(tails), early_responses=early)
+
+
+def split_at_head_end(data: bytes) -> tuple[bytes, bytes]:
+    """(everything before the head's last byte, that byte and the body): the burst's hold."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        raise ValueError("an HTTP/1.1 request without the blank line that ends its head")
+    return data[: end + 3], data[end + 3 :]
 
 
 async def _flushed(conns: list[Http1Connection], timeout_s: float) -> None:

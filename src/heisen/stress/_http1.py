@@ -119,7 +119,7 @@ class Http1Connection(asyncio.Protocol):
         self.transport.write(data)
 
     def send_prefix(self, data: bytes, on_done: Done, *, head: bool = False) -> None:
-        """Write all of a request but its final byte (see `_burst`); `release()` sends it."""
+        """Write the first part of a request (see `_burst`); the caller writes the rest."""
         self._start(on_done, head)
         assert self.transport is not None
         self.transport.write(data)

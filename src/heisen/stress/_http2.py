@@ -1,14 +1,34 @@
 """HTTP/2 single-packet burst (prior-knowledge h2c), built on the `h2` state machine.
 
 The same four phases as the HTTP/1.1 barrier in `_burst`, with frames instead
-of bytes: each request's HEADERS (and all of its body but the last byte) are
-sent without END_STREAM, so the server holds every stream open; at release,
-each connection writes the final DATA frame of all its streams (1 byte, or
-empty for a bodiless request, with END_STREAM) in a single `write`, which the
-kernel sends as one TCP segment when it fits the MSS (~20-30 requests per
-packet over the Internet; on loopback the MTU is 64 KiB). Several connections
-are used only when the burst exceeds `streams_per_connection` or the server's
-SETTINGS_MAX_CONCURRENT_STREAMS.
+of bytes, and the same rule: hold back something the server needs before it
+can dispatch. Many HTTP/2 servers dispatch a stream as soon as its header
+block is complete (the HEADERS frame carrying END_HEADERS), body or no body,
+so withholding only the final DATA frame (END_STREAM) does not hold them. And
+a header block cannot be left open on several streams at once: after a
+HEADERS frame without END_HEADERS the peer accepts nothing but that stream's
+CONTINUATION frames. So the whole of each stream is held back:
+
+1. *Connect.* Enough connections for the burst (`streams_per_connection`, at
+   most the server's SETTINGS_MAX_CONCURRENT_STREAMS), preface and SETTINGS
+   exchanged, TCP_NODELAY.
+2. *Prime.* Every stream's frames (HEADERS, then DATA with the body and
+   END_STREAM; HEADERS with END_STREAM for a bodiless request) are encoded
+   into one buffer per connection, nothing of them written; `settle_s` lets
+   the server finish the connection setup.
+3. *Release.* With the garbage collector paused, each connection writes its
+   buffer in a single `write`, which the kernel sends as one TCP segment when
+   it fits the MSS (~20-30 requests per packet over the Internet; on loopback
+   the MTU is 64 KiB). The server can dispatch no stream before it: no byte
+   of any stream was on the wire. `release_spread_s` is the window between
+   the first and the last connection's write (0 with one connection).
+4. *Collect*, as for HTTP/1.1; streams still open after `timeout_s` are
+   recorded as "timeout".
+
+Compared with a prime that writes the headers early, the server decodes the
+header blocks (HPACK) after the release, inside the window; the figures are
+in `bench/bench_burst_release.py`. A connection lost before the release
+records its streams with `sent_ns=None` (never written) and its error.
 
 Each stream gets its own record `connection` id: in the history a stream is a
 client of its own, since streams run concurrently. Bodies must fit the
@@ -71,6 +91,7 @@ class _H2Client(asyncio.Protocol):
         self.settings = loop.create_future()
         self.all_done = loop.create_future()
         self.max_streams = 100
+        self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -114,6 +135,7 @@ class _H2Client(asyncio.Protocol):
             self.transport.write(self.conn.data_to_send())
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if not self.settings.done():
             self.settings.set_exception(ConnectionError("closed before SETTINGS"))
         kind: ErrorKind = "reset" if isinstance(exc, ConnectionResetError) else "closed"
@@ -135,7 +157,8 @@ class _H2Client(asyncio.Protocol):
         if not self.all_done.done():
             self.all_done.set_result(None)
 
-    def prime(self, stream: _Stream, request: HttpRequest, authority: str) -> None:
+    def encode(self, stream: _Stream, request: HttpRequest, authority: str) -> None:
+        """Encode the stream's frames into the h2 buffer (not written) and track the stream."""
         headers = [
             (":method", request.method),
             (":path", request.path),
@@ -143,16 +166,18 @@ class _H2Client(asyncio.Protocol):
             (":authority", authority),
         ]
         headers += [(n.lower(), v) for n, v in request.headers if n.lower() not in _SKIP_HEADERS]
-        self.conn.send_headers(stream.stream_id, headers, end_stream=False)
-        if len(request.body) > 1:
-            self.conn.send_data(stream.stream_id, request.body[:-1], end_stream=False)
+        body = request.body
+        self.conn.send_headers(stream.stream_id, headers, end_stream=not body)
+        size = self.conn.max_outbound_frame_size
+        for start in range(0, len(body), size):
+            chunk = body[start : start + size]
+            self.conn.send_data(stream.stream_id, chunk, end_stream=start + size >= len(body))
         self.streams[stream.stream_id] = stream
         self.open_streams += 1
 
-    def close_frames(self, requests: Sequence[tuple[_Stream, HttpRequest]]) -> bytes:
-        for stream, request in requests:
-            self.conn.send_data(stream.stream_id, request.body[-1:], end_stream=True)
-        return self.conn.data_to_send()
+    @property
+    def alive(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing() and not self.lost
 
 
 async def _connect(host: str, port: int, timeout_s: float) -> _H2Client:
@@ -223,23 +248,23 @@ async def _fire(
         client_no = i // per_conn
         client = clients[client_no]
         stream = _Stream(i, next(ids), client.conn.get_next_available_stream_id())
-        client.prime(stream, request, authority)
+        client.encode(stream, request, authority)
         groups[client_no].append((stream, request))
-    frames = []
-    for client, group in zip(clients, groups, strict=True):
-        assert client.transport is not None
-        client.transport.write(client.conn.data_to_send())
-        frames.append(client.close_frames(group))  # encoded now, written at release
-    await asyncio.sleep(settle_s)
+    # Taken out of h2's buffer now, so that a write from `data_received` cannot send them early.
+    frames = [client.conn.data_to_send() for client in clients]
+    if settle_s > 0:
+        await asyncio.sleep(settle_s)
 
-    sent: list[int] = []
+    sent: list[int | None] = []
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for client, data in zip(clients, frames, strict=True):
-            assert client.transport is not None
-            sent.append(time.monotonic_ns())
-            client.transport.write(data)
+            if client.alive and client.transport is not None:
+                sent.append(time.monotonic_ns())
+                client.transport.write(data)
+            else:
+                sent.append(None)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -251,8 +276,11 @@ async def _fire(
             for client in clients:
                 client._fail_all("timeout")
     records: list[RequestRecord] = []
+    early = 0
     for sent_ns, group in zip(sent, groups, strict=True):
         for stream, request in group:
+            end_ns = stream.done or time.monotonic_ns()
+            early += sent_ns is not None and end_ns < sent_ns and stream.status is not None
             records.append(
                 RequestRecord(
                     stream.index,
@@ -261,11 +289,13 @@ async def _fire(
                     request.path,
                     None,
                     sent_ns,
-                    stream.done or time.monotonic_ns(),
+                    end_ns,
                     stream.status,
                     stream.error,
                     bytes(stream.body),
                     request.body,
                 )
             )
-    return BurstResult(tuple(records), (sent[-1] - sent[0]) / 1e9, len(clients), "h2")
+    stamps = [t for t in sent if t is not None]
+    spread = (stamps[-1] - stamps[0]) / 1e9 if stamps else 0.0
+    return BurstResult(tuple(records), spread, len(clients), "h2", early_responses=early)

@@ -5,17 +5,23 @@ Sustained models (inject, ramp_inject, constant) run here with `workers: 1`
 and are spread over worker processes otherwise (`_workers`); the workers
 render their own requests from the picklable `StepRequests`, and this process
 re-renders the indices they sent so the history sees every request.
-Request indices are unique over the steps of a trial.
+Request indices are unique over the steps of a trial, and so are connection
+ids (the history's processes): each step's ids start above the last step's.
+
+Every request a step attempts is counted where it is submitted, apart from
+the records (`SendCount`), so `LoadOutcome.requests_sent` is a check on the
+record keeping, not a restatement of it: `LoadOutcome.missing_records()`.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from heisen._schema._system import LoadStep, RequestTemplate
-from heisen.stress._records import RequestRecord
+from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory, StepRequests
 from heisen.stress._workers import ModelSpec, resolve_workers, run_distributed, run_model
 
@@ -24,8 +30,22 @@ Workers = int | Literal["auto"]
 
 @dataclass(frozen=True)
 class LoadOutcome:
+    """The records of one trial's load and what it takes to trust them.
+
+    `requests_sent`: requests heisen attempted over all steps (refused and
+    never-written ones included), counted apart from the records; it must
+    equal `len(records)`. `early_responses`: burst requests answered before
+    their release (0 against any server that needs the whole request head).
+    """
+
     records: list[RequestRecord]
     release_spread_s: float | None
+    requests_sent: int
+    early_responses: int = 0
+
+    def missing_records(self) -> str | None:
+        """None when every request sent has exactly one record, else the error to report."""
+        return missing_records(self.records, self.requests_sent)
 
 
 async def run_steps(
@@ -38,15 +58,18 @@ async def run_steps(
     timeout_s: float,
     workers: Workers = 1,
 ) -> LoadOutcome:
-    """Run `steps` in order; records of all of them, indices unique."""
+    """Run `steps` in order; records of all of them, indices and connection ids unique."""
     from heisen.stress._burst import run_burst
     from heisen.stress._models import pause
 
     default = next(iter(templates))
-    count = resolve_workers(workers)
+    processes = resolve_workers(workers)
     records: list[RequestRecord] = []
     spread: float | None = None
+    early = 0
+    count = SendCount()
     index = 0
+    connection_base = 0
     for step in steps:
         if step.pause is not None:
             await pause(step.pause.during)
@@ -55,19 +78,39 @@ async def run_steps(
         if step.burst is not None:
             requests = [make(i) for i in range(step.burst.requests)]
             http2 = any(templates[name].http2 for name in set(make.sequence))
-            result = await run_burst(host, port, requests, http2=http2, timeout_s=timeout_s)
+            count.requests += len(requests)
+            result = await run_burst(
+                host,
+                port,
+                requests,
+                http2=http2,
+                timeout_s=timeout_s,
+                connection_ids=itertools.count(connection_base + 1),
+            )
             step_records = list(result.records)
             spread = max(spread or 0.0, result.release_spread_s)
+            early += result.early_responses
+            step_sent = len(requests)
         else:
             spec = model_spec(step, make, host=host, port=port, timeout_s=timeout_s)
-            if count == 1:
-                step_records = await run_model(spec)
+            step_count = SendCount()
+            if processes == 1:
+                step_records = await run_model(
+                    spec, connection_id_base=connection_base, count=step_count
+                )
             else:
-                step_records = await run_distributed(spec, count)
+                step_records = await run_distributed(
+                    spec, processes, connection_id_base=connection_base, count=step_count
+                )
                 make.remember([record.index for record in step_records])
+            count.requests += step_count.requests
+            step_sent = step_count.requests if processes == 1 else 0
         records.extend(replace(record, index=record.index + index) for record in step_records)
-        index += max((record.index for record in step_records), default=-1) + 1
-    return LoadOutcome(records, spread)
+        index += max(step_sent, max((record.index for record in step_records), default=-1) + 1)
+        connection_base = max(
+            connection_base, max((record.connection for record in step_records), default=0)
+        )
+    return LoadOutcome(records, spread, count.requests, early)
 
 
 def model_spec(

@@ -16,9 +16,12 @@ next request is written from inside the response callback.
 
 Every model stops at its duration or its `max_requests`, then waits at most
 `timeout_s` for the requests in flight (the rest are recorded as "timeout"),
-and closes all its connections on return, error or cancellation. `sink`, when
-given, receives each record as it completes, so a cancelled run keeps what it
-measured.
+and closes all its connections on return, error or cancellation. Each request
+a model submits has exactly one record, also when the model is cancelled
+(requests still queued or in flight are then recorded as "timeout"). `sink`,
+when given, receives each record as it completes, so a cancelled run keeps
+what it measured; `count`, when given, is incremented by the number of
+requests submitted (see `SendCount`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from heisen.stress._pool import Http1Pool
-from heisen.stress._records import RequestRecord
+from heisen.stress._records import RequestRecord, SendCount
 from heisen.stress._request import HttpRequest
 
 MakeRequest = Callable[[int], HttpRequest]
@@ -52,6 +55,7 @@ async def inject(
     index_start: int = 0,
     index_step: int = 1,
     connection_id_base: int = 0,
+    count: SendCount | None = None,
 ) -> list[RequestRecord]:
     """Open model: `rate_per_s` requests per second for `during_s` seconds."""
     if rate_per_s <= 0:
@@ -59,7 +63,7 @@ async def inject(
     offsets = (i / rate_per_s for i in itertools.count())
     return await _run_open(
         offsets, during_s, host, port, make_request, max_requests, max_connections,
-        timeout_s, connect_timeout_s, sink, index_start, index_step, connection_id_base,
+        timeout_s, connect_timeout_s, sink, index_start, index_step, connection_id_base, count,
     )  # fmt: skip
 
 
@@ -79,12 +83,13 @@ async def ramp_inject(
     index_start: int = 0,
     index_step: int = 1,
     connection_id_base: int = 0,
+    count: SendCount | None = None,
 ) -> list[RequestRecord]:
     """Open model whose rate moves linearly from `from_rate` to `to_rate` over `during_s`."""
     offsets = ramp_offsets(from_rate, to_rate, during_s)
     return await _run_open(
         offsets, during_s, host, port, make_request, max_requests, max_connections,
-        timeout_s, connect_timeout_s, sink, index_start, index_step, connection_id_base,
+        timeout_s, connect_timeout_s, sink, index_start, index_step, connection_id_base, count,
     )  # fmt: skip
 
 
@@ -118,6 +123,7 @@ async def constant(
     index_start: int = 0,
     index_step: int = 1,
     connection_id_base: int = 0,
+    count: SendCount | None = None,
 ) -> list[RequestRecord]:
     """Closed model: `copies` users, each sending its next request when the last one ends."""
     records: list[RequestRecord] = []
@@ -130,14 +136,15 @@ async def constant(
     def issue() -> None:
         nonlocal issued
         index = index_start + issued * index_step
+        request = make_request(index)
         issued += 1
-        pool.submit(index, make_request(index))
+        pool.submit(index, request)
 
     def on_record(record: RequestRecord) -> None:
         records.append(record)
         if sink is not None:
             sink(record)
-        if stopping or (max_requests is not None and issued >= max_requests):
+        if stopping or pool.closed or (max_requests is not None and issued >= max_requests):
             if pool.outstanding == 0:
                 finished.set()
         elif time.monotonic_ns() < deadline_ns:
@@ -161,6 +168,8 @@ async def constant(
         await pool.drain(timeout_s)
     finally:
         await pool.close()
+        if count is not None:
+            count.requests += issued
     return records
 
 
@@ -184,6 +193,7 @@ async def _run_open(
     index_start: int,
     index_step: int,
     connection_id_base: int,
+    count: SendCount | None,
 ) -> list[RequestRecord]:
     records: list[RequestRecord] = []
 
@@ -198,11 +208,11 @@ async def _run_open(
         connection_ids=itertools.count(connection_id_base + 1),
     )  # fmt: skip
     limit = max_requests if max_requests is not None else math.inf
+    sent = 0
     try:
         await pool.start(min(8, max_connections))
         t0 = time.monotonic_ns()
         end_ns = t0 + int(during_s * 1e9)
-        sent = 0
         offset = next(offsets, None)
         while offset is not None and sent < limit:
             due = t0 + int(offset * 1e9)
@@ -214,8 +224,9 @@ async def _run_open(
                 continue
             while offset is not None and due <= now and due < end_ns and sent < limit:
                 index = index_start + sent * index_step
-                pool.submit(index, make_request(index), intended_ns=due)
+                request = make_request(index)
                 sent += 1
+                pool.submit(index, request, intended_ns=due)
                 offset = next(offsets, None)
                 if offset is not None:
                     due = t0 + int(offset * 1e9)
@@ -223,4 +234,6 @@ async def _run_open(
         await pool.drain(timeout_s)
     finally:
         await pool.close()
+        if count is not None:
+            count.requests += sent
     return records

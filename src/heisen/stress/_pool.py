@@ -9,7 +9,14 @@ that submits from `on_record` reuses its own connection without a task switch.
 A connection that ends in error, or that the server asked to close, is
 dropped and never reused; its id (the history process) retires with it. A
 failed connect attempt consumes one queued request, recorded as "refused" or
-"timeout", so an unreachable target cannot make the pool spin.
+"timeout" under the id the attempt drew (so no two records share a process
+id), so an unreachable target cannot make the pool spin.
+
+Every request submitted gets exactly one record (`on_record` is called once
+for it): when it completes, when it times out, when the pool is drained, and
+when the pool is closed with it still queued or in flight (then as "timeout",
+with `sent_ns=None` if it was never written). `submitted` counts the
+requests, independently of the records.
 
 Timeouts are enforced by one sweeper task (a tick every `timeout_s / 4`, at
 most 100 ms) instead of one timer per request.
@@ -72,6 +79,7 @@ class Http1Pool:
         self._sweeper: asyncio.Task[None] | None = None
         self._quiet: asyncio.Event | None = None
         self._closed = False
+        self.submitted = 0
 
     # -- lifecycle --------------------------------------------------------
     async def start(self, connections: int = 1) -> None:
@@ -89,8 +97,10 @@ class Http1Pool:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep(tick))
 
     async def close(self) -> None:
-        """Abort every connection and task; records of requests still queued or in flight are not made."""
-        self._closed = True
+        """Record what is still queued or in flight as "timeout", then abort every connection and task."""
+        if not self._closed:
+            self._closed = True
+            self.expire_all()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for task in list(self._tasks):
@@ -133,9 +143,16 @@ class Http1Pool:
         return len(self._all)
 
     # -- requests ---------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def submit(self, index: int, request: HttpRequest, intended_ns: int | None = None) -> None:
+        """Send `request` now or when a connection is free; its record goes to `on_record`."""
+        self.submitted += 1
         pending = _Pending(index, request, request.encode_http1(self.authority), intended_ns)
-        if self._closed:
+        if self._closed:  # never written: recorded at once, like a request expired in the queue
+            self._fail_pending(pending, "timeout", sent_ns=None, conn_id=0)
             return
         while self._idle:
             conn = self._idle.pop()
@@ -216,8 +233,9 @@ class Http1Pool:
         )
 
     # -- connecting -------------------------------------------------------
-    async def _connect(self) -> Http1Connection:
-        conn = await open_connection(self.host, self.port, next(self._ids), self.connect_timeout_s)
+    async def _connect(self, conn_id: int | None = None) -> Http1Connection:
+        conn_id = next(self._ids) if conn_id is None else conn_id
+        conn = await open_connection(self.host, self.port, conn_id, self.connect_timeout_s)
         self._all.add(conn)
         return conn
 
@@ -228,14 +246,15 @@ class Http1Pool:
         task.add_done_callback(self._tasks.discard)
 
     async def _connect_for_queue(self) -> None:
+        conn_id = next(self._ids)
         try:
-            conn = await self._connect()
+            conn = await self._connect(conn_id)
         except (OSError, TimeoutError) as exc:
             self._connecting -= 1
             if self._queue:
                 now = time.monotonic_ns()
                 self._fail_pending(
-                    self._queue.popleft(), connect_error_kind(exc), sent_ns=now, conn_id=0
+                    self._queue.popleft(), connect_error_kind(exc), sent_ns=now, conn_id=conn_id
                 )
                 if self._queue and not self._closed:
                     self._spawn_connect()

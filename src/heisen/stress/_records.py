@@ -6,6 +6,7 @@ on the machine, so records from worker processes merge on one time line).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,3 +65,30 @@ class RequestRecord:
         if start is None:
             return None
         return self.end_ns - start
+
+
+@dataclass(slots=True)
+class SendCount:
+    """Requests a load model attempted, counted where it submits them, not from the records.
+
+    A model adds to it as it goes (also when cancelled), so that whoever ran the
+    load can check that every request has exactly one record (`missing_records`).
+    """
+
+    requests: int = 0
+
+
+def missing_records(records: Sequence[RequestRecord], requests_sent: int) -> str | None:
+    """None when `records` hold exactly one record per request sent; else what is wrong.
+
+    Checks the count and that no request index appears twice (a duplicate
+    would hide a lost record in the count).
+    """
+    indices = {record.index for record in records}
+    duplicates = len(records) - len(indices)
+    if len(records) == requests_sent and not duplicates:
+        return None
+    message = f"{requests_sent} requests sent but {len(records)} records"
+    if duplicates:
+        message += f" ({duplicates} of them duplicates of another request's record)"
+    return message + ": the load engine lost or duplicated a record; the trial cannot be judged"

@@ -13,6 +13,11 @@ The workers start together: each one imports, reports ready, and waits for
 one shared event before opening its connections. `make_request` must be
 picklable (a module-level function or a `functools.partial` of one).
 
+Each worker sends back its records and the number of requests it submitted
+(counted apart from the records, see `SendCount`); `count` adds them up, so
+the caller can check that no record was lost on the way. A worker that dies
+before sending them is an error (SystemUnavailable), never a short result.
+
 A burst never goes through here: its barrier only holds within one process.
 Cancelling `run_distributed` terminates the workers (SIGTERM) and joins them.
 """
@@ -29,7 +34,7 @@ from typing import Any, Literal
 
 from heisen.errors import HeisenError, SystemUnavailable, UsageError
 from heisen.stress._models import MakeRequest, Sink, constant, inject, ramp_inject
-from heisen.stress._records import RequestRecord
+from heisen.stress._records import RequestRecord, SendCount
 
 _ID_STRIDE = 1_000_000
 _START_TIMEOUT_S = 60.0
@@ -60,8 +65,9 @@ async def run_model(
     index_start: int = 0,
     index_step: int = 1,
     connection_id_base: int = 0,
+    count: SendCount | None = None,
 ) -> list[RequestRecord]:
-    """Run `spec` in this process."""
+    """Run `spec` in this process; `count` (if given) grows by the requests submitted."""
     common: dict[str, Any] = {
         "host": spec.host,
         "port": spec.port,
@@ -73,6 +79,7 @@ async def run_model(
         "index_start": index_start,
         "index_step": index_step,
         "connection_id_base": connection_id_base,
+        "count": count,
     }
     if spec.kind == "inject":
         return await inject(
@@ -117,22 +124,29 @@ def share(spec: ModelSpec, workers: int, worker: int) -> ModelSpec:
 
 
 async def run_distributed(
-    spec: ModelSpec, workers: int | Literal["auto"] = "auto"
+    spec: ModelSpec,
+    workers: int | Literal["auto"] = "auto",
+    *,
+    count: SendCount | None = None,
+    connection_id_base: int = 0,
 ) -> list[RequestRecord]:
-    """Run `spec` over `workers` processes; records of all of them, sorted by end time."""
-    count = resolve_workers(workers)
-    if count == 1:
-        return await run_model(spec)
+    """Run `spec` over `workers` processes; records of all of them, sorted by end time.
+
+    Worker w's connection ids start above `connection_id_base + (w + 1) * 1_000_000`.
+    """
+    processes = resolve_workers(workers)
+    if processes == 1:
+        return await run_model(spec, count=count, connection_id_base=connection_id_base)
     ctx = multiprocessing.get_context("spawn")
     go = ctx.Event()
     procs = []
     pipes: list[Connection] = []
     try:
-        for w in range(count):
+        for w in range(processes):
             receiver, sender = ctx.Pipe(duplex=False)
             proc = ctx.Process(
                 target=_worker_main,
-                args=(share(spec, count, w), w, count, go, sender),
+                args=(share(spec, processes, w), w, processes, connection_id_base, go, sender),
                 name=f"heisen-stress-{w}",
                 daemon=True,
             )
@@ -161,32 +175,42 @@ async def run_distributed(
     for result in results:
         if isinstance(result, BaseException):
             raise result
-        records.extend(result)
+        worker_records, submitted = result
+        records.extend(worker_records)
+        if count is not None:
+            count.requests += submitted
     records.sort(key=lambda r: r.end_ns)
     return records
 
 
-def _receive(receiver: Connection) -> list[RequestRecord] | BaseException:
+_Result = tuple[list[RequestRecord], int]
+
+
+def _receive(receiver: Connection) -> _Result | BaseException:
     try:
-        result: list[RequestRecord] | BaseException = receiver.recv()
+        result: _Result | BaseException = receiver.recv()
     except EOFError:
         return SystemUnavailable("a load worker process died before sending its records")
     return result
 
 
-def _worker_main(spec: ModelSpec, worker: int, count: int, go: Event, sender: Connection) -> None:
+def _worker_main(
+    spec: ModelSpec, worker: int, processes: int, id_base: int, go: Event, sender: Connection
+) -> None:
     sender.send("ready")
     go.wait(_START_TIMEOUT_S)
+    count = SendCount()
     try:
         records = asyncio.run(
             run_model(
                 spec,
                 index_start=worker,
-                index_step=count,
-                connection_id_base=(worker + 1) * _ID_STRIDE,
+                index_step=processes,
+                connection_id_base=id_base + (worker + 1) * _ID_STRIDE,
+                count=count,
             )
         )
-        sender.send(records)
+        sender.send((records, count.requests))
     except HeisenError as exc:
         sender.send(exc)
     finally:
