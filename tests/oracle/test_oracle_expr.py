@@ -168,3 +168,154 @@ def test_evaluation_errors_are_clear(
         parse_expression(text).evaluate(variables)
     assert fragment in str(caught.value)
     assert caught.value.kind == kind
+
+
+ROWS = [
+    {"user": "ann", "qty": 2, "ok": True},
+    {"user": "bob", "qty": 5, "ok": False},
+    {"user": "ann", "qty": 1, "ok": True},
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "expected"),
+    [
+        ("all(v <= 10 for v in body.accepted.values())", {"body": {"accepted": {"a": 3}}}, True),
+        ("all(v <= 10 for v in body.accepted.values())", {"body": {"accepted": {"a": 11}}}, False),
+        ('sum(r["qty"] for r in rows if r["ok"])', {"rows": ROWS}, 3),
+        ('len({o["user"] for o in rows}) == len(rows)', {"rows": ROWS}, False),
+        ('len({o["user"] for o in rows})', {"rows": ROWS}, 2),
+        (
+            "sorted_keys == [k for k in x.keys()]",
+            {"x": {"b": 1, "a": 2}, "sorted_keys": ["b", "a"]},
+            True,
+        ),
+        ("[v for v in x.values()]", {"x": {"b": 1, "a": 2}}, [1, 2]),
+        ("[k + str(v) for k, v in x.items()]", {"x": {"b": 1, "a": 2}}, ["b1", "a2"]),
+        ("{k: v * 2 for k, v in x.items() if v > 1}", {"x": {"b": 1, "a": 2}}, {"a": 4}),
+        ('x["k"] + x["j"]', {"x": {"k": 1, "j": 2}}, 3),
+        ("[(a, b) for (a, (b, c)) in x]", {"x": [(1, (2, 3))]}, [(1, 2)]),
+        ("[a * b for a in xs for b in xs if a < b]", {"xs": [1, 2, 3]}, [2, 3, 6]),
+        ("[[b for b in a] for a in xs]", {"xs": [[1], [2, 3]]}, [[1], [2, 3]]),
+        ("[y for x in xs for y in x if y > x[0]]", {"xs": [[1, 2], [5, 4]]}, [2]),
+        ("max(len(r) for r in rows)", {"rows": [[1], [1, 2]]}, 2),
+        ("min(r['qty'] for r in rows)", {"rows": ROWS}, 1),
+        ("any(r['ok'] for r in rows) and not all(r['ok'] for r in rows)", {"rows": ROWS}, True),
+        ("{'a', 'b'} == {k for k in x}", {"x": {"a": 1, "b": 2}}, True),
+        ("{'a': 1, 'b': [2]}", {}, {"a": 1, "b": [2]}),
+        ("{1, 2} - {2}", {}, {1}),
+        ("'ann' in {r['user'] for r in rows}", {"rows": ROWS}, True),
+        ("sum([[1], [2]], [])", {}, [1, 2]),
+        ("sum(1 for _ in rows)", {"rows": ROWS}, 3),
+        ("str(n) * 2 + 'x'", {"n": 7}, "77x"),
+        ("len(x.items())", {"x": {"a": 1}}, 1),
+        ("('a', 1) in x.items()", {"x": {"a": 1}}, True),
+    ],
+)
+def test_mappings_and_comprehensions(text: str, variables: dict[str, Any], expected: Any) -> None:
+    assert evaluate(text, **variables) == expected
+
+
+def test_comprehension_variables_shadow_and_do_not_leak() -> None:
+    # the comprehension's x is its own; the outer x is unchanged after it
+    assert evaluate("[x * 10 for x in xs] + [x]", xs=[1, 2], x=7) == [10, 20, 7]
+    # the first iterable is read in the enclosing scope, as in Python
+    assert evaluate("[x for x in x]", x=[1, 2]) == [1, 2]
+    # a name bound by one comprehension is unknown in a sibling one
+    with pytest.raises(ExpressionError) as caught:
+        evaluate("[v for v in xs] == [v]", xs=[1])
+    assert caught.value.kind == "name"
+    assert "unknown name 'v'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("len(rows) == 0 and body.total <= cap and x == null", {"rows", "body", "cap", "x"}),
+        ("all(v <= 10 for v in body.accepted.values())", {"body"}),
+        ("[x for x in x]", {"x"}),
+        ("[y for x in xs for y in x if y > limit]", {"xs", "limit"}),
+        ("{k: v for k, v in d.items()} == e", {"d", "e"}),
+        ("[v for v in xs] + [v]", {"xs", "v"}),
+        ("[[a for a in b] for b in c]", {"c"}),
+        ("true and None or False and True and null", set()),
+        ("max(len(s), abs(t), sum(u))", {"s", "t", "u"}),
+        ('load.redeem.status["200"] <= 1', {"load"}),
+        ("x[y]", {"x", "y"}),
+    ],
+)
+def test_names_are_the_root_names_read(text: str, names: set[str]) -> None:
+    assert parse_expression(text).names == frozenset(names)
+
+
+def evidence(text: str, **variables: Any) -> dict[str, Any]:
+    return parse_expression(text).evaluate_with_evidence(variables)[1]
+
+
+def test_evidence_records_the_outermost_access_chains() -> None:
+    assert evidence(
+        "body.likes == load.like.ok", body={"likes": 87, "id": 1}, load={"like": {"ok": 100}}
+    ) == {"body.likes": 87, "load.like.ok": 100}
+    assert evidence("sold <= capacity", sold=3, capacity=2) == {"sold": 3, "capacity": 2}
+    assert evidence('load.redeem.status["200"] <= 1', load={"redeem": {"status": {"200": 2}}}) == {
+        'load.redeem.status["200"]': 2
+    }
+    assert evidence("rows[-1].qty + rows[0]['qty']", rows=[{"qty": 1}, {"qty": 4}]) == {
+        "rows[-1].qty": 4,
+        'rows[0]["qty"]': 1,
+    }
+    # a computed key ends the chain: its base and the key are recorded
+    assert evidence("counts[user] <= 1", counts={"ann": 2}, user="ann") == {
+        "counts": {"ann": 2},
+        "user": "ann",
+    }
+    # only what was evaluated: `or` stopped at its first operand
+    assert evidence("a or b.c", a=1, b={}) == {"a": 1}
+
+
+def test_evaluate_with_evidence_returns_the_result() -> None:
+    result, values = parse_expression("x + 1").evaluate_with_evidence({"x": 2})
+    assert (result, values) == (3, {"x": 2})
+
+
+def test_evidence_in_comprehensions_is_the_iterable_summarized() -> None:
+    accepted = {f"u{i}": i for i in range(25)}
+    values = evidence(
+        "all(v <= cap for v in body.accepted.values())", body={"accepted": accepted}, cap=30
+    )
+    assert list(values) == ["body.accepted", "cap"]
+    assert values["cap"] == 30
+    shown = values["body.accepted"]
+    assert len(shown) == 21
+    assert shown["u0"] == 0 and "u20" not in shown
+    assert shown["…"] == "… 5 more (25 items in all)"
+
+
+def test_evidence_stays_small() -> None:
+    values = evidence(
+        "len(s) > 0 and len(xs) > 0 and len(deep) > 0",
+        s="x" * 5000,
+        xs=list(range(10_000)),
+        deep=[[[[[[1]]]]]],
+    )
+    assert values["s"] == "x" * 200 + "… (5,000 characters)"
+    assert values["xs"][:3] == [0, 1, 2]
+    assert values["xs"][-1] == "… 9,980 more (10,000 items in all)"
+    assert len(values["xs"]) == 21
+    assert values["deep"] == [[[["… (1 items)"]]]]
+
+
+def test_failed_evaluation_keeps_the_evidence_read_so_far() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        parse_expression("a > 0 and body.valeu > 0").evaluate_with_evidence(
+            {"a": 1, "body": {"likes": 1, "id": 2}}
+        )
+    assert caught.value.kind == "field"
+    assert "body has no field 'valeu' (fields: likes, id)" in str(caught.value)
+    assert caught.value.evidence == {"a": 1}
+
+
+def test_python_syntax_warnings_are_neither_shown_nor_errors() -> None:
+    # pytest turns warnings into errors here: parsing must not emit any
+    assert evaluate("1if x else 2", x=0) == 2
+    assert evaluate(r'"\d" == s', s="\\d") is True

@@ -81,6 +81,7 @@ def budget_error(which: str, detail: str, node: ast.AST | None) -> ExpressionErr
 
 
 _SMALL = 1 << 64
+_PRINTABLE_DEPTH = 500  # str() of a deeper value would hit Python's recursion limit
 _REMEMBERED = 32  # smaller values are measured again rather than remembered: it costs as little
 
 
@@ -203,13 +204,14 @@ class Budget:
             sizes[id(value)] = (value, total)
         return total
 
-    def text_length(self, value: object, limit: int) -> int:
+    def text_length(self, value: object, limit: int, node: ast.AST) -> int:
         """About ``len(str(value))``, computed without building it; above ``limit``, ``limit + 1``.
 
         Shared items count each time they occur, as ``str`` prints them, but a
         container's length is computed once and remembered. The walk is
         iterative; it stops once it has visited more than ``limit`` values not
-        yet measured, since each adds at least one character.
+        yet measured, since each adds at least one character, or once it is
+        deeper than ``str`` itself could print.
         """
         scalar = _text_scalar(value)
         if scalar is not None:
@@ -228,6 +230,10 @@ class Budget:
                     if known is None or known[0] is not item:
                         frame[2] = total
                         frames.append([item, iter(_children(item)), _separators(item)])
+                        if len(frames) > _PRINTABLE_DEPTH:
+                            raise budget_error(
+                                "depth", "the value is nested too deeply to print", node
+                            )
                         break
                     length = known[1]
                 total += length

@@ -2,7 +2,8 @@
 
 :func:`analyse` parses the text with :func:`ast.parse` (``mode="eval"``),
 refuses what the budget can see statically (text length, nesting depth,
-repetition of a literal beyond :data:`MAX_SIZE`), then walks the tree once,
+repetition of a literal beyond :data:`MAX_SIZE`, ``int()`` of a literal string
+longer than :data:`MAX_DIGITS`), then walks the tree once,
 with the comprehension scopes, to:
 
 * refuse every node type, operator, literal, attribute, call and
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from heisen.oracle._expr_budget import MAX_DEPTH, MAX_LENGTH, MAX_SIZE, budget_error
+from heisen.oracle._expr_budget import MAX_DEPTH, MAX_DIGITS, MAX_LENGTH, MAX_SIZE, budget_error
 from heisen.oracle._expr_errors import ErrorKind, ExpressionError, column_of
 from heisen.oracle._expr_functions import FUNCTIONS, ITERABLE_FUNCTIONS, METHODS
 
@@ -85,7 +87,10 @@ def analyse(text: str) -> Analysis:
         )
     source = " ".join(text.strip().splitlines())
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # "invalid escape sequence" and the like: parse on, quietly
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         if "too many nested" in str(exc.msg):
             raise _too_deep(exc.offset) from None
@@ -301,8 +306,14 @@ class _Checker:
                 f"keyword arguments are not allowed in {func.id}()",
                 column_of(node.keywords[0].value),
             )
-        for arg in node.args:
-            self.visit(arg, bound, genexp=func.id in ITERABLE_FUNCTIONS)
+        sizes = [self.visit(arg, bound, genexp=func.id in ITERABLE_FUNCTIONS) for arg in node.args]
+        text = sizes[0] if sizes and func.id in ("int", "float") else None
+        if text is not None and text[1] and text[0] > MAX_DIGITS + 1:
+            raise budget_error(
+                "size",
+                f"{func.id}() of a string of {text[0]:,} characters (at most {MAX_DIGITS:,} digits)",
+                node,
+            )
 
     def _comprehension(
         self,
@@ -335,7 +346,7 @@ class _Checker:
                 f"not {ast.unparse(target)!r}",
                 column_of(target),
             )
-        if target.id.startswith("_") or target.id in LITERAL_NAMES or target.id in FUNCTIONS:
+        if target.id.startswith("__") or target.id in LITERAL_NAMES or target.id in FUNCTIONS:
             raise ExpressionError(
                 f"{target.id!r} cannot be a comprehension variable", column_of(target)
             )

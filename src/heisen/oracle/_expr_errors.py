@@ -50,3 +50,10 @@ def source_of(node: ast.AST, limit: int = 80) -> str:
     """The text of ``node`` for a message, shortened to ``limit`` characters."""
     text = ast.unparse(node)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def python_error(node: ast.AST, exc: Exception) -> ExpressionError:
+    """Python's own error in evaluating ``node``, as an :class:`ExpressionError` naming it."""
+    kind = ErrorKind.TYPE if isinstance(exc, TypeError) else ErrorKind.VALUE
+    detail = str(exc) or type(exc).__name__
+    return ExpressionError(f"cannot evaluate {source_of(node)!r}: {detail}", column_of(node), kind)

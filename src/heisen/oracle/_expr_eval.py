@@ -23,13 +23,12 @@ translated where the operation happens, naming that part of the expression.
 from __future__ import annotations
 
 import ast
-import dataclasses
-import difflib
 import itertools
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from heisen.oracle._expr_access import Scope, field, index, lookup
 from heisen.oracle._expr_budget import (
     MAX_STEPS,
     Budget,
@@ -37,8 +36,13 @@ from heisen.oracle._expr_budget import (
     container_bytes,
     text_bytes,
 )
-from heisen.oracle._expr_check import LITERAL_NAMES
-from heisen.oracle._expr_errors import ErrorKind, ExpressionError, column_of, source_of
+from heisen.oracle._expr_errors import (
+    ErrorKind,
+    ExpressionError,
+    column_of,
+    python_error,
+    source_of,
+)
 from heisen.oracle._expr_evidence import summarize
 from heisen.oracle._expr_functions import call_function
 
@@ -90,41 +94,7 @@ def evaluate(
     except MemoryError:
         raise budget_error("memory", "Python ran out of memory", tree) from None
     except Exception as exc:  # a value whose own methods fail: still the expression's error
-        raise _python_error(tree, exc) from None
-
-
-def _python_error(node: ast.AST, exc: Exception) -> ExpressionError:
-    kind = ErrorKind.TYPE if isinstance(exc, TypeError) else ErrorKind.VALUE
-    detail = str(exc) or type(exc).__name__
-    return ExpressionError(f"cannot evaluate {source_of(node)!r}: {detail}", column_of(node), kind)
-
-
-class _Scope(dict[str, Any]):
-    """A comprehension's variables, in front of its enclosing scope: they shadow, never leak."""
-
-    __slots__ = ("outer",)
-
-    def __init__(self, outer: _Env) -> None:
-        super().__init__()
-        self.outer = outer
-
-    def __missing__(self, name: str) -> Any:
-        return self.outer[name]
-
-
-def _all_names(env: _Env) -> list[str]:
-    names: set[str] = set()
-    while isinstance(env, _Scope):
-        names.update(env)
-        env = env.outer
-    names.update(map(str, env))
-    return sorted(names)
-
-
-def _keys(value: Mapping[Any, Any]) -> str:
-    keys = [str(key) for key in itertools.islice(value, 20)]
-    more = f", … ({len(value)} in all)" if len(value) > 20 else ""
-    return (", ".join(keys) + more) or "none"
+        raise python_error(tree, exc) from None
 
 
 class _Run:
@@ -148,81 +118,14 @@ class _Run:
     # names and fields
 
     def name(self, node: ast.Name, env: _Env) -> Any:
-        if node.id in LITERAL_NAMES:
-            return LITERAL_NAMES[node.id]
-        try:
-            return env[node.id]
-        except KeyError:
-            pass
-        names = _all_names(env)
-        close = difflib.get_close_matches(node.id, names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        shown = ", ".join(names[:20]) + (f", … ({len(names)} in all)" if len(names) > 20 else "")
-        raise ExpressionError(
-            f"unknown name {node.id!r} (names available: {shown or 'none'}){hint}",
-            column_of(node),
-            ErrorKind.NAME,
-        )
+        return lookup(node, env)
 
     def attribute(self, node: ast.Attribute, env: _Env) -> Any:
-        value = self.eval(node.value, env)
-        name = node.attr
-        if isinstance(value, Mapping):
-            if name in value:
-                return value[name]
-            close = difflib.get_close_matches(name, [str(key) for key in value], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ExpressionError(
-                f"{source_of(node.value)} has no field {name!r} (fields: {_keys(value)}){hint}",
-                column_of(node),
-                ErrorKind.FIELD,
-            )
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = [f.name for f in dataclasses.fields(value)]
-            if name in fields:
-                return getattr(value, name)
-            raise ExpressionError(
-                f"{source_of(node.value)} has no field {name!r} (fields: {', '.join(fields)})",
-                column_of(node),
-                ErrorKind.FIELD,
-            )
-        if isinstance(value, tuple) and name in getattr(value, "_fields", ()):
-            return getattr(value, name)
-        raise ExpressionError(
-            f"{source_of(node.value)} has no field {name!r}: "
-            f"it is a value of type {type(value).__name__}, not a mapping",
-            column_of(node),
-            ErrorKind.TYPE,
-        )
+        return field(self.eval(node.value, env), node)
 
     def subscript(self, node: ast.Subscript, env: _Env) -> Any:
         value = self.eval(node.value, env)
-        key = self.eval(node.slice, env)
-        where = source_of(node.value)
-        if isinstance(value, Mapping):
-            try:
-                if key in value:
-                    return value[key]
-            except TypeError as exc:
-                raise _python_error(node, exc) from None
-            raise ExpressionError(
-                f"{where} has no key {key!r} (keys: {_keys(value)})",
-                column_of(node),
-                ErrorKind.FIELD,
-            )
-        if isinstance(value, Sequence) and isinstance(key, int) and not isinstance(key, bool):
-            if -len(value) <= key < len(value):
-                return value[key]
-            raise ExpressionError(
-                f"index {key} is out of range (length {len(value)}) in {source_of(node)!r}",
-                column_of(node),
-                ErrorKind.FIELD,
-            )
-        raise ExpressionError(
-            f"cannot index {where} (a value of type {type(value).__name__}) with {key!r}",
-            column_of(node),
-            ErrorKind.TYPE,
-        )
+        return index(value, self.eval(node.slice, env), node)
 
     # operators
 
@@ -246,7 +149,7 @@ class _Run:
                 return not value
             return -value if isinstance(node.op, ast.USub) else +value
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise _python_error(node, exc) from None
+            raise python_error(node, exc) from None
 
     def binary(self, node: ast.BinOp, env: _Env) -> Any:
         left = self.eval(node.left, env)
@@ -266,7 +169,7 @@ class _Run:
         try:
             result = _BINARY[op](left, right)
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise _python_error(node, exc) from None
+            raise python_error(node, exc) from None
         if isinstance(result, int):
             self.budget.check_int(result.bit_length(), node)
         elif size is not None:
@@ -318,7 +221,7 @@ class _Run:
                 if not _COMPARE[type(op)](left, right):
                     return False
             except (TypeError, ValueError, ArithmeticError) as exc:
-                raise _python_error(node, exc) from None
+                raise python_error(node, exc) from None
             left = right
         return True
 
@@ -346,7 +249,7 @@ class _Run:
         try:
             value = kind(items)
         except TypeError as exc:  # an unhashable set item or dict key
-            raise _python_error(node, exc) from None
+            raise python_error(node, exc) from None
         self.budget.remember(value, size)
         return value
 
@@ -367,12 +270,12 @@ class _Run:
         try:
             return call_function(self.budget, func.id, args, node)
         except (TypeError, ValueError, ArithmeticError) as exc:
-            raise _python_error(node, exc) from None
+            raise python_error(node, exc) from None
 
     # comprehensions
 
     def list_comp(self, node: ast.ListComp | ast.SetComp, env: _Env) -> Any:
-        local = _Scope(env)
+        local = Scope(env)
         values: list[Any] = []
         size = 1
         for _ in self._loops(node, 0, env, local):
@@ -387,7 +290,7 @@ class _Run:
         return self._built(node, set, values, size)
 
     def dict_comp(self, node: ast.DictComp, env: _Env) -> Any:
-        local = _Scope(env)
+        local = Scope(env)
         pairs: list[tuple[Any, Any]] = []
         size = 1
         for _ in self._loops(node, 0, env, local):
@@ -399,7 +302,7 @@ class _Run:
         return self._built(node, dict, pairs, size)
 
     def generator(self, node: ast.GeneratorExp, env: _Env) -> Iterator[Any]:
-        local = _Scope(env)
+        local = Scope(env)
         for _ in self._loops(node, 0, env, local):
             yield self.eval(node.elt, local)
 

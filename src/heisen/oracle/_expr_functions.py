@@ -79,7 +79,7 @@ def _number(convert: Callable[..., Any]) -> _Guard:
 
 def _str(budget: Budget, args: Sequence[Any], node: ast.AST) -> str:
     if args:
-        length = budget.text_length(args[0], MAX_SIZE)
+        length = budget.text_length(args[0], MAX_SIZE, node)
         if length > MAX_SIZE:
             raise budget_error("size", f"str() would print more than {MAX_SIZE:,} characters", node)
         if length > MAX_MEMORY - budget.memory:
