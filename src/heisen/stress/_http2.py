@@ -27,8 +27,10 @@ CONTINUATION frames. So the whole of each stream is held back:
 
 Compared with a prime that writes the headers early, the server decodes the
 header blocks (HPACK) after the release, inside the window; the figures are
-in `bench/bench_burst_release.py`. A connection lost before the release
-records its streams with `sent_ns=None` (never written) and its error.
+in `bench/bench_burst_release.py`. No stream can be answered before the
+release (`early_responses` is 0 by construction); a connection lost before
+the release records its streams with `sent_ns=None` (never written) and its
+error.
 
 Each stream gets its own record `connection` id: in the history a stream is a
 client of its own, since streams run concurrently. Bodies must fit the
@@ -276,11 +278,8 @@ async def _fire(
             for client in clients:
                 client._fail_all("timeout")
     records: list[RequestRecord] = []
-    early = 0
     for sent_ns, group in zip(sent, groups, strict=True):
         for stream, request in group:
-            end_ns = stream.done or time.monotonic_ns()
-            early += sent_ns is not None and end_ns < sent_ns and stream.status is not None
             records.append(
                 RequestRecord(
                     stream.index,
@@ -289,7 +288,7 @@ async def _fire(
                     request.path,
                     None,
                     sent_ns,
-                    end_ns,
+                    stream.done or time.monotonic_ns(),
                     stream.status,
                     stream.error,
                     bytes(stream.body),
@@ -298,4 +297,4 @@ async def _fire(
             )
     stamps = [t for t in sent if t is not None]
     spread = (stamps[-1] - stamps[0]) / 1e9 if stamps else 0.0
-    return BurstResult(tuple(records), spread, len(clients), "h2", early_responses=early)
+    return BurstResult(tuple(records), spread, len(clients), "h2")
