@@ -84,7 +84,7 @@ def evaluate(
     evidence: dict[str, Any] | None,
 ) -> Any:
     """Evaluate ``tree``; every failure is an :class:`ExpressionError`."""
-    run = _Run(chains, evidence)
+    run = _Run(tree, chains, evidence)
     try:
         return run.eval(tree, variables)
     except ExpressionError:
@@ -98,7 +98,10 @@ def evaluate(
 
 
 class _Run:
-    def __init__(self, chains: Mapping[ast.AST, str], evidence: dict[str, Any] | None) -> None:
+    def __init__(
+        self, root: ast.expr, chains: Mapping[ast.AST, str], evidence: dict[str, Any] | None
+    ) -> None:
+        self.root = root
         self.budget = Budget()
         self.chains = chains
         self.evidence = evidence
@@ -107,7 +110,7 @@ class _Run:
         budget = self.budget
         budget.steps += 1
         if budget.steps > MAX_STEPS:
-            raise budget.too_many_steps(node)
+            raise budget.too_many_steps(self.root)
         value = _HANDLERS[type(node)](self, node, env)
         if self.evidence is not None:
             path = self.chains.get(node)

@@ -65,7 +65,7 @@ constant            value       bounds
                                 of the string given to ``int()``/``float()``
 ==================  ==========  ===============================================
 
-Steps bound time (under a microsecond each: the whole budget is a fraction
+Steps bound time (about a microsecond each: the whole budget is a fraction
 of a second); size bounds what one builtin call (``==``, ``in``, ``str``,
 ``sum``) can do with a value; memory bounds what the evaluation can hold.
 Values read from the variables cost nothing until the expression builds
