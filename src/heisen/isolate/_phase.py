@@ -10,8 +10,9 @@ from heisen._thresholds import breached
 from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.pipeline import IsolateSection
+from heisen.pipeline import IsolateSection, Toxic
 from heisen.stress import Conditions, run_trials, vacuity
+from heisen.system import LinkTraffic, median_delay_ms
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -61,10 +62,13 @@ def run(ctx: PhaseContext) -> PhaseResult:
     outputs["amplification"] = amplification(outputs["violation_rate"], ctx.outputs_of("stress"))
     messages = breached(section.thresholds, outputs)
     findings = list(result.findings) + [Finding("isolate", "threshold", m) for m in messages]
-    outputs["link_bytes"] = traffic
+    outputs["link_bytes"] = {link: counters.bytes for link, counters in traffic.items()}
+    outputs["toxic_delay_ms"] = {
+        link: _round(counters.mean_toxic_delay_ms) for link, counters in traffic.items()
+    }
     outputs["stub_requests"] = answered
     failed = bool(outputs["violations"] or messages)
-    reason = None if failed else _vacuity(outputs, traffic, answered)
+    reason = None if failed else _vacuity(outputs, section.toxics, traffic, answered)
     if reason:
         return PhaseResult(
             PhaseStatus.INCONCLUSIVE,
@@ -97,15 +101,32 @@ def _stub_requests(url: str) -> int:
 
 
 def _vacuity(
-    outputs: dict[str, Any], traffic: dict[str, int], answered: dict[str, int]
+    outputs: dict[str, Any],
+    toxics: list[Toxic],
+    traffic: dict[str, LinkTraffic],
+    answered: dict[str, int],
 ) -> str | None:
-    """Why isolate's trials could not show the wider window: the scenario's, or a fault's that never acted."""
-    idle_links = [link for link, carried in traffic.items() if carried <= 0]
+    """Why isolate's trials could not show the wider window: a fault that never acted, or the
+    scenario's own reasons (`vacuity`)."""
+    idle_links = [link for link, counters in traffic.items() if counters.bytes <= 0]
     if idle_links:
         return (
             f"no traffic crossed {', '.join(idle_links)} during the trials: its toxic never acted"
         )
+    for toxic in toxics:
+        wanted = median_delay_ms(toxic.attributes) if toxic.type == "latency" else None
+        seen = traffic[toxic.link].mean_toxic_delay_ms
+        if wanted and (seen is None or seen < wanted / 2):
+            shown = "none" if seen is None else f"{seen:.2f} ms"
+            return (
+                f"the latency toxic on {toxic.link} ({toxic.stream}) added {shown} per chunk on "
+                f"average, under half its median of {wanted:g} ms: the window was not widened"
+            )
     silent = [name for name, count in answered.items() if count == 0]
     if silent:
         return f"the stub for {', '.join(silent)} answered no request during the trials"
     return vacuity(outputs)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

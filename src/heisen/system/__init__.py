@@ -1,5 +1,6 @@
 """The platform under the phases: what is under test, started, reached, disturbed, stopped."""
 
-from heisen.system._handle import SystemHandle
+from heisen.system._handle import LinkTraffic, SystemHandle
+from heisen.system._toxics import median_delay_ms
 
-__all__ = ["SystemHandle"]
+__all__ = ["LinkTraffic", "SystemHandle", "median_delay_ms"]

@@ -73,6 +73,26 @@ def sweep_stale_work_dirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
+@dataclass(frozen=True, slots=True)
+class LinkTraffic:
+    """Counters of one link; subtract two readings for what happened between them."""
+
+    bytes: int
+    toxic_chunks: int
+    toxic_delay_s: float
+
+    def __sub__(self, earlier: LinkTraffic) -> LinkTraffic:
+        return LinkTraffic(
+            self.bytes - earlier.bytes,
+            self.toxic_chunks - earlier.toxic_chunks,
+            self.toxic_delay_s - earlier.toxic_delay_s,
+        )
+
+    @property
+    def mean_toxic_delay_ms(self) -> float | None:
+        return self.toxic_delay_s * 1000 / self.toxic_chunks if self.toxic_chunks else None
+
+
 class SystemHandle:
     """Start, reach, disturb and stop the system a pipeline describes."""
 
@@ -409,10 +429,12 @@ class SystemHandle:
             raise UsageError(f"no link {link!r} (links: {', '.join(self.links())})")
         return name
 
-    def link_traffic(self, link: str) -> int:
-        """Bytes the link has carried so far, both ways (a toxic acts only on what crosses it)."""
+    def link_traffic(self, link: str) -> LinkTraffic:
+        """What the link has carried so far, and what its toxics added to it."""
         stats = self.proxies.stats(self.link_proxy(link))
-        return int(stats.bytes_upstream + stats.bytes_downstream)
+        return LinkTraffic(
+            stats.bytes_upstream + stats.bytes_downstream, stats.toxic_chunks, stats.toxic_delay_s
+        )
 
     def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self.proxies.add_toxic(self.link_proxy(link), dict(toxic))

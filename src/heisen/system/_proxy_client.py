@@ -136,6 +136,8 @@ class ProxyControl:
             bytes_upstream=stats["bytes_upstream"],
             bytes_downstream=stats["bytes_downstream"],
             upstream_connections=stats["upstream_connections"],
+            toxic_chunks=stats["toxic_chunks"],
+            toxic_delay_s=stats["toxic_delay_s"],
         )
 
     # --- toxics -------------------------------------------------------------

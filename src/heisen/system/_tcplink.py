@@ -101,8 +101,13 @@ class Pipe:
             self._push([(self.link.loop.time(), Mark.EOF)])
 
     def _push(self, segments: list[Segment]) -> None:
+        arrived = segments[0][0]
         for run in self.runs:
             segments = run.apply(segments)
+        released = max((t for t, item in segments if isinstance(item, bytes)), default=None)
+        if released is not None and self.runs:  # what the toxics added to this chunk
+            self.link.proxy.stats_toxic_chunks += 1
+            self.link.proxy.stats_toxic_delay_s += max(0.0, released - arrived)
         last = self.last_release
         for t, item in segments:
             last = t if t > last else last

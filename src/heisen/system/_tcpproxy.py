@@ -73,6 +73,10 @@ class ProxyStats:
     bytes_upstream: int
     bytes_downstream: int
     upstream_connections: Mapping[str, int]
+    toxic_chunks: int = 0
+    """Chunks of data that crossed a direction with toxics."""
+    toxic_delay_s: float = 0.0
+    """What the toxics added to those chunks' release times, in total."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +85,8 @@ class ProxyStats:
             "bytes_upstream": self.bytes_upstream,
             "bytes_downstream": self.bytes_downstream,
             "upstream_connections": dict(self.upstream_connections),
+            "toxic_chunks": self.toxic_chunks,
+            "toxic_delay_s": round(self.toxic_delay_s, 6),
         }
 
 
@@ -146,6 +152,8 @@ class TcpProxy:
         self.stats_connections = 0
         self.stats_bytes_upstream = 0
         self.stats_bytes_downstream = 0
+        self.stats_toxic_chunks = 0
+        self.stats_toxic_delay_s = 0.0
         self._per_upstream: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------
@@ -254,6 +262,8 @@ class TcpProxy:
             bytes_upstream=self.stats_bytes_upstream,
             bytes_downstream=self.stats_bytes_downstream,
             upstream_connections=dict(self._per_upstream),
+            toxic_chunks=self.stats_toxic_chunks,
+            toxic_delay_s=self.stats_toxic_delay_s,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -247,3 +247,11 @@ def make_delay_sampler(attributes: LatencyAttributes, rng: random.Random) -> Del
         return max(value, 0.0) / 1000.0
 
     return sample
+
+
+def median_delay_ms(attributes: Mapping[str, Any]) -> float:
+    """The median delay a latency toxic with these attributes draws (from 1,001 seeded draws)."""
+    sample = make_delay_sampler(
+        LatencyAttributes.model_validate(dict(attributes)), random.Random(0)
+    )
+    return sorted(sample() for _ in range(1001))[500] * 1000
