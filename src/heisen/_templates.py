@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from heisen._yaml import clipped
+
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$")
 _MAX_KNOWN_SHOWN = 12
@@ -37,7 +39,7 @@ class Placeholder:
 def placeholders(text: str) -> list[Placeholder]:
     """Every placeholder in `text`, raising TemplateError for a malformed one."""
     if text.count("{{") != text.count("}}"):
-        raise TemplateError(f"unbalanced braces in {text!r}: every '{{{{' needs its '}}}}'")
+        raise TemplateError(f"unbalanced braces in {clipped(text)}: every '{{{{' needs its '}}}}'")
     found = []
     for match in _PLACEHOLDER.finditer(text):
         inner = match.group(1).strip()

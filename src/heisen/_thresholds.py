@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from heisen._units import parse_duration
+from heisen._yaml import clipped
 
 _THRESHOLD = re.compile(
     r"^\s*(p50|p75|p90|p95|p99|p99\.9|max|errors|rps|violations)\s*(<=|>=|<|>|==)\s*(\S+)\s*$"
@@ -52,7 +53,7 @@ def parse_threshold(text: str) -> Threshold:
     match = _THRESHOLD.match(text)
     if not match:
         raise ValueError(
-            f"{text!r} is not a threshold: write METRIC OP VALUE, e.g. 'p99 < 250ms', 'errors < 1%', 'rps > 100' "
+            f"{clipped(text)} is not a threshold: write METRIC OP VALUE, e.g. 'p99 < 250ms', 'errors < 1%', 'rps > 100' "
             "(metrics: p50 p75 p90 p95 p99 p99.9 max errors rps violations)"
         )
     metric, op, raw = match.groups()
@@ -60,16 +61,22 @@ def parse_threshold(text: str) -> Threshold:
         try:
             limit = parse_duration(raw) * 1000.0
         except ValueError as exc:
-            raise ValueError(f"{text!r}: {metric} takes a duration such as 250ms ({exc})") from None
+            raise ValueError(
+                f"{clipped(text)}: {metric} takes a duration such as 250ms ({exc})"
+            ) from None
     else:
         number = raw.removesuffix("%") if metric in ("errors", "violations") else raw
         try:
             limit = float(number)
         except ValueError:
             unit = "a percentage such as 1%" if metric != "rps" else "a number such as 100"
-            raise ValueError(f"{text!r}: {metric} takes {unit}, not {raw!r}") from None
+            raise ValueError(
+                f"{clipped(text)}: {metric} takes {unit}, not {clipped(raw)}"
+            ) from None
         if not math.isfinite(limit):
-            raise ValueError(f"{text!r}: the limit must be a finite number, not {raw!r}")
+            raise ValueError(
+                f"{clipped(text)}: the limit must be a finite number, not {clipped(raw)}"
+            )
     return Threshold(text.strip(), metric, op, limit)
 
 

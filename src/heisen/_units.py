@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+from heisen._yaml import clipped
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)\s*$")
 _DURATION_SECONDS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _CPU = re.compile(r"^\s*(\d+(?:\.\d+)?)(m?)\s*$")
@@ -42,7 +44,7 @@ def parse_duration(text: str | int | float) -> float:
     else:
         match = _DURATION.match(text)
         if not match:
-            raise ValueError(f"{text!r} is not a duration: write it as 500ms, 30s, 2m or 1h")
+            raise ValueError(f"{clipped(text)} is not a duration: write it as 500ms, 30s, 2m or 1h")
         seconds = float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
     if not math.isfinite(seconds):
         raise ValueError("a duration must be finite: write it as 500ms, 30s, 2m or 1h")
@@ -61,7 +63,7 @@ def parse_cpu(text: str | int | float) -> float:
         match = _CPU.match(text)
         if not match:
             raise ValueError(
-                f"{text!r} is not a CPU quantity: write it as 250m (millicores) or 1.5 (cores)"
+                f"{clipped(text)} is not a CPU quantity: write it as 250m (millicores) or 1.5 (cores)"
             )
         value = float(match.group(1)) / (1000.0 if match.group(2) else 1.0)
     if not math.isfinite(value):
@@ -80,7 +82,9 @@ def parse_memory(text: str | int) -> int:
     else:
         match = _MEMORY.match(text)
         if not match:
-            raise ValueError(f"{text!r} is not a memory quantity: write it as 256Mi, 1Gi or 500M")
+            raise ValueError(
+                f"{clipped(text)} is not a memory quantity: write it as 256Mi, 1Gi or 500M"
+            )
         amount = float(match.group(1)) * _MEMORY_FACTOR[match.group(2)]
         if not math.isfinite(amount):
             raise ValueError("a memory quantity must be finite, such as 256Mi")

@@ -20,6 +20,7 @@ schema error on `phases.stress.trials` can say where it was written.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import stat
 from collections.abc import Iterator
@@ -69,6 +70,12 @@ class YamlDocument:
             line=where[0] if where else None,
             column=where[1] if where else None,
         )
+
+
+def clipped(value: object, limit: int = 60) -> str:
+    """`repr(value)`, cut to about `limit` characters: messages echo what was written, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
 def format_path(path: YamlPath) -> str:
@@ -172,9 +179,10 @@ def load_yaml_text(raw: bytes | str, *, source: str) -> YamlDocument:
         raise PipelineError(source, [problem]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
+        said = ", ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
         problem = Problem(
             "",
-            f"invalid YAML: {exc.problem or exc}",
+            f"invalid YAML: {said}",
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         )
@@ -186,6 +194,7 @@ def load_yaml_text(raw: bytes | str, *, source: str) -> YamlDocument:
     document = YamlDocument(source=source, data=None)
     if node is None:
         return document
+    _refuse_bombs(node, source)
     walker = _Walker(document, loader.explicit)
     document.data = walker.build(node, ())
     if walker.problems:
@@ -193,12 +202,76 @@ def load_yaml_text(raw: bytes | str, *, source: str) -> YamlDocument:
     return document
 
 
+def _children(node: yaml.Node) -> list[tuple[str | int, yaml.Node]]:
+    if isinstance(node, yaml.MappingNode):
+        return [
+            (str(key.value) if isinstance(key, yaml.ScalarNode) else "?", value)
+            for key, value in node.value
+        ] + [("?", key) for key, _ in node.value if not isinstance(key, yaml.ScalarNode)]
+    if isinstance(node, yaml.SequenceNode):
+        return list(enumerate(node.value))
+    return []
+
+
+def _expanded_sizes(root: yaml.Node) -> dict[int, float]:
+    """How many values each node expands to once aliases are followed (inf: it contains itself).
+
+    Counted over the node graph, each node once (an iterative post-order walk),
+    so a bomb of a few lines is measured in microseconds, never expanded.
+    """
+    sizes: dict[int, float] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for _, child in _children(node))
+        elif key in open_nodes:
+            sizes[key] = math.inf  # an alias to a node that contains it
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for _, child in _children(node))
+    return sizes
+
+
+def _refuse_bombs(root: yaml.Node, source: str) -> None:
+    """PipelineError at the node that makes the document expand past the cap, if one does."""
+    sizes = _expanded_sizes(root)
+    if sizes[id(root)] <= MAX_EXPANDED_NODES:
+        return
+    node, seen = root, {id(root)}
+    path: YamlPath = ()
+    while True:  # down to the largest part that alone is too large
+        parts = [(key, child) for key, child in _children(node) if id(child) not in seen]
+        key, child = max(parts, key=lambda part: sizes[id(part[1])], default=(0, node))
+        if child is node or sizes[id(child)] <= MAX_EXPANDED_NODES:
+            break
+        node, path = child, (*path, key)
+        seen.add(id(child))
+    if sizes[id(node)] == math.inf:
+        message = (
+            "this value contains itself through an alias (a recursive alias); refusing to load it"
+        )
+    else:
+        message = (
+            f"the document expands to more than {MAX_EXPANDED_NODES:,} values "
+            "(an alias bomb?); refusing to load it"
+        )
+    mark = node.start_mark
+    raise PipelineError(
+        source, [Problem(format_path(path), message, line=mark.line + 1, column=mark.column + 1)]
+    )
+
+
 class _TooDeep(Exception):
     def __init__(self, mark: yaml.Mark) -> None:
         self.mark = mark
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # pyyaml ships no types here
     """The safe loader, composing only: it counts depth and remembers which tags were written."""
 
     def __init__(self, stream: str) -> None:
@@ -234,7 +307,6 @@ class _Walker:
         self.explicit = explicit
         self.expanded = 0
         self.problems: list[Problem] = []
-        self.merging: set[int] = set()
         self.constructor = yaml.SafeLoader("")
 
     def _at(self, node: yaml.Node, path: YamlPath, message: str) -> Problem:
@@ -293,18 +365,16 @@ class _Walker:
         else:
             try:
                 value = self.constructor.construct_object(node, deep=True)
-            except (ValueError, TypeError, yaml.YAMLError) as exc:
+            except (ValueError, TypeError, KeyError, ArithmeticError, yaml.YAMLError) as exc:
                 kind = node.tag.removeprefix(_TAG)
-                detail = str(exc).splitlines()[0][:120]
                 shown = repr(node.value if len(node.value) <= 40 else node.value[:40] + "...")
+                detail = "" if isinstance(exc, KeyError) else ": " + str(exc).splitlines()[0][:120]
                 self.problems.append(
-                    self._at(node, path, f"!!{kind} cannot be made of {shown}: {detail}")
+                    self._at(node, path, f"!!{kind} cannot be made of {shown}{detail}")
                 )
                 return None
         if isinstance(value, str) and "\x00" in value:
-            self.problems.append(
-                self._at(node, path, "a NUL byte (\\0) in a string; remove it")
-            )
+            self.problems.append(self._at(node, path, "a NUL byte (\\0) in a string; remove it"))
             return None
         return value
 
@@ -322,10 +392,10 @@ class _Walker:
     def _mapping(self, node: yaml.MappingNode, path: YamlPath) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         lines: dict[Any, int] = {}
-        merged: list[tuple[yaml.MappingNode, yaml.Node]] = []
+        merged: list[yaml.MappingNode] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
-                merged.extend(self._merge_sources(key_node, value_node, path))
+                merged.extend(self._merge_sources(value_node, path))
                 continue
             key = self._key(key_node, path)
             if key is None and key_node.tag != _TAG + "null":
@@ -336,32 +406,28 @@ class _Walker:
                     self._at(
                         key_node,
                         (*path, str(key)),
-                        f"duplicate key {key!r}: written on line {lines[key]} and again on "
-                        f"line {line}; keep one",
+                        f"duplicate key {key!r}: written "
+                        + (
+                            f"twice on line {line}"
+                            if lines[key] == line
+                            else f"on line {lines[key]} and again on line {line}"
+                        )
+                        + "; keep one",
                     )
                 )
                 continue
             lines[key] = line
             result[key] = self.build(value_node, (*path, str(key)))
-        for source, _ in merged:  # earlier merged mappings win over later ones
-            if id(source) in self.merging:
-                self.problems.append(self._at(source, path, "a merge key (<<) merges itself"))
-                continue
-            self.merging.add(id(source))
-            try:
-                for key, value in self._mapping(source, path).items():
-                    result.setdefault(key, value)
-            finally:
-                self.merging.discard(id(source))
+        for source in merged:  # earlier merged mappings win over later ones
+            for key, value in self._mapping(source, path).items():
+                result.setdefault(key, value)  # (a mapping merging itself is a recursive alias)
         return result
 
-    def _merge_sources(
-        self, key_node: yaml.Node, value_node: yaml.Node, path: YamlPath
-    ) -> Iterator[tuple[yaml.MappingNode, yaml.Node]]:
+    def _merge_sources(self, value_node: yaml.Node, path: YamlPath) -> Iterator[yaml.MappingNode]:
         sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
         for source in sources:
             if isinstance(source, yaml.MappingNode) and source.tag == _MAP:
-                yield source, key_node
+                yield source
             else:
                 self.problems.append(
                     self._at(

@@ -52,7 +52,7 @@ from heisen._schema._system import (
     SetupStep,
 )
 from heisen._schema._types import Strict
-from heisen._yaml import YamlDocument, YamlPath, load_yaml_text, read_capped
+from heisen._yaml import YamlDocument, YamlPath, clipped, load_yaml_text, read_capped
 from heisen.errors import PipelineError, Problem, did_you_mean
 from heisen.oracle._python_ref import check_python_ref  # static: validate imports nothing
 
@@ -289,15 +289,17 @@ class _Checker:
                 f"no service named {call.service!r} (services: {', '.join(self.pipeline.services)})",
             )
         if not call.path.startswith("/"):
-            self.add((*path, "path"), f"a path starts with '/': {call.path!r}")
+            self.add((*path, "path"), f"a path starts with '/': {clipped(call.path)}")
         if not _METHOD.match(call.method):
-            self.add((*path, "method"), f"{call.method!r} is not an HTTP method (GET, POST, ...)")
+            self.add(
+                (*path, "method"), f"{clipped(call.method)} is not an HTTP method (GET, POST, ...)"
+            )
         outside = _PLACEHOLDERS.sub("", call.path)
         if any(c.isspace() for c in outside):
-            self.add((*path, "path"), f"a path has no spaces or line breaks: {call.path!r}")
+            self.add((*path, "path"), f"a path has no spaces or line breaks: {clipped(call.path)}")
         for name, header in call.headers.items():
             if not _HEADER_NAME.match(name):
-                self.add((*path, "headers", name), f"{name!r} is not a header name")
+                self.add((*path, "headers", name), f"{clipped(name)} is not a header name")
             elif "\r" in header or "\n" in header:
                 self.add((*path, "headers", name), "a header value has no line breaks")
         for part, value in (

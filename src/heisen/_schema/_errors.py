@@ -9,16 +9,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from heisen._yaml import YamlDocument
+from heisen._yaml import YamlDocument, clipped
 from heisen.errors import Problem
 
 
 def problems_from_validation(
     error: ValidationError, document: YamlDocument, root: type[BaseModel]
 ) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
+    unions: dict[tuple[Any, ...], int] = {}  # where one union's failed branches were reported
     for item in error.errors():
         loc = tuple(part for part in item["loc"] if not is_union_tag(part))
+        in_union = len(loc) != len(item["loc"])
         kind = item["type"]
         if kind == "extra_forbidden":
             known = _field_names_at(root, loc[:-1])
@@ -39,14 +41,25 @@ def problems_from_validation(
                 and kind not in ("value_error",)
                 and not isinstance(item["input"], dict | list)
             ):
-                message += f" (got {item['input']!r})"
+                message += f" (got {clipped(item['input'])})"
+        if in_union and loc in unions:  # `workers: -3`: neither an int >= 1 nor "auto"
+            first = problems[unions[loc]]
+            got = message[message.rfind(" (got ") :] if " (got " in message else ""
+            head = first.message.removesuffix(got) if got else first.message
+            problems[unions[loc]] = Problem(
+                first.path, f"{head}; or {message}", first.line, first.column
+            )
+            continue
+        if in_union:
+            unions[loc] = len(problems)
         problems.append(document.problem(loc, message))
     return problems
 
 
 def is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (
-        part.startswith(("function-", "list[", "dict[")) or part in ("int", "str")
+        part.startswith(("function-", "list[", "dict[", "constrained-", "literal["))
+        or part in ("int", "str", "float", "bool")
     )
 
 
