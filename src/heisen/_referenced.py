@@ -149,8 +149,8 @@ def _check_openapi(found: _Found, pipeline: Pipeline, section: FuzzSection) -> N
             "or a scenario request with request:",
         )
         return
-    if request is None or "{{" in request.path:
-        return  # a templated path is only known once rendered at run time
+    if request is None or "{{" in request.path or not _plain_path(request.path):
+        return  # known only once rendered at run time, or already reported as malformed
     if operation is None:
         if not any(op.matches(request.method, request.path) for op in document.operations):
             found.add(
@@ -164,3 +164,7 @@ def _check_openapi(found: _Found, pipeline: Pipeline, section: FuzzSection) -> N
             f"{shown}: request {section.request!r} ({request.method.upper()} {request.path}) "
             f"is not the operation {operation.key}",
         )
+
+
+def _plain_path(path: str) -> bool:
+    return path.startswith("/") and not any(char.isspace() for char in path)
