@@ -167,3 +167,42 @@ def test_what_the_schema_refused_raises_no_second_hand_problems(tmp_path):
     assert not any("postgres" in p.message and p.path.startswith("services") for p in found)
     assert not any(p.path.startswith("scenario.load") for p in found)
     assert not any(p.path.startswith("invariants") for p in found)
+
+
+def test_faker_names_are_checked_on_provider_classes_without_calling_them(tmp_path, monkeypatch):
+    from faker.providers.internet import Provider
+
+    from heisen import _templates
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("validate called a Faker provider")
+
+    monkeypatch.setattr(Provider, "user_name", refuse)
+    names = _templates.faker_provider_names()
+    assert "user_name" in names and "email" in names
+    assert not {"seed_instance", "seed", "binary", "format"} & names  # not providers, or bytes
+    text = VALID.replace('"{{ i }}"', '"{{ faker.user_name }}"')
+    assert load_pipeline(write(tmp_path, text)).pipeline.name == "t"
+    found = problems(write(tmp_path, VALID.replace('"{{ i }}"', '"{{ faker.user_nme }}"')))
+    assert "did you mean 'user_name'" in found[0].message
+
+
+def test_template_names_starting_with_underscore_are_refused_when_rendered_too():
+    from heisen import _templates
+
+    resolve = _templates.mapping_resolver({"i": 3})
+    with pytest.raises(_templates.TemplateError, match="'_'"):
+        _templates.render_text("{{ i.__class__ }}", resolve)
+
+
+def test_a_meaningless_load_is_refused(tmp_path):
+    text = VALID.replace(
+        '    go: {method: POST, path: /go, json: {n: "{{ i }}"}}',
+        '    go: {method: POST, path: /go, json: {n: "{{ i }}"}}\n    other: {path: /o}',
+    ).replace("burst: {requests: 10}", "burst: {requests: 10, mix: {go: 1, other: 200}}")
+    found = problems(write(tmp_path, text))
+    assert found[0].path == "scenario.load[0].burst"
+    assert "never be sent" in found[0].message
+    text = VALID.replace("{trials: 2}", "{trials: 2, load: [{pause: {during: 1s}}], sweep: {}}")
+    found = problems(write(tmp_path, text))
+    assert [p.path for p in found] == ["phases.stress.sweep"]

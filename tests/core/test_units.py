@@ -47,3 +47,30 @@ def test_memory(text, size):
 def test_bad_memory():
     with pytest.raises(ValueError, match="256Mi"):
         parse_memory("lots")
+
+
+@pytest.mark.parametrize(
+    "value", [float("inf"), float("nan"), 10**400, "9" * 400 + "s", -1.0, "-1s"]
+)
+def test_durations_are_finite_and_not_negative(value):
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 10**400])
+def test_cpu_is_finite(value):
+    with pytest.raises(ValueError, match="CPU"):
+        parse_cpu(value)
+
+
+def test_ranges_say_what_they_allow_and_why():
+    from heisen._schema import _limits
+
+    with pytest.raises(ValueError, match=r"10m to 1024 \(got 1m\); the kernel's CFS"):
+        _limits.CPU.check(parse_cpu("1m"))
+    with pytest.raises(ValueError, match=r"1ms to 24h \(got 0s\)"):
+        _limits.DURATION.check(0.0)
+    with pytest.raises(ValueError, match="finite"):
+        _limits.MIX_WEIGHT.check(float("nan"))
+    assert _limits.OFFSET.check(0.0) == 0.0
+    assert _limits.DURATION.check(24 * 3600.0) == 24 * 3600.0
