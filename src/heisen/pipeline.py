@@ -351,6 +351,15 @@ class _Checker:
             if step.kind == "pause":
                 continue
             names = model.request_names()
+            if step.burst is not None:  # here, not in Burst: a sweep builds smaller bursts
+                for name, share in step.burst.shares().items():
+                    if step.burst.requests * share < 1:
+                        self.add(
+                            (*path, index, "burst"),
+                            f"a burst of {step.burst.requests} would send {name!r} ({share:.0%} "
+                            f"of the mix) less than once: give the burst at least "
+                            f"{math.ceil(1 / share)} requests",
+                        )
             if not names and len(requests) > 1:
                 self.add(
                     (*path, index, step.kind),

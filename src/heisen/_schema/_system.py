@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -233,16 +232,6 @@ class _Targeted(Strict):
 
 class Burst(_Targeted):
     requests: int = L.BURST_REQUESTS.field()
-
-    @model_validator(mode="after")
-    def _every_request_sent(self) -> Burst:
-        for name, share in self.shares().items():
-            if self.requests * share < 1:
-                raise ValueError(
-                    f"a burst of {self.requests} would send {name!r} ({share:.0%} of the mix) "
-                    f"less than once: give the burst at least {math.ceil(1 / share)} requests"
-                )
-        return self
 
 
 class Inject(_Targeted):
