@@ -78,6 +78,8 @@ def _acknowledged(
         rendered = factory.sent.get(record.index)
         if rendered is None or rendered.name != ack.request:
             continue
+        if record.sent_ns is None:
+            continue  # never written: it certainly did not take effect
         if record.error is not None or (record.status is not None and record.status >= 500):
             unknown += 1
         elif record.status in ack.status:

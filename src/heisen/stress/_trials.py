@@ -31,7 +31,7 @@ from heisen import events
 from heisen._schema._system import LoadStep
 from heisen._stats import rate_with_interval
 from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
-from heisen.oracle.probes import ProbeError
+from heisen.oracle.probes import ProbeError, reusing_connections
 from heisen.phase import Finding, PhaseContext
 from heisen.stress import _verdicts
 from heisen.stress._confidence import Goal, bound, in_words
@@ -93,6 +93,7 @@ class TrialOutcome:
     summary: dict[str, Any]
     release_spread_ms: float | None = None
     in_flight: int = 0
+    records_problem: str | None = None  # not one record per request sent: nothing to judge
 
 
 @dataclass
@@ -129,6 +130,10 @@ class _TrialRunner:
         }
 
     def run(self) -> TrialsResult:
+        with reusing_connections():  # the probes' connections last the trials, not one trial
+            return self._run()
+
+    def _run(self) -> TrialsResult:
         self.outcomes: list[TrialOutcome] = []
         self.findings: list[Finding] = []
         self.merged: list[RequestRecord] = []
@@ -150,6 +155,13 @@ class _TrialRunner:
                     outputs=self._outputs(),
                     findings=self.findings,
                 ) from exc
+            if outcome.records_problem is not None:
+                raise PhaseCrashed(
+                    f"{self.conditions.label} trial {trial}: {outcome.records_problem}: "
+                    "the trial cannot be judged",
+                    outputs=self._outputs(),
+                    findings=_dedupe(self.findings),
+                )
             self.outcomes.append(outcome)
             self.merged.extend(records)
             if outcome.violated and len(self.findings) < MAX_FINDINGS:
@@ -269,6 +281,7 @@ class _TrialRunner:
             summarize(loaded.records).to_dict(),
             spread * 1000 if spread is not None else None,
             max_in_flight(loaded.records),
+            loaded.missing_records(),
         )
         return outcome, loaded.records, findings
 
