@@ -159,7 +159,9 @@ def _mask_pairs(text: str) -> str:
     while (match := _PAIR.search(text, pos)) is not None:
         start = match.start()
         in_query = start > 0 and text[start - 1] in "?&;"  # _QUERY's business
-        if in_query or not is_secret_name(match["name"]) or match["value"] in ("", MASK):
+        # "verdict Pass: 3 faults" is a verdict, not a header: a lone `pass` only with `=`.
+        verdict = ":" in match["sep"] and match["name"].lower() == "pass"
+        if in_query or verdict or not is_secret_name(match["name"]) or match["value"] in ("", MASK):
             out.append(text[pos : match.end("sep")])
             pos = match.end("sep")
             continue

@@ -385,3 +385,9 @@ def test_a_run_seeded_with_secrets_writes_and_prints_none_of_them(
         "X-Auth-Key": MASK,
     }
     assert "rows-seen-over-sql" in written["junit.xml"]
+
+
+def test_a_verdict_named_pass_is_not_a_secret():
+    summary = "verdict Pass: 6 fault(s) injected, steady state Pass/Pass/Pass, 0 lost"
+    assert redact_text(summary) == summary
+    assert redact_text("pass=hunter2") == "pass=***"
