@@ -245,3 +245,43 @@ def test_confidence_stops_at_the_first_violation_and_the_replay_runs_fixed_trial
     _, manifest = stress(pipeline, tmp_path / "replay", "--trials", "4")
     assert manifest["phases"]["stress"]["outputs"]["trials"] == 4
     assert "bound" not in manifest["phases"]["stress"]["outputs"]
+
+
+CRASHING_VALIDATE = """
+import heisen.pipeline
+
+
+def broken(path):
+    raise RuntimeError("a bug in heisen's loader")
+
+
+heisen.pipeline.load_pipeline = broken
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_crash_outside_a_run_exits_3_with_its_traceback_in_a_log(tmp_path, debug):
+    injected = tmp_path / "injected"
+    injected.mkdir()
+    (injected / "sitecustomize.py").write_text(CRASHING_VALIDATE)
+    env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "PYTHONPATH": str(injected)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "heisen",
+            *(["--debug"] if debug else []),
+            "validate",
+            str(COUNTER / "pipeline.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "this is a bug in heisen, not a finding" in result.stderr
+    log = Path(result.stderr.split("the traceback is in ")[1].split()[0])
+    assert "RuntimeError: a bug in heisen's loader" in log.read_text()
+    log.unlink()
+    assert ("Traceback" in result.stderr) is debug

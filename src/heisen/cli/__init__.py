@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 import typer
 
 from heisen import __version__
 from heisen.cli import _app
-from heisen.errors import EXIT_INTERRUPTED, HeisenError
+from heisen.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, HeisenError
 
 app = _app.app
 
@@ -38,7 +40,30 @@ def main() -> None:
         ):  # the command-line parser's usage errors
             exc.show()
             sys.exit(2)
-        raise
+        _crashed(exc)
+
+
+DEBUG_VARIABLE = "HEISEN_DEBUG"
+
+
+def _crashed(exc: Exception) -> NoReturn:
+    """heisen's own bug: exit 3 (never 1, "the race is real"), the traceback in a log file."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="heisen-crash-", suffix=".log", delete=False, encoding="utf-8"
+    ) as log:
+        log.write(text)
+    console = _app.error_console()
+    console.print(
+        f"[bold red]heisen failed:[/] {_app.escape(f'{type(exc).__name__}: {exc}')}\n"
+        f"  this is a bug in heisen, not a finding; the traceback is in {log.name}"
+    )
+    if os.environ.get(DEBUG_VARIABLE):
+        sys.stderr.write(text)
+    sys.exit(EXIT_ENVIRONMENT)
 
 
 def version_text() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -29,8 +30,13 @@ def root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Print the traceback of a crash of heisen itself (HEISEN_DEBUG=1)."
+    ),
 ) -> None:
     """heisen: find race conditions before production does."""
+    if debug:
+        os.environ["HEISEN_DEBUG"] = "1"
 
 
 def error_console() -> Any:
