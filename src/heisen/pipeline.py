@@ -179,6 +179,31 @@ PROBE_VARIABLES: dict[str, frozenset[str]] = {
     "redis": frozenset({"value", "load"}),
 }
 """What `expect:` can read from the probes whose variables are known before they run."""
+SQL_PROBE_EXTRAS = frozenset({"rows", "rowcount", "load"})
+
+
+def sql_probe_variables(query: str) -> frozenset[str] | None:
+    """The names an `sql:` probe gives (its first row's columns, rows, rowcount, load), when the
+    query's select list names every column (no `*`, no unnamed expression); else None."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(query, read="postgres")
+    except sqlglot.errors.SqlglotError:
+        return None  # PostgreSQL will say what is wrong with it at run time
+    if not isinstance(tree, exp.Select):
+        return None
+    names = set()
+    for item in tree.selects:
+        if not isinstance(item, exp.Alias | exp.Column) or isinstance(item.this, exp.Star):
+            return None
+        identifier = item.args.get("alias") if isinstance(item, exp.Alias) else item.this
+        quoted = isinstance(identifier, exp.Identifier) and identifier.quoted
+        names.add(item.alias_or_name if quoted else item.alias_or_name.lower())
+    return frozenset(names) | SQL_PROBE_EXTRAS
+
+
 LOAD_REFERENCE = re.compile(r"(?<![\w.])load\.([A-Za-z_]\w*)")
 
 
@@ -418,8 +443,10 @@ class _Checker:
         """Names an `expect:` can never be given: probes whose variables are known in advance,
         and `load.<request>` for a request the scenario does not have."""
         kind = next((k for k in PROBE_VARIABLES if getattr(invariant, k) is not None), None)
-        if kind is not None:
-            given = PROBE_VARIABLES[kind]
+        given = PROBE_VARIABLES.get(kind) if kind else None
+        if invariant.sql is not None:
+            kind, given = "sql", sql_probe_variables(invariant.sql)
+        if kind is not None and given is not None:
             for name in sorted(names - given):
                 hint = did_you_mean(name, given)
                 self.add(

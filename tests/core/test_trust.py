@@ -44,7 +44,8 @@ def stress(pipeline: Path, run_dir: Path, *args: str) -> tuple[subprocess.Comple
     ("invariant", "named"),
     [
         (
-            '{name: typo, sql: "SELECT n, (SELECT count(*) FROM incr_log) AS logged FROM counter", expect: valu == logged}',
+            # validate cannot know the columns of SELECT *: the run finds the typo
+            '{name: typo, sql: "SELECT * FROM counter", expect: valu == n}',
             "valu",
         ),
         ('{name: table, sql: "SELECT n FROM hitz", expect: n >= 0}', "hitz"),

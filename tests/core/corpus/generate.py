@@ -852,34 +852,30 @@ CASES: list[Case] = [
         line=None,
     ),
     T("ok-chaos-start-zero", "start: 500ms", "start: 0s", exit=0, line=None),
-    # --- pending: other changes make these fail
+    # --- what the expression, loopback and referenced-file checks catch
     T(
         "expect-unknown-name",
         "expect: sold <= capacity",
         "expect: sold <= capacty",
         "invariants[0].expect",
-        pending="unknown names in expect: (expression Expression.names)",
     ),
     T(
         "expect-cost-budget",
         "expect: sold <= capacity",
         'expect: "sum([1] * 1000000000) > 0"',
         "invariants[0].expect",
-        pending="the expression cost budget",
     ),
     T(
         "service-url-not-loopback",
         '    command: ["{{ python }}", "inventory_service.py"]',
         "    url: http://10.1.2.3:8080",
         "services.inventory.url",
-        pending="loopback checks (system/_addresses.py)",
     ),
     T(
         "service-url-lookalike-host",
         '    command: ["{{ python }}", "inventory_service.py"]',
         "    url: http://127.0.0.1.example.com:8080",
         "services.inventory.url",
-        pending="loopback checks (system/_addresses.py)",
     ),
     T(
         "dsn-host-parameter",
@@ -887,35 +883,30 @@ CASES: list[Case] = [
         "    kind: postgres\n    dsn: postgresql://u:p@127.0.0.1/x?host=192.168.1.5\n",
         "dependencies.postgres.dsn",
         at="dsn:",
-        pending="loopback checks (system/_addresses.py)",
     ),
     T(
         "architecture-broken",
         f"architecture: {TICKETING}/architecture.yaml",
         "architecture: files/architecture-broken.yaml",
         "phases.predict.architecture",
-        pending="parsing referenced files (architecture.yaml)",
     ),
     T(
         "incidents-broken",
         f"incidents: {TICKETING}/incidents.yaml",
         "incidents: files/incidents-broken.yaml",
         "phases.predict.incidents",
-        pending="parsing referenced files (incidents.yaml)",
     ),
     T(
         "openapi-broken",
         f"openapi: {TICKETING}/openapi.yaml",
         "openapi: files/openapi-broken.yaml",
         "phases.fuzz.openapi",
-        pending="parsing referenced files (openapi.yaml)",
     ),
     T(
         "stub-mapping-broken",
         f"stub: {TICKETING}/stubs ",
         "stub: files/stubs-broken ",
         "dependencies.payments.stub",
-        pending="parsing referenced files (stub mappings)",
     ),
 ]
 
