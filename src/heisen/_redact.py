@@ -110,14 +110,15 @@ def is_secret_name(name: str, *, strict: bool = False) -> bool:
 # ----------------------------------------------------------------- text
 
 _URL_USERINFO = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/?#'\"<>:@]*):(?P<password>[^\s/?#'\"<>]*)@"
+    r"(?P<scheme>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^\s/?#'\"<>:@]*):(?P<password>[^\s/?#'\"<>]*)@"
 )
 _QUOTED = r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\""
-_PAIR = re.compile(
-    r"(?P<name>[A-Za-z0-9_.-]*[A-Za-z0-9])(?P<closing>[\"']?)"
+_PAIR = re.compile(  # a name starts after a non-name character: a search stays linear
+    r"(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z0-9_.-]*[A-Za-z0-9])(?P<closing>[\"']?)"
     r"(?P<sep>[ \t]*(?:=|:(?!//))[ \t]*)"
-    rf"(?P<value>{_QUOTED}|(?P<bare>[^\s'\"]*))"
 )
+_VALUE = re.compile(rf"{_QUOTED}|(?P<bare>[^\s'\"]*)")
+"""A pair's value, read only after a secret name (reading every value made long text quadratic)."""
 _OPTION = re.compile(
     rf"(?P<option>(?<![\w-])--[A-Za-z0-9][A-Za-z0-9_.-]*)(?P<gap>[ \t]+)(?P<value>{_QUOTED}|[^\s'\"-][^\s'\"]*)"
 )
@@ -157,26 +158,28 @@ def _mask_pairs(text: str) -> str:
     out: list[str] = []
     pos = 0
     while (match := _PAIR.search(text, pos)) is not None:
-        start = match.start()
+        start, after = match.start(), match.end("sep")
+        out.append(text[pos:after])
+        pos = after
         in_query = start > 0 and text[start - 1] in "?&;"  # _QUERY's business
         # "verdict Pass: 3 faults" is a verdict, not a header: a lone `pass` only with `=`.
         verdict = ":" in match["sep"] and match["name"].lower() == "pass"
-        if in_query or verdict or not is_secret_name(match["name"]) or match["value"] in ("", MASK):
-            out.append(text[pos : match.end("sep")])
-            pos = match.end("sep")
+        if in_query or verdict or not is_secret_name(match["name"]):
             continue
-        out.append(text[pos : match.end("sep")])
-        value = match["value"]
-        if match["bare"] is None:  # quoted: keep the quotes
+        found = _VALUE.match(text, after)
+        value = found[0] if found else ""
+        if value in ("", MASK):
+            continue
+        if found is not None and found["bare"] is None:  # quoted: keep the quotes
             out.append(f"{value[0]}{MASK}{value[0]}")
-            pos = match.end()
+            pos = found.end()
         elif ":" in match["sep"]:  # a header line: to the end of the line or the closing quote
-            end = _HEADER_VALUE_END.search(text, match.end("sep"))
+            end = _HEADER_VALUE_END.search(text, after)
             out.append(MASK)
             pos = end.start() if end else len(text)
         else:
             out.append(MASK)
-            pos = match.end()
+            pos = after + len(value)
     out.append(text[pos:])
     return "".join(out)
 

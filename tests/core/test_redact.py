@@ -391,3 +391,17 @@ def test_a_verdict_named_pass_is_not_a_secret():
     summary = "verdict Pass: 6 fault(s) injected, steady state Pass/Pass/Pass, 0 lost"
     assert redact_text(summary) == summary
     assert redact_text("pass=hunter2") == "pass=***"
+
+
+@pytest.mark.parametrize("unit", ["a", "a-", "a:", "?a=", "a.", "x/", "password=s "])
+def test_redacting_a_long_line_takes_time_in_proportion_to_it(unit):
+    import time
+
+    text = unit * (100_000 // len(unit))
+    began = time.process_time()
+    redacted = redact_text(text)
+    assert time.process_time() - began < 1.0
+    if unit.startswith("password"):
+        assert "=s " not in redacted and "password=***" in redacted
+    else:
+        assert redacted == text
