@@ -36,3 +36,23 @@ def test_the_locked_coupon_is_redeemed_once(tmp_path):
     assert code == 0, stderr[-2000:]
     verdicts = manifest["phases"]["stress"]["outputs"]["per_invariant"]["redeemed-once"]
     assert verdicts["violations"] == 0
+
+
+def test_a_load_that_only_timed_out_is_inconclusive_unless_the_pipeline_allows_it(tmp_path):
+    target = tmp_path / "coupon"
+    shutil.copytree(COUPON, target)
+    pipeline = target / "pipeline.yaml"
+    text = pipeline.read_text().replace("MODE: buggy", "MODE: fixed")
+    text = text.replace("  setup:\n", "  timeout: 5ms\n  setup:\n")  # the lookup alone takes 20 ms
+    pipeline.write_text(text)
+    result = heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run"), "--ci")
+    assert result.returncode == 4, result.stderr[-2000:]
+    stress = manifest_of(tmp_path / "run")["phases"]["stress"]
+    assert "scenario.unknown_outcomes allows" in stress["inconclusive_reason"]
+    assert stress["outputs"]["outcomes"]["info"] >= 30
+
+    pipeline.write_text(
+        text.replace("  timeout: 5ms\n", "  timeout: 5ms\n  unknown_outcomes: 100%\n")
+    )
+    result = heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run2"), "--ci")
+    assert result.returncode == 0, result.stderr[-2000:]

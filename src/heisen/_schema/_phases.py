@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from heisen._schema import _limits as L
 from heisen._schema._system import LoadStep, Resources
-from heisen._schema._types import Duration, Offset, Strict, Threshold
+from heisen._schema._types import Duration, Offset, Strict, Threshold, share
 
 
 class PhaseSection(Strict):
@@ -52,29 +52,11 @@ class Sweep(Strict):
         return rounds
 
 
-def _share(low: float, high: float) -> Any:
-    """A share written as `1%` or `0.01`, from `low` to `high` (both as fractions)."""
-
-    def parse(value: Any) -> float:
-        if isinstance(value, str) and value.strip().endswith("%"):
-            try:
-                value = float(value.strip()[:-1]) / 100
-            except ValueError:
-                raise ValueError(f"{value!r} is not a percentage such as 1% or 0.5%") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{value!r} is not a share such as 1% or 0.01")
-        if not low <= value <= high:
-            raise ValueError(f"must be {low * 100:g}% to {high * 100:g}% (got {value * 100:g}%)")
-        return float(value)
-
-    return BeforeValidator(parse)
-
-
 class Confidence(Strict):
     """Run trials until 0 violations bound the rate below `rate_below` at `level`, or time is up."""
 
-    rate_below: Annotated[float, _share(0.001, 0.5)]
-    level: Annotated[float, _share(0.5, 0.9999)] = 0.95
+    rate_below: Annotated[float, share(0.001, 0.5)]
+    level: Annotated[float, share(0.5, 0.9999)] = 0.95
     max_duration: Duration = 300.0
 
 

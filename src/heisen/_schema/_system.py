@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from heisen._schema import _limits as L
-from heisen._schema._types import Cpu, Duration, HttpStatus, Memory, MixWeight, Offset, Strict
+from heisen._schema._types import (
+    Cpu,
+    Duration,
+    HttpStatus,
+    Memory,
+    MixWeight,
+    Offset,
+    Strict,
+    share,
+)
 
 
 class DependencyKind(StrEnum):
@@ -292,4 +301,9 @@ class Scenario(Strict):
     timeout: Duration = 10.0
     settle: Offset = Field(
         default=0.0, description="how long after the load the invariants run (`durable within 1s`)"
+    )
+    unknown_outcomes: Annotated[float, share(0.0, 1.0)] = Field(
+        default=0.05,
+        description="the share of requests whose outcome may be unknown (timeouts, resets) "
+        "before a run without violations is inconclusive",
     )

@@ -71,3 +71,21 @@ HttpStatus = Annotated[
     int, Interval(ge=int(_limits.HTTP_STATUS.low), le=int(_limits.HTTP_STATUS.high))
 ]
 """A status code, 100 to 599."""
+
+
+def share(low: float, high: float) -> Any:
+    """A share written as `1%` or `0.01`, from `low` to `high` (both as fractions)."""
+
+    def parse(value: Any) -> float:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                value = float(value.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(f"{value!r} is not a percentage such as 1% or 0.5%") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{value!r} is not a share such as 1% or 0.01")
+        if not low <= value <= high:
+            raise ValueError(f"must be {low * 100:g}% to {high * 100:g}% (got {value * 100:g}%)")
+        return float(value)
+
+    return BeforeValidator(parse)

@@ -226,6 +226,7 @@ class _TrialRunner:
         }
         total = load_variables(self.merged, {})[TOTAL]
         outputs["outcomes"] = {key: total[key] for key in COUNTS}
+        outputs["outcomes"]["info_allowed"] = self.pipeline.scenario.unknown_outcomes
         undecided = [
             {"trial": o.trial, "invariant": v["name"], "message": v["message"]}
             for o in outcomes
@@ -344,7 +345,8 @@ REPLAY_TRIALS = 20
 
 
 UNKNOWN_OUTCOMES_LIMIT = 0.05
-"""Above this share of requests with an unknown outcome (timeouts, resets), a trial run proves nothing."""
+"""Above this share of requests with an unknown outcome (timeouts, resets), a trial run proves
+nothing; `scenario.unknown_outcomes` sets another."""
 
 
 def vacuity(outputs: Mapping[str, Any]) -> str | None:
@@ -356,10 +358,12 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
         which = ", ".join(str(t) for t in lonely[:10]) + (" …" if len(lonely) > 10 else "")
         return f"never two requests in flight at once in trial(s) {which}: the load did not contend"
     counts = outputs["outcomes"]
-    if counts["sent"] and counts["info"] / counts["sent"] > UNKNOWN_OUTCOMES_LIMIT:
+    allowed = counts.get("info_allowed", UNKNOWN_OUTCOMES_LIMIT)
+    if counts["sent"] and counts["info"] / counts["sent"] > allowed:
         return (
             f"{counts['info']} of {counts['sent']} requests timed out or were cut off (outcome "
-            f"unknown), over {UNKNOWN_OUTCOMES_LIMIT:.0%}: the load did not complete"
+            f"unknown), over the {allowed:.0%} scenario.unknown_outcomes allows: the load did "
+            "not complete"
         )
     if outputs.get("bound") and not outputs["bound"]["proven"]:
         return in_words(outputs["bound"])
