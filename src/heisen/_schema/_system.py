@@ -219,10 +219,10 @@ class _Targeted(Strict):
             not self.mix or any(weight <= 0 for weight in self.mix.values())
         ):
             raise ValueError("mix: maps request names to positive weights")
-        for name, share in self.shares().items():
-            if share < L.MIX_MIN_SHARE:
+        for name, weight_share in self.shares().items():
+            if weight_share < L.MIX_MIN_SHARE:
                 raise ValueError(
-                    f"mix: {name!r} has {share:.2%} of the weight; a mix spreads its requests "
+                    f"mix: {name!r} has {weight_share:.2%} of the weight; a mix spreads its requests "
                     f"over 100 slots, so it would never be sent: give it at least "
                     f"{L.MIX_MIN_SHARE:.0%}"
                 )
