@@ -170,3 +170,27 @@ def test_counter_lost_update_under_chaos_exit_codes_and_manifest(tmp_path, mode,
     assert all({"name", "kind", "injected", "verdict"} <= set(e) for e in out["experiments"])
     assert all({"t_s", "event", "detail"} <= set(e) for e in out["timeline"])
     assert out["steady_state"]["after"]["verdict"] == ("Fail" if mode == "buggy" else "Pass")
+
+
+def test_a_probe_the_pipeline_got_wrong_is_an_error_not_a_failed_steady_state(tmp_path):
+    """A typo in a probe's expect: fails every window; that must be exit 2, never "the race is real"."""
+    target = tmp_path / "tests"
+    shutil.copytree(HERE.parent / "core" / "counter", target / "core" / "counter")
+    (target / "chaos").mkdir()
+    text = (HERE / "counter.yaml").read_text().replace("MODE: buggy", "MODE: fixed")
+    text = text.replace(
+        "invariants:\n",
+        'invariants:\n  - name: typo\n    sql: "SELECT * FROM counter"\n    expect: valu == 1\n',
+    )
+    text = text.replace(
+        "    probes:\n", "    probes:\n      - {name: typo-probe, invariant: typo, mode: SOT}\n"
+    )
+    (target / "chaos" / "counter.yaml").write_text(text)
+    run_dir = tmp_path / "run"
+    result = heisen(
+        "chaos", str(target / "chaos" / "counter.yaml"), "--run-dir", str(run_dir), "--ci"
+    )
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    phase = yaml.safe_load((run_dir / "manifest.yaml").read_text())["phases"]["chaos"]
+    assert phase["status"] == "error"
+    assert "typo-probe could not be evaluated (before the faults)" in phase["error"]["message"]

@@ -98,6 +98,14 @@ def run(ctx: PhaseContext) -> PhaseResult:
     out = outputs(
         records, schedule.records, state, verdicts, loss, timeline.entries(), timeline.started
     )
+    broken_probe = state.not_evaluated()
+    if broken_probe is not None:
+        raise NotEvaluated(
+            f"chaos: probe {broken_probe.probe} could not be evaluated ({broken_probe.window} "
+            f"the faults): {broken_probe.message}",
+            fault=broken_probe.fault or "environment",
+            outputs=out,
+        )
     errored = [v for v in verdicts if v["held"] is None and v.get("fault")]
     if errored:
         first = errored[0]

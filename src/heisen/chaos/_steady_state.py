@@ -56,6 +56,7 @@ class Evaluation:
     passed: bool
     message: str
     value: Mapping[str, Any] = field(default_factory=dict)
+    fault: str | None = None  # the probe could not be evaluated: "pipeline" or "environment"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +64,7 @@ class Evaluation:
             "t_s": self.t_s,
             "passed": self.passed,
             "message": self.message,
+            **({"fault": self.fault} if self.fault else {}),
             **({"value": dict(self.value)} if self.value else {}),
         }
 
@@ -179,24 +181,43 @@ class SteadyState:
 
     def evaluate(self, probe: Probe, window: str) -> Evaluation:
         t_s = round(self.timeline.now(), 3)
+        fault = None
         try:
             if probe.invariant is not None:
-                passed, message, value = self._invariant(probe, window)
+                passed, message, value, fault = self._invariant(probe, window)
             else:
                 passed, message, value = self._http(probe, window)
         except Exception as exc:  # a probe that cannot run fails, as in LitmusChaos
             passed, message, value = False, f"probe error: {type(exc).__name__}: {exc}", {}
-        return Evaluation(probe.name, window, t_s, passed, message, value)
+            fault = "environment"
+        return Evaluation(probe.name, window, t_s, passed, message, value, fault)
 
-    def _invariant(self, probe: Probe, window: str) -> tuple[bool, str, dict[str, Any]]:
+    def not_evaluated(self) -> Evaluation | None:
+        """The first evaluation that decides nothing: a probe the pipeline got wrong (in any
+        window), or one that could not run before the faults or after their rollback. While
+        faults are active, a probe that cannot run is that experiment's evidence (LitmusChaos)."""
+        with self._lock:
+            for evaluation in self.evaluations:
+                if evaluation.fault == "pipeline" or (
+                    evaluation.fault and evaluation.window != "during"
+                ):
+                    return evaluation
+        return None
+
+    def _invariant(self, probe: Probe, window: str) -> tuple[bool, str, dict[str, Any], str | None]:
         from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe
 
         invariant = next(i for i in self.pipeline.invariants if i.name == probe.invariant)
         if not is_probe(invariant):
             verdict = self.invariant_verdicts.get(invariant.name)
             if verdict is None:
-                return True, f"{invariant.name} is judged from every record after the load", {}
-            return verdict["held"] is True, str(verdict["message"]), {}
+                return (
+                    True,
+                    f"{invariant.name} is judged from every record after the load",
+                    {},
+                    None,
+                )
+            return verdict["held"] is True, str(verdict["message"]), {}, verdict.get("fault")
         context = {
             "trial": 1,
             "seed": self.ctx.seed,
@@ -205,7 +226,7 @@ class SteadyState:
             "services": {},
         }
         result = evaluate_probe(self.pipeline, self.system, invariant, context)
-        return result.held is True, result.message, dict(result.value)
+        return result.held is True, result.message, dict(result.value), result.fault
 
     def _http(self, probe: Probe, window: str) -> tuple[bool, str, dict[str, Any]]:
         from heisen.oracle import probes
