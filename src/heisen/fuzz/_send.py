@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from heisen.errors import SystemUnavailable
+from heisen.errors import NotEvaluated, SystemUnavailable
 from heisen.fuzz._cases import FuzzCase, make_case
 from heisen.fuzz._openapi import Operation
 from heisen.fuzz._replay import full_url, render_path, render_query
@@ -138,7 +138,10 @@ class SystemChecks:
         self.pipeline = pipeline
         self.system = system
         self.context = dict(context)
-        self.invariants = [inv for inv in pipeline.invariants if is_probe(inv)]
+        # An expect: over `load.` judges the scenario's load, which a fuzz case does not run.
+        self.invariants = [
+            inv for inv in pipeline.invariants if is_probe(inv) and not _reads_load(inv.expect)
+        ]
         self.replica_sets = self._replica_sets()
 
     def _replica_sets(self) -> list[Any]:
@@ -196,7 +199,18 @@ class SystemChecks:
             verdict = evaluate_probe(self.pipeline, self.system, invariant, context)
             if verdict.held is False:
                 return f"{invariant.name}: {verdict.message}"
+            if verdict.held is None:
+                raise NotEvaluated(
+                    f"fuzz case {index}: {invariant.name} could not be evaluated: {verdict.message}",
+                    fault=verdict.fault or "environment",
+                )
         return None
+
+
+def _reads_load(expect: str | None) -> bool:
+    from heisen.oracle.expr import parse_expression
+
+    return bool(expect) and "load" in parse_expression(expect or "").names
 
 
 class Sender:
