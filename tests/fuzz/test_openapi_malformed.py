@@ -12,6 +12,7 @@ import pytest
 import yaml
 from fuzz_servers import TICKETING_OPENAPI
 
+import mutations
 from heisen._yaml import YamlDocument
 from heisen.errors import PipelineError, UsageError
 from heisen.fuzz._openapi import find_operation, load_openapi, parse_openapi
@@ -21,6 +22,7 @@ ODD_VALUES: list[Any] = [
     None, True, 0, -1, 2**70, 1e400, float("nan"), "", "x", "[a-", [], {}, [1], {"a": 1},
     {"$ref": "#/nowhere"}, {"$ref": "http://example.com/x"}, {"$ref": 5}, {"type": "integr"},
 ]  # fmt: skip
+EXTRA_KEYS: list[Any] = ["$ref", "type", "items", 5]
 
 
 def body(schema: str) -> str:
@@ -247,35 +249,9 @@ def test_operations_match_concrete_requests_by_method_and_path_template():
     assert not operation.matches("POST", "/events/a/b/checkout")
 
 
-def _paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found += _paths(value, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            found += _paths(value, (*path, index))
-    return found
-
-
 def mutate(data: Any, rng: random.Random) -> Any:
     """`data` with one to three nodes replaced, removed, or given an extra key."""
-    data = copy.deepcopy(data)
-    for _ in range(rng.randint(1, 3)):
-        path = rng.choice(_paths(data))
-        if not path:
-            return copy.deepcopy(rng.choice(ODD_VALUES))
-        parent = data
-        for part in path[:-1]:
-            parent = parent[part]
-        choice = rng.random()
-        if choice < 0.6:
-            parent[path[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
-        elif choice < 0.8:
-            del parent[path[-1]]
-        elif isinstance(parent, dict):
-            parent[rng.choice(["$ref", "type", "items", 5])] = copy.deepcopy(rng.choice(ODD_VALUES))
-    return data
+    return mutations.mutate(data, rng, ODD_VALUES, EXTRA_KEYS)
 
 
 def test_hundreds_of_mutations_end_in_a_document_or_a_located_error():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from test_stub_support import TREE
 
+import mutations
 from heisen._yaml import YamlDocument
 from heisen.errors import PipelineError
 from heisen.isolate._stub import load_mappings
@@ -20,6 +20,7 @@ ODD_VALUES: list[Any] = [
     None, True, 0, -1, 2**70, 1e400, float("nan"), float("inf"), "", "x", "[a-", "((", [], {},
     [1], {"a": 1}, {"equalTo": 5}, {"matches": "(("}, {"type": "lognormal", "median": -1},
 ]  # fmt: skip
+EXTRA_KEYS: list[Any] = ["zz", 5, "matches", "and", None]
 
 
 def _root(tmp_path: Path, name: str, text: str) -> Path:
@@ -202,37 +203,9 @@ def test_problems_in_several_files_name_each_file(tmp_path: Path):
     assert any(s.startswith("b.json") for s in shown), shown
 
 
-def _paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found += _paths(value, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            found += _paths(value, (*path, index))
-    return found
-
-
 def mutate(data: Any, rng: random.Random) -> Any:
     """`data` with one to three nodes replaced, removed, or given an extra key."""
-    data = copy.deepcopy(data)
-    for _ in range(rng.randint(1, 3)):
-        path = rng.choice(_paths(data))
-        if not path:
-            return copy.deepcopy(rng.choice(ODD_VALUES))
-        parent = data
-        for part in path[:-1]:
-            parent = parent[part]
-        choice = rng.random()
-        if choice < 0.6:
-            parent[path[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
-        elif choice < 0.8:
-            del parent[path[-1]]
-        elif isinstance(parent, dict):
-            parent[rng.choice(["zz", 5, "matches", "and", None])] = copy.deepcopy(
-                rng.choice(ODD_VALUES)
-            )
-    return data
+    return mutations.mutate(data, rng, ODD_VALUES, EXTRA_KEYS)
 
 
 def test_hundreds_of_mutations_of_the_tree_end_in_mappings_or_a_located_error():

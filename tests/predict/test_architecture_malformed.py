@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import random
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+import mutations
 from heisen._yaml import YamlDocument, load_yaml_text
 from heisen.errors import PipelineError
 from heisen.predict._architecture import (
@@ -26,6 +26,7 @@ ODD_VALUES: list[Any] = [
     None, True, 0, -1, 2**70, 1e400, float("nan"), -1e9, "", "x", "5ms", "-5ms", "nanms",
     [], {}, [1], {"a": 1}, [[[[]]]], "GET /", "a.b", {"lognormal": {"median": -1, "sigma": 9}},
 ]  # fmt: skip
+EXTRA_KEYS: list[Any] = ["zz", 5, "type", None]
 
 
 def _edit(text: str, old: str, new: str) -> str:
@@ -211,35 +212,9 @@ def test_the_loaders_refuse_what_is_not_a_regular_file(tmp_path: Path):
         load_incidents(tmp_path / "missing.yaml")
 
 
-def _paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found += _paths(value, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            found += _paths(value, (*path, index))
-    return found
-
-
 def mutate(data: Any, rng: random.Random) -> Any:
     """`data` with one to three nodes replaced, removed, or given an extra key."""
-    data = copy.deepcopy(data)
-    for _ in range(rng.randint(1, 3)):
-        path = rng.choice(_paths(data))
-        if not path:
-            return copy.deepcopy(rng.choice(ODD_VALUES))
-        parent = data
-        for part in path[:-1]:
-            parent = parent[part]
-        choice = rng.random()
-        if choice < 0.6:
-            parent[path[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
-        elif choice < 0.8:
-            del parent[path[-1]]
-        elif isinstance(parent, dict):
-            parent[rng.choice(["zz", 5, "type", None])] = copy.deepcopy(rng.choice(ODD_VALUES))
-    return data
+    return mutations.mutate(data, rng, ODD_VALUES, EXTRA_KEYS)
 
 
 @pytest.mark.parametrize(
