@@ -87,3 +87,16 @@ class PhaseResult:
     @classmethod
     def skipped(cls, reason: str) -> PhaseResult:
         return cls(status=PhaseStatus.SKIPPED, summary=f"skipped: {reason}", skip_reason=reason)
+
+    @classmethod
+    def inconclusive(
+        cls, reason: str, outputs: dict[str, Any], artifacts: list[str] | None = None
+    ) -> PhaseResult:
+        """No violation, but the phase's condition never happened: it shows nothing."""
+        return cls(
+            PhaseStatus.INCONCLUSIVE,
+            f"inconclusive: {reason}",
+            outputs,
+            list(artifacts or []),
+            inconclusive_reason=reason,
+        )

@@ -129,9 +129,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     failed = out["verdict"] == "Fail" or loss["lost"] > 0
     reason = None if failed else _vacuity(out, verdicts)
     if reason:
-        return PhaseResult(
-            PhaseStatus.INCONCLUSIVE, f"inconclusive: {reason}", out, inconclusive_reason=reason
-        )
+        return PhaseResult.inconclusive(reason, out)
     summary = (
         f"verdict {out['verdict']}: {sum(e['injected']['count'] for e in out['experiments'])} fault(s) "
         f"injected, steady state {out['steady_state']['before']['verdict']}/"

@@ -64,13 +64,7 @@ def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) ->
     failed = bool(outputs["violations"] or messages)
     reason = None if failed else _vacuity(outputs)
     if reason:
-        return PhaseResult(
-            PhaseStatus.INCONCLUSIVE,
-            f"inconclusive: {reason}",
-            outputs,
-            measured.result.artifacts,
-            inconclusive_reason=reason,
-        )
+        return PhaseResult.inconclusive(reason, outputs, measured.result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     summary = _summary(outputs, measured.notes + messages)
     return PhaseResult(status, summary, outputs, measured.result.artifacts, findings=findings)

@@ -70,13 +70,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     failed = bool(outputs["violations"] or messages)
     reason = None if failed else _vacuity(outputs, section.toxics, traffic, answered)
     if reason:
-        return PhaseResult(
-            PhaseStatus.INCONCLUSIVE,
-            f"inconclusive: {reason}",
-            outputs,
-            result.artifacts,
-            inconclusive_reason=reason,
-        )
+        return PhaseResult.inconclusive(reason, outputs, result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     summary = f"{outputs['violations']}/{outputs['trials']} trials violated an invariant"
     factor = outputs["amplification"].get("factor")

@@ -61,13 +61,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         summary += "; " + "; ".join(breached)
     reason = None if failed else vacuity(outputs)
     if reason:
-        return PhaseResult(
-            PhaseStatus.INCONCLUSIVE,
-            f"inconclusive: {reason}",
-            outputs,
-            result.artifacts,
-            inconclusive_reason=reason,
-        )
+        return PhaseResult.inconclusive(reason, outputs, result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     return PhaseResult(status, summary, outputs, result.artifacts, findings=findings)
 
