@@ -140,6 +140,16 @@ class ProxyControl:
             toxic_delay_s=stats["toxic_delay_s"],
         )
 
+    def peers(self, name: str) -> dict[str, str]:
+        """`{client "host:port": upstream "host:port"}` of the proxy's last 100,000 connections."""
+        return self.peers_since(name, 0)[1]
+
+    def peers_since(self, name: str, since: int) -> tuple[int, dict[str, str]]:
+        """(connections accepted so far, the peers of those after the first `since`)."""
+        document = self._call("GET", f"/proxies/{_q(name)}/peers?since={int(since)}")
+        peers: dict[str, str] = document["peers"]
+        return int(document["connections"]), peers
+
     # --- toxics -------------------------------------------------------------
     def toxics(self, name: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("GET", f"/proxies/{_q(name)}/toxics")

@@ -19,7 +19,10 @@ The API follows Toxiproxy's where the two overlap, so its clients work:
 
 heisen's extensions: `"upstreams": ["h:p", ...]` wherever `upstream` is
 accepted (round-robin over the ready ones), `POST /proxies/{name}/upstreams/ready
-{"upstream": "h:p", "ready": false}`, and `stats` in every proxy document.
+{"upstream": "h:p", "ready": false}`, `stats` in every proxy document, and
+`GET /proxies/{name}/peers[?since=N]` -> `{"connections": total, "peers":
+{"127.0.0.1:51234": "127.0.0.1:40001", ...}}`: the client address and the
+upstream of each connection accepted after the first N (of the last 100,000).
 
 Errors are JSON, `{"error": message, "status": code}`: 400 for a bad
 request, 404 for an unknown proxy or toxic, 409 for a name already taken,
@@ -266,6 +269,15 @@ def make_app(registry: Registry) -> web.Application:
         body = SetReady.model_validate(await _json(request))
         proxy.set_ready(Address.parse(body.upstream), body.ready)
         return web.json_response(proxy.to_json())
+
+    @routes.get("/proxies/{proxy}/peers")
+    async def peers(request: web.Request) -> web.Response:
+        proxy = registry.get(request.match_info["proxy"])
+        since = request.query.get("since", "0")
+        if not since.isdigit():
+            raise UsageError(f"since must be a number of connections, not {since!r}")
+        total = proxy.stats_connections
+        return web.json_response({"connections": total, "peers": proxy.peers(int(since))})
 
     @routes.get("/proxies/{proxy}/toxics")
     async def list_toxics(request: web.Request) -> web.Response:

@@ -15,6 +15,11 @@ readiness never touches connections already open.
 connections are refused) and open connections are dropped. Enabling again
 listens on the same port.
 
+Each proxy remembers, for its last `PEERS_KEPT` accepted connections, the
+client's address and the upstream it was given (`peers()`): the load engine
+learns from it which replica served each of its connections. A connection
+refused for want of a ready upstream is not remembered (it reached none).
+
 Everything here runs on one event loop and is not thread-safe: call it from
 that loop (the daemon in `_proxyd` does).
 """
@@ -23,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +40,20 @@ from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._tcplink import ClientSide, Link
 from heisen.system._toxics import ToxicSpec, update_toxic
 
-__all__ = ["Address", "ProxyStats", "TcpProxy", "ToxicConflict", "ToxicNotFound", "Upstreams"]
+__all__ = [
+    "PEERS_KEPT",
+    "Address",
+    "ProxyStats",
+    "TcpProxy",
+    "ToxicConflict",
+    "ToxicNotFound",
+    "Upstreams",
+]
 
 _log = logging.getLogger("heisen.proxy")
+
+PEERS_KEPT = 100_000
+"""Accepted connections whose client address and upstream a proxy remembers (oldest dropped)."""
 
 
 class ToxicNotFound(UsageError):
@@ -155,6 +173,8 @@ class TcpProxy:
         self.stats_toxic_chunks = 0
         self.stats_toxic_delay_s = 0.0
         self._per_upstream: dict[str, int] = {}
+        # (client address as the socket gave it, upstream) of the last PEERS_KEPT connections
+        self._peers: deque[tuple[Any, Address]] = deque(maxlen=PEERS_KEPT)
 
     # --- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -247,6 +267,7 @@ class TcpProxy:
         self.stats_connections += 1
         key = str(link.upstream)
         self._per_upstream[key] = self._per_upstream.get(key, 0) + 1
+        self._peers.append((link.client.get_extra_info("peername"), link.upstream))
 
     def link_closed(self, link: Link) -> None:
         self._links.discard(link)
@@ -255,6 +276,18 @@ class TcpProxy:
         _log.warning("proxy %s: cannot connect to upstream %s", self.name, upstream)
 
     # --- views --------------------------------------------------------------
+    def peers(self, since: int = 0) -> dict[str, str]:
+        """`{client "host:port": upstream "host:port"}` of the connections accepted after the
+        first `since` (of those still remembered); a client address used twice maps to the
+        upstream of its latest connection."""
+        newer = min(max(0, self.stats_connections - since), len(self._peers))
+        recent = list(itertools.islice(reversed(self._peers), newer))
+        result: dict[str, str] = {}
+        for peer, upstream in reversed(recent):
+            if isinstance(peer, tuple) and len(peer) >= 2:
+                result[str(Address(str(peer[0]), int(peer[1])))] = str(upstream)
+        return result
+
     def stats(self) -> ProxyStats:
         return ProxyStats(
             connections_total=self.stats_connections,
