@@ -430,12 +430,6 @@ class _Checker:
                     (*path, "history"),
                     "no request of the scenario has history: (f, key, value) to record",
                 )
-            if getattr(invariant.history, "per", None) == "replica":
-                self.add(
-                    (*path, "history", "per"),
-                    "per: replica needs the replica that served each request, which heisen's "
-                    "records do not carry yet; use per: key",
-                )
 
     def _check_expect_names(
         self, path: YamlPath, invariant: Invariant, names: frozenset[str]

@@ -263,7 +263,7 @@ def test_register_history_over_a_mix_from_two_workers(
         "per trial: the initial write, then invoke + completion of each"
     )
     for line in lines:
-        assert set(line) <= {"process", "type", "f", "key", "value", "time", "trial"}
+        assert set(line) <= {"process", "type", "f", "key", "value", "time", "trial", "replica"}
         assert line["type"] in ("invoke", "ok", "fail", "info") and line["f"] in ("read", "write")
         assert line["key"] == "r" and isinstance(line["time"], int)
     ops = [line for line in lines if line["process"] != -1]

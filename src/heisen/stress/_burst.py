@@ -172,7 +172,7 @@ async def _fire(
                 early += status is not None
             records[i] = RequestRecord(
                 i, conn.id, req.method, req.path, None, sent_ns, time.monotonic_ns(),
-                status, error, body, req.body,
+                status, error, body, req.body, conn.local_port,
             )  # fmt: skip
             remaining -= 1
             if remaining == 0 and not all_done.done():
@@ -193,7 +193,7 @@ async def _fire(
         if conn.closed or conn.transport is None or conn.transport.is_closing():
             records[i] = RequestRecord(
                 i, conn.id, req.method, req.path, None, None, time.monotonic_ns(),
-                None, "closed", b"", req.body,
+                None, "closed", b"", req.body, conn.local_port,
             )  # fmt: skip
             continue
         prefix, tail = split_at_head_end(req.encode_http1(authority))

@@ -40,7 +40,8 @@ def operations(
 
     A 2xx is `ok`; a 4xx `fail` (the request certainly did not take effect);
     a 5xx, a timeout or a reset `info` for writes (it may have taken effect)
-    and `fail` for reads (a read changes nothing).
+    and `fail` for reads (a read changes nothing). Both operations of a
+    request carry `replica` when its record knows which replica served it.
     """
     ops: list[dict[str, Any]] = []
     for record in records:
@@ -56,6 +57,7 @@ def operations(
             "process": record.connection,
             "f": spec.f,
             **({"key": key} if key is not None else {}),
+            **({"replica": record.replica} if record.replica is not None else {}),
         }
         invoke_value = value if spec.value and spec.value.startswith("request.") else None
         ops.append({**base, "type": "invoke", "value": invoke_value, "time": record.sent_ns})

@@ -50,6 +50,7 @@ class Http1Connection(asyncio.Protocol):
         "deadline_ns",
         "id",
         "in_flight",
+        "local_port",
         "lost",
         "sent_ns",
         "transport",
@@ -63,6 +64,7 @@ class Http1Connection(asyncio.Protocol):
         self.in_flight = False
         self.sent_ns = 0
         self.deadline_ns = 0
+        self.local_port: int | None = None  # this side's port: the front proxy knows it
         self._on_done: Done | None = None
         self._buf = bytearray()
         self._body = bytearray()
@@ -78,6 +80,7 @@ class Http1Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.lost = asyncio.get_running_loop().create_future()
+        self.local_port = local_port(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -272,6 +275,14 @@ async def open_connection(
         timeout=connect_timeout_s,
     )
     return protocol
+
+
+def local_port(transport: asyncio.BaseTransport) -> int | None:
+    """The port of this side of a connected socket (None when it has none)."""
+    address = transport.get_extra_info("sockname")
+    if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+        return address[1]
+    return None
 
 
 def connect_error_kind(exc: BaseException) -> ErrorKind:

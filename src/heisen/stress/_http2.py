@@ -61,6 +61,7 @@ from h2.exceptions import ProtocolError
 
 from heisen.errors import SystemUnavailable
 from heisen.stress._burst import BurstResult
+from heisen.stress._http1 import local_port
 from heisen.stress._pool import unreachable_message
 from heisen.stress._records import BODY_CAP, ErrorKind, RequestRecord
 from heisen.stress._request import HttpRequest
@@ -94,10 +95,12 @@ class _H2Client(asyncio.Protocol):
         self.all_done = loop.create_future()
         self.max_streams = 100
         self.lost = False
+        self.local_port: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.local_port = local_port(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -278,7 +281,7 @@ async def _fire(
             for client in clients:
                 client._fail_all("timeout")
     records: list[RequestRecord] = []
-    for sent_ns, group in zip(sent, groups, strict=True):
+    for client, sent_ns, group in zip(clients, sent, groups, strict=True):
         for stream, request in group:
             records.append(
                 RequestRecord(
@@ -293,6 +296,7 @@ async def _fire(
                     stream.error,
                     bytes(stream.body),
                     request.body,
+                    client.local_port,
                 )
             )
     stamps = [t for t in sent if t is not None]

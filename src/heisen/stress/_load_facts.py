@@ -12,7 +12,14 @@ and in total (`load.like.ok`, `load.redeem.status["201"]`, `load.total.sent`):
 - `status`: answers by status code, keys are strings (`status["201"]`).
 
 So `sent == ok + failed + info`, where refused connections count as sent
-attempts that failed. `max_in_flight` is the largest number of requests that
+attempts that failed.
+
+`replicas` holds the same counts (`sent`, `ok`, `failed`, `info`, `status`)
+per replica that served the requests, keyed by the replica's index as a
+string (`load.redeem.replicas["0"].ok`), so a promise each replica keeps on
+its own is an invariant: `all(r["ok"] <= 5 for r in load.redeem.replicas.values())`.
+A request that reached no replica (refused, never sent) or whose replica is
+unknown (a service at a `url:`) counts in no replica; `replicas` is then `{}`. `max_in_flight` is the largest number of requests that
 were between their write and their response at one instant.
 """
 
@@ -25,11 +32,22 @@ from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
 
 COUNTS = ("sent", "ok", "failed", "info", "queued")
+REPLICA_COUNTS = ("sent", "ok", "failed", "info")
 TOTAL = "total"
 
 
 def _empty() -> dict[str, Any]:
-    return {**dict.fromkeys(COUNTS, 0), "status": {}}
+    return {**dict.fromkeys(COUNTS, 0), "status": {}, "replicas": {}}
+
+
+def _count(counts: dict[str, Any], outcome: str, status: int | None) -> None:
+    if outcome in counts:
+        counts[outcome] += 1
+    if outcome != "queued":
+        counts["sent"] += 1
+    if status is not None:
+        key = str(status)
+        counts["status"][key] = counts["status"].get(key, 0) + 1
 
 
 def outcome_of(record: RequestRecord) -> str:
@@ -46,20 +64,25 @@ def load_variables(
     sent: Mapping[int, RenderedRequest],
     names: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """`{request name: counts, "total": counts}`; every name in `names` is present, if only as zeros."""
+    """`{request name: counts, "total": counts}`; every name in `names` is present, if only as zeros.
+
+    Each counts mapping has `replicas`: `{"0": counts of replica 0, ...}` (see the module docstring).
+    """
     variables: dict[str, dict[str, Any]] = {name: _empty() for name in (*names, TOTAL)}
     for record in records:
         rendered = sent.get(record.index)
         name = rendered.name if rendered is not None else None
         outcome = outcome_of(record)
+        replica = None if record.replica is None else str(record.replica)
         for key in (name, TOTAL) if name else (TOTAL,):
             counts = variables.setdefault(key, _empty())
-            counts[outcome] += 1
-            if outcome != "queued":
-                counts["sent"] += 1
-            if record.status is not None:
-                status = str(record.status)
-                counts["status"][status] = counts["status"].get(status, 0) + 1
+            _count(counts, outcome, record.status)
+            if replica is not None and outcome != "queued":
+                per_replica = counts["replicas"].get(replica)
+                if per_replica is None:
+                    per_replica = {**dict.fromkeys(REPLICA_COUNTS, 0), "status": {}}
+                    counts["replicas"][replica] = per_replica
+                _count(per_replica, outcome, record.status)
     return variables
 
 

@@ -203,6 +203,7 @@ class Http1Pool:
                 error,
                 body,
                 request.body,
+                conn.local_port,
             )
         )
         if self._quiet is not None and not self.outstanding:

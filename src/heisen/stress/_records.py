@@ -6,8 +6,8 @@ on the machine, so records from worker processes merge on one time line).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 BODY_CAP = 64 * 1024
@@ -32,6 +32,12 @@ class RequestRecord:
     `intended_ns` is when an open model meant to send it (None for closed
     models and bursts); `sent_ns` is None for a request that was still queued
     when the run ended (its error is then "timeout").
+
+    `local_port` is the client side's port of the connection it went on (None
+    when no connection was made); `replica` is the index of the replica that
+    connection reached behind the service's front proxy, filled in after the
+    load by whoever knows it (`with_replicas`), None when unknown (a service
+    at a `url:` has no front proxy).
     """
 
     index: int
@@ -45,6 +51,8 @@ class RequestRecord:
     error: ErrorKind | None
     body: bytes
     request_body: bytes
+    local_port: int | None = None
+    replica: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -65,6 +73,20 @@ class RequestRecord:
         if start is None:
             return None
         return self.end_ns - start
+
+
+def with_replicas(
+    records: Sequence[RequestRecord], replica_of_port: Mapping[int, int]
+) -> list[RequestRecord]:
+    """`records`, each with the replica its connection's local port reached (when known)."""
+    if not replica_of_port:
+        return list(records)
+    return [
+        replace(record, replica=replica_of_port.get(record.local_port))
+        if record.local_port is not None
+        else record
+        for record in records
+    ]
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from heisen import events
@@ -38,7 +38,7 @@ from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import summarize
 from heisen.stress._load import run_steps
 from heisen.stress._load_facts import COUNTS, TOTAL, load_variables, max_in_flight
-from heisen.stress._records import RequestRecord
+from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
 
 MAX_FINDINGS = 5
@@ -273,6 +273,9 @@ class _TrialRunner:
                 workers=self.conditions.workers,
             )
         )
+        replica_of_peers = getattr(self.system, "replica_of_peers", None)  # not on Kubernetes
+        if replica_of_peers is not None:  # which replica served each record, by its connection
+            loaded = replace(loaded, records=with_replicas(loaded.records, replica_of_peers()))
         verdicts, findings = self._check(trial, loaded.records, factory)
         spread = loaded.release_spread_s
         outcome = TrialOutcome(

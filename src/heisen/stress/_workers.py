@@ -13,8 +13,9 @@ The workers start together: each one imports, reports ready, and waits for
 one shared event before opening its connections. `make_request` must be
 picklable (a module-level function or a `functools.partial` of one).
 
-Each worker sends back its records and the number of requests it submitted
-(counted apart from the records, see `SendCount`); `count` adds them up, so
+Each worker sends back its records (pickled whole: each keeps the local port
+of its connection, by which the front proxy tells its replica) and the number
+of requests it submitted (counted apart from the records, see `SendCount`); `count` adds them up, so
 the caller can check that no record was lost on the way. A worker that dies
 before sending them is an error (SystemUnavailable), never a short result.
 

@@ -118,6 +118,7 @@ class SystemHandle:
         self._dependencies: dict[str, _RunningDependency] = {}
         self._services: dict[str, _RunningService] = {}
         self._links: dict[str, tuple[str, int]] = {}
+        self._peer_replicas: dict[str, tuple[int, dict[int, int]]] = {}  # see replica_of_peers
         self._cgroups: Any = None
         self._already_running: set[int] = set()
         self.limits_warning: str | None = None
@@ -395,6 +396,31 @@ class SystemHandle:
                 f"service {running.name!r} is already running at a url: heisen cannot restart or kill it"
             )
         return running.replicas
+
+    def replica_of_peers(self, service: str | None = None) -> dict[int, int]:
+        """`{client local port: replica index}` for the connections `service`'s front proxy
+        accepted: which replica served each client connection, by its port.
+
+        Asks the proxy only for the connections accepted since the last call and keeps
+        the rest, so a call after every trial stays cheap; a port used again maps to its
+        latest connection. A connection given to an upstream that is no replica now (one
+        restarted since, on a new port) is left out. Empty for a service at a `url:`.
+        """
+        running = self._service(service)
+        if running.replicas is None or self.proxies is None:
+            return {}
+        seen, known = self._peer_replicas.get(running.name, (0, {}))
+        total, peers = self.proxies.peers_since(f"svc:{running.name}", seen)
+        index_of = {info.port: info.index for info in running.replicas.replicas_info()}
+        for peer, upstream in peers.items():
+            port = int(peer.rpartition(":")[2])
+            replica = index_of.get(int(upstream.rpartition(":")[2]))
+            if replica is None:
+                known.pop(port, None)
+            else:
+                known[port] = replica
+        self._peer_replicas[running.name] = (total, known)
+        return dict(known)
 
     def kill_replica(self, service: str, index: int, sig: int = signal.SIGKILL) -> int:
         replicas = self.replicas(service)
