@@ -209,3 +209,36 @@ def test_the_proxy_daemon_tells_which_upstream_each_client_connection_got(
         daemon.stop()
         for server in servers:
             server.stop()
+
+
+def test_a_service_at_a_url_has_no_replica_and_nothing_fails(tmp_path: Path) -> None:
+    port = free_port()
+    server = spawn(
+        "replica-at-url",
+        [sys.executable, str(SERVICE)],
+        log_path=tmp_path / "service.log",
+        env={"PORT": str(port), "REPLICA": "0", "LIMIT": "100"},
+    )
+    try:
+        assert wait_for_port("127.0.0.1", port, deadline_s=20)
+        invariants = (
+            PER_REPLICA.replace("PER", "key").replace("limit: 3", "limit: 100")
+            + "\n  - {name: no-replicas, http: {method: GET, path: /health},"
+            + " expect: 'load.take.replicas == {} and load.take.ok == 30'}"
+        )
+        text = PIPELINE.replace(
+            '    command: ["{{ python }}", "SERVICE"]\n    replicas: 3\n'
+            '    env: {REPLICA: "{{ replica }}", LIMIT: "3"}\n'
+            "    health: {path: /health, timeout: 20s}\n",
+            f'    url: "http://127.0.0.1:{port}"\n',
+        )
+        assert f"127.0.0.1:{port}" in text
+        text = text.replace("REQUESTS", TAKE).replace("LOAD", TAKE_LOAD)
+        pipeline = tmp_path / "pipeline.yaml"
+        pipeline.write_text(text.replace("INVARIANTS", invariants))
+        result = heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run"), "--ci")
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        ops = history(tmp_path / "run")
+        assert ops and all("replica" not in op for op in ops)
+    finally:
+        server.stop()
