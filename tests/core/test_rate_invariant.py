@@ -49,7 +49,7 @@ def test_a_load_that_only_timed_out_is_inconclusive_unless_the_pipeline_allows_i
     assert result.returncode == 4, result.stderr[-2000:]
     stress = manifest_of(tmp_path / "run")["phases"]["stress"]
     assert "scenario.unknown_outcomes allows" in stress["inconclusive_reason"]
-    assert stress["outputs"]["outcomes"]["info"] >= 30
+    assert stress["outputs"]["outcomes"]["info"] >= 20  # trial 1 at least: every request timed out
 
     pipeline.write_text(
         text.replace("  timeout: 5ms\n", "  timeout: 5ms\n  unknown_outcomes: 100%\n")
