@@ -12,11 +12,19 @@ redis         ``value`` (bytes decoded to str, then int when it is one)
 http          ``status``, ``body`` (parsed JSON, else text), ``headers``
 python        the function's mapping result, else ``{"value": result}``
 ============  ==============================================================
+
+Inside ``with reusing_connections():`` (the trial engine runs its trials in
+one) sql and redis probes keep one connection per DSN or URL and reuse it,
+instead of connecting for every call; leaving the block closes them. Outside
+it, every call connects and closes. An https probe's TLS context is built once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -29,12 +37,35 @@ __all__ = [
     "http_probe",
     "python_probe",
     "redis_probe",
+    "reusing_connections",
     "run_setup_redis",
     "run_setup_sql",
     "sql_probe",
 ]
 
 CONNECT_TIMEOUT_S = 5
+
+# The connections kept by the innermost `reusing_connections()` block of this thread (None: none).
+_kept: ContextVar[dict[str, Any] | None] = ContextVar("heisen_probe_connections", default=None)
+
+
+@contextlib.contextmanager
+def reusing_connections() -> Iterator[None]:
+    """Keep sql and redis probe connections open for reuse until the block ends, then close them.
+
+    A connection is per thread (a context variable): a thread that did not enter
+    the block connects per call. A kept PostgreSQL connection found broken is
+    replaced by a new one; a failure on a new one is reported as before.
+    """
+    kept: dict[str, Any] = {}
+    token = _kept.set(kept)
+    try:
+        yield
+    finally:
+        _kept.reset(token)
+        for connection in kept.values():
+            with contextlib.suppress(Exception):
+                connection.close()
 
 
 class ProbeError(SystemUnavailable):
@@ -92,16 +123,18 @@ def sql_probe(
     import psycopg
     from psycopg.rows import dict_row
 
-    try:
-        with psycopg.connect(
+    def connect() -> Any:
+        return psycopg.connect(
             dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, row_factory=dict_row
-        ) as connection:
-            cursor = connection.execute(query.encode(), params)
-            rows = [
-                {name: _plain(value) for name, value in row.items()}
-                for row in (cursor.fetchall() if cursor.description else [])
-            ]
-            count = cursor.rowcount
+        )
+
+    kept = _kept.get()
+    try:
+        if kept is None:
+            with connect() as connection:
+                rows, count = _query(connection, query, params)
+        else:
+            rows, count = _query_kept(kept, f"sql {dsn}", connect, query, params)
     except psycopg.Error as exc:
         raise ProbeError(
             probe="sql", where=_redact(dsn), message=_first_line(exc), fault=_sql_fault(exc)
@@ -110,6 +143,48 @@ def sql_probe(
     variables["rows"] = rows
     variables["rowcount"] = count if count >= 0 else len(rows)
     return variables
+
+
+def _query(
+    connection: Any, query: str, params: Sequence[Any] | Mapping[str, Any] | None
+) -> tuple[list[dict[str, Any]], int]:
+    cursor = connection.execute(query.encode(), params)
+    rows = [
+        {name: _plain(value) for name, value in row.items()}
+        for row in (cursor.fetchall() if cursor.description else [])
+    ]
+    return rows, cursor.rowcount
+
+
+def _query_kept(
+    kept: dict[str, Any],
+    key: str,
+    connect: Callable[[], Any],
+    query: str,
+    params: Sequence[Any] | Mapping[str, Any] | None,
+) -> tuple[list[dict[str, Any]], int]:
+    """`_query` on the connection kept under `key`; one lost since its last use is replaced once."""
+    import psycopg
+
+    connection = kept.pop(key, None)
+    if connection is not None and (connection.closed or connection.broken):
+        connection.close()
+    elif connection is not None:
+        try:
+            result = _query(connection, query, params)
+        except psycopg.OperationalError:
+            if not connection.broken:  # the server refused the statement: the connection is fine
+                kept[key] = connection
+                raise
+            connection.close()
+        except BaseException:
+            kept[key] = connection  # a wrong statement leaves an autocommit connection usable
+            raise
+        else:
+            kept[key] = connection
+            return result
+    kept[key] = connection = connect()
+    return _query(connection, query, params)
 
 
 def run_setup_sql(dsn: str, sql: str) -> None:
@@ -163,9 +238,14 @@ def _redis_call(url: str, command: Sequence[str], what: str) -> Any:
 
     if not command:
         raise ProbeError(probe=what, where=_redact(url), message="the command is empty")
-    client = redis.Redis.from_url(
-        url, socket_timeout=CONNECT_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S
-    )
+    kept, key = _kept.get(), f"redis {url}"
+    client = kept.get(key) if kept is not None else None
+    if client is None:
+        client = redis.Redis.from_url(
+            url, socket_timeout=CONNECT_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S
+        )
+        if kept is not None:
+            kept[key] = client  # its pool reconnects a dropped connection by itself
     try:
         return cast(Any, client).execute_command(*command)
     except redis.RedisError as exc:
@@ -175,7 +255,8 @@ def _redis_call(url: str, command: Sequence[str], what: str) -> Any:
             probe=what, where=_redact(url), message=f"{' '.join(command)}: {exc}", fault=fault
         ) from exc
     finally:
-        client.close()
+        if kept is None:
+            client.close()
 
 
 def redis_probe(url: str, command: list[str]) -> dict[str, Any]:
@@ -204,7 +285,7 @@ def http_probe(
 
     url = base_url.rstrip("/") + "/" + path.lstrip("/")
     try:
-        with httpx.Client(timeout=timeout_s) as client:
+        with httpx.Client(timeout=timeout_s, verify=_tls_context()) as client:
             response = client.request(
                 method.upper(), url, json=json_body, headers=dict(headers or {})
             )
@@ -221,6 +302,14 @@ def http_probe(
         "body": body,
         "headers": {name.lower(): value for name, value in response.headers.items()},
     }
+
+
+@functools.cache
+def _tls_context() -> Any:
+    """httpx's default TLS context, built once: building it reads the CA bundle (~20-90 ms)."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 # ---------------------------------------------------------------- Python
