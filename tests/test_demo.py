@@ -63,11 +63,26 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
 
 
 @pytest.mark.slow
-def test_the_fixed_demo_holds_under_chaos(tmp_path):
-    result, manifest, _ = run_demo(tmp_path, "pipeline-fixed.yaml")
+def test_the_fixed_demo_proves_the_fix_and_holds_under_chaos(tmp_path):
+    result, manifest, elapsed = run_demo(tmp_path, "pipeline-fixed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("stress", "isolate", "contain"):
+        outputs = manifest["phases"][name]["outputs"]
+        bound = outputs["bound"]
+        assert bound["proven"] is True, (name, bound)
+        assert (bound["rate_below"], bound["level"]) == (0.01, 0.95), (name, bound)
+        assert bound["trials"] >= bound["needed"] == 299, (name, bound)
+        no_oversell = outputs["per_invariant"]["no-oversell"]
+        assert no_oversell["trials"] >= 299 and no_oversell["violations"] == 0, (name, no_oversell)
+        # Each trial contended at the sell-out boundary: more checkouts than tickets, at once.
+        assert outputs["status_codes"]["409"] >= outputs["trials"], (name, outputs["status_codes"])
+        assert outputs["overlap"]["min_in_flight"] >= 2, (name, outputs["overlap"])
+        assert outputs["trials_per_s"] > 0
+    assert manifest["phases"]["contain"]["outputs"]["throttled"]["throttled_periods"] > 0
+    assert "violation rate below 1% with 95% confidence" in result.stderr
     chaos = manifest["phases"]["chaos"]["outputs"]
     kills = [e for e in chaos["experiments"] if e["kind"] == "pod-delete"]
     assert kills and kills[0]["verdict"] == "Pass"
     assert chaos["data_loss"]["lost"] == 0 and chaos["data_loss"]["acknowledged"] > 0
     assert chaos["violations"] == 0
+    assert elapsed < 360, f"the fixed demo took {elapsed:.0f} s; its proof must fit in 5 minutes"
