@@ -462,10 +462,17 @@ class _Checker:
             self._file(("phases", "predict", "architecture"), phases.predict.architecture)
             if phases.predict.incidents:
                 self._file(("phases", "predict", "incidents"), phases.predict.incidents)
-        for name in ("stress", "isolate", "contain"):
+        names = [invariant.name for invariant in self.pipeline.invariants]
+        for name in ("stress", "isolate", "contain", "chaos"):
             section = getattr(phases, name)
-            if section and section.load is not None:
+            if name != "chaos" and section and section.load is not None:
                 self._check_load(("phases", name, "load"), section.load)
+            for index, chosen in enumerate((section.invariants or []) if section else []):
+                if chosen not in names:
+                    self.add(
+                        ("phases", name, "invariants", index),
+                        f"no invariant named {chosen!r}{did_you_mean(chosen, names)}",
+                    )
         if phases.stress and phases.stress.sweep is not None:
             load = phases.stress.load or self.pipeline.scenario.load
             if not any(step.burst is not None for step in load):

@@ -286,3 +286,34 @@ def test_a_crash_outside_a_run_exits_3_with_its_traceback_in_a_log(tmp_path, deb
     assert "RuntimeError: a bug in heisen's loader" in log.read_text()
     log.unlink()
     assert ("Traceback" in result.stderr) is debug
+
+
+def test_a_history_invariant_the_load_never_exercises_is_inconclusive_unless_left_out(tmp_path):
+    invariant = '{name: logged, sql: "SELECT n, (SELECT count(*) FROM incr_log) AS logged FROM counter", expect: n == logged}\n  - {name: reads-fresh, history: register}'
+    pipeline = counter_pipeline(tmp_path, invariant=invariant, mode="fixed")
+    text = (
+        pipeline.read_text()
+        .replace(
+            "      json: {by: 1}\n",
+            "      json: {by: 1}\n    read: {method: GET, path: /n, history: {f: read, key: n, value: response.n}}\n",
+        )
+        .replace("- burst: {requests: 40}", "- burst: {requests: 40, request: incr}")
+    )
+    pipeline.write_text(text)
+    result, manifest = stress(pipeline, tmp_path / "run")
+    assert result.returncode == 4, result.stderr[-2000:]
+    reason = manifest["phases"]["stress"]["inconclusive_reason"]
+    assert reason.startswith(
+        "reads-fresh could not be decided in trial 1: no request with history:"
+    )
+
+    pipeline.write_text(text.replace("trials: 3", "trials: 3\n    invariants: [logged]"))
+    result, manifest = stress(pipeline, tmp_path / "run-chosen")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(manifest["phases"]["stress"]["outputs"]["per_invariant"]) == ["logged"]
+
+    pipeline.write_text(text.replace("trials: 3", "trials: 3\n    invariants: [loged]"))
+    result = heisen("validate", str(pipeline))
+    assert result.returncode == 2
+    assert "phases.stress.invariants[0]" in result.stderr
+    assert "no invariant named 'loged'; did you mean 'logged'?" in " ".join(result.stderr.split())

@@ -63,6 +63,12 @@ class Confidence(Strict):
 class TrialsSection(PhaseSection):
     trials: int = L.TRIALS.field(10)
     confidence: Confidence | None = None
+    invariants: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="the invariants this phase checks (default: all); a load that cannot "
+        "exercise the others leaves them out",
+    )
     stop: Literal["first-violation", "all"] = "all"
     load: list[LoadStep] | None = None
     thresholds: list[Threshold] = Field(default_factory=list)
@@ -173,6 +179,11 @@ class Probe(Strict):
 class ChaosSection(PhaseSection):
     experiments: list[Experiment]
     probes: list[Probe] = Field(default_factory=list)
+    invariants: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="the invariants checked after the load (default: all)",
+    )
     rate: float = L.CHAOS_RATE.field(50.0, description="requests/s of the scenario during chaos")
     duration: Duration = 30.0
     backend: Literal["local", "kubernetes"] = "local"

@@ -22,7 +22,7 @@ from heisen.phase import PhaseContext
 from heisen.pipeline import DependencyKind
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RequestFactory
-from heisen.stress._verdicts import history_model
+from heisen.stress._verdicts import history
 
 
 def check_invariants(
@@ -48,7 +48,10 @@ def check_invariants(
         "services": {},
     }
     load_ended = time.monotonic()  # the load stopped and every fault was rolled back
+    chosen = ctx.pipeline.phases.chaos.invariants
     for invariant in pipeline.invariants:
+        if chosen is not None and invariant.name not in chosen:
+            continue
         settle = pipeline.scenario.settle if invariant.settle is None else invariant.settle
         time.sleep(max(0.0, load_ended + settle - time.monotonic()))
         if is_probe(invariant):
@@ -98,32 +101,8 @@ def _acknowledged(
 def _history(
     ctx: PhaseContext, invariant: Any, records: list[RequestRecord], factory: RequestFactory
 ) -> dict[str, Any]:
-    from heisen.oracle.checkers import check
-    from heisen.oracle.history import Operation
-    from heisen.stress import _history as history
-
+    """The load's operations against the invariant's model, as every trial of stress checks them."""
     specs = {name: r.history for name, r in ctx.pipeline.scenario.requests.items() if r.history}
-    ops = history.with_initial_values(history.operations(records, factory.sent, specs), specs)
-    operations = [Operation.from_dict({**op, "index": i}) for i, op in enumerate(ops)]
-    result = check(operations, history_model(invariant), time_budget_s=10.0)
-    if result.valid is None:
-        return {
-            "name": invariant.name,
-            "held": None,
-            "message": "history check ran out of budget",
-            "value": {},
-        }
-    if result.valid:
-        return {
-            "name": invariant.name,
-            "held": True,
-            "message": f"{len(operations)} operations linearizable",
-            "value": {},
-        }
-    violation = result.violations[0]
-    return {
-        "name": invariant.name,
-        "held": False,
-        "message": f"{violation.kind} on {violation.key}: {violation.message}",
-        "value": {"operations": [op.to_dict() for op in violation.operations]},
-    }
+    path = ctx.run_dir / "chaos-history.jsonl"
+    path.unlink(missing_ok=True)
+    return history(invariant, records, factory.sent, specs, trial=1, path=path)

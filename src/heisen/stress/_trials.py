@@ -74,6 +74,7 @@ class Conditions:
             trials=int(trials or section.trials),
             load=more.pop("load", section.load),
             stop=section.stop,
+            invariants=section.invariants,
             confidence=None
             if goal is None or trials
             else Goal(goal.rate_below, goal.level, goal.max_duration),

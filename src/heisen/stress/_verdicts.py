@@ -101,7 +101,15 @@ def history(
     from heisen.oracle.history import Operation
 
     assert invariant.history is not None
-    ops = _history.with_initial_values(_history.operations(records, sent, specs), specs)
+    recorded = _history.operations(records, sent, specs)
+    if not recorded:  # nothing this trial did can show the property, or its breach
+        return {
+            "name": invariant.name,
+            "held": None,
+            "message": "no request with history: ran in this trial: nothing to check",
+            "value": {},
+        }
+    ops = _history.with_initial_values(recorded, specs)
     with path.open("a", encoding="utf-8") as handle:
         for op in ops:
             handle.write(json.dumps({**op, "trial": trial}, separators=(",", ":")) + "\n")
