@@ -15,7 +15,7 @@ PHASES = ["predict", "stress", "fuzz", "isolate", "contain", "chaos"]
 
 def run_demo(tmp_path: Path, name: str) -> tuple[subprocess.CompletedProcess, dict, float]:
     shutil.copytree(TICKETING, tmp_path / "ticketing")
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / f"demo-{Path(name).stem}"  # a run id no other test's run shares
     started = time.monotonic()
     result = subprocess.run(
         [
@@ -58,7 +58,8 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
     assert isolate["link_bytes"]["inventory->redis"] > 0, "the latency toxic's link carried traffic"
     assert manifest["phases"]["fuzz"]["outputs"]["failures"]
     assert "ladder:" in result.stderr and "replay:" in result.stderr
-    assert (tmp_path / "run" / "report.html").exists() and (tmp_path / "run" / "junit.xml").exists()
+    run_dir = tmp_path / "demo-pipeline"
+    assert (run_dir / "report.html").exists() and (run_dir / "junit.xml").exists()
     assert elapsed < 300, f"the demo took {elapsed:.0f} s; the README promises under 5 minutes"
 
 
