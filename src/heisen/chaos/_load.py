@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from heisen._schema._system import Inject, LoadStep
-from heisen.stress._records import RequestRecord
+from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory
 
 
@@ -46,6 +46,7 @@ class ChaosLoad:
         self.timeout_s = float(pipeline.scenario.timeout)
         self.make = factory.for_step(step, next(iter(pipeline.scenario.requests)))
         self._records: list[RequestRecord] = []
+        self._sent = SendCount()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -76,6 +77,10 @@ class ChaosLoad:
         with self._lock:
             return list(self._records)
 
+    def missing_records(self) -> str | None:
+        """After `stop()`: None when every request sent has exactly one record."""
+        return missing_records(self.records(), self._sent.requests)
+
     def _sink(self, record: RequestRecord) -> None:
         with self._lock:
             self._records.append(record)
@@ -102,6 +107,7 @@ class ChaosLoad:
                 make_request=self.make,
                 timeout_s=self.timeout_s,
                 sink=self._sink,
+                count=self._sent,
             )
         except asyncio.CancelledError:
             pass

@@ -22,7 +22,7 @@ from heisen.chaos._outputs import outputs
 from heisen.chaos._schedule import Schedule
 from heisen.chaos._steady_state import SteadyState
 from heisen.chaos._timeline import Timeline
-from heisen.errors import NotEvaluated, SystemUnavailable
+from heisen.errors import NotEvaluated, PhaseCrashed, SystemUnavailable
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.stress._render import RequestFactory
@@ -92,6 +92,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
     for warning in getattr(injector, "warnings", []):
         _warn(ctx, warning)
     records = load.records()
+    problem = load.missing_records()
+    if problem is not None:
+        raise PhaseCrashed(f"chaos: {problem}: the run cannot be judged")
     verdicts, loss = check_invariants(ctx, records, factory)
     state.invariant_verdicts = {v["name"]: v for v in verdicts}
     state.check("after")
