@@ -154,7 +154,7 @@ class _TrialRunner:
                     f"{self.conditions.label} trial {trial}: heisen failed: "
                     f"{type(exc).__name__}: {exc}",
                     outputs=self._outputs(),
-                    findings=self.findings,
+                    findings=_dedupe(self.findings),
                 ) from exc
             if outcome.records_problem is not None:
                 raise PhaseCrashed(
