@@ -93,13 +93,22 @@ def test_server_going_away_is_recorded_as_refused(server_factory: Any) -> None:
     server = server_factory("raw")
 
     async def scenario() -> list[RequestRecord]:
+        answered = 0
+        twenty_answered = asyncio.Event()
+
+        def count_answers(record: RequestRecord) -> None:
+            nonlocal answered
+            answered += record.status == 200
+            if answered >= 20:
+                twenty_answered.set()
+
         task = asyncio.create_task(
             inject(
                 100, 1.2, host=server.host, port=server.port, make_request=get(),
-                timeout_s=1.0, connect_timeout_s=1.0,
+                timeout_s=1.0, connect_timeout_s=1.0, sink=count_answers,
             )
         )  # fmt: skip
-        await asyncio.sleep(0.4)
+        await asyncio.wait_for(twenty_answered.wait(), timeout=30)
         await asyncio.to_thread(server.process.kill)
         return await task
 
@@ -107,7 +116,7 @@ def test_server_going_away_is_recorded_as_refused(server_factory: Any) -> None:
     assert len(records) == 120
     summary = summarize(records)
     assert summary.status_codes.get("200", 0) >= 20
-    assert summary.errors.get("refused", 0) >= 40, summary.errors
+    assert summary.errors.get("refused", 0) >= 20, summary.errors
 
 
 def test_unreachable_target_raises() -> None:
