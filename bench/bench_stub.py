@@ -214,7 +214,7 @@ def main() -> None:
     port = _free_port()
     results["heisen stub"] = _run(
         "heisen",
-        [sys.executable, "-m", "heisen.isolate._stub", "--root", str(root), "--port", str(port)],
+        [sys.executable, "-m", "heisen.system.stub", "--root", str(root), "--port", str(port)],
         f"http://127.0.0.1:{port}",
         args,
         lua,

@@ -50,7 +50,7 @@ def check_referenced_files(
     owners += [(("services", name), service.stub) for name, service in pipeline.services.items()]
     for path, stub in owners:
         if stub:
-            from heisen.isolate._stub._mappings import load_mappings
+            from heisen.system.stub import load_mappings
 
             def mappings(root: Path) -> Any:  # proxyBaseUrl obeys the pipeline's allow_hosts
                 return load_mappings(root, pipeline.allow_hosts)

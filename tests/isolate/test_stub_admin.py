@@ -13,8 +13,8 @@ import pytest
 from test_stub_support import ThreadedStub
 
 from heisen.errors import PipelineError
-from heisen.isolate._stub import StubServer, load_mappings
-from heisen.isolate._stub._server import _Connection
+from heisen.system.stub import StubServer, load_mappings
+from heisen.system.stub._server import _Connection
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,6 +1,6 @@
 """Delays as a client measures them, against the configured distributions.
 
-The stub runs as its own process (`python -m heisen.isolate._stub`), as in a
+The stub runs as its own process (`python -m heisen.system.stub`), as in a
 heisen run, so the client's event loop does not share its CPU time slices.
 """
 
@@ -19,10 +19,10 @@ import pytest
 from scipy import stats
 from test_stub_support import TREE, ThreadedStub
 
-from heisen.isolate._stub._core import StubCore
-from heisen.isolate._stub._delays import LogNormal
 from heisen.system._ports import wait_for_port
 from heisen.system._process import spawn, wait_until
+from heisen.system.stub._core import StubCore
+from heisen.system.stub._delays import LogNormal
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,7 +36,7 @@ def stub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "heisen.isolate._stub",
+            "heisen.system.stub",
             "--root",
             str(TREE),
             "--port",

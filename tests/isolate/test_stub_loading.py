@@ -9,7 +9,7 @@ import pytest
 from test_stub_support import TREE
 
 from heisen.errors import PipelineError
-from heisen.isolate._stub import StubServer, load_mappings
+from heisen.system.stub import StubServer, load_mappings
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -13,8 +13,8 @@ from test_stub_support import TREE
 import mutations
 from heisen._yaml import YamlDocument
 from heisen.errors import PipelineError
-from heisen.isolate._stub import load_mappings
-from heisen.isolate._stub._mappings import parse_document
+from heisen.system.stub import load_mappings
+from heisen.system.stub._mappings import parse_document
 
 ODD_VALUES: list[Any] = [
     None, True, 0, -1, 2**70, 1e400, float("nan"), float("inf"), "", "x", "[a-", "((", [], {},

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from heisen.isolate._stub import StubServer
+from heisen.system.stub import StubServer
 
 TREE = Path(__file__).parent / "stub_tree"
 

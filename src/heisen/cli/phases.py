@@ -227,7 +227,7 @@ def isolate_command(
 ) -> None:
     """Widen the race window with latency-injecting stubs and TCP proxy toxics ('serve': a stub server alone)."""
     if pipeline == "serve":
-        from heisen.isolate._stub import serve
+        from heisen.system.stub import serve
 
         serve(
             root,

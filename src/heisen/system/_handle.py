@@ -494,7 +494,7 @@ class SystemHandle:
             [
                 sys.executable,
                 "-m",
-                "heisen.isolate._stub",
+                "heisen.system.stub",
                 "--root",
                 str(root),
                 "--port",

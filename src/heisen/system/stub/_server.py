@@ -22,16 +22,16 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from heisen.errors import SystemUnavailable
-from heisen.isolate._stub._admin import PREFIX, handle
-from heisen.isolate._stub._core import StubCore
-from heisen.isolate._stub._faults import inflict
-from heisen.isolate._stub._http import BadRequest, HttpRequest, parse_request
-from heisen.isolate._stub._mappings import Mapping
-from heisen.isolate._stub._proxy import Forwarder
-from heisen.isolate._stub._responses import render_head
 from heisen.system._addresses import is_loopback_address
+from heisen.system.stub._admin import PREFIX, handle
+from heisen.system.stub._core import StubCore
+from heisen.system.stub._faults import inflict
+from heisen.system.stub._http import BadRequest, HttpRequest, parse_request
+from heisen.system.stub._mappings import Mapping
+from heisen.system.stub._proxy import Forwarder
+from heisen.system.stub._responses import render_head
 
-log = logging.getLogger("heisen.isolate.stub")
+log = logging.getLogger("heisen.system.stub")
 PAUSE_BUFFER_BYTES = 1 << 20
 # epoll waits in whole milliseconds, rounded up, so a timer fires 0-1 ms late;
 # aiming half a millisecond early centres that error on the requested time.
@@ -289,6 +289,6 @@ def _split(body: bytes, count: int) -> list[bytes]:
 
 
 def _reason(status: int) -> str:
-    from heisen.isolate._stub._responses import reason
+    from heisen.system.stub._responses import reason
 
     return reason(status)

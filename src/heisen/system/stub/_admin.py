@@ -16,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from heisen.errors import PipelineError, Problem
-from heisen.isolate._stub._core import Settings, StubCore
-from heisen.isolate._stub._delays import parse_distribution
-from heisen.isolate._stub._http import HttpRequest
-from heisen.isolate._stub._mappings import mapping_from_json
-from heisen.isolate._stub._matching import compile_request
+from heisen.system.stub._core import Settings, StubCore
+from heisen.system.stub._delays import parse_distribution
+from heisen.system.stub._http import HttpRequest
+from heisen.system.stub._mappings import mapping_from_json
+from heisen.system.stub._matching import compile_request
 
 PREFIX = "/__admin"
 Reply = tuple[int, Any]

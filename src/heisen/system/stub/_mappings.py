@@ -22,9 +22,9 @@ from typing import Any
 from heisen._json import load_json_file
 from heisen._yaml import YamlDocument, load_yaml_file
 from heisen.errors import PipelineError, Problem
-from heisen.isolate._stub._matchers import Path, _did_you_mean
-from heisen.isolate._stub._matching import RequestPattern, compile_request
-from heisen.isolate._stub._responses import ResponseSpec, parse_response
+from heisen.system.stub._matchers import Path, _did_you_mean
+from heisen.system.stub._matching import RequestPattern, compile_request
+from heisen.system.stub._responses import ResponseSpec, parse_response
 
 DEFAULT_PRIORITY = 5  # WireMock's default; lower numbers win
 MAPPING_KEYS = (

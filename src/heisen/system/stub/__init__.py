@@ -4,15 +4,15 @@ The `isolate` phase puts it in place of a dependency (a payments API, say) to
 widen the timing window of a race. It reads WireMock mapping trees as they
 are (`ROOT/mappings/*.json|yaml`, bodies in `ROOT/__files/`) and answers
 WireMock's admin API, so it also runs on its own as a drop-in for WireMock
-standalone: `python -m heisen.isolate._stub --root DIR --port P --seed S`.
+standalone: `python -m heisen.system.stub --root DIR --port P --seed S`.
 
 What it does differently from WireMock, on purpose: scenario transitions are
 atomic under concurrency, the request journal is capped, delays are sampled
 as floats from a seeded RNG and never hold a thread.
 """
 
-from heisen.isolate._stub._mappings import Mapping, load_mappings
-from heisen.isolate._stub._serve import serve
-from heisen.isolate._stub._server import StubServer
+from heisen.system.stub._mappings import Mapping, load_mappings
+from heisen.system.stub._serve import serve
+from heisen.system.stub._server import StubServer
 
 __all__ = ["Mapping", "StubServer", "load_mappings", "serve"]

@@ -9,11 +9,11 @@ from collections.abc import Collection
 from pathlib import Path
 
 from heisen._redact import redact_text
-from heisen.isolate._stub._http import HttpRequest
-from heisen.isolate._stub._mappings import Mapping
-from heisen.isolate._stub._server import StubServer
+from heisen.system.stub._http import HttpRequest
+from heisen.system.stub._mappings import Mapping
+from heisen.system.stub._server import StubServer
 
-log = logging.getLogger("heisen.isolate.stub")
+log = logging.getLogger("heisen.system.stub")
 
 
 def serve(

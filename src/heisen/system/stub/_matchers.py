@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from heisen.isolate._stub._jsonpath import JsonPathError, compile_jsonpath
+from heisen.system.stub._jsonpath import JsonPathError, compile_jsonpath
 
 Path = tuple[str | int, ...]
 Report = Callable[[Path, str], None]

@@ -17,15 +17,15 @@ from http import HTTPStatus
 from pathlib import Path as FsPath
 from typing import Any
 
-from heisen.isolate._stub._delays import (
+from heisen.system.stub._delays import (
     MAX_DELAY_MS,
     ChunkedDribble,
     Distribution,
     parse_distribution,
     parse_dribble,
 )
-from heisen.isolate._stub._faults import FAULTS, Fault
-from heisen.isolate._stub._matchers import Path, Report, _did_you_mean
+from heisen.system.stub._faults import FAULTS, Fault
+from heisen.system.stub._matchers import Path, Report, _did_you_mean
 
 RESPONSE_KEYS = (
     "status",

@@ -1,4 +1,4 @@
-"""`python -m heisen.isolate._stub --root DIR --port P --seed S`: a stub in its own process."""
+"""`python -m heisen.system.stub --root DIR --port P --seed S`: a stub in its own process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from heisen.errors import HeisenError, exit_code_for
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m heisen.isolate._stub",
+        prog="python -m heisen.system.stub",
         description="WireMock-compatible stub server with latency and faults.",
     )
     parser.add_argument(
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    from heisen.isolate._stub import serve
+    from heisen.system.stub import serve
 
     try:
         serve(
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             allow_hosts=args.allow_host,
         )
     except HeisenError as error:
-        logging.getLogger("heisen.isolate.stub").error("%s", error)
+        logging.getLogger("heisen.system.stub").error("%s", error)
         return exit_code_for(error)
     return 0
 

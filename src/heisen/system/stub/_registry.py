@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from heisen.isolate._stub._http import HttpRequest
-from heisen.isolate._stub._mappings import Mapping
-from heisen.isolate._stub._matching import Check
-from heisen.isolate._stub._scenarios import STARTED, Scenarios
+from heisen.system.stub._http import HttpRequest
+from heisen.system.stub._mappings import Mapping
+from heisen.system.stub._matching import Check
+from heisen.system.stub._scenarios import STARTED, Scenarios
 
 Key = tuple[str | None, str]
 

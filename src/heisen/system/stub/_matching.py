@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from heisen.isolate._stub._http import HttpRequest
-from heisen.isolate._stub._matchers import (
+from heisen.system.stub._http import HttpRequest
+from heisen.system.stub._matchers import (
     Path,
     Report,
     ValueMatcher,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from heisen.isolate._stub._http import HttpRequest
+from heisen.system.stub._http import HttpRequest
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,13 +18,13 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from heisen.isolate._stub._delays import Distribution
-from heisen.isolate._stub._http import HttpRequest
-from heisen.isolate._stub._journal import Journal
-from heisen.isolate._stub._mappings import Mapping, load_mappings
-from heisen.isolate._stub._registry import Registry
-from heisen.isolate._stub._responses import ResponseSpec, render_head
-from heisen.isolate._stub._scenarios import Scenarios
+from heisen.system.stub._delays import Distribution
+from heisen.system.stub._http import HttpRequest
+from heisen.system.stub._journal import Journal
+from heisen.system.stub._mappings import Mapping, load_mappings
+from heisen.system.stub._registry import Registry
+from heisen.system.stub._responses import ResponseSpec, render_head
+from heisen.system.stub._scenarios import Scenarios
 
 
 @dataclass(frozen=True, slots=True)

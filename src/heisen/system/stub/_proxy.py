@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from heisen.isolate._stub._http import HttpRequest
-from heisen.isolate._stub._responses import ProxySpec
+from heisen.system.stub._http import HttpRequest
+from heisen.system.stub._responses import ProxySpec
 
 if TYPE_CHECKING:
     import aiohttp

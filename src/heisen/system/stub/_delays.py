@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from heisen.isolate._stub._matchers import Path, Report
+from heisen.system.stub._matchers import Path, Report
 
 MAX_RESAMPLES = 1000
 MAX_DELAY_MS = 3_600_000.0
