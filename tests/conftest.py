@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from heisen.system._ports import free_port
 from heisen.system._postgres import EmbeddedPostgres
 from heisen.system._process import live_processes
 from heisen.system._redis import EmbeddedRedis
+from support import free_port
 
 
 @pytest.fixture(scope="session")
