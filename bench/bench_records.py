@@ -87,10 +87,10 @@ def main() -> None:
 
 
 def _heisen_trial(port: int, n: int, scratch: Path, trial: int) -> dict[str, float]:
-    from heisen._schema._system import Burst, HistorySpec, LoadStep, RequestTemplate
     from heisen.oracle.checkers import check
     from heisen.oracle.history import Operation
     from heisen.oracle.probes import http_probe
+    from heisen.schema import Burst, HistorySpec, LoadStep, RequestTemplate
     from heisen.stress import _history
     from heisen.stress._latency import summarize
     from heisen.stress._load import run_steps

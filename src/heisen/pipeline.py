@@ -1,4 +1,7 @@
-"""The pipeline a user writes: its schema, and loading it with every problem located.
+"""Loading the pipeline a user writes, with every problem located.
+
+The types live in `heisen.schema` (and are re-exported here for callers of
+this module).
 
 `load_pipeline(path)` reads the YAML safely, validates it against the schema
 (unknown keys, types, durations, quantities), then checks what a schema
@@ -13,51 +16,50 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from heisen import _templates
 from heisen._referenced import check_referenced_files
-from heisen._schema import _limits
-from heisen._schema._errors import problems_from_validation
-from heisen._schema._partial import validate_partially
-from heisen._schema._phases import (
+from heisen._yaml import YamlDocument, YamlPath, clipped, load_yaml_text, read_capped
+from heisen.errors import PipelineError, Problem, did_you_mean
+from heisen.oracle._python_ref import check_python_ref  # static: validate imports nothing
+from heisen.schema import (
+    LOAD_PHASES,
+    Acknowledged,
     ChaosSection,
     ContainSection,
-    Experiment,
-    FuzzSection,
-    IsolateSection,
-    Phases,
-    PredictSection,
-    Probe,
-    StressSection,
-    Sweep,
-    Toxic,
-    TrialsSection,
-)
-from heisen._schema._system import (
-    Acknowledged,
     Dependency,
     DependencyKind,
+    Experiment,
+    FuzzSection,
     HttpCall,
     Invariant,
+    IsolateSection,
+    LoadedPipeline,
     LoadStep,
+    PhaseName,
+    Phases,
+    Pipeline,
+    PredictSection,
+    Probe,
     RequestTemplate,
     Resources,
     Scenario,
     Service,
     SetupStep,
+    StressSection,
+    Sweep,
+    Toxic,
+    TrialsSection,
+    limits,
+    problems_from_validation,
+    validate_partially,
 )
-from heisen._schema._types import Strict
-from heisen._yaml import YamlDocument, YamlPath, clipped, load_yaml_text, read_capped
-from heisen.errors import PipelineError, Problem, did_you_mean
-from heisen.oracle._python_ref import check_python_ref  # static: validate imports nothing
 
 __all__ = [
-    "PHASE_ORDER",
     "Acknowledged",
     "ChaosSection",
     "ContainSection",
@@ -70,6 +72,7 @@ __all__ = [
     "IsolateSection",
     "LoadStep",
     "LoadedPipeline",
+    "PhaseName",
     "Phases",
     "Pipeline",
     "PredictSection",
@@ -86,7 +89,6 @@ __all__ = [
     "load_pipeline",
 ]
 
-PHASE_ORDER = ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
 _METHOD = re.compile(r"^[A-Za-z]{1,20}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
 _PLACEHOLDERS = re.compile(r"\{\{.*?\}\}")
@@ -111,40 +113,6 @@ NAMED_ENTRIES = {
     ("services",): "service",
     ("scenario", "requests"): "request",
 }
-
-
-class Pipeline(Strict):
-    api_version: Literal["heisen/v1"] = Field(default="heisen/v1", alias="apiVersion")
-    kind: Literal["Pipeline"] = "Pipeline"
-    name: str
-    description: str | None = None
-    seed: int | None = _limits.SEED.field(None)
-    allow_hosts: list[str] = Field(default_factory=list)
-    dependencies: dict[str, Dependency] = Field(default_factory=dict)
-    services: dict[str, Service] = Field(min_length=1)
-    scenario: Scenario
-    invariants: list[Invariant] = Field(default_factory=list)
-    phases: Phases = Field(default_factory=Phases)
-
-    def target_service(self, request: RequestTemplate | HttpCall) -> str:
-        return request.service or next(iter(self.services))
-
-
-@dataclass(frozen=True)
-class LoadedPipeline:
-    """A validated pipeline and where it came from."""
-
-    pipeline: Pipeline
-    path: Path
-    sha256: str
-    raw: dict[str, Any]
-
-    @property
-    def base_dir(self) -> Path:
-        return self.path.parent
-
-    def resolve(self, relative: str) -> Path:
-        return (self.base_dir / relative).resolve()
 
 
 def load_pipeline(path: Path) -> LoadedPipeline:
@@ -463,14 +431,14 @@ class _Checker:
             if phases.predict.incidents:
                 self._file(("phases", "predict", "incidents"), phases.predict.incidents)
         names = [invariant.name for invariant in self.pipeline.invariants]
-        for name in ("stress", "isolate", "contain", "chaos"):
-            section = getattr(phases, name)
-            if name != "chaos" and section and section.load is not None:
-                self._check_load(("phases", name, "load"), section.load)
+        for phase in LOAD_PHASES:
+            section = getattr(phases, phase)
+            if phase != PhaseName.CHAOS and section and section.load is not None:
+                self._check_load(("phases", phase, "load"), section.load)
             for index, chosen in enumerate((section.invariants or []) if section else []):
                 if chosen not in names:
                     self.add(
-                        ("phases", name, "invariants", index),
+                        ("phases", phase, "invariants", index),
                         f"no invariant named {chosen!r}{did_you_mean(chosen, names)}",
                     )
         if phases.stress and phases.stress.sweep is not None:
@@ -498,9 +466,11 @@ class _Checker:
                 self._check_link((*toxic_path, "link"), toxic.link)
                 self._check_toxic((*toxic_path, "attributes"), toxic.type, toxic.attributes)
         if phases.contain:
-            for name in phases.contain.resources:
-                if name not in self.pipeline.services:
-                    self.add(("phases", "contain", "resources", name), f"no service named {name!r}")
+            for service in phases.contain.resources:
+                if service not in self.pipeline.services:
+                    self.add(
+                        ("phases", "contain", "resources", service), f"no service named {service!r}"
+                    )
         if phases.chaos:
             self._check_chaos(phases.chaos)
 
@@ -547,9 +517,7 @@ class _Checker:
             if value not in ("upstream", "downstream"):
                 self.add(path, f"stream is upstream or downstream, not {value!r}")
             return
-        bounds = {"toxicity": _limits.FRACTION, "loss": _limits.PERCENTAGE}.get(
-            key, _limits.TOXIC_MS
-        )
+        bounds = {"toxicity": limits.FRACTION, "loss": limits.PERCENTAGE}.get(key, limits.TOXIC_MS)
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.add(path, f"{key} is a number, not {value!r}")
             return

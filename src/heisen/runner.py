@@ -38,7 +38,8 @@ from heisen.manifest import (
     now,
 )
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.pipeline import PHASE_ORDER, LoadedPipeline
+from heisen.pipeline import LoadedPipeline
+from heisen.schema import PhaseName
 from heisen.seeds import new_seed
 
 NEEDS_NO_SYSTEM = frozenset({"predict"})
@@ -78,9 +79,9 @@ def select_phases(
     *, only: Sequence[str] = (), skip: Sequence[str] = (), start_from: str | None = None
 ) -> list[str]:
     for name in (*only, *skip, *([start_from] if start_from else [])):
-        if name not in PHASE_ORDER:
-            raise UsageError(f"no phase named {name!r} (phases: {', '.join(PHASE_ORDER)})")
-    chosen = list(PHASE_ORDER)
+        if name not in tuple(PhaseName):
+            raise UsageError(f"no phase named {name!r} (phases: {', '.join(PhaseName)})")
+    chosen: list[str] = list(PhaseName)
     if start_from:
         chosen = chosen[chosen.index(start_from) :]
     if only:
@@ -118,7 +119,7 @@ class Runner:
                 ),
                 pipeline=loaded.raw,
             )
-            for name in PHASE_ORDER:
+            for name in PhaseName:
                 manifest.phase(name)
         self.manifest = manifest
         self.system: Any = None

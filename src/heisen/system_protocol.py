@@ -1,11 +1,15 @@
 """The system under test as the phases see it: one protocol, whoever runs it.
 
 The runner chooses the implementation (`heisen.system.SystemHandle` on this
-machine; the Kubernetes backend on a cluster) and hands it to each phase as
-`ctx.system`. Phases use only what is written here, so a phase never knows
+machine; `heisen.system.KubeSystem` on a cluster) and hands it to each phase
+as `ctx.system`. Phases use only what is written here, so a phase never knows
 which one it drives: an operation an implementation cannot do raises
 `UsageError` saying why (a service at a `url:` cannot be killed, a cluster
 link has no toxics) rather than being left out.
+
+`stop()` never swallows a failure: it goes on stopping everything else and
+returns what did not stop, each as a `TeardownProblem` (the runner turns them
+into a warning event and a manifest entry).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from heisen._schema._system import DependencyKind, Resources
+from heisen.schema import DependencyKind, Resources
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,11 @@ class LinkTraffic:
 
 @dataclass(frozen=True, slots=True)
 class ReplicaState:
-    """One replica as last seen: where it listens, whether it is up, how often it came back."""
+    """One replica as last seen: where it listens, whether it is up, how often it came back.
+
+    `pid` is None for a replica heisen cannot see the process of (a pod) or
+    one not running now.
+    """
 
     index: int
     pid: int | None
@@ -59,6 +67,23 @@ class CpuThrottling:
     throttled_periods: int = 0
     throttled_s: float = 0.0
 
+    def __add__(self, other: CpuThrottling) -> CpuThrottling:
+        return CpuThrottling(
+            self.periods + other.periods,
+            self.throttled_periods + other.throttled_periods,
+            self.throttled_s + other.throttled_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Enforcement:
+    """How the limits are enforced: `cgroup`, `dutycycle` (CPU only), `kubernetes` or `none`."""
+
+    mechanism: str
+    cpu: float | None
+    memory: int | None
+    reason: str | None = None  # why cgroups were not used, when they were not
+
 
 @dataclass(frozen=True, slots=True)
 class TeardownProblem:
@@ -67,20 +92,43 @@ class TeardownProblem:
     what: str
     error: str
 
+    def __str__(self) -> str:
+        return f"{self.what}: {self.error}"
+
+
+class ProcessGroup(Protocol):
+    """A group a process can be put in, to share a replica's limits (a cgroup)."""
+
+    def attach(self, pid: int) -> None: ...
+
 
 @runtime_checkable
 class Replicas(Protocol):
     """The copies of one service: listed, killed, measured."""
 
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def enforcement(self) -> Enforcement: ...
+
     def replicas_info(self) -> list[ReplicaState]: ...
 
-    def kill(self, index: int, sig: int = signal.SIGKILL) -> int | None: ...
+    def kill(self, index: int, sig: int = signal.SIGKILL) -> int | None:
+        """Kill replica `index` (it comes back: restarted, or replaced); the pid hit, if known."""
+        ...
+
+    def cgroup_of(self, index: int) -> ProcessGroup | None:
+        """Replica `index`'s group, or None when it runs without one."""
+        ...
 
     def throttling(self) -> CpuThrottling | None:
         """CPU throttling summed over the replicas; None when the backend cannot read it."""
         ...
 
-    def cpu_usage_s(self) -> float: ...
+    def cpu_usage_s(self) -> float:
+        """CPU seconds used by the replicas so far; UsageError when the backend cannot read it."""
+        ...
 
 
 @runtime_checkable
@@ -90,7 +138,14 @@ class System(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> list[TeardownProblem]:
-        """Stop everything started; what failed to stop is returned, never swallowed."""
+        """Stop everything started; what failed to stop is returned, never swallowed.
+
+        Idempotent: a second call (or one before start) returns [].
+        """
+        ...
+
+    def kill(self) -> None:
+        """The last resort when stop() hangs: end what was started without waiting on it."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -102,14 +157,18 @@ class System(Protocol):
 
     def service_address(self, name: str | None = None) -> tuple[str, int]: ...
 
-    def dependency_address(self, name: str) -> str: ...
+    def dependency_address(self, name: str) -> str:
+        """The DSN or URL that reaches dependency `name` directly (for probes and setup)."""
+        ...
 
     def dependency_of_kind(self, kind: DependencyKind, name: str | None = None) -> str: ...
 
     # replicas and limits
     def replicas(self, service: str | None = None) -> Replicas: ...
 
-    def replica_of_peers(self, service: str | None = None) -> dict[int, int]: ...
+    def replica_of_peers(self, service: str | None = None) -> dict[int, int]:
+        """`{client local port: replica index}` of the connections served; {} when unknown."""
+        ...
 
     def kill_replica(self, service: str, index: int, sig: int = signal.SIGKILL) -> int: ...
 
@@ -122,9 +181,15 @@ class System(Protocol):
     # links, toxics and taps
     def links(self) -> list[str]: ...
 
+    def link_proxy(self, link: str) -> str:
+        """The name of link `link` (`a -> b` or `a->b`); UsageError when there is no such link."""
+        ...
+
     def link_traffic(self, link: str) -> LinkTraffic: ...
 
-    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]: ...
+    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
+        """Add a toxic (the proxy's JSON form: a serialisation boundary); returns it as stored."""
+        ...
 
     def remove_toxic(self, link: str, name: str) -> None: ...
 

@@ -295,7 +295,7 @@ def test_an_unusable_run_dir_is_an_environment_error_naming_it(tmp_path: Path, m
 
 
 def test_every_range_is_in_the_docs() -> None:
-    from heisen._schema import _limits
+    from heisen.schema import limits as _limits
 
     docs = (ROOT / "docs/pipeline-limits.md").read_text()
     for bounds in _limits.ALL:

@@ -64,7 +64,7 @@ def test_cpu_is_finite(value):
 
 
 def test_ranges_say_what_they_allow_and_why():
-    from heisen._schema import _limits
+    from heisen.schema import limits as _limits
 
     with pytest.raises(ValueError, match=r"10m to 1024 \(got 1m\); the kernel's CFS"):
         _limits.CPU.check(parse_cpu("1m"))

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from heisen._schema import _limits as L
-from heisen._schema._types import (
+from heisen.schema import limits as L
+from heisen.schema._types import (
     Cpu,
     Duration,
     HttpStatus,

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from heisen._schema import _limits as L
-from heisen._schema._system import LoadStep, Resources
-from heisen._schema._types import Duration, Offset, Strict, Threshold, share
+from heisen.schema import limits as L
+from heisen.schema._system import LoadStep, Resources
+from heisen.schema._types import Duration, Offset, Strict, Threshold, share
+
+
+class PhaseName(StrEnum):
+    """The six phases, in run order (iterating the enum gives that order)."""
+
+    PREDICT = "predict"
+    STRESS = "stress"
+    FUZZ = "fuzz"
+    ISOLATE = "isolate"
+    CONTAIN = "contain"
+    CHAOS = "chaos"
+
+
+LOAD_PHASES = (PhaseName.STRESS, PhaseName.ISOLATE, PhaseName.CONTAIN, PhaseName.CHAOS)
+"""The phases that run the scenario's load: trials, violations, requests, latency."""
 
 
 class PhaseSection(Strict):
@@ -198,3 +214,8 @@ class Phases(Strict):
     isolate: IsolateSection | None = None
     contain: ContainSection | None = None
     chaos: ChaosSection | None = None
+
+    def section(self, name: PhaseName) -> PhaseSection | None:
+        """The section of one phase, or None when the pipeline has none."""
+        section: PhaseSection | None = getattr(self, name.value)
+        return section

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from heisen._schema._errors import is_union_tag
 from heisen._yaml import format_path
 from heisen.errors import Problem
+from heisen.schema._errors import is_union_tag
 
 Model = TypeVar("Model")
 _MAX_ROUNDS = 10

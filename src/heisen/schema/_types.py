@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from annotated_types import Interval
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
-from heisen._schema import _limits
 from heisen._thresholds import parse_threshold
 from heisen._units import parse_cpu, parse_duration, parse_memory
+from heisen.schema import limits as _limits
 
 
 class Strict(BaseModel):

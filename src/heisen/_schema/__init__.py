@@ -1,1 +1,0 @@
-"""The pipeline schema, split by what it describes."""

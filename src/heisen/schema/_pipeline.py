@@ -1,0 +1,55 @@
+"""The whole pipeline a user writes, and a validated pipeline with where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from heisen.schema import limits as _limits
+from heisen.schema._phases import Phases
+from heisen.schema._system import (
+    Dependency,
+    HttpCall,
+    Invariant,
+    RequestTemplate,
+    Scenario,
+    Service,
+)
+from heisen.schema._types import Strict
+
+
+class Pipeline(Strict):
+    api_version: Literal["heisen/v1"] = Field(default="heisen/v1", alias="apiVersion")
+    kind: Literal["Pipeline"] = "Pipeline"
+    name: str
+    description: str | None = None
+    seed: int | None = _limits.SEED.field(None)
+    allow_hosts: list[str] = Field(default_factory=list)
+    dependencies: dict[str, Dependency] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(min_length=1)
+    scenario: Scenario
+    invariants: list[Invariant] = Field(default_factory=list)
+    phases: Phases = Field(default_factory=Phases)
+
+    def target_service(self, request: RequestTemplate | HttpCall) -> str:
+        return request.service or next(iter(self.services))
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    """A validated pipeline and where it came from (`heisen.pipeline.load_pipeline` makes one)."""
+
+    pipeline: Pipeline
+    path: Path
+    sha256: str
+    raw: dict[str, Any]  # the YAML as read: the manifest's `pipeline:` (serialisation boundary)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        return (self.base_dir / relative).resolve()
