@@ -1,0 +1,116 @@
+"""Typed phase outputs: one model per phase for what it writes under `phases.<phase>.outputs`.
+
+Phases build their model and serialise it at the boundary (`to_manifest()`);
+readers of a manifest (later phases, calibration, tests) parse it back with
+`from_manifest()`. The keys and values are the manifest contract of
+DESIGN.md; `LoadFigures` is the part every load-bearing phase shares.
+"""
+
+from heisen.outputs._base import FindingRecord, JsonObject, Number, OutputModel
+from heisen.outputs._fuzz import FuzzFailure, FuzzOutputs
+from heisen.outputs._load import (
+    Amplification,
+    Bound,
+    InvariantVerdict,
+    Latency,
+    LoadFigures,
+    Outcomes,
+    Overlap,
+    P99Comparison,
+    RateFigures,
+    Spread,
+    ThresholdCheck,
+    Throttled,
+    TrialError,
+    TrialLine,
+    Undecided,
+)
+from heisen.outputs._phases import (
+    AppliedToxic,
+    ChaosOutputs,
+    ContainOutputs,
+    DataLoss,
+    ExperimentOutcome,
+    Injected,
+    IsolateOutputs,
+    Limits,
+    ProbeLine,
+    SmallestLoad,
+    StressOutputs,
+    StressTarget,
+    Sweep,
+    SweepStep,
+    TimelineEntry,
+    WindowState,
+)
+from heisen.outputs._predict import (
+    Calibration,
+    CalibrationPoint,
+    Endpoint,
+    Hotspot,
+    PredictedLoad,
+    PredictOutputs,
+    ScoreTerms,
+    Sensitivity,
+    SmallestPredictedLoad,
+)
+
+OUTPUTS_BY_PHASE: dict[str, type[OutputModel]] = {
+    "predict": PredictOutputs,
+    "stress": StressOutputs,
+    "fuzz": FuzzOutputs,
+    "isolate": IsolateOutputs,
+    "contain": ContainOutputs,
+    "chaos": ChaosOutputs,
+}
+"""Each phase's outputs model, by the phase's name in the manifest."""
+
+__all__ = [
+    "OUTPUTS_BY_PHASE",
+    "Amplification",
+    "AppliedToxic",
+    "Bound",
+    "Calibration",
+    "CalibrationPoint",
+    "ChaosOutputs",
+    "ContainOutputs",
+    "DataLoss",
+    "Endpoint",
+    "ExperimentOutcome",
+    "FindingRecord",
+    "FuzzFailure",
+    "FuzzOutputs",
+    "Hotspot",
+    "Injected",
+    "InvariantVerdict",
+    "IsolateOutputs",
+    "JsonObject",
+    "Latency",
+    "Limits",
+    "LoadFigures",
+    "Number",
+    "Outcomes",
+    "OutputModel",
+    "Overlap",
+    "P99Comparison",
+    "PredictOutputs",
+    "PredictedLoad",
+    "ProbeLine",
+    "RateFigures",
+    "ScoreTerms",
+    "Sensitivity",
+    "SmallestLoad",
+    "SmallestPredictedLoad",
+    "Spread",
+    "StressOutputs",
+    "StressTarget",
+    "Sweep",
+    "SweepStep",
+    "ThresholdCheck",
+    "Throttled",
+    "TimelineEntry",
+    "TrialError",
+    "TrialLine",
+    "Undecided",
+    "WindowState",
+]

@@ -1,0 +1,98 @@
+"""The outputs of predict: ranked hotspots, where stress should start, and the calibration."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from heisen.outputs._base import FindingRecord, JsonObject, Number, OutputModel
+
+
+class PredictedLoad(OutputModel):
+    """A burst of `requests` arriving within `window_ms`, split over the operations."""
+
+    requests: int = 0
+    window_ms: Number = 0.0
+    per_operation: dict[str, int] = Field(default_factory=dict)
+
+
+class Endpoint(OutputModel):
+    method: str = ""
+    path: str = ""
+    body: JsonObject | None = None
+
+
+class Sensitivity(OutputModel):
+    """The rate at x0.5, x1 and x2 the burst size and the latencies."""
+
+    burst: dict[str, Number] = Field(default_factory=dict)
+    latency: dict[str, Number] = Field(default_factory=dict)
+
+
+class ScoreTerms(OutputModel):
+    rate: Number = 0.0
+    sensitivity: Number = 0.0
+    dispersion: Number = 0.0
+    prior: Number = 0.0
+
+
+class Hotspot(OutputModel):
+    """One ranked place where a race is predicted (`heisen.predict`'s `Hotspot.as_dict`)."""
+
+    boundary: str = ""
+    service: str = ""
+    resource: str = ""
+    anomaly: str = ""
+    score: Number = 0.0
+    predicted_violation_rate: Number = 0.0
+    ci95: tuple[Number, Number] = (0.0, 1.0)
+    load: PredictedLoad = Field(default_factory=PredictedLoad)
+    operation: str = ""
+    endpoint: Endpoint | None = None
+    key: str = ""
+    sensitivity: Sensitivity = Field(default_factory=Sensitivity)
+    terms: ScoreTerms = Field(default_factory=ScoreTerms)
+    window_ms: Number = 0.0
+    violations: int = 0
+    cycles: int = 0
+    allowed_successes: int | None = None  # check-then-act with a limit
+    mean_wait_ms: Number | None = None  # lock-timeout
+
+
+class SmallestPredictedLoad(PredictedLoad):
+    """The smallest burst at which the top hotspot is predicted in enough cycles."""
+
+    anomaly: str = ""
+    boundary: str = ""
+    operation: str = ""
+    predicted_violation_rate: Number = 0.0
+    cycles: int = 0
+
+
+class CalibrationPoint(OutputModel):
+    """Predicted and observed violation rates at the load one measured phase used."""
+
+    phase: str = ""
+    load: int = 0
+    predicted: Number = 0.0
+    observed: Number = 0.0
+    ratio: Number | None = None
+
+
+class Calibration(OutputModel):
+    run: str = ""
+    latency_scale: Number = 1.0
+    compared: list[CalibrationPoint] = Field(default_factory=list)
+
+
+class PredictOutputs(OutputModel):
+    hotspots: list[Hotspot] = Field(default_factory=list)
+    smallest_reproducing_load: SmallestPredictedLoad | None = None
+    load: PredictedLoad = Field(default_factory=PredictedLoad)
+    agents: int = 0
+    cycles: int = 0
+    seed: int = 0
+    reproduce_threshold: Number = 0.5
+    score_formula: str = ""
+    elapsed_s: Number = 0.0
+    calibration: Calibration | None = None
+    findings: list[FindingRecord] = Field(default_factory=list)
