@@ -77,7 +77,7 @@ def rates(result) -> dict[tuple[str, str], float]:
 def test_same_seed_same_prediction(ticketing) -> None:
     first = predict(ticketing, agents=250, cycles=300, seed=11)
     again = predict(ticketing, agents=250, cycles=300, seed=11)
-    strip = lambda p: [{k: v for k, v in h.as_dict().items()} for h in p.hotspots]  # noqa: E731
+    strip = lambda p: [h.to_output().to_manifest() for h in p.hotspots]  # noqa: E731
     assert strip(first) == strip(again)
     assert first.smallest_reproducing_load == again.smallest_reproducing_load
 
@@ -107,8 +107,8 @@ def test_ticketing_top_hotspot_is_checkout_check_then_act(ticketing) -> None:
     kinds = {(h.anomaly, h.operation) for h in prediction.hotspots}
     assert (Anomaly.STALE_READ, "inventory.update_event") in kinds
     smallest = prediction.smallest_reproducing_load
-    assert smallest is not None and smallest["per_operation"]["inventory.checkout"] > 100
-    outputs = prediction.as_outputs()
+    assert smallest is not None and smallest.per_operation["inventory.checkout"] > 100
+    outputs = prediction.as_outputs().to_manifest()
     contract = {
         "boundary",
         "service",

@@ -10,15 +10,15 @@ violation rates side by side.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
+from heisen import outputs
 from heisen.manifest import PhaseStatus, RunManifest
 from heisen.phase import PhaseContext, PhaseResult
-from heisen.pipeline import PredictSection
 from heisen.predict._architecture import load_architecture, load_incidents
 from heisen.predict._calibrate import quantile
-from heisen.predict._model import Architecture
+from heisen.predict._model import Architecture, Incident
 from heisen.predict._predict import predict
 from heisen.seeds import derive
 
@@ -26,14 +26,15 @@ MEASURED_PHASES = ("stress", "isolate", "contain", "chaos")
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    section: PredictSection = ctx.pipeline.phases.predict
+    section = ctx.pipeline.phases.predict
+    assert section is not None, "the runner skips predict when the pipeline has no section"
     architecture = load_architecture(ctx.loaded.resolve(section.architecture))
     incidents = load_incidents(ctx.loaded.resolve(section.incidents)) if section.incidents else ()
     agents = int(ctx.options.get("agents") or section.agents)
     cycles = int(ctx.options.get("cycles") or section.cycles)
     seed = derive(ctx.seed, "predict")
-    overrides: dict[str, Any] = {}
-    calibration: dict[str, Any] | None = None
+    overrides: dict[str, float] = {}
+    calibration: outputs.Calibration | None = None
     if ctx.options.get("calibrate"):
         earlier = RunManifest.load(Path(str(ctx.options["calibrate"])))
         base = predict(architecture, incidents, agents=agents, cycles=min(cycles, 500), seed=seed)
@@ -41,11 +42,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
             architecture, base.hotspots[0].operation if base.hotspots else None, earlier
         )
         overrides["latency_scale"] = scale
-        calibration = {
-            "run": str(ctx.options["calibrate"]),
-            "latency_scale": scale,
-            "compared": compare(architecture, incidents, earlier, overrides, cycles, seed),
-        }
+        calibration = outputs.Calibration(
+            run=str(ctx.options["calibrate"]),
+            latency_scale=scale,
+            compared=compare(architecture, incidents, earlier, overrides, cycles, seed),
+        )
     prediction = predict(
         architecture,
         incidents,
@@ -54,19 +55,19 @@ def run(ctx: PhaseContext) -> PhaseResult:
         seed=seed,
         overrides=overrides or None,
     )
-    outputs = prediction.as_outputs()
+    result = prediction.as_outputs()
     if calibration is not None:
-        outputs["calibration"] = calibration
-    top = outputs["hotspots"][0] if outputs["hotspots"] else None
+        result.calibration = calibration
+    top = result.hotspots[0] if result.hotspots else None
     if top is None:
         summary = f"no hotspot predicted at {agents} concurrent requests over {cycles} cycles"
     else:
         summary = (
-            f"top hotspot {top['boundary']} {top['anomaly']} in {top['operation']}: "
-            f"{top['predicted_violation_rate'] * 100:.1f}% of cycles at {agents} requests "
-            f"(score {top['score']:.0f}, {len(outputs['hotspots'])} hotspot(s))"
+            f"top hotspot {top.boundary} {top.anomaly} in {top.operation}: "
+            f"{top.predicted_violation_rate * 100:.1f}% of cycles at {agents} requests "
+            f"(score {top.score:.0f}, {len(result.hotspots)} hotspot(s))"
         )
-    return PhaseResult(PhaseStatus.PASSED, summary, outputs)
+    return PhaseResult(PhaseStatus.PASSED, summary, result.to_manifest())
 
 
 def operation_p50_ms(architecture: Architecture, operation_id: str | None) -> float | None:
@@ -80,7 +81,7 @@ def latency_scale(
     architecture: Architecture, operation_id: str | None, earlier: RunManifest
 ) -> float:
     observed = earlier.phases.get("stress") or earlier.phases.get("isolate")
-    p50 = (observed.outputs.get("latency_ms") or {}).get("p50") if observed else None
+    p50 = outputs.LoadFigures.from_manifest(observed.outputs).latency_ms.p50 if observed else None
     modelled = operation_p50_ms(architecture, operation_id)
     if not p50 or not modelled:
         return 1.0
@@ -89,23 +90,22 @@ def latency_scale(
 
 def compare(
     architecture: Architecture,
-    incidents: Any,
+    incidents: Iterable[Incident],
     earlier: RunManifest,
-    overrides: dict[str, Any],
+    overrides: Mapping[str, float],
     cycles: int,
     seed: int,
-) -> list[dict[str, Any]]:
+) -> list[outputs.CalibrationPoint]:
     """Predicted vs observed violation rates at the load each measured phase used."""
     rows = []
     for name in MEASURED_PHASES:
         record = earlier.phases.get(name)
-        if (
-            record is None
-            or "violation_rate" not in record.outputs
-            or not record.outputs.get("trials")
-        ):
+        if record is None:
             continue
-        load = max(1, int(record.outputs.get("requests", 0)) // int(record.outputs["trials"]))
+        measured = outputs.LoadFigures.from_manifest(record.outputs)
+        if "violation_rate" not in measured.model_fields_set or not measured.trials:
+            continue
+        load = max(1, measured.requests // measured.trials)
         prediction = predict(
             architecture,
             incidents,
@@ -115,19 +115,19 @@ def compare(
             overrides=overrides,
         )
         predicted = (
-            prediction.hotspots[0].as_dict()["predicted_violation_rate"]
+            round(prediction.hotspots[0].predicted_violation_rate, 6)
             if prediction.hotspots
             else 0.0
         )
-        observed = float(record.outputs["violation_rate"])
+        observed = float(measured.violation_rate)
         ratio = (predicted / observed) if observed else None
         rows.append(
-            {
-                "phase": name,
-                "load": load,
-                "predicted": round(predicted, 4),
-                "observed": observed,
-                "ratio": round(ratio, 3) if ratio is not None else None,
-            }
+            outputs.CalibrationPoint(
+                phase=name,
+                load=load,
+                predicted=round(predicted, 4),
+                observed=observed,
+                ratio=round(ratio, 3) if ratio is not None else None,
+            )
         )
     return rows

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from heisen import outputs
 from heisen.errors import UsageError
 from heisen.predict._model import Architecture, Incident
 from heisen.predict._overrides import apply_overrides
@@ -47,8 +48,8 @@ class Prediction:
     """
 
     hotspots: tuple[Hotspot, ...]
-    smallest_reproducing_load: Mapping[str, Any] | None
-    load: Mapping[str, Any]
+    smallest_reproducing_load: outputs.SmallestPredictedLoad | None
+    load: outputs.PredictedLoad
     agents: int
     cycles: int
     seed: int
@@ -56,21 +57,21 @@ class Prediction:
     elapsed_s: float
     score_formula: str = SCORE_FORMULA
 
-    def as_outputs(self) -> dict[str, Any]:
+    def as_outputs(self) -> outputs.PredictOutputs:
         """The `predict.outputs` section of the run manifest."""
-        return {
-            "hotspots": [hotspot.as_dict() for hotspot in self.hotspots],
-            "smallest_reproducing_load": dict(self.smallest_reproducing_load)
+        return outputs.PredictOutputs(
+            hotspots=[hotspot.to_output() for hotspot in self.hotspots],
+            smallest_reproducing_load=self.smallest_reproducing_load.model_copy()
             if self.smallest_reproducing_load
             else None,
-            "load": dict(self.load),
-            "agents": self.agents,
-            "cycles": self.cycles,
-            "seed": self.seed,
-            "reproduce_threshold": self.reproduce_threshold,
-            "score_formula": self.score_formula,
-            "elapsed_s": round(self.elapsed_s, 3),
-        }
+            load=self.load.model_copy(),
+            agents=self.agents,
+            cycles=self.cycles,
+            seed=self.seed,
+            reproduce_threshold=self.reproduce_threshold,
+            score_formula=self.score_formula,
+            elapsed_s=round(self.elapsed_s, 3),
+        )
 
 
 def predict(
@@ -136,12 +137,12 @@ def _matches(site: Site, hotspot: Hotspot) -> bool:
     )
 
 
-def _load(arch: Architecture, requests: int) -> dict[str, Any]:
-    return {
-        "requests": requests,
-        "window_ms": round(arch.workload.arrivals.span_s(requests) * 1e3, 3),
-        "per_operation": split_mix(arch.workload.mix, requests),
-    }
+def _load(arch: Architecture, requests: int) -> outputs.PredictedLoad:
+    return outputs.PredictedLoad(
+        requests=requests,
+        window_ms=round(arch.workload.arrivals.span_s(requests) * 1e3, 3),
+        per_operation=split_mix(arch.workload.mix, requests),
+    )
 
 
 def _hotspot(
@@ -160,11 +161,6 @@ def _hotspot(
     dispersion = min(outcome.window_cv, 1.0) if sensitivity.reproduced() else 0.0
     prior_term = prior(incidents, site.boundary, site.anomaly)
     op = arch.operations[site.operation]
-    detail: dict[str, Any] = {}
-    if site.limit and site.anomaly.value == "check-then-act":
-        detail["allowed_successes"] = site.limit
-    if site.anomaly.value == "lock-timeout":
-        detail["mean_wait_ms"] = round(outcome.mean_wait_s * 1e3, 3)
     return Hotspot(
         boundary=site.boundary,
         service=site.service,
@@ -183,7 +179,12 @@ def _hotspot(
         dispersion=dispersion,
         prior=prior_term,
         window_ms=outcome.window_mean_s * 1e3,
-        detail=detail,
+        allowed_successes=site.limit
+        if site.limit and site.anomaly.value == "check-then-act"
+        else None,
+        mean_wait_ms=round(outcome.mean_wait_s * 1e3, 3)
+        if site.anomaly.value == "lock-timeout"
+        else None,
     )
 
 
@@ -194,7 +195,7 @@ def _rate(result: SwarmResult, site: Site) -> float:
 
 def _smallest_load(
     arch: Architecture, site: Site, agents: int, cycles: int, seed: int, threshold: float
-) -> dict[str, Any] | None:
+) -> outputs.SmallestPredictedLoad | None:
     """Doubling from 2 requests up to 4x agents, then bisection to within 5%."""
 
     def reproduces(requests: int) -> float:
@@ -215,11 +216,14 @@ def _smallest_load(
             high, rate = middle, middle_rate
         else:
             low = middle
-    return {
-        **_load(arch, high),
-        "anomaly": site.anomaly.value,
-        "boundary": site.boundary,
-        "operation": site.operation,
-        "predicted_violation_rate": round(rate, 6),
-        "cycles": cycles,
-    }
+    load = _load(arch, high)
+    return outputs.SmallestPredictedLoad(
+        requests=load.requests,
+        window_ms=load.window_ms,
+        per_operation=load.per_operation,
+        anomaly=site.anomaly.value,
+        boundary=site.boundary,
+        operation=site.operation,
+        predicted_violation_rate=round(rate, 6),
+        cycles=cycles,
+    )

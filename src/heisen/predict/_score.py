@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from heisen import outputs
 from heisen.predict._model import Anomaly, Incident
 
 SCORE_FORMULA = (
@@ -83,11 +83,11 @@ class Sensitivity:
     def reproduced(self) -> bool:
         return any(rate > 0 for rate in (*self.burst.values(), *self.latency.values()))
 
-    def as_dict(self) -> dict[str, dict[str, float]]:
-        return {
-            "burst": {f"x{factor:g}": round(rate, 6) for factor, rate in self.burst.items()},
-            "latency": {f"x{factor:g}": round(rate, 6) for factor, rate in self.latency.items()},
-        }
+    def to_output(self) -> outputs.Sensitivity:
+        return outputs.Sensitivity(
+            burst={f"x{factor:g}": round(rate, 6) for factor, rate in self.burst.items()},
+            latency={f"x{factor:g}": round(rate, 6) for factor, rate in self.latency.items()},
+        )
 
 
 def volatility(rate: float, sensitivity: float, dispersion: float, prior_term: float) -> float:
@@ -102,7 +102,11 @@ def volatility(rate: float, sensitivity: float, dispersion: float, prior_term: f
 
 @dataclass(frozen=True, slots=True)
 class Hotspot:
-    """One ranked place where a race is predicted, as the manifest records it."""
+    """One ranked place where a race is predicted; `to_output()` is how the manifest records it.
+
+    `allowed_successes` (check-then-act with a limit) and `mean_wait_ms` (lock-timeout) are
+    recorded only for those anomalies.
+    """
 
     boundary: str
     service: str
@@ -110,44 +114,51 @@ class Hotspot:
     anomaly: Anomaly
     key: str
     operation: str
-    endpoint: Mapping[str, Any] | None
+    endpoint: Mapping[str, object] | None
     score: float
     predicted_violation_rate: float
     ci95: tuple[float, float]
     violations: int
     cycles: int
-    load: Mapping[str, Any]
+    load: outputs.PredictedLoad
     sensitivity: Sensitivity
     dispersion: float
     prior: float
     window_ms: float
-    detail: Mapping[str, Any] = field(default_factory=dict)
+    allowed_successes: int | None = None
+    mean_wait_ms: float | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "boundary": self.boundary,
-            "service": self.service,
-            "resource": self.resource,
-            "anomaly": self.anomaly.value,
-            "score": round(self.score, 2),
-            "predicted_violation_rate": round(self.predicted_violation_rate, 6),
-            "ci95": [round(self.ci95[0], 6), round(self.ci95[1], 6)],
-            "load": dict(self.load),
-            "operation": self.operation,
-            "endpoint": dict(self.endpoint) if self.endpoint is not None else None,
-            "key": self.key,
-            "sensitivity": self.sensitivity.as_dict(),
-            "terms": {
-                "rate": round(self.predicted_violation_rate, 6),
-                "sensitivity": round(self.sensitivity.index(), 6),
-                "dispersion": round(self.dispersion, 6),
-                "prior": round(self.prior, 6),
-            },
-            "window_ms": round(self.window_ms, 4),
-            "violations": self.violations,
-            "cycles": self.cycles,
-            **dict(self.detail),
-        }
+    def to_output(self) -> outputs.Hotspot:
+        hotspot = outputs.Hotspot(
+            boundary=self.boundary,
+            service=self.service,
+            resource=self.resource,
+            anomaly=self.anomaly.value,
+            score=round(self.score, 2),
+            predicted_violation_rate=round(self.predicted_violation_rate, 6),
+            ci95=(round(self.ci95[0], 6), round(self.ci95[1], 6)),
+            load=self.load.model_copy(),
+            operation=self.operation,
+            endpoint=None
+            if self.endpoint is None
+            else outputs.Endpoint.model_validate(dict(self.endpoint)),
+            key=self.key,
+            sensitivity=self.sensitivity.to_output(),
+            terms=outputs.ScoreTerms(
+                rate=round(self.predicted_violation_rate, 6),
+                sensitivity=round(self.sensitivity.index(), 6),
+                dispersion=round(self.dispersion, 6),
+                prior=round(self.prior, 6),
+            ),
+            window_ms=round(self.window_ms, 4),
+            violations=self.violations,
+            cycles=self.cycles,
+        )
+        if self.allowed_successes is not None:
+            hotspot.allowed_successes = self.allowed_successes
+        if self.mean_wait_ms is not None:
+            hotspot.mean_wait_ms = self.mean_wait_ms
+        return hotspot
 
 
 def rank(hotspots: Iterable[Hotspot]) -> tuple[Hotspot, ...]:
