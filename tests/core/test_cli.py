@@ -3,11 +3,13 @@
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 import heisen.cli._commands
+import support
 from heisen import __version__
 from heisen.cli import app
 
@@ -15,14 +17,7 @@ runner = CliRunner()
 HEAVY = ("psycopg", "redis", "kubernetes", "numpy", "aiohttp", "faker", "h2")
 
 
-def heisen(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"NO_COLOR": "1", "COLUMNS": "100", "PATH": "/usr/bin:/bin", **(env or {})},
-    )
+heisen = partial(support.heisen, timeout=60, columns=100)
 
 
 def test_help_lists_every_command_and_imports_no_driver():

@@ -8,19 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from support import heisen, manifest_of
 
 COUNTER = Path(__file__).parent / "counter"
-
-
-def heisen(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
 
 
 @pytest.fixture
@@ -28,10 +19,6 @@ def counter(tmp_path):
     target = tmp_path / "counter"
     shutil.copytree(COUNTER, target)
     return target
-
-
-def manifest_of(run_dir: Path) -> dict:
-    return yaml.safe_load((run_dir / "manifest.yaml").read_text())
 
 
 def test_a_real_race_exits_1_with_the_manifest_contract(counter, tmp_path):
