@@ -269,7 +269,7 @@ class _Checker:
 
     def _check_reach(self, path: YamlPath, addresses: dict[str, str | None]) -> None:
         """The loopback rule (system._addresses) on each address; stubs: _referenced."""
-        from heisen.system._addresses import loopback_problems
+        from heisen.system import loopback_problems
 
         for key, address in addresses.items():
             for message in loopback_problems(address, self.pipeline.allow_hosts) if address else []:
@@ -494,7 +494,7 @@ class _Checker:
 
     def _check_toxic(self, path: YamlPath, kind: str, attributes: dict[str, Any]) -> None:
         """A toxic's attributes as the proxy will read them, with times bounded."""
-        from heisen.system._toxics import ATTRIBUTE_MODELS, ToxicType
+        from heisen.system import ATTRIBUTE_MODELS, ToxicType
 
         model = ATTRIBUTE_MODELS[ToxicType(kind)]
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -91,6 +91,12 @@ class TeardownProblem:
 
     what: str
     error: str
+    cause: BaseException | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, what: str, exc: BaseException) -> TeardownProblem:
+        """`what` failed to stop with `exc` (kept as `cause`, for a caller that must re-raise it)."""
+        return cls(what, str(exc).strip() or type(exc).__name__, exc)
 
     def __str__(self) -> str:
         return f"{self.what}: {self.error}"

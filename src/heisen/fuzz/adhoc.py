@@ -101,7 +101,7 @@ def run_adhoc_fuzz(
 
 def _base(url: str) -> tuple[str, str, str, int]:
     """`http://127.0.0.1:8080/api` → (`http://127.0.0.1:8080`, `/api`, host, port), loopback only."""
-    from heisen.system._addresses import check_address
+    from heisen.system import check_address
 
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:

@@ -75,7 +75,7 @@ class AdHocPlan:
 
 def plan(load: AdHocLoad) -> AdHocPlan:
     """Validate the options; UsageError says what is wrong and how to write it."""
-    from heisen.system._addresses import loopback_problems
+    from heisen.system import loopback_problems
 
     parts = urlsplit(load.url)
     if parts.scheme != "http" or not parts.hostname:

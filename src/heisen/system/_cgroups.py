@@ -22,30 +22,17 @@ import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from heisen.errors import SystemUnavailable
+from heisen.system_protocol import CpuThrottling
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PARENT = "heisen"
 _V1_CONTROLLERS = ("cpu", "cpuacct", "memory")
 
 
-@dataclass(frozen=True, slots=True)
-class Throttling:
-    """CFS bandwidth statistics: periods seen, periods throttled, time spent throttled."""
-
-    periods: int = 0
-    throttled_periods: int = 0
-    throttled_s: float = 0.0
-
-    def __add__(self, other: Throttling) -> Throttling:
-        return Throttling(
-            self.periods + other.periods,
-            self.throttled_periods + other.throttled_periods,
-            self.throttled_s + other.throttled_s,
-        )
+Throttling = CpuThrottling  # the name the platform has always used for it
 
 
 def cgroup_version(root: Path = CGROUP_ROOT) -> int | None:

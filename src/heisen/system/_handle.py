@@ -7,7 +7,8 @@ link goes through its own TCP proxy in the daemon (`inventory->redis`), so
 isolate and chaos can add latency and faults to one link; every service is
 fronted by a proxy that balances connections over its ready replicas. Probes
 and setup steps reach dependencies directly, so faults never blind the oracle.
-Stop order is the reverse; stop() is idempotent and runs on every exit path.
+Stop order is the reverse; stop() is idempotent and runs on every exit path,
+and goes on past what fails to stop, returning it as TeardownProblems.
 
 CPU/memory limits use cgroups when a hierarchy is writable; `HEISEN_CGROUPS=off`
 in the environment makes heisen act as if none were (the duty-cycle fallback,
@@ -16,7 +17,7 @@ or `contain`'s `strict: true` error), to try those paths on a machine that has t
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -24,14 +25,26 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heisen import _templates
 from heisen.errors import SystemUnavailable, UsageError
-from heisen.pipeline import Dependency, DependencyKind, LoadedPipeline, Resources, Service
+from heisen.schema import Dependency, DependencyKind, LoadedPipeline, Resources, Service
 from heisen.system._addresses import check_address, host_port, with_host_port
 from heisen.system._ports import LOOPBACK, free_port
+from heisen.system_protocol import LinkTraffic, TeardownProblem
+
+if TYPE_CHECKING:
+    from heisen.system._cgroups import CgroupManager
+    from heisen.system._postgres import EmbeddedPostgres
+    from heisen.system._process import ManagedProcess
+    from heisen.system._proxy_client import ProxyControl
+    from heisen.system._redis import EmbeddedRedis
+    from heisen.system._replicas import ReplicaSet
+
+log = logging.getLogger(__name__)
 
 OWNER_FILE = "owner.pid"
 DEFAULT_PORTS = {DependencyKind.POSTGRES: 5432, DependencyKind.REDIS: 6379, DependencyKind.HTTP: 80}
@@ -42,8 +55,8 @@ class _RunningDependency:
     name: str
     spec: Dependency
     address: str  # DSN or URL reaching it directly
-    server: Any = None  # EmbeddedPostgres | EmbeddedRedis | ReplicaSet | None (external)
-    stub: Any = None  # ManagedProcess of a stub serving in its place
+    server: EmbeddedPostgres | EmbeddedRedis | ReplicaSet | None = None  # None: external
+    stub: ManagedProcess | None = None  # a stub serving in its place
 
 
 @dataclass
@@ -51,7 +64,7 @@ class _RunningService:
     name: str
     spec: Service
     front: tuple[str, int]
-    replicas: Any = None  # ReplicaSet, or None when external
+    replicas: ReplicaSet | None = None  # None when external
     resources: Resources = field(default_factory=Resources)
 
 
@@ -73,24 +86,11 @@ def sweep_stale_work_dirs(root: Path | None = None) -> list[Path]:
     return removed
 
 
-@dataclass(frozen=True, slots=True)
-class LinkTraffic:
-    """Counters of one link; subtract two readings for what happened between them."""
-
-    bytes: int
-    toxic_chunks: int
-    toxic_delay_s: float
-
-    def __sub__(self, earlier: LinkTraffic) -> LinkTraffic:
-        return LinkTraffic(
-            self.bytes - earlier.bytes,
-            self.toxic_chunks - earlier.toxic_chunks,
-            self.toxic_delay_s - earlier.toxic_delay_s,
-        )
-
-    @property
-    def mean_toxic_delay_ms(self) -> float | None:
-        return self.toxic_delay_s * 1000 / self.toxic_chunks if self.toxic_chunks else None
+def _remove_dir(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
 
 
 class SystemHandle:
@@ -113,16 +113,17 @@ class SystemHandle:
         self.log_dir = run_dir / "logs"
         self._log = log or (lambda message: None)
         self._work_dir: Path | None = None
-        self._proxyd: Any = None
-        self.proxies: Any = None  # ProxyControl
+        self._proxyd: ManagedProcess | None = None
+        self.proxies: ProxyControl | None = None
         self._dependencies: dict[str, _RunningDependency] = {}
         self._services: dict[str, _RunningService] = {}
         self._links: dict[str, tuple[str, int]] = {}
         self._peer_replicas: dict[str, tuple[int, dict[int, int]]] = {}  # see replica_of_peers
-        self._cgroups: Any = None
+        self._cgroups: CgroupManager | None = None
         self._already_running: set[int] = set()
         self.limits_warning: str | None = None
         self._started = False
+        self.teardown_problems: list[TeardownProblem] = []  # what the last stop() returned
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -131,7 +132,8 @@ class SystemHandle:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        for problem in self.stop():
+            log.warning("did not stop cleanly: %s", problem)
 
     def start(self) -> None:
         from heisen.system._process import live_processes
@@ -152,32 +154,44 @@ class SystemHandle:
             self._log(f"starting service {name}")
             self._services[name] = self._start_service(name, service, Resources())
 
-    def stop(self) -> None:
+    def stop(self) -> list[TeardownProblem]:
+        """Stop everything started, in reverse order; what failed to stop is returned.
+
+        A failure does not stop the teardown: every other part is still stopped.
+        """
         from heisen.system._process import live_processes
 
         if not self._started:
-            return
+            return []
         self._started = False
+        problems: list[TeardownProblem] = []
+
+        def attempt(what: str, stop: Callable[[], object]) -> None:
+            try:
+                stop()
+            except Exception as exc:
+                problems.append(TeardownProblem.of(what, exc))
+
         for running in reversed(list(self._services.values())):
             if running.replicas is not None:
-                with contextlib.suppress(Exception):
-                    running.replicas.stop()
+                attempt(f"service {running.name}", running.replicas.stop)
         for dependency in reversed(list(self._dependencies.values())):
-            for part in (dependency.stub, dependency.server):
-                if part is not None:
-                    with contextlib.suppress(Exception):
-                        part.stop()
+            if dependency.stub is not None:
+                attempt(f"stub of {dependency.name}", dependency.stub.stop)
+            if dependency.server is not None:
+                attempt(f"dependency {dependency.name}", dependency.server.stop)
         if self._proxyd is not None:
-            self._proxyd.stop()
+            attempt("proxy daemon", self._proxyd.stop)
         if self._cgroups is not None:
-            with contextlib.suppress(Exception):
-                self._cgroups.remove_all()
+            attempt("cgroups", self._cgroups.remove_all)
         # Whatever was spawned but not yet recorded when a start was cut short (Ctrl-C mid-start).
         for process in reversed(live_processes()):
             if process.pid not in self._already_running:
-                process.stop()
+                attempt(f"process {process.name} (pid {process.pid})", process.stop)
         if self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
+            attempt(f"work dir {self._work_dir}", partial(_remove_dir, self._work_dir))
+        self.teardown_problems = problems
+        return problems
 
     def kill(self) -> None:
         """The last resort when stop() hangs: SIGKILL everything started, remove the work dir.
@@ -248,17 +262,24 @@ class SystemHandle:
             check_address(service.url, self.pipeline.allow_hosts, f"services.{name}")
             host, port = host_port(service.url, 80)
             return _RunningService(name, service, (host, port), None, resources)
-        front_host, front_port = self.proxies.create(f"svc:{name}", [], listen=f"{LOOPBACK}:0")
+        front_host, front_port = self._control().create(f"svc:{name}", [], listen=f"{LOOPBACK}:0")
         replicas = self._start_replicas(name, service, resources)
         return _RunningService(name, service, (front_host, front_port), replicas, resources)
 
-    def _start_replicas(self, name: str, service: Service, resources: Resources) -> Any:
+    def _control(self) -> ProxyControl:
+        if self.proxies is None:
+            raise UsageError("the system is not started: it has no proxies yet")
+        return self.proxies
+
+    def _start_replicas(self, name: str, service: Service, resources: Resources) -> ReplicaSet:
         """Start `service`'s replicas under `resources`; its front proxy follows their readiness."""
         assert service.command is not None
         proxy = f"svc:{name}"
 
+        control = self._control()
+
         def follow(ready: list[tuple[str, int]]) -> None:
-            self.proxies.set_upstreams(proxy, [f"{host}:{port}" for host, port in ready])
+            control.set_upstreams(proxy, [f"{host}:{port}" for host, port in ready])
 
         replicas = self._replica_set(
             name,
@@ -287,7 +308,7 @@ class SystemHandle:
         *,
         startup_s: float = 30.0,
         on_ready_change: Callable[[list[tuple[str, int]]], None] | None = None,
-    ) -> Any:
+    ) -> ReplicaSet:
         from heisen.system._replicas import ReplicaSet
 
         def env_for(index: int, port: int) -> dict[str, str]:
@@ -327,7 +348,7 @@ class SystemHandle:
             on_ready_change=on_ready_change,
         )
 
-    def _cgroup_manager(self) -> Any:
+    def _cgroup_manager(self) -> CgroupManager | None:
         from heisen.system._cgroups import CgroupManager
 
         if self._cgroups is None:
@@ -347,7 +368,7 @@ class SystemHandle:
     def _link(self, source: str, target: str, upstream: tuple[str, int]) -> tuple[str, int]:
         name = f"{source}->{target}"
         if name not in self._links:
-            self._links[name] = self.proxies.create(
+            self._links[name] = self._control().create(
                 name, [f"{upstream[0]}:{upstream[1]}"], listen=f"{LOOPBACK}:0"
             )
         return self._links[name]
@@ -389,7 +410,7 @@ class SystemHandle:
         except KeyError:
             raise UsageError(f"no service named {name!r}") from None
 
-    def replicas(self, service: str | None = None) -> Any:
+    def replicas(self, service: str | None = None) -> ReplicaSet:
         running = self._service(service)
         if running.replicas is None:
             raise UsageError(
@@ -434,7 +455,7 @@ class SystemHandle:
         """The CPU and memory limits `service`'s replicas run under now (none: Resources())."""
         return self._service(service).resources
 
-    def set_resources(self, service: str, resources: Resources) -> Any:
+    def set_resources(self, service: str, resources: Resources) -> ReplicaSet:
         """Restart `service`'s replicas under these CPU and memory limits."""
         running = self._service(service)
         if running.replicas is None:
@@ -460,20 +481,19 @@ class SystemHandle:
 
     def link_traffic(self, link: str) -> LinkTraffic:
         """What the link has carried so far, and what its toxics added to it."""
-        stats = self.proxies.stats(self.link_proxy(link))
+        stats = self._control().stats(self.link_proxy(link))
         return LinkTraffic(
             stats.bytes_upstream + stats.bytes_downstream, stats.toxic_chunks, stats.toxic_delay_s
         )
 
     def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.proxies.add_toxic(self.link_proxy(link), dict(toxic))
-        return result
+        return self._control().add_toxic(self.link_proxy(link), dict(toxic))
 
     def remove_toxic(self, link: str, name: str) -> None:
-        self.proxies.remove_toxic(self.link_proxy(link), name)
+        self._control().remove_toxic(self.link_proxy(link), name)
 
     def set_link_enabled(self, link: str, enabled: bool) -> None:
-        self.proxies.set_enabled(self.link_proxy(link), enabled)
+        self._control().set_enabled(self.link_proxy(link), enabled)
 
     def reset_faults(self) -> None:
         """Every toxic removed, every link enabled (the rollback of isolate and chaos)."""
@@ -515,11 +535,12 @@ class SystemHandle:
     def _repoint_links(self, dependency: str, upstream: str) -> None:
         """Links to `dependency` now reach `upstream`; their open connections are dropped, or a
         service's pooled keep-alive connections would go on reaching the old one."""
+        control = self._control()
         for link in self._links:
             if link.endswith(f"->{dependency}"):
-                self.proxies.set_upstreams(link, [upstream])
-                self.proxies.set_enabled(link, False)
-                self.proxies.set_enabled(link, True)
+                control.set_upstreams(link, [upstream])
+                control.set_enabled(link, False)
+                control.set_enabled(link, True)
 
     def stop_stub(self, dependency: str) -> None:
         running = self._dependencies[dependency]
@@ -534,7 +555,12 @@ class SystemHandle:
         running = self._dependencies.get(name)
         if running is None or running.server is None:
             raise UsageError(f"dependency {name!r} is not one heisen started: it cannot restart it")
-        running.server.restart()
+        from heisen.system._replicas import ReplicaSet
+
+        if isinstance(running.server, ReplicaSet):
+            running.server.restart_all()
+        else:
+            running.server.restart()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -369,12 +369,16 @@ class KubeBackend:
             forwarder.stop()
         self._forwarders.clear()
 
+    def close_client(self) -> None:
+        """Close the API client's connections (after close(): nothing else is sent)."""
+        self._api_client.close()
+
     def __enter__(self) -> KubeBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-        self._api_client.close()
+        self.close_client()
 
 
 class _PortForwarder:

@@ -47,6 +47,7 @@ from heisen.system._dutycycle import DutyCycle, process_cpu_s
 from heisen.system._health import ProbeResult, probe_once
 from heisen.system._ports import LOOPBACK, free_port
 from heisen.system._process import ManagedProcess, spawn
+from heisen.system_protocol import Enforcement, ReplicaState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,24 +83,7 @@ class Backoff:
         return min(self.cap_s, self.initial_s * self.factor ** min(attempt, 64))
 
 
-@dataclass(frozen=True, slots=True)
-class ReplicaInfo:
-    index: int
-    pid: int | None
-    port: int
-    ready: bool
-    restarts: int
-    alive: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Enforcement:
-    """How the limits are enforced: `cgroup`, `dutycycle` (CPU only) or `none`."""
-
-    mechanism: str
-    cpu: float | None
-    memory: int | None
-    reason: str | None = None  # why cgroups were not used, when they were not
+ReplicaInfo = ReplicaState  # the name the platform has always used for it
 
 
 class _Replica:
