@@ -53,6 +53,18 @@ class Warning:
 
 
 @dataclass(frozen=True, slots=True)
+class TeardownFailed:
+    """What did not stop cleanly when the run ended, each as `(what, error)`."""
+
+    problems: tuple[tuple[str, str], ...]
+
+    @property
+    def message(self) -> str:
+        listed = "; ".join(f"{what}: {error}" for what, error in self.problems)
+        return f"did not stop cleanly: {listed}"
+
+
+@dataclass(frozen=True, slots=True)
 class PhaseFinished:
     phase: str
     status: str
@@ -63,8 +75,9 @@ class PhaseFinished:
 
 @dataclass(frozen=True, slots=True)
 class RunFinished:
+    """The run ended with `status`; the exit code is the command line's to decide."""
+
     status: str
-    exit_code: int
     run_dir: str
 
 
@@ -75,6 +88,7 @@ Event = (
     | TrialFinished
     | Progress
     | Warning
+    | TeardownFailed
     | PhaseFinished
     | RunFinished
 )

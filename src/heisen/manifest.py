@@ -65,6 +65,13 @@ class PhaseRecord(_Record):
     inconclusive_reason: str | None = None
 
 
+class TeardownRecord(_Record):
+    """Something that did not stop cleanly when the run ended."""
+
+    what: str
+    error: str
+
+
 class RunInfo(_Record):
     id: str
     pipeline: str
@@ -81,13 +88,17 @@ class RunManifest(_Record):
     run: RunInfo
     status: RunStatus = RunStatus.RUNNING
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
-    pipeline: dict[str, Any] = Field(default_factory=dict)
+    teardown: list[TeardownRecord] = Field(default_factory=list)  # written only when not empty
+    pipeline: dict[str, Any] = Field(default_factory=dict)  # the YAML as read (serialisation)
+    system: dict[str, Any] | None = None  # what ran where (`System.describe()`): serialisation
 
     def phase(self, name: str) -> PhaseRecord:
         return self.phases.setdefault(name, PhaseRecord())
 
     def to_plain(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude_none=True)
+        if not data.get("teardown"):
+            data.pop("teardown", None)
         for record in data.get("phases", {}).values():
             record.setdefault("outputs", {})
         return redact(plain(data))  # type: ignore[no-any-return]

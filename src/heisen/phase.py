@@ -9,17 +9,17 @@ conditions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from heisen.events import Event, EventSink
 from heisen.manifest import PhaseStatus, RunManifest
-from heisen.pipeline import LoadedPipeline
+from heisen.schema import LoadedPipeline, PhaseName, Pipeline
+from heisen.system_protocol import System
 
-if TYPE_CHECKING:
-    from heisen.system import SystemHandle
+__all__ = ["Finding", "PhaseContext", "PhaseName", "PhaseResult", "PhaseRun"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,14 +37,14 @@ class PhaseContext:
 
     loaded: LoadedPipeline
     manifest: RunManifest
-    system: SystemHandle | None
+    system: System | None
     seed: int
     run_dir: Path
     emit: EventSink
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def pipeline(self) -> Any:
+    def pipeline(self) -> Pipeline:
         return self.loaded.pipeline
 
     def outputs_of(self, phase: str) -> dict[str, Any]:
@@ -100,3 +100,7 @@ class PhaseResult:
             list(artifacts or []),
             inconclusive_reason=reason,
         )
+
+
+PhaseRun = Callable[[PhaseContext], PhaseResult]
+"""What each phase package exports as `run`."""

@@ -11,14 +11,13 @@ whose status says how the run ended.
 from __future__ import annotations
 
 import faulthandler
-import importlib
 import logging
 import os
 import secrets
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,14 +34,14 @@ from heisen.manifest import (
     RunInfo,
     RunManifest,
     RunStatus,
+    TeardownRecord,
     now,
 )
-from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.pipeline import LoadedPipeline
-from heisen.schema import PhaseName
+from heisen.phase import Finding, PhaseContext, PhaseResult, PhaseRun
+from heisen.schema import LoadedPipeline, PhaseName, Pipeline, TrialsSection
 from heisen.seeds import new_seed
+from heisen.system_protocol import System, TeardownProblem
 
-NEEDS_NO_SYSTEM = frozenset({"predict"})
 CRASH_LOG = "heisen-crash.log"
 # How long an interrupted run may take to stop before heisen kills what it started and exits.
 STOP_DEADLINE_S = 40.0
@@ -55,6 +54,61 @@ class RunOutcome:
     run_dir: Path
     findings: list[Finding] = field(default_factory=list)
     error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredPhase:
+    """A phase as the runner drives it: its `run`, and whether it needs the system started."""
+
+    run: PhaseRun
+    needs_system: Callable[[Pipeline], bool] = lambda pipeline: True
+
+
+def _predict() -> RegisteredPhase:
+    from heisen import predict
+
+    return RegisteredPhase(predict.run, needs_system=lambda pipeline: False)
+
+
+def _stress() -> RegisteredPhase:
+    from heisen import stress
+
+    return RegisteredPhase(stress.run)
+
+
+def _fuzz() -> RegisteredPhase:
+    from heisen import fuzz
+
+    return RegisteredPhase(fuzz.run)
+
+
+def _isolate() -> RegisteredPhase:
+    from heisen import isolate
+
+    return RegisteredPhase(isolate.run)
+
+
+def _contain() -> RegisteredPhase:
+    from heisen import contain
+
+    return RegisteredPhase(contain.run, needs_system=contain.needs_system)
+
+
+def _chaos() -> RegisteredPhase:
+    from heisen import chaos
+
+    return RegisteredPhase(chaos.run)
+
+
+PHASES: Mapping[PhaseName, Callable[[], RegisteredPhase]] = {
+    PhaseName.PREDICT: _predict,
+    PhaseName.STRESS: _stress,
+    PhaseName.FUZZ: _fuzz,
+    PhaseName.ISOLATE: _isolate,
+    PhaseName.CONTAIN: _contain,
+    PhaseName.CHAOS: _chaos,
+}
+"""Every phase, by name: each imports its package when a run first needs it."""
 
 
 def new_run_id() -> str:
@@ -75,18 +129,25 @@ def stop_deadline_s() -> float:
     return seconds
 
 
+def phase_named(name: str) -> PhaseName:
+    """The phase called `name`; UsageError naming the phases when there is none."""
+    try:
+        return PhaseName(name)
+    except ValueError:
+        raise UsageError(f"no phase named {name!r} (phases: {', '.join(PhaseName)})") from None
+
+
 def select_phases(
     *, only: Sequence[str] = (), skip: Sequence[str] = (), start_from: str | None = None
-) -> list[str]:
-    for name in (*only, *skip, *([start_from] if start_from else [])):
-        if name not in tuple(PhaseName):
-            raise UsageError(f"no phase named {name!r} (phases: {', '.join(PhaseName)})")
-    chosen: list[str] = list(PhaseName)
+) -> list[PhaseName]:
+    chosen_only = {phase_named(name) for name in only}
+    skipped = {phase_named(name) for name in skip}
+    chosen = list(PhaseName)
     if start_from:
-        chosen = chosen[chosen.index(start_from) :]
+        chosen = chosen[chosen.index(phase_named(start_from)) :]
     if only:
-        chosen = [name for name in chosen if name in only]
-    return [name for name in chosen if name not in skip]
+        chosen = [name for name in chosen if name in chosen_only]
+    return [name for name in chosen if name not in skipped]
 
 
 class Runner:
@@ -95,7 +156,7 @@ class Runner:
         loaded: LoadedPipeline,
         *,
         run_dir: Path,
-        phases: Sequence[str],
+        phases: Sequence[PhaseName],
         seed: int | None = None,
         sink: events.EventSink = events.discard,
         options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -120,11 +181,11 @@ class Runner:
                 pipeline=loaded.raw,
             )
             for name in PhaseName:
-                manifest.phase(name)
+                manifest.phase(name.value)
         self.manifest = manifest
-        self.system: Any = None
+        self.system: System | None = None
         self._stop_deadline_s = stop_deadline_s()
-        self._stopping: Any = None  # the system while it is being stopped
+        self._stopping: System | None = None  # the system while it is being stopped
 
     @property
     def seed(self) -> int:
@@ -175,11 +236,11 @@ class Runner:
                     self._stop_system()
                     self.manifest.run.finished_at = now()
                     self.save()
-        self.sink(events.RunFinished(str(self.manifest.status), 0, str(self.run_dir)))
+        self.sink(events.RunFinished(str(self.manifest.status), str(self.run_dir)))
         return outcome
 
     def _overall_status(self) -> RunStatus:
-        statuses = [self.manifest.phases[name].status for name in self.phases]
+        statuses = [self.manifest.phases[name.value].status for name in self.phases]
         if PhaseStatus.ERROR in statuses:
             return RunStatus.ERROR
         if PhaseStatus.FAILED in statuses:
@@ -195,9 +256,9 @@ class Runner:
                 record.finished_at = now()
                 record.error = PhaseError(type=error_type, message=message)
 
-    def _run_phase(self, name: str) -> PhaseResult:
-        record = self.manifest.phase(name)
-        section = getattr(self.loaded.pipeline.phases, name)
+    def _run_phase(self, name: PhaseName) -> PhaseResult:
+        record = self.manifest.phase(name.value)
+        section = self.loaded.pipeline.phases.section(name)
         if section is None or not section.enabled:
             why = (
                 f"the pipeline has no phases.{name} section"
@@ -205,23 +266,16 @@ class Runner:
                 else f"phases.{name}.enabled is false"
             )
             return self._finish(name, record, PhaseResult.skipped(why), time.monotonic())
-        module = self._phase_module(name)
-        if module is None:
-            return self._finish(
-                name,
-                record,
-                PhaseResult.skipped(f"the {name} phase is not available in this build"),
-                time.monotonic(),
-            )
+        phase = PHASES[name]()
         record.status = PhaseStatus.RUNNING
         record.started_at = now()
         record.finished_at = None
         record.error = None
         self.save()
         started = time.monotonic()
-        self.sink(events.PhaseStarted(name, getattr(section, "trials", None)))
-        needs_system = getattr(module, "needs_system", lambda pipeline: name not in NEEDS_NO_SYSTEM)
-        if needs_system(self.loaded.pipeline):
+        trials = section.trials if isinstance(section, TrialsSection) else None
+        self.sink(events.PhaseStarted(name.value, trials))
+        if phase.needs_system(self.loaded.pipeline):
             self._start_system()
         ctx = PhaseContext(
             loaded=self.loaded,
@@ -230,10 +284,10 @@ class Runner:
             seed=self.seed,
             run_dir=self.run_dir,
             emit=self.sink,
-            options=self.options.get(name, {}),
+            options=self.options.get(name.value, {}),
         )
         try:
-            result: PhaseResult = module.run(ctx)
+            result = phase.run(ctx)
         except Interrupted:
             raise
         except HeisenError as exc:
@@ -247,7 +301,7 @@ class Runner:
         return self._finish(name, record, result, started)
 
     def _finish_with_error(
-        self, name: str, record: PhaseRecord, exc: HeisenError, started: float
+        self, name: PhaseName, record: PhaseRecord, exc: HeisenError, started: float
     ) -> None:
         """The phase is `error`; what it measured before the error stays in its outputs."""
         if isinstance(exc, PhaseCrashed):
@@ -269,12 +323,8 @@ class Runner:
         with (self.run_dir / CRASH_LOG).open("a", encoding="utf-8") as log:
             log.write(redact_text(f"--- {now()} phase {name}\n{''.join(lines)}\n"))
 
-    def _phase_module(self, name: str) -> Any:
-        module = importlib.import_module(f"heisen.{name}")
-        return module if hasattr(module, "run") else None
-
     def _finish(
-        self, name: str, record: PhaseRecord, result: PhaseResult, started: float
+        self, name: PhaseName, record: PhaseRecord, result: PhaseResult, started: float
     ) -> PhaseResult:
         record.status = result.status
         record.skip_reason = result.skip_reason
@@ -292,7 +342,7 @@ class Runner:
         self.save()
         self.sink(
             events.PhaseFinished(
-                name, str(result.status), result.summary, record.duration_s, record.outputs
+                name.value, str(result.status), result.summary, record.duration_s, record.outputs
             )
         )
         return result
@@ -300,23 +350,27 @@ class Runner:
     def _start_system(self) -> None:
         if self.system is not None:
             return
+        self.sink(events.SystemStarting("starting the system under test"))
+        self.system = self._new_system()
+        try:
+            self.system.start()
+        except BaseException:
+            self._stop_system()
+            raise
+        self.manifest.system = self.system.describe()
+        self.save()
+
+    def _new_system(self) -> System:
+        """The implementation of the system this run drives: processes on this machine."""
         from heisen.system import SystemHandle
 
-        self.sink(events.SystemStarting("starting the system under test"))
-        self.system = SystemHandle(
+        return SystemHandle(
             self.loaded,
             self.run_dir,
             seed=self.seed,
             run_id=self.manifest.run.id,
             log=lambda message: self.sink(events.SystemStarting(message)),
         )
-        try:
-            self.system.start()
-        except BaseException:
-            self._stop_system()
-            raise
-        self.manifest.system = self.system.describe()  # type: ignore[attr-defined]
-        self.save()
 
     def _stop_system(self) -> None:
         probes = sys.modules.get("heisen.oracle._python_runner")
@@ -324,7 +378,16 @@ class Runner:
             probes.stop_python_probes()
         if self.system is not None:
             self._stopping, self.system = self.system, None
-            self._stopping.stop()
+            self._report_teardown(self._stopping.stop())
+
+    def _report_teardown(self, problems: Sequence[TeardownProblem]) -> None:
+        """What did not stop cleanly: a warning now, and `teardown:` in the manifest."""
+        if not problems:
+            return
+        self.manifest.teardown += [
+            TeardownRecord(what=problem.what, error=problem.error) for problem in problems
+        ]
+        self.sink(events.TeardownFailed(tuple((p.what, p.error) for p in problems)))
 
     def _give_up_stopping(self) -> None:
         """Runs on the deadline's thread when an interrupted run is still not stopped."""

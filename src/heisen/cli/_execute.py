@@ -37,7 +37,7 @@ def execute(
     from heisen.pipeline import load_pipeline
     from heisen.report import finish_run
     from heisen.report._terminal import TerminalView
-    from heisen.runner import Runner, default_run_dir
+    from heisen.runner import Runner, default_run_dir, phase_named
 
     if expect not in (None, "violation"):
         raise UsageError(f"--expect takes 'violation', not {expect!r}")
@@ -59,7 +59,7 @@ def execute(
     runner = Runner(
         loaded,
         run_dir=run_dir,
-        phases=phases,
+        phases=[phase_named(name) for name in phases],
         seed=seed,
         sink=view,
         options=options,

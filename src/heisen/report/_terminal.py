@@ -83,7 +83,7 @@ class TerminalView:
                 )
             else:
                 self.console.print(f"  [dim]·[/] {escape(event.message)}")
-        elif isinstance(event, ev.Warning):
+        elif isinstance(event, ev.Warning | ev.TeardownFailed):
             self._close_progress()
             self.console.print(f"  [yellow]warning:[/] {escape(event.message)}")
         elif isinstance(event, ev.PhaseFinished):
