@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from heisen.outputs import Limits
 from heisen.pipeline import Pipeline, Resources
 from heisen.stress import TrialsResult
 
@@ -56,9 +56,9 @@ def format_memory(size: int | None) -> str | None:
     return str(size)
 
 
-def describe(resources: Resources) -> dict[str, str | None]:
+def describe(resources: Resources) -> Limits:
     """`{cpu, memory}` as the manifest records them."""
-    return {"cpu": format_cpu(resources.cpu), "memory": format_memory(resources.memory)}
+    return Limits(cpu=format_cpu(resources.cpu), memory=format_memory(resources.memory))
 
 
 def summary_text(limits: Mapping[str, Resources]) -> str:
@@ -66,7 +66,9 @@ def summary_text(limits: Mapping[str, Resources]) -> str:
     parts = []
     for name, resources in limits.items():
         fields = [
-            f"{key}={value}" for key, value in describe(resources).items() if value is not None
+            f"{key}={value}"
+            for key, value in describe(resources).to_manifest().items()
+            if value is not None
         ]
         parts.append(f"{name} {' '.join(fields)}")
     return ", ".join(parts)
@@ -74,8 +76,13 @@ def summary_text(limits: Mapping[str, Resources]) -> str:
 
 @dataclass(frozen=True)
 class BackendRun:
-    """What a backend measured: the trials, the outputs it adds, and lines for the summary."""
+    """What a backend measured: the trials, the outputs it adds, and lines for the summary.
+
+    `extras` are keys of `heisen.outputs.ContainOutputs` as the manifest spells them, but for
+    `limits`, which holds every limited service's `{cpu, memory}` (the phase moves it to
+    `limits_by_service`).
+    """
 
     result: TrialsResult
-    extras: dict[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
 
 from heisen import events
 from heisen.contain._limits import BackendRun, describe, effective_limits, summary_text
 from heisen.errors import SystemUnavailable, UsageError
+from heisen.outputs import ContainOutputs, Throttled
 from heisen.phase import PhaseContext
-from heisen.pipeline import ContainSection, Resources
+from heisen.schema import ContainSection, Resources
 from heisen.stress import Conditions, run_trials
-from heisen.system._cgroups import Throttling
+from heisen.system_protocol import CpuThrottling, Replicas
 
 
 def run_local(ctx: PhaseContext, section: ContainSection) -> BackendRun:
@@ -51,18 +51,19 @@ def run_local(ctx: PhaseContext, section: ContainSection) -> BackendRun:
     )
     wall_s = time.monotonic() - started
     total = meter.total()
-    extras = _measurements(limits, replica_sets, total, meter.cpu_used_s(), wall_s)
+    extras = _measurements(replica_sets, total, meter.cpu_used_s(), wall_s)
     for entry, throttled in zip(result.outputs.get("per_trial", []), meter.per_trial, strict=False):
-        entry["throttled"] = _as_dict(throttled)
+        entry["throttled"] = _throttled(throttled).to_manifest()
     for name, resources in original.items():
         ctx.emit(events.Progress("contain", f"restoring {name} to its own resources"))
         system.set_resources(name, resources)
     notes = []
     if warning is not None:
-        extras["warning"] = warning
+        extras.warning = warning
         notes.append("duty cycle, not cgroups")
     notes += _throttling_notes(limits, total)
-    return BackendRun(result, extras, notes)
+    by_service = {name: describe(resources).to_manifest() for name, resources in limits.items()}
+    return BackendRun(result, {"limits": by_service, **extras.to_manifest()}, notes)
 
 
 def _check_limitable(ctx: PhaseContext, limits: dict[str, Resources]) -> None:
@@ -106,13 +107,13 @@ def _fallback_warning(
 class _ThrottleMeter:
     """An event sink that records the throttling counters' growth between trials, then passes events on."""
 
-    def __init__(self, replica_sets: dict[str, Any], emit: events.EventSink) -> None:
+    def __init__(self, replica_sets: dict[str, Replicas], emit: events.EventSink) -> None:
         self._sets = replica_sets
         self._emit = emit
         self._start = self.read()
         self._last = self._start
         self._cpu_start = self.cpu_s()
-        self.per_trial: list[Throttling] = []
+        self.per_trial: list[CpuThrottling] = []
 
     def cpu_s(self) -> float:
         return float(sum(replicas.cpu_usage_s() for replicas in self._sets.values()))
@@ -120,13 +121,13 @@ class _ThrottleMeter:
     def cpu_used_s(self) -> float:
         return self.cpu_s() - self._cpu_start
 
-    def read(self) -> Throttling:
-        total = Throttling()
+    def read(self) -> CpuThrottling:
+        total = CpuThrottling()
         for replicas in self._sets.values():
-            total = total + replicas.throttling()
+            total = total + (replicas.throttling() or CpuThrottling())
         return total
 
-    def total(self) -> Throttling:
+    def total(self) -> CpuThrottling:
         """Over the trials, up to the last one's end: the sum of `per_trial`."""
         return _minus(self._last, self._start)
 
@@ -138,41 +139,37 @@ class _ThrottleMeter:
         self._emit(event)
 
 
-def _minus(later: Throttling, earlier: Throttling) -> Throttling:
-    return Throttling(
+def _minus(later: CpuThrottling, earlier: CpuThrottling) -> CpuThrottling:
+    return CpuThrottling(
         later.periods - earlier.periods,
         later.throttled_periods - earlier.throttled_periods,
         max(0.0, later.throttled_s - earlier.throttled_s),
     )
 
 
-def _as_dict(throttling: Throttling) -> dict[str, Any]:
-    return {
-        "periods": throttling.periods,
-        "throttled_periods": throttling.throttled_periods,
-        "throttled_s": round(throttling.throttled_s, 4),
-    }
+def _throttled(throttling: CpuThrottling) -> Throttled:
+    return Throttled(
+        periods=throttling.periods,
+        throttled_periods=throttling.throttled_periods,
+        throttled_s=round(throttling.throttled_s, 4),
+    )
 
 
 def _measurements(
-    limits: dict[str, Resources],
-    replica_sets: dict[str, Any],
-    total: Throttling,
-    cpu_used_s: float,
-    wall_s: float,
-) -> dict[str, Any]:
+    replica_sets: dict[str, Replicas], total: CpuThrottling, cpu_used_s: float, wall_s: float
+) -> ContainOutputs:
+    """What this backend measured, in the order the manifest has always listed it."""
     mechanisms = {name: replicas.enforcement.mechanism for name, replicas in replica_sets.items()}
     distinct = sorted(set(mechanisms.values()))
-    return {
-        "limits": {name: describe(resources) for name, resources in limits.items()},
-        "throttled": _as_dict(total),
-        "enforcement": distinct[0] if len(distinct) == 1 else mechanisms,
-        "cpu_used_s": round(cpu_used_s, 3),
-        "wall_s": round(wall_s, 3),
-    }
+    return ContainOutputs(
+        throttled=_throttled(total),
+        enforcement=distinct[0] if len(distinct) == 1 else mechanisms,
+        cpu_used_s=round(cpu_used_s, 3),
+        wall_s=round(wall_s, 3),
+    )
 
 
-def _throttling_notes(limits: dict[str, Resources], total: Throttling) -> list[str]:
+def _throttling_notes(limits: dict[str, Resources], total: CpuThrottling) -> list[str]:
     if not any(r.cpu is not None for r in limits.values()):
         return ["memory limits only: no CPU throttling to expect"]
     if total.throttled_periods == 0:

@@ -10,14 +10,13 @@ the summary.
 
 from __future__ import annotations
 
-from typing import Any
-
+from heisen import outputs
 from heisen._stats import amplification
 from heisen._thresholds import breached
 from heisen.contain._limits import BackendRun
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.pipeline import ContainSection, Pipeline
+from heisen.schema import ContainSection, Pipeline
 from heisen.stress import vacuity
 
 
@@ -28,7 +27,8 @@ def needs_system(pipeline: Pipeline) -> bool:
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    section: ContainSection = ctx.pipeline.phases.contain
+    section = ctx.pipeline.phases.contain
+    assert section is not None, "the runner skips contain when the pipeline has no section"
     if section.backend == "kubernetes":
         from heisen.contain._kubernetes import run_kubernetes
 
@@ -41,61 +41,72 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 
 def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) -> PhaseResult:
-    outputs: dict[str, Any] = {**measured.result.outputs, **measured.extras}
+    merged = {**measured.result.outputs, **measured.extras}
+    by_service = merged.pop("limits", {})
+    out = outputs.ContainOutputs.from_manifest(merged)
     # The contract's `limits` is one {cpu, memory}: the first limited service's; all are kept beside it.
-    outputs["limits_by_service"] = outputs.pop("limits", {})
-    outputs["limits"] = next(
-        iter(outputs["limits_by_service"].values()), {"cpu": None, "memory": None}
+    out.limits_by_service = {
+        name: outputs.Limits.model_validate(spec) for name, spec in dict(by_service).items()
+    }
+    first = next(iter(out.limits_by_service.values()), None)
+    out.limits = first.model_copy() if first is not None else outputs.Limits(cpu=None, memory=None)
+    out.amplification = outputs.Amplification.model_validate(
+        amplification(out.violation_rate, ctx.outputs_of("stress"))
     )
-    outputs["amplification"] = amplification(outputs["violation_rate"], ctx.outputs_of("stress"))
-    stress_p99 = ctx.outputs_of("stress").get("latency_ms", {}).get("p99")
+    stress_p99 = _p99(outputs.LoadFigures.from_manifest(ctx.outputs_of("stress")))
     if stress_p99 is not None:
-        outputs["amplification"]["p99_ms"] = {
-            "baseline": stress_p99,
-            "contain": outputs.get("latency_ms", {}).get("p99"),
-        }
-    messages = breached(section.thresholds, outputs)
-    outputs["thresholds"] = [
-        {"threshold": t, "held": not any(t in m for m in messages)} for t in section.thresholds
+        out.amplification.p99_ms = outputs.P99Comparison(baseline=stress_p99, contain=_p99(out))
+    messages = breached(section.thresholds, out.to_manifest())
+    out.thresholds = [
+        outputs.ThresholdCheck(threshold=t, held=not any(t in m for m in messages))
+        for t in section.thresholds
     ]
     findings = list(measured.result.findings) + [
         Finding("contain", "threshold", m) for m in messages
     ]
-    failed = bool(outputs["violations"] or messages)
-    reason = None if failed else _vacuity(outputs)
+    failed = bool(out.violations or messages)
+    reason = None if failed else _vacuity(out)
     if reason:
-        return PhaseResult.inconclusive(reason, outputs, measured.result.artifacts)
+        return PhaseResult.inconclusive(reason, out.to_manifest(), measured.result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
-    summary = _summary(outputs, measured.notes + messages)
-    return PhaseResult(status, summary, outputs, measured.result.artifacts, findings=findings)
+    summary = _summary(out, measured.notes + messages)
+    return PhaseResult(
+        status, summary, out.to_manifest(), measured.result.artifacts, findings=findings
+    )
 
 
-def _vacuity(outputs: dict[str, Any]) -> str | None:
+def _p99(figures: outputs.LoadFigures) -> outputs.Number | None:
+    """The p99 latency the figures hold, or None when they hold none (the phase did not run)."""
+    if "latency_ms" not in figures.model_fields_set:
+        return None
+    latency = figures.latency_ms
+    return latency.p99 if "p99" in latency.model_fields_set else None
+
+
+def _vacuity(out: outputs.ContainOutputs) -> str | None:
     """Why contain's trials say nothing about CPU starvation: a limit that never acted."""
-    has_cpu_limit = any(spec.get("cpu") for spec in outputs["limits_by_service"].values())
-    throttled = outputs.get("throttled", {}).get("throttled_periods")
+    has_cpu_limit = any(spec.cpu for spec in out.limits_by_service.values())
+    throttled = out.throttled.throttled_periods
     if has_cpu_limit and throttled is None:
         return "the CPU limits' throttling could not be read, so nothing shows that they acted"
     if has_cpu_limit and throttled == 0:
         return (
-            f"0 throttled CFS periods in {outputs['trials']} trials: the CPU limit never acted "
+            f"0 throttled CFS periods in {out.trials} trials: the CPU limit never acted "
             "(raise the load or lower cpu)"
         )
-    return vacuity(outputs)
+    return vacuity(out.to_manifest())
 
 
-def _summary(outputs: dict[str, Any], notes: list[str]) -> str:
+def _summary(out: outputs.ContainOutputs, notes: list[str]) -> str:
     limits = ", ".join(
-        f"{name} " + " ".join(f"{k}={v}" for k, v in spec.items() if v is not None)
-        for name, spec in outputs.get("limits_by_service", {}).items()
+        f"{name} " + " ".join(f"{k}={v}" for k, v in spec.to_manifest().items() if v is not None)
+        for name, spec in out.limits_by_service.items()
     )
-    text = (
-        f"{outputs['violations']}/{outputs['trials']} trials violated an invariant under {limits}"
-    )
-    factor = outputs["amplification"].get("factor")
+    text = f"{out.violations}/{out.trials} trials violated an invariant under {limits}"
+    factor = out.amplification.factor
     if factor is not None:
         text += f", {factor:.1f}x stress's rate"
-    p99 = outputs.get("latency_ms", {}).get("p99")
+    p99 = _p99(out)
     if p99 is not None:
         text += f" (p99 {p99:.1f} ms)"
     if notes:

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from heisen import events
+from heisen import events, outputs
 from heisen._stats import amplification
 from heisen._thresholds import breached
 from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.pipeline import IsolateSection, Toxic
+from heisen.pipeline import Toxic
 from heisen.stress import Conditions, run_trials, vacuity
 from heisen.system import LinkTraffic, median_delay_ms
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    section: IsolateSection = ctx.pipeline.phases.isolate
+    section = ctx.pipeline.phases.isolate
+    assert section is not None, "the runner skips isolate when the pipeline has no section"
     system = ctx.system
     assert system is not None, "the runner starts the system before isolate"
     stubs: dict[str, str] = {}
-    applied: list[dict[str, Any]] = []
+    applied: list[outputs.AppliedToxic] = []
     try:
         for name in section.stubs:
             owner = ctx.pipeline.dependencies.get(name)
@@ -33,15 +32,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
                 events.Progress("isolate", f"{name} now answered by its stub at {stubs[name]}")
             )
         for index, toxic in enumerate(section.toxics):
-            spec = {
-                "name": f"isolate-{index}-{toxic.type}",
-                "type": toxic.type,
-                "stream": toxic.stream,
-                "toxicity": toxic.toxicity,
-                "attributes": dict(toxic.attributes),
-            }
-            system.add_toxic(toxic.link, spec)
-            applied.append({"link": toxic.link, **spec})
+            added = outputs.AppliedToxic(
+                link=toxic.link,
+                name=f"isolate-{index}-{toxic.type}",
+                type=toxic.type,
+                stream=toxic.stream,
+                toxicity=toxic.toxicity,
+                attributes=dict(toxic.attributes),
+            )
+            system.add_toxic(toxic.link, added.to_manifest(exclude={"link"}))
+            applied.append(added)
             ctx.emit(events.Progress("isolate", f"{toxic.type} on {toxic.link} ({toxic.stream})"))
         traffic_before = {toxic.link: system.link_traffic(toxic.link) for toxic in section.toxics}
         result = run_trials(
@@ -56,30 +56,32 @@ def run(ctx: PhaseContext) -> PhaseResult:
         system.reset_faults()
         for name in stubs:
             system.stop_stub(name)
-    outputs = dict(result.outputs)
-    outputs["stubs"] = stubs
-    outputs["toxics"] = applied
-    outputs["amplification"] = amplification(outputs["violation_rate"], ctx.outputs_of("stress"))
-    messages = breached(section.thresholds, outputs)
+    out = outputs.IsolateOutputs.from_manifest(result.outputs)
+    out.stubs = stubs
+    out.toxics = applied
+    out.amplification = outputs.Amplification.model_validate(
+        amplification(out.violation_rate, ctx.outputs_of("stress"))
+    )
+    messages = breached(section.thresholds, out.to_manifest())
     findings = list(result.findings) + [Finding("isolate", "threshold", m) for m in messages]
-    outputs["link_bytes"] = {link: counters.bytes for link, counters in traffic.items()}
-    outputs["toxic_delay_ms"] = {
+    out.link_bytes = {link: counters.bytes for link, counters in traffic.items()}
+    out.toxic_delay_ms = {
         link: _round(counters.mean_toxic_delay_ms) for link, counters in traffic.items()
     }
-    outputs["stub_requests"] = answered
-    failed = bool(outputs["violations"] or messages)
-    reason = None if failed else _vacuity(outputs, section.toxics, traffic, answered)
+    out.stub_requests = answered
+    failed = bool(out.violations or messages)
+    reason = None if failed else _vacuity(out, section.toxics, traffic, answered)
     if reason:
-        return PhaseResult.inconclusive(reason, outputs, result.artifacts)
+        return PhaseResult.inconclusive(reason, out.to_manifest(), result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
-    summary = f"{outputs['violations']}/{outputs['trials']} trials violated an invariant"
-    factor = outputs["amplification"].get("factor")
+    summary = f"{out.violations}/{out.trials} trials violated an invariant"
+    factor = out.amplification.factor
     if factor is not None:
         summary += f", {factor:.1f}x stress's rate"
     summary += f" with {len(stubs)} stub(s) and {len(applied)} toxic(s)"
     if messages:
         summary += "; " + "; ".join(messages)
-    return PhaseResult(status, summary, outputs, result.artifacts, findings=findings)
+    return PhaseResult(status, summary, out.to_manifest(), result.artifacts, findings=findings)
 
 
 def _stub_requests(url: str) -> int:
@@ -95,7 +97,7 @@ def _stub_requests(url: str) -> int:
 
 
 def _vacuity(
-    outputs: dict[str, Any],
+    out: outputs.IsolateOutputs,
     toxics: list[Toxic],
     traffic: dict[str, LinkTraffic],
     answered: dict[str, int],
@@ -119,7 +121,7 @@ def _vacuity(
     silent = [name for name, count in answered.items() if count == 0]
     if silent:
         return f"the stub for {', '.join(silent)} answered no request during the trials"
-    return vacuity(outputs)
+    return vacuity(out.to_manifest())
 
 
 def _round(value: float | None) -> float | None:
