@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from heisen.oracle import (
     sql_probe,
 )
 from heisen.oracle._python_runner import stop_python_probes
+from support import serve_app
 
 # ------------------------------------------------------------------ SQL
 
@@ -120,33 +119,15 @@ def http_server() -> Iterator[Server]:
     async def plain(request: web.Request) -> web.Response:
         return web.Response(text="pong", status=503)
 
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    app = web.Application()
-    app.router.add_route("*", "/inventory", inventory)
-    app.router.add_get("/ping", plain)
-    runner = web.AppRunner(app)
+    def make_app() -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/inventory", inventory)
+        app.router.add_get("/ping", plain)
+        return app
 
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        host, port = runner.addresses[0][:2]
-        server.url = f"http://{host}:{port}"
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10), "the test server did not start"
+    with serve_app(make_app) as url:
+        server.url = url
         yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def test_http_probe_json_and_text(http_server: Server) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
 
 from heisen.oracle import ProbeError, redis_probe, sql_probe
 from heisen.oracle.probes import reusing_connections
+from support import wait_until
 
 PID = "SELECT pg_backend_pid() AS pid"
 
@@ -17,15 +17,6 @@ PID = "SELECT pg_backend_pid() AS pid"
 def _backend_alive(dsn: str, pid: int) -> bool:
     query = f"SELECT count(*) AS n FROM pg_stat_activity WHERE pid = {int(pid)}"
     return bool(sql_probe(dsn, query)["n"])
-
-
-def _wait_until(condition: Any, timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_sql_probes_share_one_connection_in_the_block_and_it_is_closed_after(
@@ -39,7 +30,7 @@ def test_sql_probes_share_one_connection_in_the_block_and_it_is_closed_after(
         assert len(inside) == 1
         (pid,) = inside
         assert _backend_alive(dsn, pid)
-    assert _wait_until(lambda: not _backend_alive(dsn, pid)), "the block closed its connection"
+    wait_until(lambda: not _backend_alive(dsn, pid), what="the block closed its connection")
 
 
 def test_a_kept_sql_connection_that_was_cut_is_replaced_and_a_wrong_query_keeps_it(
@@ -54,7 +45,7 @@ def test_a_kept_sql_connection_that_was_cut_is_replaced_and_a_wrong_query_keeps_
         assert sql_probe(dsn, PID)["pid"] == first, "a statement error leaves the connection usable"
         other = dsn + ("&" if "?" in dsn else "?") + "application_name=killer"  # its own key
         sql_probe(other, f"SELECT pg_terminate_backend({int(first)})")
-        assert _wait_until(lambda: not _backend_alive(dsn, first))
+        wait_until(lambda: not _backend_alive(dsn, first), what="the cut connection is gone")
         second = sql_probe(dsn, PID)["pid"]
         assert second != first
         assert sql_probe(dsn, PID)["pid"] == second
@@ -94,4 +85,4 @@ def test_redis_probes_share_one_client_in_the_block_and_it_is_closed_after(
         listing = str(redis_probe(url, ["CLIENT", "LIST"])["value"])
         return f"id={client_id} " not in listing
 
-    assert _wait_until(gone), "the block closed its client"
+    wait_until(gone, what="the block closed its client")

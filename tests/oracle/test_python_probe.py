@@ -21,6 +21,7 @@ from heisen.errors import PipelineError
 from heisen.oracle._python_runner import python_probe_pids, stop_python_probes
 from heisen.oracle.probes import ProbeError, check_python_ref, python_probe
 from heisen.pipeline import PYTHON_PROBE_KWARGS, load_pipeline
+from support import wait_until
 
 MODULE = """\
 import ctypes
@@ -301,10 +302,11 @@ def test_an_endless_probe_is_killed_at_its_timeout_with_what_it_started(probe_di
         call(probe_dir, "spawns", timeout_s=1)
     assert time.monotonic() - started < 5
     grandchild = int((probe_dir / "grandchild").read_text())
-    deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(grandchild), "the process the probe started outlived the timeout"
+    wait_until(
+        lambda: not _alive(grandchild),
+        timeout=5,
+        what="the process the probe started outlived the timeout",
+    )
     assert python_probe_pids() == []
     assert call(probe_dir, "seats")["calls"] == 1  # a fresh worker
 
@@ -343,10 +345,7 @@ def test_heisen_killed_takes_its_probe_worker_with_it(probe_dir: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     worker = int(done.stdout.split()[0])
-    deadline = time.monotonic() + 5
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(worker)
+    wait_until(lambda: not _alive(worker), timeout=5, what="the probe worker outlived heisen")
 
 
 def test_call_overhead(probe_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
