@@ -41,6 +41,7 @@ PROCESS_ENTRY_POINTS = {
     "heisen.fuzz._replay",
     "heisen.oracle._python_worker",
     "heisen.system._proxyd",
+    "heisen.system.stub.__main__",  # the stub server, in its own process
     "heisen.system._process",  # the child's pre-exec hook, before the service runs
 }
 EXIT_CALLS = {"sys.exit", "SystemExit", "typer.Exit"}

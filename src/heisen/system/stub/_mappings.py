@@ -21,8 +21,8 @@ from typing import Any
 
 from heisen._json import load_json_file
 from heisen._yaml import YamlDocument, load_yaml_file
-from heisen.errors import PipelineError, Problem
-from heisen.system.stub._matchers import Path, _did_you_mean
+from heisen.errors import PipelineError, Problem, did_you_mean
+from heisen.system.stub._matchers import Path
 from heisen.system.stub._matching import RequestPattern, compile_request
 from heisen.system.stub._responses import ResponseSpec, parse_response
 
@@ -164,7 +164,8 @@ def parse_mapping(
     for key in data:
         if key not in MAPPING_KEYS:
             note(
-                (*path, str(key)), f"unknown mapping key {key!r}{_did_you_mean(key, MAPPING_KEYS)}"
+                (*path, str(key)),
+                f"unknown mapping key {key!r}{did_you_mean(str(key), MAPPING_KEYS)}",
             )
     stub_id = data.get("id") or data.get("uuid") or str(uuid.uuid4())
     if not isinstance(stub_id, str):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from heisen.errors import did_you_mean
 from heisen.system.stub._jsonpath import JsonPathError, compile_jsonpath
 
 Path = tuple[str | int, ...]
@@ -77,7 +78,9 @@ def compile_matcher(spec: Any, path: Path, report: Report) -> ValueMatcher | Non
             report((*path, key), f"the {key!r} operator is not supported by heisen's stub")
             return None
         if key not in OPERATORS and key not in MODIFIERS:
-            report((*path, key), f"unknown match operator {key!r}{_did_you_mean(key, OPERATORS)}")
+            report(
+                (*path, key), f"unknown match operator {key!r}{did_you_mean(str(key), OPERATORS)}"
+            )
             return None
     if len(operators) != 1:
         report(path, f"exactly one match operator is needed, found {operators or 'none'}")
@@ -276,10 +279,3 @@ def _subsequence(expected: list[Any], actual: list[Any], any_order: bool, extra:
             return False
         position += 1
     return True
-
-
-def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(str(word), choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from heisen.errors import did_you_mean
 from heisen.system.stub._http import HttpRequest
 from heisen.system.stub._matchers import (
     Path,
     Report,
     ValueMatcher,
-    _did_you_mean,
     compile_matcher,
 )
 
@@ -155,7 +155,7 @@ def compile_request(data: Any, path: Path, report: Report) -> RequestPattern | N
         if key in UNSUPPORTED_REQUEST_KEYS:
             note((*path, key), f"{key} is not supported by heisen's stub")
         elif key not in REQUEST_KEYS:
-            note((*path, key), f"unknown request key {key!r}{_did_you_mean(key, REQUEST_KEYS)}")
+            note((*path, key), f"unknown request key {key!r}{did_you_mean(str(key), REQUEST_KEYS)}")
     method = data.get("method", "ANY")
     if not isinstance(method, str) or not method:
         note((*path, "method"), "method is a string such as GET or ANY")

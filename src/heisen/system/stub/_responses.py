@@ -17,6 +17,7 @@ from http import HTTPStatus
 from pathlib import Path as FsPath
 from typing import Any
 
+from heisen.errors import did_you_mean
 from heisen.system.stub._delays import (
     MAX_DELAY_MS,
     ChunkedDribble,
@@ -25,7 +26,7 @@ from heisen.system.stub._delays import (
     parse_dribble,
 )
 from heisen.system.stub._faults import FAULTS, Fault
-from heisen.system.stub._matchers import Path, Report, _did_you_mean
+from heisen.system.stub._matchers import Path, Report
 
 RESPONSE_KEYS = (
     "status",
@@ -129,7 +130,9 @@ def parse_response(
 
     for key in data:
         if key not in RESPONSE_KEYS:
-            note((*path, key), f"unknown response key {key!r}{_did_you_mean(key, RESPONSE_KEYS)}")
+            note(
+                (*path, key), f"unknown response key {key!r}{did_you_mean(str(key), RESPONSE_KEYS)}"
+            )
     status = data.get("status", 200)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 999:
         note((*path, "status"), f"status is an HTTP status code (100-999), not {status!r}")
