@@ -13,7 +13,7 @@ import pytest
 from heisen.errors import SystemUnavailable
 from heisen.stress._burst import run_burst
 from heisen.stress._request import HttpRequest
-from heisen.system._ports import free_port
+from support import free_port, wait_until_async
 
 Server = Any
 
@@ -85,11 +85,20 @@ def test_unreachable_target_is_a_clear_error() -> None:
 
 
 def test_cancelled_burst_closes_its_connections(raw_server: Server) -> None:
+    arrivals(raw_server)  # forget what earlier tests sent
+    seen: list[int] = []
+
+    async def all_five_in_flight() -> bool:
+        seen.extend(await asyncio.to_thread(arrivals, raw_server))
+        return len(seen) >= 5
+
     async def scenario() -> None:
         task = asyncio.create_task(
             run_burst(raw_server.host, raw_server.port, [HttpRequest.get("/stall?ms=5000")] * 5)
         )
-        await asyncio.sleep(0.3)
+        await wait_until_async(
+            all_five_in_flight, timeout=4, what="the 5 requests reached the server"
+        )
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

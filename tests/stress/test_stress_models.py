@@ -15,7 +15,7 @@ from heisen.stress._models import constant, inject, pause, ramp_inject, ramp_off
 from heisen.stress._records import RequestRecord
 from heisen.stress._request import HttpRequest, Repeat
 from heisen.stress._workers import ModelSpec, resolve_workers, run_distributed
-from heisen.system._ports import free_port
+from support import free_port, wait_until_async
 
 Server = Any
 
@@ -141,7 +141,7 @@ def test_cancel_stops_cleanly_and_keeps_records(raw_server: Server, model: str) 
             task = asyncio.create_task(inject(200, 30, **kwargs))
         else:
             task = asyncio.create_task(constant(5, 30, **kwargs))
-        await asyncio.sleep(0.5)
+        await wait_until_async(lambda: len(kept) > 20, timeout=10, what="records kept")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=3)
