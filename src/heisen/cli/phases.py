@@ -268,9 +268,14 @@ def contain_command(
 ) -> None:
     """Run replicas under real CPU and memory limits (cgroups, or Kubernetes) and re-run the scenario."""
     if render:
-        from heisen.contain.render import render_pipeline
+        import sys
 
-        raise typer.Exit(render_pipeline(pipeline))
+        from heisen.contain.render import render_pipeline
+        from heisen.pipeline import load_pipeline
+
+        sys.stdout.write(render_pipeline(load_pipeline(pipeline)).yaml)
+        sys.stdout.flush()
+        raise typer.Exit(0)
     _run_phase(
         "contain",
         pipeline,

@@ -4,26 +4,36 @@ The objects are the ones `contain` applies with `backend: kubernetes` (the
 Namespace, then a Deployment and a Service per dependency and per service),
 labelled with the pipeline's name instead of a run id. Nothing is contacted:
 `heisen contain pipeline.yaml --render | kubectl apply -f -` works offline.
+The CLI prints the result; missing images raise PipelineError (exit 2).
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
-from heisen.errors import EXIT_OK
+from heisen.contain._limits import effective_limits
+from heisen.schema import ContainSection, LoadedPipeline
+from heisen.system import kube_model, render, render_yaml, run_label
+
+PIPELINE_LABEL = "heisen.dev/pipeline"
 
 
-def render_pipeline(pipeline_path: Path) -> int:
-    """Write the YAML stream to stdout and return the exit code; missing images raise PipelineError (2)."""
-    from heisen.contain._kubernetes import kube_model, run_label
-    from heisen.pipeline import ContainSection, load_pipeline
-    from heisen.system._kube_render import render_yaml
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The objects (Kubernetes' JSON form: a serialisation boundary) and the same as a YAML stream."""
 
-    loaded = load_pipeline(pipeline_path)
+    objects: list[dict[str, Any]]
+    yaml: str
+
+
+def render_pipeline(loaded: LoadedPipeline) -> Rendered:
+    """What the kubernetes backend would apply for `loaded`'s contain section."""
     section = loaded.pipeline.phases.contain or ContainSection()
-    services, dependencies = kube_model(loaded, section)
-    labels = {"heisen.dev/pipeline": run_label(loaded.pipeline.name)}
-    sys.stdout.write(render_yaml(section.namespace, services, dependencies, labels))
-    sys.stdout.flush()
-    return EXIT_OK
+    limits = effective_limits(loaded.pipeline, section.resources)
+    services, dependencies = kube_model(loaded, section.namespace, limits)
+    labels = {PIPELINE_LABEL: run_label(loaded.pipeline.name)}
+    return Rendered(
+        render(section.namespace, services, dependencies, labels),
+        render_yaml(section.namespace, services, dependencies, labels),
+    )
