@@ -14,17 +14,17 @@ import dataclasses
 import re
 import shlex
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from heisen import events, seeds
+from heisen import events, outputs, seeds
 from heisen.errors import PipelineError, UsageError
 from heisen.fuzz._cases import FuzzCase, generate_cases
 from heisen.fuzz._corpus import CORPUS_DIR, Corpus, load_previous
 from heisen.fuzz._openapi import Operation, find_operation, load_openapi
 from heisen.fuzz._replay import curl_command, replay_command
-from heisen.fuzz._schema import FieldSpec, schema_from_fields
+from heisen.fuzz._schema import FieldSpec, Schema, schema_from_fields
 from heisen.fuzz._send import (
     Budget,
     Failure,
@@ -38,6 +38,7 @@ from heisen.fuzz._send import (
 from heisen.fuzz._values import encode_text
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
+from heisen.schema import FuzzSection
 
 MAX_SHOWN_PAYLOAD = 2000
 MAX_FINDINGS = 10
@@ -45,13 +46,15 @@ MAX_FINDINGS = 10
 
 def run(ctx: PhaseContext) -> PhaseResult:
     section = ctx.pipeline.phases.fuzz
+    assert section is not None, "the runner skips fuzz when the pipeline has no section"
     target, fixed, openapi = _target(ctx, section)
-    subject: Any = target.operation
+    operation = target.operation
+    subject: Operation | Schema | None = operation
     if section.fields:
         body = schema_from_fields(
             {k: FieldSpec.model_validate(v.model_dump()) for k, v in section.fields.items()}
         )
-        subject = dataclasses.replace(subject, body=body) if subject is not None else body
+        subject = dataclasses.replace(operation, body=body) if operation is not None else body
     previous = _previous_cases(ctx, target.key)
     generated = generate_cases(
         subject,
@@ -91,27 +94,25 @@ def run(ctx: PhaseContext) -> PhaseResult:
     base_url = _user_url(ctx)
     rerun = shlex.join(["heisen", "fuzz", str(ctx.loaded.path), "--seed", str(ctx.seed)])
     entries = [
-        failure_entry(f, target, base_url, ctx.run_dir, openapi=openapi, rerun=rerun)
+        failure_record(f, target, base_url, ctx.run_dir, openapi=openapi, rerun=rerun)
         for f in failures
     ]
     by_outcome = Counter(f.outcome.value for f in failures)
-    outputs: dict[str, Any] = {
-        "cases": len(cases),
-        "regression": len(previous),
-        "operation": target.key,
-        "failures": entries,
-        "by_outcome": dict(sorted(by_outcome.items())),
-        "requests": sender.tally.requests,
-        "status_codes": dict(sorted(sender.tally.status_codes.items())),
-        "errors": dict(sorted(sender.tally.errors.items())),
-        "corpus": CORPUS_DIR if failures else None,
-        "seed": ctx.seed,
-        "replay_base_url": base_url,
-        "shrink_attempts": sum(f.shrink_attempts for f in failures),
-    }
-    findings = [_finding(entry) for entry in entries if not entry.get("duplicate_of")][
-        :MAX_FINDINGS
-    ]
+    result = outputs.FuzzOutputs(
+        cases=len(cases),
+        regression=len(previous),
+        operation=target.key,
+        failures=entries,
+        by_outcome=dict(sorted(by_outcome.items())),
+        requests=sender.tally.requests,
+        status_codes=dict(sorted(sender.tally.status_codes.items())),
+        errors=dict(sorted(sender.tally.errors.items())),
+        corpus=CORPUS_DIR if failures else None,
+        seed=ctx.seed,
+        replay_base_url=base_url,
+        shrink_attempts=sum(f.shrink_attempts for f in failures),
+    )
+    findings = [_finding(entry) for entry in entries if not entry.duplicate_of][:MAX_FINDINGS]
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(by_outcome.items())) or "none"
     summary = (
         f"{len(cases)} cases ({len(previous)} from earlier runs), {section.concurrency} at a time: "
@@ -121,10 +122,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
     artifacts = [CORPUS_DIR] if failures else []
     if (ctx.run_dir / "fuzz-cases").is_dir():
         artifacts.append("fuzz-cases")
-    return PhaseResult(status, summary, outputs, artifacts, findings=findings)
+    return PhaseResult(status, summary, result.to_manifest(), artifacts, findings=findings)
 
 
-def _target(ctx: PhaseContext, section: Any) -> tuple[Target, dict[str, Any], Path | None]:
+def _target(ctx: PhaseContext, section: FuzzSection) -> tuple[Target, dict[str, str], Path | None]:
     """The request cases go to, the path parameters every case keeps, and the OpenAPI file."""
     scenario = ctx.pipeline.scenario
     request = None
@@ -159,7 +160,7 @@ def _target(ctx: PhaseContext, section: Any) -> tuple[Target, dict[str, Any], Pa
             request.method, _rendered_path(ctx, request.path), tuple(request.headers.items())
         )
         return target, {}, None
-    fixed: dict[str, Any] = {}
+    fixed: dict[str, str] = {}
     headers: tuple[tuple[str, str], ...] = ()
     if request is not None:
         concrete = _rendered_path(ctx, request.path)
@@ -209,7 +210,7 @@ def _matching_operation(operations: Sequence[Operation], method: str, path: str)
 
 def target_service(ctx: PhaseContext) -> str | None:
     section = ctx.pipeline.phases.fuzz
-    if section.request is not None:
+    if section is not None and section.request is not None:
         return str(ctx.pipeline.target_service(ctx.pipeline.scenario.requests[section.request]))
     return None
 
@@ -228,7 +229,7 @@ def _previous_cases(ctx: PhaseContext, operation: str) -> list[FuzzCase]:
     )
 
 
-def previous_cases(run_dir: Path, operation: str, warn: Any) -> list[FuzzCase]:
+def previous_cases(run_dir: Path, operation: str, warn: Callable[[str], None]) -> list[FuzzCase]:
     """Failing cases of earlier runs in the same runs folder (and of this run dir), newest first."""
     found: list[FuzzCase] = []
     try:
@@ -253,7 +254,7 @@ def unique_cases(cases: list[FuzzCase]) -> list[FuzzCase]:
     return unique
 
 
-def _progress(ctx: PhaseContext) -> Any:
+def _progress(ctx: PhaseContext) -> Callable[[int, int, FuzzCase, Verdict], None]:
     def report(index: int, total: int, case: FuzzCase, verdict: Verdict) -> None:
         if verdict.outcome is not None:
             ctx.emit(
@@ -275,7 +276,7 @@ def shown(payload: Any) -> str:
     return f"{text[:MAX_SHOWN_PAYLOAD]}… ({len(text)} characters; the whole case is in the corpus)"
 
 
-def failure_entry(
+def failure_record(
     failure: Failure,
     target: Target,
     base_url: str,
@@ -283,7 +284,7 @@ def failure_entry(
     *,
     openapi: Path | None,
     rerun: str | None,
-) -> dict[str, Any]:
+) -> outputs.FuzzFailure:
     """One item of `outputs.failures`: what failed, how small it got, how to replay it."""
     case = failure.case
     body_file = run_dir / "fuzz-cases" / f"{case.id}.json"
@@ -301,16 +302,16 @@ def failure_entry(
         openapi=openapi.resolve() if nonconforming and openapi else None,
         operation=target.key if nonconforming else None,
     )
-    entry: dict[str, Any] = {
-        "id": case.id,
-        "outcome": failure.outcome.value,
-        "label": case.label,
-        "payload": shown(case.payload),
-        "shrunk": shown(failure.shrunk),
-        "detail": failure.verdict.detail,
-        "statuses": list(failure.verdict.statuses),
-        "replay": rerun if failure.outcome is Outcome.INVARIANT and rerun else replay,
-        "curl": curl_command(
+    record = outputs.FuzzFailure(
+        id=case.id,
+        outcome=failure.outcome.value,
+        label=case.label,
+        payload=shown(case.payload),
+        shrunk=shown(failure.shrunk),
+        detail=failure.verdict.detail,
+        statuses=list(failure.verdict.statuses),
+        replay=rerun if failure.outcome is Outcome.INVARIANT and rerun else replay,
+        curl=curl_command(
             base_url,
             target.method,
             target.concrete_path(case),
@@ -319,23 +320,38 @@ def failure_entry(
             query=case.query,
             body_file=body_file if large else None,
         ),
-        "shrink_attempts": failure.shrink_attempts,
-    }
+        shrink_attempts=failure.shrink_attempts,
+    )
     if rerun:
-        entry["rerun"] = rerun
+        record.rerun = rerun
     if case.path_params:
-        entry["path_params"] = {k: encode_text(v) for k, v in case.path_params.items()}
+        record.path_params = {k: encode_text(v) for k, v in case.path_params.items()}
     if failure.duplicate_of:
-        entry["duplicate_of"] = failure.duplicate_of
-    return entry
+        record.duplicate_of = failure.duplicate_of
+    return record
 
 
-def _finding(entry: dict[str, Any]) -> Finding:
-    message = f"{entry['label']}; shrunk to {entry['shrunk']} ({entry['detail']})"
+def failure_entry(
+    failure: Failure,
+    target: Target,
+    base_url: str,
+    run_dir: Path,
+    *,
+    openapi: Path | None,
+    rerun: str | None,
+) -> dict[str, Any]:
+    """`failure_record` as the manifest (and the ad-hoc fuzz result file) holds it."""
+    return failure_record(
+        failure, target, base_url, run_dir, openapi=openapi, rerun=rerun
+    ).to_manifest()
+
+
+def _finding(entry: outputs.FuzzFailure) -> Finding:
+    message = f"{entry.label}; shrunk to {entry.shrunk} ({entry.detail})"
     return Finding(
         "fuzz",
-        entry["outcome"],
+        entry.outcome,
         message,
-        entry["replay"],
-        {"id": entry["id"], "payload": entry["shrunk"], "rerun": entry.get("rerun")},
+        entry.replay,
+        {"id": entry.id, "payload": entry.shrunk, "rerun": entry.rerun},
     )

@@ -35,8 +35,7 @@ from heisen.fuzz._openapi import Operation
 from heisen.fuzz._replay import full_url, render_path, render_query
 
 if TYPE_CHECKING:
-    from heisen.stress._records import RequestRecord
-    from heisen.stress._request import HttpRequest
+    from heisen.stress import HttpRequest, RequestRecord
 
 _RESET_ERRORS = frozenset({"reset", "closed", "protocol"})
 REPLICA_READY_DEADLINE_S = 20.0
@@ -85,7 +84,7 @@ class Target:
         return render_path(self.path, case.path_params)
 
     def request(self, case: FuzzCase, payload: Any) -> HttpRequest:
-        from heisen.stress._request import HttpRequest
+        from heisen.stress import HttpRequest
 
         path = self.concrete_path(case)
         if case.query:
@@ -239,7 +238,7 @@ class Sender:
 
     def outcome(self, case: FuzzCase, payload: Any = None, *, use_payload: bool = False) -> Verdict:
         """Send `case` (with `payload` instead of its own when `use_payload`) and classify it."""
-        from heisen.stress._burst import run_burst
+        from heisen.stress import run_burst
 
         body = payload if use_payload else case.payload
         request = self.target.request(case, body)
