@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heisen import __version__, events
 from heisen._interrupts import Terminated, interrupts_raise, signals_shielded, stop_deadline
@@ -41,6 +41,9 @@ from heisen.phase import Finding, PhaseContext, PhaseResult, PhaseRun
 from heisen.schema import LoadedPipeline, PhaseName, Pipeline, TrialsSection
 from heisen.seeds import new_seed
 from heisen.system_protocol import System, TeardownProblem
+
+if TYPE_CHECKING:
+    from heisen.oracle import Verdict
 
 CRASH_LOG = "heisen-crash.log"
 # How long an interrupted run may take to stop before heisen kills what it started and exits.
@@ -109,6 +112,14 @@ PHASES: Mapping[PhaseName, Callable[[], RegisteredPhase]] = {
     PhaseName.CHAOS: _chaos,
 }
 """Every phase, by name: each imports its package when a run first needs it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """`heisen check`: a verdict per probe invariant, and the invariants only a trial's load can judge."""
+
+    verdicts: list[Verdict]
+    from_load: list[str]
 
 
 def new_run_id() -> str:
@@ -186,13 +197,46 @@ class Runner:
         self.system: System | None = None
         self._stop_deadline_s = stop_deadline_s()
         self._stopping: System | None = None  # the system while it is being stopped
+        self._persist = True  # False for `check`: it writes no manifest
 
     @property
     def seed(self) -> int:
         return self.manifest.run.seed
 
     def save(self) -> None:
-        self.manifest.save(self.run_dir)
+        if self._persist:
+            self.manifest.save(self.run_dir)
+
+    def check(self) -> CheckOutcome:
+        """Start the system, run the setup and every probe invariant once (no load), stop.
+
+        No phase runs and no manifest is written; what fails to stop is reported
+        as at the end of a run.
+        """
+        from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, run_setup
+        from heisen.stress import load_variables
+
+        self._persist = False
+        pipeline = self.loaded.pipeline
+        outcome = CheckOutcome([], [])
+        # No load ran: `load.<request>.*` are all zero, as before a trial's first request.
+        no_load = load_variables([], {}, list(pipeline.scenario.requests))
+        with stop_deadline(self._stop_deadline_s, self._give_up_stopping):
+            try:
+                with interrupts_raise():
+                    system = self._start_system(announce=False)
+                    run_setup(pipeline, system)
+                    for invariant in pipeline.invariants:
+                        if is_probe(invariant):
+                            outcome.verdicts.append(
+                                evaluate_probe(pipeline, system, invariant, {"seed": 0}, no_load)
+                            )
+                        else:
+                            outcome.from_load.append(invariant.name)
+            finally:
+                with signals_shielded():
+                    self._stop_system()
+        return outcome
 
     def run(self) -> RunOutcome:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -347,18 +391,20 @@ class Runner:
         )
         return result
 
-    def _start_system(self) -> None:
+    def _start_system(self, *, announce: bool = True) -> System:
         if self.system is not None:
-            return
-        self.sink(events.SystemStarting("starting the system under test"))
-        self.system = self._new_system()
+            return self.system
+        if announce:
+            self.sink(events.SystemStarting("starting the system under test"))
+        system = self.system = self._new_system()
         try:
-            self.system.start()
+            system.start()
         except BaseException:
             self._stop_system()
             raise
-        self.manifest.system = self.system.describe()
+        self.manifest.system = system.describe()
         self.save()
+        return system
 
     def _new_system(self) -> System:
         """The implementation of the system this run drives: processes on this machine."""

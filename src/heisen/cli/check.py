@@ -16,42 +16,24 @@ def check_command(
     """Start the system, run the setup and every invariant once, print each value and verdict, stop."""
     from rich.markup import escape
 
-    from heisen._interrupts import interrupts_raise
     from heisen.console import make_console, write_json
-    from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, run_setup
     from heisen.pipeline import load_pipeline
-    from heisen.runner import default_run_dir, new_run_id
-    from heisen.stress._load_facts import load_variables
-    from heisen.system import SystemHandle
+    from heisen.report._terminal import TerminalView
+    from heisen.runner import Runner, default_run_dir
 
     loaded = load_pipeline(pipeline)
-    run_dir = run_dir or default_run_dir()
     console = make_console(stderr=True)
-    system = SystemHandle(
+    runner = Runner(
         loaded,
-        run_dir,
+        run_dir=run_dir or default_run_dir(),
+        phases=[],
         seed=loaded.pipeline.seed or 0,
-        run_id=new_run_id(),
-        log=lambda message: console.print(f"  [dim]·[/] {escape(message)}"),
+        sink=TerminalView(console, live=False),
     )
-    verdicts = []
-    # No load ran: `load.<request>.*` are all zero, as before a trial's first request.
-    no_load = load_variables([], {}, list(loaded.pipeline.scenario.requests))
-    with interrupts_raise():
-        try:
-            system.start()
-            run_setup(loaded.pipeline, system)
-            for invariant in loaded.pipeline.invariants:
-                if is_probe(invariant):
-                    verdicts.append(
-                        evaluate_probe(loaded.pipeline, system, invariant, {"seed": 0}, no_load)
-                    )
-                else:
-                    console.print(
-                        f"  [dim]{invariant.name}: checked from a trial's load, not here[/]"
-                    )
-        finally:
-            system.stop()
+    outcome = runner.check()
+    for name in outcome.from_load:
+        console.print(f"  [dim]{escape(name)}: checked from a trial's load, not here[/]")
+    verdicts = outcome.verdicts
     if as_json:
         write_json({"invariants": [v.to_dict() for v in verdicts]})
     else:
