@@ -68,7 +68,8 @@ def test_ctrl_c_is_not_lost_in_an_asyncio_task_that_swallows_its_cancellation():
         from heisen._interrupts import interrupts_raise
 
         async def swallows_one_cancellation():
-            print("ready", flush=True)
+            # "ready" once this task is parked in its sleep, not before
+            asyncio.get_running_loop().call_soon(lambda: print("ready", flush=True))
             try:
                 await asyncio.sleep(20)
             except asyncio.CancelledError:
@@ -83,7 +84,6 @@ def test_ctrl_c_is_not_lost_in_an_asyncio_task_that_swallows_its_cancellation():
         print("finished", flush=True)
         """
     )
-    time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
     assert (process.returncode, out.strip()) == (130, "interrupted"), err
