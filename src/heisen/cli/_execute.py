@@ -66,7 +66,7 @@ def execute(
         manifest=manifest,
     )
     outcome = runner.run()
-    finish_run(outcome, console=console, ci=plain, quiet=as_json)
+    finish_run(outcome.manifest, outcome.run_dir, console=console, ci=plain, quiet=as_json)
     if as_json:
         write_json(outcome.manifest.to_plain())
     if outcome.error is not None:

@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-import importlib
+from pathlib import Path
 from typing import Any
 
+from heisen.manifest import RunManifest
 from heisen.report._summary import print_summary
 
 __all__ = ["finish_run", "print_summary", "write_reports"]
 
 
-def write_reports(manifest: Any, run_dir: Any) -> list[str]:
-    """Write every report format this build has; the paths written, relative to the run dir."""
+def write_reports(manifest: RunManifest, run_dir: Path) -> list[str]:
+    """Write the HTML, JUnit and Markdown reports; the paths written, relative to the run dir.
+
+    All three are part of heisen and need no optional dependency: a missing one
+    is a broken installation and fails like any other (heisen's own error, exit
+    3), never by leaving its report out without a word.
+    """
+    from heisen.report import html, junit, markdown
+
     manifest = redacted(manifest)
-    written = []
-    for module_name in ("heisen.report.html", "heisen.report.junit", "heisen.report.markdown"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        written.append(module.write(manifest, run_dir))
-    return [str(path) for path in written]
+    return [str(write(manifest, run_dir)) for write in (html.write, junit.write, markdown.write)]
 
 
-def redacted(manifest: Any) -> Any:
+def redacted(manifest: RunManifest) -> RunManifest:
     """A copy of a RunManifest with its secrets masked (`to_plain` redacts), for the reports."""
-    if not hasattr(manifest, "to_plain"):
-        return manifest
-    return type(manifest).model_validate(manifest.to_plain())
+    return RunManifest.model_validate(manifest.to_plain())
 
 
-def finish_run(outcome: Any, *, console: Any, ci: bool, quiet: bool) -> None:
-    reports = write_reports(outcome.manifest, outcome.run_dir)
+def finish_run(
+    manifest: RunManifest, run_dir: Path, *, console: Any, ci: bool, quiet: bool
+) -> None:
+    """Write the reports of a run that just ended and, unless quiet, print its summary."""
+    reports = write_reports(manifest, run_dir)
     if not quiet:
-        print_summary(outcome.manifest, outcome.run_dir, console=console, reports=reports)
+        print_summary(manifest, run_dir, console=console, reports=reports)
