@@ -4,12 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from heisen.system._process import spawn
+from support import wait_until
 
 
 def gone(pid: int) -> bool:
@@ -20,13 +20,11 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
-def wait_until_gone(pid: int, deadline_s: float) -> bool:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if gone(pid):
-            return True
-        time.sleep(0.05)
-    return False
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
@@ -49,13 +47,17 @@ def test_a_child_spawned_from_a_thread_dies_when_heisen_is_killed(tmp_path):
     heisen = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         child_pid = int(heisen.stdout.readline())
-        time.sleep(0.2)  # the shim has exec'd sleep by now
+        wait_until(lambda: comm(child_pid) == "sleep", timeout=5, what="the shim exec'd sleep")
         assert not gone(child_pid)
         assert Path(f"/proc/{child_pid}/comm").read_text().strip() == "sleep"
     finally:
         heisen.kill()
         heisen.wait()
-    assert wait_until_gone(child_pid, 5.0), f"sleep (pid {child_pid}) outlived its killed parent"
+    wait_until(
+        lambda: gone(child_pid),
+        timeout=5.0,
+        what=f"sleep (pid {child_pid}) outlived its killed parent",
+    )
 
 
 def test_a_child_keeps_its_pid_name_and_exit_status(tmp_path):
@@ -93,10 +95,8 @@ def test_a_relative_program_is_found_in_the_childs_working_directory(tmp_path):
 def test_stop_ends_the_whole_process_group(tmp_path):
     log = tmp_path / "group.log"
     child = spawn("group", ["sh", "-c", "sleep 60 & echo $!; wait"], log_path=log)
-    deadline = time.monotonic() + 5
-    while not log.read_text().strip() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: log.read_text().strip(), timeout=5, what="the shell wrote its child's pid")
     grandchild = int(log.read_text().split()[0])
     child.stop(grace_s=1.0)
     assert not child.alive()
-    assert wait_until_gone(grandchild, 5.0)
+    wait_until(lambda: gone(grandchild), timeout=5.0, what=f"grandchild {grandchild} is gone")
