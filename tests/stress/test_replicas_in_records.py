@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from heisen.system._ports import free_port, wait_for_port
 from heisen.system._process import spawn
 from heisen.system._proxy_client import start_proxy_daemon
+from support import heisen
 
 SERVICE = Path(__file__).with_name("_replica_service.py")
 
@@ -46,16 +46,6 @@ phases:
     trials: 2
     workers: 2
 """
-
-
-def heisen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
 
 
 def stress(tmp_path: Path, requests: str, load: str, invariants: str) -> tuple[int, Path, str]:

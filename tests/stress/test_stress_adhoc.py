@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from functools import partial
 from typing import Any
 
 import pytest
 
+import support
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.stress.adhoc import AdHocLoad, parse_rate, plan, run_adhoc
 from heisen.system._ports import free_port
@@ -17,10 +17,7 @@ Server = Any
 ENV = {"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"}
 
 
-def heisen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args], capture_output=True, text=True, timeout=60, env=ENV
-    )
+heisen = partial(support.heisen, timeout=60)
 
 
 def url_of(server: Server, path: str = "/") -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,22 +14,12 @@ import pytest
 import yaml
 
 from heisen.system._postgres import EmbeddedPostgres
+from support import heisen
 
 HERE = Path(__file__).parent
 COUNTER = HERE.parent / "core" / "counter"
 REGISTER = HERE / "register"
 _NAMES = itertools.count()
-
-
-def heisen(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def outputs_of(run_dir: Path) -> dict[str, Any]:
