@@ -10,64 +10,76 @@ race (`vacuity`), and pass otherwise.
 
 from __future__ import annotations
 
-from typing import Any
-
-from heisen._schema._system import Burst, LoadStep
 from heisen._thresholds import parse_threshold
 from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus
+from heisen.outputs import (
+    RateFigures,
+    SmallestLoad,
+    StressOutputs,
+    StressTarget,
+    Sweep,
+    SweepStep,
+    ThresholdCheck,
+)
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.pipeline import StressSection
+from heisen.schema import Burst, LoadStep, StressSection
 from heisen.stress._targets import hotspot_request
 from heisen.stress._trials import Conditions, run_trials, vacuity
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    section: StressSection = ctx.pipeline.phases.stress
+    section = ctx.pipeline.phases.stress
+    assert section is not None  # the runner runs a phase only when the pipeline has its section
     load = list(section.load or ctx.pipeline.scenario.load)
-    outputs: dict[str, Any] = {}
+    target: StressTarget | None = None
     target_note = ""
     rank = int(ctx.options.get("hotspot") or section.hotspot)
     if section.target == "hotspot" or ctx.options.get("hotspot"):
         name, hotspot = hotspot_request(ctx, rank)
         load = [_retarget(step, name) for step in load]
-        outputs["target"] = {"hotspot": rank, "boundary": hotspot.get("boundary"), "request": name}
+        target = StressTarget(hotspot=rank, boundary=hotspot.get("boundary"), request=name)
         target_note = f" on hotspot #{rank} {hotspot.get('boundary')} ({hotspot.get('anomaly')})"
-    if section.sweep is not None:
-        outputs["sweep"] = _sweep(ctx, section, load)
+    sweep = _sweep(ctx, section, load) if section.sweep is not None else None
     result = run_trials(
         ctx,
         Conditions.of_section("stress", section, ctx.options, load=load, workers=section.workers),
     )
-    outputs = {**result.outputs, **outputs}
-    checked = [(text, parse_threshold(text)) for text in section.thresholds]
-    outputs["thresholds"] = [
-        {"threshold": text, "held": t.holds(outputs), "observed": round(t.observed(outputs), 3)}
-        for text, t in checked
+    out = StressOutputs.from_manifest(result.outputs)
+    if target is not None:
+        out.target = target
+    if sweep is not None:
+        out.sweep = sweep
+    figures = out.to_manifest()
+    out.thresholds = [
+        ThresholdCheck(
+            threshold=text, held=t.holds(figures), observed=round(t.observed(figures), 3)
+        )
+        for text, t in ((text, parse_threshold(text)) for text in section.thresholds)
     ]
-    breached = [_breach_message(item) for item in outputs["thresholds"] if not item["held"]]
+    breached = [_breach_message(item) for item in out.thresholds if not item.held]
     findings = list(result.findings) + [
         Finding("stress", "threshold", message) for message in breached
     ]
-    failed = outputs["violations"] > 0 or bool(breached)
-    p99 = outputs.get("latency_ms", {}).get("p99", 0.0)
+    failed = out.violations > 0 or bool(breached)
     summary = (
-        f"{outputs['violations']}/{outputs['trials']} trials violated an invariant{target_note} "
-        f"({outputs['requests']} requests, p99 {p99:.1f} ms)"
+        f"{out.violations}/{out.trials} trials violated an invariant{target_note} "
+        f"({out.requests} requests, p99 {out.latency_ms.p99:.1f} ms)"
     )
-    if "sweep" in outputs and outputs["sweep"]["smallest_reproducing_load"]:
-        summary += f"; reproduced from a burst of {outputs['sweep']['smallest_reproducing_load']['requests']}"
+    smallest = out.sweep.smallest_reproducing_load if out.sweep is not None else None
+    if smallest is not None:
+        summary += f"; reproduced from a burst of {smallest.requests}"
     if breached:
         summary += "; " + "; ".join(breached)
-    reason = None if failed else vacuity(outputs)
+    reason = None if failed else vacuity(out.to_manifest())
     if reason:
-        return PhaseResult.inconclusive(reason, outputs, result.artifacts)
+        return PhaseResult.inconclusive(reason, out.to_manifest(), result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
-    return PhaseResult(status, summary, outputs, result.artifacts, findings=findings)
+    return PhaseResult(status, summary, out.to_manifest(), result.artifacts, findings=findings)
 
 
-def _breach_message(item: dict[str, Any]) -> str:
-    return f"threshold '{item['threshold']}' breached (observed {item['observed']:g})"
+def _breach_message(item: ThresholdCheck) -> str:
+    return f"threshold '{item.threshold}' breached (observed {item.observed:g})"
 
 
 def _retarget(step: LoadStep, request: str) -> LoadStep:
@@ -79,7 +91,7 @@ def _retarget(step: LoadStep, request: str) -> LoadStep:
     )
 
 
-def _sweep(ctx: PhaseContext, section: StressSection, load: list[LoadStep]) -> dict[str, Any]:
+def _sweep(ctx: PhaseContext, section: StressSection, load: list[LoadStep]) -> Sweep:
     """Grow the first burst geometrically until the race reproduces; record the smallest load that did.
 
     Terminates: the size grows by at least one each round and stops at `sweep.max`.
@@ -95,8 +107,8 @@ def _sweep(ctx: PhaseContext, section: StressSection, load: list[LoadStep]) -> d
     burst = load[where].burst
     assert burst is not None
     size = min(sweep.start or _predicted_start(ctx) or max(1, burst.requests // 8), sweep.max)
-    tried: list[dict[str, Any]] = []
-    smallest: dict[str, Any] | None = None
+    tried: list[SweepStep] = []
+    smallest: SmallestLoad | None = None
     while size <= sweep.max:
         stepped = list(load)
         stepped[where] = LoadStep(burst=Burst(requests=size, request=burst.request, mix=burst.mix))
@@ -106,15 +118,13 @@ def _sweep(ctx: PhaseContext, section: StressSection, load: list[LoadStep]) -> d
                 label="stress-sweep", trials=sweep.trials, load=stepped, stop="first-violation"
             ),
         )
-        outcome = result.outputs
-        tried.append(
-            {"requests": size, "trials": outcome["trials"], "violations": outcome["violations"]}
-        )
-        if outcome["violations"]:
-            smallest = {"requests": size, "violation_rate": outcome["violation_rate"]}
+        outcome = RateFigures.from_manifest(result.outputs)
+        tried.append(SweepStep(requests=size, trials=outcome.trials, violations=outcome.violations))
+        if outcome.violations:
+            smallest = SmallestLoad(requests=size, violation_rate=outcome.violation_rate)
             break
         size = max(size + 1, int(size * sweep.factor))
-    return {"tried": tried, "smallest_reproducing_load": smallest}
+    return Sweep(tried=tried, smallest_reproducing_load=smallest)
 
 
 def _predicted_start(ctx: PhaseContext) -> int | None:
