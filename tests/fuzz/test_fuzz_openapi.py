@@ -164,7 +164,7 @@ components:
     qty_type = problems[
         "paths./a.post.requestBody.content.application/json.schema.properties.qty.type"
     ]
-    assert "Did you mean 'integer'?" in qty_type.message and qty_type.line == 14
+    assert "did you mean 'integer'?" in qty_type.message and qty_type.line == 14
     ref = problems["paths./a.post.requestBody.content.application/json.schema.properties.ref.$ref"]
     assert "no 'Nope' under components.schemas" in ref.message
     assert "not a status code" in problems["paths./a.post.responses.20x"].message

@@ -87,7 +87,7 @@ YAML_CASES = {
         "not a status code",
     ),
     "a schema that is a number": (body("5"), SCHEMA, "must be a mapping"),
-    "an unknown type": (body("{type: integr}"), f"{SCHEMA}.type", "Did you mean 'integer'"),
+    "an unknown type": (body("{type: integr}"), f"{SCHEMA}.type", "did you mean 'integer'"),
     "properties is a list": (body("{type: object, properties: [a]}"), f"{SCHEMA}.properties", "mapping"),
     "required is a string": (body("{type: object, required: a}"), f"{SCHEMA}.required", "list"),
     "a pattern that does not compile": (body("{type: string, pattern: '[a-'}"), f"{SCHEMA}.pattern", "regular expression"),

@@ -10,7 +10,6 @@ its responses by status.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 from heisen._json import load_json_file
 from heisen._yaml import YamlDocument, YamlPath, format_path, load_yaml_file
-from heisen.errors import PipelineError, Problem, UsageError
+from heisen.errors import PipelineError, Problem, UsageError, did_you_mean
 from heisen.fuzz._schema import Schema, SchemaType
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -118,10 +117,7 @@ def find_operation(document: OpenApiDocument, wanted: str) -> Operation:
         if operation.key == key or operation.operation_id == wanted.strip():
             return operation
     names = [operation.key for operation in document.operations]
-    hint = difflib.get_close_matches(key, names, n=1)
-    message = f"{document.source} has no operation {wanted!r}."
-    if hint:
-        message += f" Did you mean {hint[0]!r}?"
+    message = f"{document.source} has no operation {wanted!r}{did_you_mean(key, names)}"
     listing = "\n".join(f"  {name}" for name in names) or "  (none)"
     raise UsageError(f"{message}\nAvailable operations:\n{listing}")
 
@@ -386,9 +382,8 @@ class _Builder:
         valid = {t.value for t in SchemaType}
         for name in types:
             if name not in valid:
-                close = difflib.get_close_matches(name, sorted(valid), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                self.problem((*path, "type"), f"unknown type {name!r}.{hint}")
+                hint = did_you_mean(name, sorted(valid))
+                self.problem((*path, "type"), f"unknown type {name!r}{hint or '.'}")
         types = [t for t in types if t in valid]
         if len(types) > 1:
             alternatives = tuple(self.typed(node, path, SchemaType(t), False) for t in types)

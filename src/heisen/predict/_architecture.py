@@ -23,7 +23,6 @@ frozen dataclasses, durations in seconds, references resolved.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,7 +32,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from heisen._yaml import YamlDocument, YamlPath, load_yaml_file
-from heisen.errors import PipelineError, Problem
+from heisen.errors import PipelineError, Problem, did_you_mean
 from heisen.predict._architecture_spec import (
     SCHEMA_MODELS,
     ArchitectureSpec,
@@ -300,12 +299,7 @@ _ALLOWED: dict[StepKind, set[str]] = {
 
 
 def _unknown(what: str, name: str, known: Mapping[str, Any]) -> str:
-    hint = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    suffix = (
-        f"; did you mean {hint[0]!r}?"
-        if hint
-        else f" (known: {', '.join(sorted(known)) or 'none'})"
-    )
+    suffix = did_you_mean(name, sorted(known)) or f" (known: {', '.join(sorted(known)) or 'none'})"
     return f"unknown {what} {name!r}{suffix}"
 
 

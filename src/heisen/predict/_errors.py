@@ -8,14 +8,13 @@ from the keys the schema accepts.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from heisen._yaml import YamlDocument
-from heisen.errors import Problem
+from heisen.errors import Problem, did_you_mean
 
 _VALUE_ERROR_PREFIXES = ("Value error, ", "Assertion failed, ")
 
@@ -53,9 +52,7 @@ def _message(item: Any, vocabulary: set[str]) -> str:
     kind = item["type"]
     if kind == "extra_forbidden":
         key = str(item["loc"][-1]) if item["loc"] else "?"
-        hint = difflib.get_close_matches(key, sorted(vocabulary), n=1, cutoff=0.6)
-        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"unknown key {key!r}{suffix}"
+        return f"unknown key {key!r}{did_you_mean(key, sorted(vocabulary))}"
     if kind == "missing":
         return "this key is required"
     message = str(item["msg"])
