@@ -12,6 +12,7 @@ import pytest
 from fuzz_servers import serve
 from orders_service import make_app
 
+from heisen.cli._adhoc import show_fuzz
 from heisen.errors import PipelineError, SystemUnavailable, UsageError
 from heisen.fuzz.adhoc import run_adhoc_fuzz
 
@@ -86,23 +87,16 @@ def test_a_buggy_service_exits_1_with_pure_json_and_replays_that_fail(tmp_path):
 def test_a_correct_service_exits_0_and_the_corpus_is_tried_first(tmp_path, capsys):
     runs = tmp_path / "runs"
     with serve(make_app) as url:
-        assert (
-            run_adhoc_fuzz(
-                SPEC,
-                url,
-                operation="POST /orders",
-                cases=60,
-                seed=5,
-                run_dir=runs / "one",
-                as_json=True,
-            )
-            == 1
+        first = run_adhoc_fuzz(
+            SPEC, url, operation="POST /orders", cases=60, seed=5, run_dir=runs / "one"
         )
+        assert show_fuzz(first, as_json=True) == 1
     capsys.readouterr()
     with serve(lambda: make_app(fixed=True)) as url:
-        code = run_adhoc_fuzz(
-            SPEC, url, operation="post /orders", cases=5, seed=6, run_dir=runs / "two", as_json=True
+        result = run_adhoc_fuzz(
+            SPEC, url, operation="post /orders", cases=5, seed=6, run_dir=runs / "two"
         )
+        code = show_fuzz(result, as_json=True)
         out = capsys.readouterr().out
     assert code == 0
     data = json.loads(out)
@@ -113,15 +107,10 @@ def test_a_correct_service_exits_0_and_the_corpus_is_tried_first(tmp_path, capsy
 
 def test_the_table_for_humans(tmp_path, capsys):
     with serve(make_app) as url:
-        code = run_adhoc_fuzz(
-            SPEC,
-            url,
-            operation="POST /orders",
-            cases=40,
-            seed=1,
-            run_dir=tmp_path / "r",
-            as_json=False,
+        result = run_adhoc_fuzz(
+            SPEC, url, operation="POST /orders", cases=40, seed=1, run_dir=tmp_path / "r"
         )
+        code = show_fuzz(result, as_json=False)
     captured = capsys.readouterr()
     assert code == 1 and captured.out == ""
     assert (
@@ -142,7 +131,6 @@ def test_usage_and_environment_errors(tmp_path, free_tcp_port):
             cases=5,
             seed=1,
             run_dir=tmp_path / "a",
-            as_json=False,
         )
     with pytest.raises(UsageError, match="Did you mean 'POST /orders'"):
         run_adhoc_fuzz(
@@ -152,7 +140,6 @@ def test_usage_and_environment_errors(tmp_path, free_tcp_port):
             cases=5,
             seed=1,
             run_dir=tmp_path / "b",
-            as_json=False,
         )
     with pytest.raises(UsageError, match="not a loopback address"):
         run_adhoc_fuzz(
@@ -162,7 +149,6 @@ def test_usage_and_environment_errors(tmp_path, free_tcp_port):
             cases=5,
             seed=1,
             run_dir=tmp_path / "c",
-            as_json=False,
         )
     with pytest.raises(SystemUnavailable, match="cannot reach"):
         run_adhoc_fuzz(
@@ -172,7 +158,6 @@ def test_usage_and_environment_errors(tmp_path, free_tcp_port):
             cases=5,
             seed=1,
             run_dir=tmp_path / "d",
-            as_json=False,
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import support
+from heisen.cli._adhoc import show_load
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.stress.adhoc import AdHocLoad, parse_rate, plan, run_adhoc
 from heisen.system._ports import free_port
@@ -25,7 +26,7 @@ def url_of(server: Server, path: str = "/") -> str:
 
 
 def run_json(load: AdHocLoad, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    assert run_adhoc(load, as_json=True) == 0
+    assert show_load(run_adhoc(load), as_json=True) == 0
     out = capsys.readouterr().out
     result: dict[str, Any] = json.loads(out)
     return result
@@ -66,7 +67,7 @@ def test_concurrency_posts_the_body_with_headers(
 def test_human_output_is_a_table_on_stderr(
     aiohttp_server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_adhoc(AdHocLoad(url=url_of(aiohttp_server), burst=10), as_json=False) == 0
+    assert show_load(run_adhoc(AdHocLoad(url=url_of(aiohttp_server), burst=10)), as_json=False) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
     for word in (
@@ -111,7 +112,7 @@ def test_rates() -> None:
 
 def test_unreachable_is_system_unavailable() -> None:
     with pytest.raises(SystemUnavailable, match="nothing is listening"):
-        run_adhoc(AdHocLoad(url=f"http://127.0.0.1:{free_port()}/", burst=3), as_json=True)
+        run_adhoc(AdHocLoad(url=f"http://127.0.0.1:{free_port()}/", burst=3))
 
 
 def test_cli_exit_codes_and_pure_json(aiohttp_server: Server) -> None:

@@ -130,6 +130,7 @@ def stress_command(
 ) -> None:
     """Reproduce a race with targeted, synchronized load and measure how often it happens."""
     if url is not None:
+        from heisen.cli._adhoc import show_load
         from heisen.stress.adhoc import AdHocLoad, run_adhoc
 
         _check_url(url)
@@ -145,7 +146,7 @@ def stress_command(
             repeat=repeat,
             http2=http2,
         )
-        raise typer.Exit(run_adhoc(load, as_json=as_json))
+        raise typer.Exit(show_load(run_adhoc(load), as_json=as_json))
     options = {"hotspot": hotspot, "trials": trials}
     _run_phase(
         "stress",
@@ -176,22 +177,30 @@ def fuzz_command(
 ) -> None:
     """Send edge-case payloads concurrently, shrink what fails, and print how to replay it."""
     if openapi is not None or url is not None:
+        from heisen import events
+        from heisen.cli._adhoc import FuzzProgress, show_fuzz
+        from heisen.console import make_console
         from heisen.fuzz.adhoc import run_adhoc_fuzz
+        from heisen.runner import default_run_dir
 
         if openapi is None or url is None:
             raise UsageError("ad hoc fuzzing needs both --openapi SPEC and --url BASE")
         _check_url(url)
-        raise typer.Exit(
-            run_adhoc_fuzz(
+        console = make_console(stderr=True)
+        progress = FuzzProgress(console)
+        try:
+            result = run_adhoc_fuzz(
                 openapi,
                 url,
                 operation=operation,
                 cases=cases,
                 seed=seed,
-                run_dir=run_dir,
-                as_json=as_json,
+                run_dir=run_dir or default_run_dir(),
+                emit=events.discard if as_json else progress,
             )
-        )
+        finally:
+            progress.close()
+        raise typer.Exit(show_fuzz(result, as_json=as_json, console=console))
     _run_phase(
         "fuzz", pipeline, run_dir, seed, as_json, ci, expect, allow_inconclusive=allow_inconclusive
     )

@@ -4,8 +4,9 @@ Every operation of the document that takes a JSON body or parameters (or
 the one named by `--operation`) gets its seeded cases, after the failing
 cases of earlier runs in the same runs folder. Oracles: 5xx, timeout,
 reset and responses that break the document. Failures are shrunk, stored in
-`RUN_DIR/fuzz-corpus/` and summed up in `RUN_DIR/fuzz.json`; the terminal
-gets a table (stderr) or, with `--json`, stdout gets that JSON and nothing else.
+`RUN_DIR/fuzz-corpus/` and summed up in `RUN_DIR/fuzz.json`. `run_adhoc_fuzz`
+returns an `AdHocFuzzResult`; the command line shows it (a table on stderr,
+or with `--json` that JSON alone on stdout) and exits 1 when a case failed.
 """
 
 from __future__ import annotations
@@ -14,14 +15,81 @@ import json
 import shlex
 import socket
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from heisen.errors import EXIT_OK, EXIT_VIOLATION, SystemUnavailable, UsageError
+from heisen import events
+from heisen.errors import SystemUnavailable, UsageError
+
+__all__ = ["RESULT_NAME", "AdHocFuzzResult", "OperationReport", "run_adhoc_fuzz"]
 
 RESULT_NAME = "fuzz.json"
 TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class OperationReport:
+    """One operation fuzzed: its cases, what failed (as `fuzz.json` holds it), what it sent."""
+
+    operation: str
+    cases: int
+    regression: int  # cases from earlier runs' corpora, tried first
+    failures: list[dict[str, Any]]  # serialised failure entries (fuzz.json, --json)
+    by_outcome: dict[str, int]
+    requests: int
+    status_codes: dict[str, int]
+    errors: dict[str, int]
+    rerun: str
+
+    @property
+    def unique_failures(self) -> list[dict[str, Any]]:
+        return [f for f in self.failures if not f.get("duplicate_of")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "operation": self.operation,
+            "cases": self.cases,
+            "regression": self.regression,
+            "failures": self.failures,
+            "by_outcome": self.by_outcome,
+            "requests": self.requests,
+            "status_codes": self.status_codes,
+            "errors": self.errors,
+            "rerun": self.rerun,
+        }
+
+
+@dataclass(frozen=True)
+class AdHocFuzzResult:
+    """Every operation fuzzed against `url`, with the seed and run dir that replay them."""
+
+    openapi: Path
+    url: str
+    seed: int
+    run_dir: Path
+    operations: list[OperationReport]
+
+    @property
+    def failures(self) -> int:
+        return sum(len(report.failures) for report in self.operations)
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failures else "passed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """As `fuzz.json` and `--json` hold it (serialisation boundary)."""
+        return {
+            "openapi": str(self.openapi.resolve()),
+            "url": self.url,
+            "seed": self.seed,
+            "run_dir": str(self.run_dir),
+            "status": self.status,
+            "failures": self.failures,
+            "operations": [report.to_dict() for report in self.operations],
+        }
 
 
 def run_adhoc_fuzz(
@@ -31,14 +99,16 @@ def run_adhoc_fuzz(
     operation: str | None,
     cases: int,
     seed: int | None,
-    run_dir: Path | None,
-    as_json: bool,
-) -> int:
-    """Fuzz `url` with the operations of `openapi`; 1 when something failed, 0 otherwise."""
+    run_dir: Path,
+    emit: events.EventSink = events.discard,
+) -> AdHocFuzzResult:
+    """Fuzz `url` with the operations of `openapi`; what failed is in the result and `fuzz.json`.
+
+    `emit` hears a `Progress` as each operation starts (and is done) and a
+    `Warning` for a corpus of an earlier run that could not be read.
+    """
     from heisen import seeds
-    from heisen.console import make_console, write_json
     from heisen.fuzz._openapi import find_operation, load_openapi
-    from heisen.runner import default_run_dir
 
     if cases < 1:
         raise UsageError(f"--cases must be at least 1, not {cases}")
@@ -58,45 +128,18 @@ def run_adhoc_fuzz(
     base, prefix, host, port = _base(url)
     _reachable(host, port, url)
     seed = seed if seed is not None else seeds.new_seed()
-    run_dir = run_dir or default_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    console = make_console(stderr=True)
     reports = [
-        _fuzz_operation(
-            op,
-            base,
-            prefix,
-            host,
-            port,
-            openapi,
-            url,
-            cases,
-            seed,
-            run_dir,
-            None if as_json else console,
-        )
+        _fuzz_operation(op, base, prefix, host, port, openapi, url, cases, seed, run_dir, emit)
         for op in operations
     ]
-    failing = sum(len(r["failures"]) for r in reports)
-    result = {
-        "openapi": str(openapi.resolve()),
-        "url": url,
-        "seed": seed,
-        "run_dir": str(run_dir),
-        "status": "failed" if failing else "passed",
-        "failures": failing,
-        "operations": reports,
-    }
+    result = AdHocFuzzResult(openapi, url, seed, run_dir, reports)
     from heisen._redact import redact
 
     (run_dir / RESULT_NAME).write_text(
-        json.dumps(redact(result), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+        json.dumps(redact(result.to_dict()), indent=2, allow_nan=False) + "\n", encoding="utf-8"
     )
-    if as_json:
-        write_json(result)
-    else:
-        _render(console, result)
-    return EXIT_VIOLATION if failing else EXIT_OK
+    return result
 
 
 def _base(url: str) -> tuple[str, str, str, int]:
@@ -131,8 +174,8 @@ def _fuzz_operation(
     count: int,
     seed: int,
     run_dir: Path,
-    console: Any,
-) -> dict[str, Any]:
+    emit: events.EventSink,
+) -> OperationReport:
     from heisen import seeds
     from heisen.fuzz._cases import generate_cases
     from heisen.fuzz._corpus import Corpus
@@ -140,8 +183,7 @@ def _fuzz_operation(
     from heisen.fuzz._send import Budget, Sender, Target, run_campaign
 
     def warn(text: str) -> None:
-        if console is not None:
-            console.print(f"[yellow]warning:[/] {text}", markup=True)
+        emit(events.Warning("fuzz", text))
 
     previous = previous_cases(run_dir, operation.key, warn)
     generated = generate_cases(
@@ -152,9 +194,7 @@ def _fuzz_operation(
         operation.method, prefix + operation.path, (), operation, operation.body is not None
     )
     sender = Sender(host, port, target, timeout_s=TIMEOUT_S)
-    status = console.status(f"fuzzing {operation.key}") if console is not None else None
-    if status is not None:
-        status.start()
+    emit(events.Progress("fuzz", f"fuzzing {operation.key}"))
     try:
         failures = run_campaign(
             sender,
@@ -166,8 +206,7 @@ def _fuzz_operation(
             shrunk_before=frozenset(c.id for c in previous),
         )
     finally:
-        if status is not None:
-            status.stop()
+        emit(events.Progress("fuzz", f"fuzzed {operation.key}", completed=1, total=1))
     rerun = shlex.join(
         [
             "heisen",
@@ -187,44 +226,14 @@ def _fuzz_operation(
     entries = [
         failure_entry(f, target, base, run_dir, openapi=openapi, rerun=rerun) for f in failures
     ]
-    return {
-        "operation": operation.key,
-        "cases": len(cases),
-        "regression": len(previous),
-        "failures": entries,
-        "by_outcome": dict(sorted(Counter(f.outcome.value for f in failures).items())),
-        "requests": sender.tally.requests,
-        "status_codes": dict(sorted(sender.tally.status_codes.items())),
-        "errors": dict(sorted(sender.tally.errors.items())),
-        "rerun": rerun,
-    }
-
-
-def _render(console: Any, result: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=f"heisen fuzz {result['url']} (seed {result['seed']})", show_lines=True)
-    for column in ("operation", "cases", "outcome", "case", "shrunk to", "replay"):
-        table.add_column(column, overflow="fold")
-    for report in result["operations"]:
-        unique = [f for f in report["failures"] if not f.get("duplicate_of")]
-        if not unique:
-            table.add_row(escape(report["operation"]), str(report["cases"]), "passed", "", "", "")
-        for failure in unique:
-            same = sum(1 for f in report["failures"] if f.get("duplicate_of") == failure["id"])
-            outcome = failure["outcome"] + (f" (+{same} alike)" if same else "")
-            table.add_row(
-                escape(report["operation"]),
-                str(report["cases"]),
-                outcome,
-                escape(failure["label"]),
-                escape(failure["shrunk"]),
-                escape(failure["replay"]),
-            )
-    console.print(table)
-    verdict = "[bold red]failed[/]" if result["failures"] else "[bold green]passed[/]"
-    console.print(
-        f"{verdict}: {result['failures']} failing case(s); corpus and {RESULT_NAME} in "
-        f"{escape(result['run_dir'])}"
+    return OperationReport(
+        operation=operation.key,
+        cases=len(cases),
+        regression=len(previous),
+        failures=entries,
+        by_outcome=dict(sorted(Counter(f.outcome.value for f in failures).items())),
+        requests=sender.tally.requests,
+        status_codes=dict(sorted(sender.tally.status_codes.items())),
+        errors=dict(sorted(sender.tally.errors.items())),
+        rerun=rerun,
     )

@@ -2,46 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from heisen.stress._latency import summarize
+from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._records import RequestRecord
 from heisen.stress._request import Repeat
 from heisen.stress._workers import ModelSpec, run_model
 
 if TYPE_CHECKING:
-    from heisen.stress.adhoc import AdHocPlan
+    from heisen.stress.adhoc import AdHocPlan, AdHocRun
 
 
-async def run_plan(plan: AdHocPlan) -> dict[str, Any]:
-    """The merged summary of every repetition, each repetition's own, and the burst release spreads."""
+async def run_plan(plan: AdHocPlan) -> tuple[LoadSummary, list[AdHocRun]]:
+    """Every repetition's records merged and summarized, and each repetition's own summary."""
+    from heisen.stress.adhoc import AdHocRun
+
     merged: list[RequestRecord] = []
-    runs: list[dict[str, Any]] = []
-    spreads: list[float] = []
+    runs: list[AdHocRun] = []
     for _ in range(plan.repeat):
         records, spread = await _run_once(plan)
         merged.extend(records)
-        one = summarize(records).to_dict()
-        if spread is not None:
-            spreads.append(spread * 1000)
-            one["release_spread_ms"] = round(spread * 1000, 3)
-        runs.append(one)
-    result: dict[str, Any] = {
-        "model": plan.describe(),
-        "repeat": plan.repeat,
-        **summarize(merged).to_dict(),
-    }
-    if plan.repeat > 1:
-        # rps of merged runs would count the gaps between them: report the mean of each run's rps
-        result["rps"] = round(sum(run["rps"] for run in runs) / len(runs), 1)
-    if spreads:
-        ordered = sorted(spreads)
-        result["release_spread_ms"] = {
-            "median": round(ordered[len(ordered) // 2], 3),
-            "max": round(ordered[-1], 3),
-        }
-    result["runs"] = runs
-    return result
+        runs.append(AdHocRun(summarize(records), None if spread is None else spread * 1000))
+    return summarize(merged), runs
 
 
 async def _run_once(plan: AdHocPlan) -> tuple[list[RequestRecord], float | None]:

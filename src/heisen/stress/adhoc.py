@@ -11,10 +11,11 @@ for coordinated omission) or `--concurrency` (closed model: C users back to
 back). `--repeat K` runs the load K times, one after the other, and reports
 them merged. Only loopback targets: this mode has no `allow_hosts:`.
 
-`run_adhoc` returns 0 whenever the load ran, whatever the status codes
-(they are in the result: judge them with a pipeline's thresholds, not
-here). A bad combination of options raises UsageError (exit 2); a target
-that accepts no connection raises SystemUnavailable (exit 3).
+`run_adhoc` returns an `AdHocResult` whenever the load ran, whatever the
+status codes (they are in the result: judge them with a pipeline's
+thresholds, not here); the command line shows it and exits 0. A bad
+combination of options raises UsageError (exit 2); a target that accepts no
+connection raises SystemUnavailable (exit 3).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from urllib.parse import urlsplit
 
 from heisen._units import parse_duration
 from heisen.errors import UsageError
+from heisen.stress._latency import LoadSummary
 from heisen.stress._request import HttpRequest
 
-__all__ = ["AdHocLoad", "run_adhoc"]
+__all__ = ["AdHocLoad", "AdHocPlan", "AdHocResult", "AdHocRun", "parse_rate", "plan", "run_adhoc"]
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|m|min))?\s*$")
 
@@ -66,6 +68,7 @@ class AdHocPlan:
     http2: bool = False
 
     def describe(self) -> dict[str, Any]:
+        """The model as `--json` shows it (serialisation boundary)."""
         if self.model == "burst":
             return {"kind": "burst", "requests": self.size, "http2": self.http2}
         if self.model == "rate":
@@ -177,13 +180,66 @@ def _replace(plan_: AdHocPlan, **changes: Any) -> AdHocPlan:
     return replace(plan_, **changes)
 
 
-def run_adhoc(load: AdHocLoad, *, as_json: bool) -> int:
-    """Run the load, print the result (a table, or only JSON on stdout); 0 when it ran."""
+@dataclass(frozen=True)
+class AdHocRun:
+    """One repetition of the load: its summary, and a burst's release spread (ms)."""
+
+    summary: LoadSummary
+    release_spread_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.summary.to_dict()
+        if self.release_spread_ms is not None:
+            data["release_spread_ms"] = round(self.release_spread_ms, 3)
+        return data
+
+
+@dataclass(frozen=True)
+class AdHocResult:
+    """What the load did: every repetition merged, and each one on its own."""
+
+    url: str
+    plan: AdHocPlan
+    merged: LoadSummary
+    runs: list[AdHocRun]
+
+    @property
+    def method(self) -> str:
+        return self.plan.request.method
+
+    @property
+    def rps(self) -> float:
+        """Requests per second; of several runs, the mean of each run's (merged, the gaps count)."""
+        if self.plan.repeat > 1:
+            return round(sum(round(run.summary.rps, 1) for run in self.runs) / len(self.runs), 1)
+        return round(self.merged.rps, 1)
+
+    @property
+    def release_spread_ms(self) -> tuple[float, float] | None:
+        """The median and the largest burst release spread (ms), for bursts."""
+        spreads = sorted(r.release_spread_ms for r in self.runs if r.release_spread_ms is not None)
+        return (spreads[len(spreads) // 2], spreads[-1]) if spreads else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as `--json` prints it (serialisation boundary)."""
+        data: dict[str, Any] = {
+            "url": self.url,
+            "method": self.method,
+            "model": self.plan.describe(),
+            "repeat": self.plan.repeat,
+            **self.merged.to_dict(),
+            "rps": self.rps,
+        }
+        spread = self.release_spread_ms
+        if spread is not None:
+            data["release_spread_ms"] = {"median": round(spread[0], 3), "max": round(spread[1], 3)}
+        data["runs"] = [run.to_dict() for run in self.runs]
+        return data
+
+
+def run_adhoc(load: AdHocLoad) -> AdHocResult:
+    """Run the load `repeat` times; what it did, whatever the status codes."""
     from heisen.stress._adhoc_run import run_plan
-    from heisen.stress._adhoc_view import show
 
     chosen = plan(load)
-    result = asyncio.run(run_plan(chosen))
-    result = {"url": load.url, "method": chosen.request.method, **result}
-    show(result, as_json=as_json)
-    return 0
+    return AdHocResult(load.url, chosen, *asyncio.run(run_plan(chosen)))
