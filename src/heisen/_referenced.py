@@ -23,7 +23,7 @@ from heisen.errors import HeisenError, PipelineError, Problem
 
 if TYPE_CHECKING:
     from heisen.fuzz._openapi import OpenApiDocument
-    from heisen.pipeline import FuzzSection, Pipeline
+    from heisen.schema import FuzzSection, Pipeline
 
 __all__ = ["check_referenced_files"]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from heisen.outputs import Limits
-from heisen.pipeline import Pipeline, Resources
+from heisen.schema import Pipeline, Resources
 from heisen.stress import TrialsResult
 
 _MEMORY_UNITS = (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024))

@@ -8,7 +8,7 @@ from heisen._thresholds import breached
 from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.pipeline import Toxic
+from heisen.schema import Toxic
 from heisen.stress import Conditions, run_trials, vacuity
 from heisen.system import LinkTraffic, median_delay_ms
 
