@@ -99,7 +99,7 @@ def test_ticketing_top_hotspot_is_checkout_check_then_act(ticketing) -> None:
         "inventory → redis",
     )
     assert top.predicted_violation_rate > 0.9
-    assert top.endpoint == {
+    assert top.endpoint is not None and top.endpoint.to_manifest() == {
         "method": "POST",
         "path": "/events/{event}/checkout",
         "body": {"qty": 1},

@@ -147,7 +147,7 @@ def _check_string(schema: Schema, value: str, where: str) -> list[str]:
     return problems
 
 
-def _check_object(schema: Schema, value: dict[str, Any], where: str, depth: int) -> list[str]:
+def _check_object(schema: Schema, value: Mapping[str, object], where: str, depth: int) -> list[str]:
     problems = [
         f"{where}: required property {name!r} is missing"
         for name in sorted(schema.required)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+from heisen import outputs
+
 STEP_KINDS = ("read", "write", "check", "call", "lock", "unlock")
 
 
@@ -100,12 +102,12 @@ class Endpoint:
     path: str
     body: Mapping[str, Any] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "path": self.path,
-            "body": dict(self.body) if self.body is not None else None,
-        }
+    def to_output(self) -> outputs.Endpoint:
+        return outputs.Endpoint(
+            method=self.method,
+            path=self.path,
+            body=dict(self.body) if self.body is not None else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,7 @@ def _hotspot(
         anomaly=site.anomaly,
         key=site.pattern,
         operation=site.operation,
-        endpoint=op.endpoint.as_dict() if op.endpoint else None,
+        endpoint=op.endpoint.to_output() if op.endpoint else None,
         score=volatility(outcome.rate, sensitivity.index(), dispersion, prior_term),
         predicted_violation_rate=outcome.rate,
         ci95=wilson(outcome.violations, outcome.cycles),

@@ -114,7 +114,7 @@ class Hotspot:
     anomaly: Anomaly
     key: str
     operation: str
-    endpoint: Mapping[str, object] | None
+    endpoint: outputs.Endpoint | None
     score: float
     predicted_violation_rate: float
     ci95: tuple[float, float]
@@ -139,9 +139,7 @@ class Hotspot:
             ci95=(round(self.ci95[0], 6), round(self.ci95[1], 6)),
             load=self.load.model_copy(),
             operation=self.operation,
-            endpoint=None
-            if self.endpoint is None
-            else outputs.Endpoint.model_validate(dict(self.endpoint)),
+            endpoint=None if self.endpoint is None else self.endpoint.model_copy(),
             key=self.key,
             sensitivity=self.sensitivity.to_output(),
             terms=outputs.ScoreTerms(
