@@ -22,7 +22,7 @@ from heisen._yaml import YamlDocument, YamlPath
 from heisen.errors import HeisenError, PipelineError, Problem
 
 if TYPE_CHECKING:
-    from heisen.fuzz._openapi import OpenApiDocument
+    from heisen.fuzz import OpenApiDocument
     from heisen.schema import FuzzSection, Pipeline
 
 __all__ = ["check_referenced_files"]
@@ -35,7 +35,7 @@ def check_referenced_files(
     found = _Found(document, base_dir)
     phases = pipeline.phases
     if phases.predict:
-        from heisen.predict._architecture import load_architecture, load_incidents
+        from heisen.predict import load_architecture, load_incidents
 
         found.load(
             ("phases", "predict", "architecture"), phases.predict.architecture, load_architecture
@@ -116,7 +116,7 @@ class _Found:
 
 def _check_openapi(found: _Found, pipeline: Pipeline, section: FuzzSection) -> None:
     """The document loads, and the operation the fuzz phase will pick is in it."""
-    from heisen.fuzz._openapi import load_openapi
+    from heisen.fuzz import load_openapi
 
     assert section.openapi is not None
     document: OpenApiDocument | None = found.load(

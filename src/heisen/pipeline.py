@@ -25,7 +25,7 @@ from heisen import _templates
 from heisen._referenced import check_referenced_files
 from heisen._yaml import YamlDocument, YamlPath, clipped, load_yaml_text, read_capped
 from heisen.errors import PipelineError, Problem, did_you_mean
-from heisen.oracle._python_ref import check_python_ref  # static: validate imports nothing
+from heisen.oracle import check_python_ref  # static: validate imports nothing
 from heisen.schema import (
     LOAD_PHASES,
     Acknowledged,

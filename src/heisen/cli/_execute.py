@@ -35,8 +35,7 @@ def execute(
 ) -> int:
     from heisen.console import make_console, write_json
     from heisen.pipeline import load_pipeline
-    from heisen.report import finish_run
-    from heisen.report._terminal import TerminalView
+    from heisen.report import TerminalView, finish_run
     from heisen.runner import Runner, default_run_dir, phase_named
 
     if expect not in (None, "violation"):

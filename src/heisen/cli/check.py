@@ -18,7 +18,7 @@ def check_command(
 
     from heisen.console import make_console, write_json
     from heisen.pipeline import load_pipeline
-    from heisen.report._terminal import TerminalView
+    from heisen.report import TerminalView
     from heisen.runner import Runner, default_run_dir
 
     loaded = load_pipeline(pipeline)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from heisen.fuzz._openapi import OpenApiDocument, load_openapi
+
 if TYPE_CHECKING:
     from heisen.phase import PhaseContext, PhaseResult
 
-__all__ = ["run"]
+__all__ = ["OpenApiDocument", "load_openapi", "run"]
 
 
 def run(ctx: PhaseContext) -> PhaseResult:

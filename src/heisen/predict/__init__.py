@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from heisen.predict._architecture import load_architecture, load_incidents
+
 if TYPE_CHECKING:
     from heisen.phase import PhaseContext, PhaseResult
 
-__all__ = ["run"]
+__all__ = ["load_architecture", "load_incidents", "run"]
 
 
 def run(ctx: PhaseContext) -> PhaseResult:

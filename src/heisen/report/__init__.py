@@ -7,8 +7,9 @@ from typing import Any
 
 from heisen.manifest import RunManifest
 from heisen.report._summary import print_summary
+from heisen.report._terminal import TerminalView
 
-__all__ = ["finish_run", "print_summary", "write_reports"]
+__all__ = ["TerminalView", "finish_run", "print_summary", "write_reports"]
 
 
 def write_reports(manifest: RunManifest, run_dir: Path) -> list[str]:
