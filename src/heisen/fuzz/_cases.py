@@ -14,7 +14,7 @@ import hashlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from heisen._yaml import format_path
 from heisen.fuzz._openapi import Operation, Parameter
@@ -54,6 +54,17 @@ class FuzzCase:
     @property
     def body(self) -> bytes:
         return encode_payload(self.payload)
+
+
+class _Parts(NamedTuple):
+    """A request's body, path parameters and query, before it becomes a case."""
+
+    body: Any
+    path: Mapping[str, Any]
+    query: Mapping[str, Any]
+
+    def case(self, label: str, kind: EdgeKind) -> FuzzCase:
+        return make_case(self.body, label, kind, self.path, self.query)
 
 
 def make_case(
@@ -114,17 +125,17 @@ def generate_cases(
     else:
         body_schema, path_specs, query_specs = schema, (), ()
 
-    def fresh() -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    def fresh() -> _Parts:
         body = factory.valid(body_schema) if body_schema is not None else None
         path = {p.name: factory.valid(p.schema, p.name) for p in path_specs}
         params = {p.name: factory.valid(p.schema, p.name) for p in query_specs}
-        return body, {**path, **(path_params or {})}, {**params, **(query or {})}
+        return _Parts(body, {**path, **(path_params or {})}, {**params, **(query or {})})
 
     base = fresh()
     groups: dict[EdgeKind, list[_Mutation]] = {}
     catalogue: list[_Mutation] = []
     if body_schema is not None:
-        catalogue += _body_mutations(factory, body_schema, base[0])
+        catalogue += _body_mutations(factory, body_schema, base.body)
     catalogue += _parameter_mutations(factory, path_specs, "path")
     catalogue += _parameter_mutations(factory, query_specs, "query")
     for mutation in catalogue:
@@ -138,7 +149,7 @@ def generate_cases(
             seen.add(case.id)
             cases.append(case)
 
-    add(make_case(base[0], "valid baseline", EdgeKind.VALID, base[1], base[2]))
+    add(base.case("valid baseline", EdgeKind.VALID))
     realistic = []
     for _ in range(count // 10):
         body, path, params = fresh()
@@ -152,16 +163,15 @@ def generate_cases(
     attempts = 0
     while len(cases) < count and attempts < 4 * count:
         attempts += 1
-        body, path, query = fresh()
+        combined = fresh()
         if attempts % 4 == 1 or not catalogue:
-            add(make_case(body, "valid (fresh values)", EdgeKind.VALID, path, query))
+            add(combined.case("valid (fresh values)", EdgeKind.VALID))
             continue
         chosen = rng.sample(catalogue, k=min(len(catalogue), rng.randint(2, 3)))
-        combined = (body, path, query)
         for mutation in chosen:
             combined = _apply(combined, mutation)
         label = " + ".join(m.label for m in chosen)
-        add(make_case(combined[0], label, EdgeKind.COMBINED, combined[1], combined[2]))
+        add(combined.case(label, EdgeKind.COMBINED))
     return cases
 
 
@@ -258,14 +268,11 @@ def _fits_url(edge: Edge) -> bool:
     return value is None or isinstance(value, int | float)
 
 
-def _apply_case(base: tuple[Any, dict[str, Any], dict[str, Any]], mutation: _Mutation) -> FuzzCase:
-    body, path, query = _apply(base, mutation)
-    return make_case(body, mutation.label, mutation.kind, path, query)
+def _apply_case(base: _Parts, mutation: _Mutation) -> FuzzCase:
+    return _apply(base, mutation).case(mutation.label, mutation.kind)
 
 
-def _apply(
-    state: tuple[Any, dict[str, Any], dict[str, Any]], mutation: _Mutation
-) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def _apply(state: _Parts, mutation: _Mutation) -> _Parts:
     body, path, query = state
     if mutation.area == "body":
         body = replace_at(body, mutation.path, mutation.value, remove=mutation.remove)
@@ -273,7 +280,7 @@ def _apply(
         path = replace_at(path, mutation.path, mutation.value, remove=mutation.remove)
     else:
         query = replace_at(query, mutation.path, mutation.value, remove=mutation.remove)
-    return body, path, query
+    return _Parts(body, path, query)
 
 
 def replace_at(value: Any, path: _Path, new: Any, *, remove: bool = False) -> Any:
