@@ -162,11 +162,6 @@ class RateHistory(Strict):
     window: Duration
     per: Literal["key", "replica"] = "key"
 
-    def rate_limit(self) -> Any:
-        from heisen.oracle.checkers import Per, RateLimit
-
-        return RateLimit(limit=self.limit, window_s=self.window, f=self.f, per=Per(self.per))
-
 
 class Invariant(Strict):
     name: str

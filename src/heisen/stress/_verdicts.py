@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from heisen._schema._system import HistorySpec, Invariant
+from heisen.oracle.checkers import Per, RateLimit
 from heisen.oracle.pipeline_invariants import Verdict as InvariantVerdict
 from heisen.oracle.probes import ProbeError
 from heisen.pipeline import DependencyKind, Pipeline
@@ -79,7 +80,10 @@ def acknowledged(
 def history_model(invariant: Invariant) -> Any:
     """The model `check` takes: a name, or the parameters of `history: {model: rate, ...}`."""
     model = invariant.history
-    return model if isinstance(model, str) else model.rate_limit()  # type: ignore[union-attr]
+    if isinstance(model, str):
+        return model
+    assert model is not None
+    return RateLimit(limit=model.limit, window_s=model.window, f=model.f, per=Per(model.per))
 
 
 def describe_model(invariant: Invariant) -> str:
