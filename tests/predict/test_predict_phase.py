@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 PIPELINE = Path(__file__).resolve().parents[2] / "examples" / "ticketing" / "pipeline.yaml"
@@ -32,6 +33,7 @@ def predict(*args: str) -> dict:
     return json.loads(result.stdout)["phases"]["predict"]["outputs"]
 
 
+@pytest.mark.slow
 def test_hotspots_rank_the_checkout_race_first(tmp_path):
     outputs = predict("--run-dir", str(tmp_path / "run"))
     top = outputs["hotspots"][0]
@@ -40,6 +42,7 @@ def test_hotspots_rank_the_checkout_race_first(tmp_path):
     assert any(h["anomaly"] == "stale-read" for h in outputs["hotspots"])
 
 
+@pytest.mark.slow
 def test_calibration_sets_predicted_beside_observed(tmp_path):
     measured = tmp_path / "measured"
     measured.mkdir()

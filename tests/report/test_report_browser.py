@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from heisen.manifest import RunManifest
 from heisen.report import html
+
+pytestmark = pytest.mark.slow
 
 FLAGS = [
     "--headless",

@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from heisen.system._ports import free_port, wait_for_port
@@ -87,6 +88,7 @@ WHO_LOAD = """\
     - inject: {rate: 200, during: 300ms, request: open}"""
 
 
+@pytest.mark.slow
 def test_every_operation_names_the_replica_that_answered_it(tmp_path: Path) -> None:
     invariants = (
         "  - {name: spread, history: {model: rate, f: h1, limit: 100000, window: 1s, per: replica}}"
@@ -127,6 +129,7 @@ LOAD_FACTS = """\
       and load.total.replicas["0"]["status"]["200"] == 3"""
 
 
+@pytest.mark.slow
 def test_a_per_replica_rate_limit_holds_per_replica_and_fails_per_key(tmp_path: Path) -> None:
     invariants = PER_REPLICA.replace("PER", "replica") + "\n" + LOAD_FACTS.replace("LIMIT", "3")
     code, run_dir, output = stress(tmp_path / "replica", TAKE, TAKE_LOAD, invariants)
@@ -147,6 +150,7 @@ def test_a_per_replica_rate_limit_holds_per_replica_and_fails_per_key(tmp_path: 
     assert "rate-exceeded" in findings[0]["message"]
 
 
+@pytest.mark.slow
 def test_per_replica_load_variables_catch_a_replica_over_its_share(tmp_path: Path) -> None:
     code, run_dir, output = stress(tmp_path, TAKE, TAKE_LOAD, LOAD_FACTS.replace("LIMIT", "2"))
     assert code == 1, output[-3000:]
@@ -201,6 +205,7 @@ def test_the_proxy_daemon_tells_which_upstream_each_client_connection_got(
             server.stop()
 
 
+@pytest.mark.slow
 def test_a_service_at_a_url_has_no_replica_and_nothing_fails(tmp_path: Path) -> None:
     port = free_port()
     server = spawn(

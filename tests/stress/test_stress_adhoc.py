@@ -115,6 +115,7 @@ def test_unreachable_is_system_unavailable() -> None:
         run_adhoc(AdHocLoad(url=f"http://127.0.0.1:{free_port()}/", burst=3))
 
 
+@pytest.mark.slow
 def test_cli_exit_codes_and_pure_json(aiohttp_server: Server) -> None:
     ok = heisen("stress", "--url", url_of(aiohttp_server), "--burst", "20", "--json")
     assert ok.returncode == 0, ok.stderr

@@ -154,6 +154,7 @@ def test_pause_sends_nothing() -> None:
     assert asyncio.run(pause(0.05)) == []
 
 
+@pytest.mark.slow
 def test_workers_split_the_load(raw_server: Server) -> None:
     assert resolve_workers(3) == 3 and resolve_workers("auto") >= 1
     spec = ModelSpec(

@@ -16,6 +16,8 @@ import yaml
 from heisen.system._postgres import EmbeddedPostgres
 from support import heisen
 
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).parent
 COUNTER = HERE.parent / "core" / "counter"
 REGISTER = HERE / "register"
