@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import yaml
+
+import support
+from support import manifest_of as manifest_of  # the contain tests import it from here
 
 COUNTER = Path(__file__).parent.parent / "core" / "counter"
 CGROUP_MOUNTS = Path("/sys/fs/cgroup")
@@ -21,21 +22,7 @@ CONTAIN = {
 }
 
 
-def heisen(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={
-            "NO_COLOR": "1",
-            "COLUMNS": "160",
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            **(env or {}),
-        },
-    )
+heisen = partial(support.heisen, columns=160, path=support.inherited_path())
 
 
 def write_pipeline(directory: Path, contain: dict[str, object], **service: object) -> Path:
@@ -45,10 +32,6 @@ def write_pipeline(directory: Path, contain: dict[str, object], **service: objec
     data["services"]["counter"].update(service)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def manifest_of(run_dir: Path) -> dict:
-    return yaml.safe_load((run_dir / "manifest.yaml").read_text())
 
 
 def cgroups_unwritable() -> str | None:

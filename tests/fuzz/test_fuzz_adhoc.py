@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 from fuzz_servers import serve
 from orders_service import make_app
 
+import support
 from heisen.cli._adhoc import show_fuzz
 from heisen.errors import PipelineError, SystemUnavailable, UsageError
 from heisen.fuzz.adhoc import run_adhoc_fuzz
@@ -19,14 +20,7 @@ from heisen.fuzz.adhoc import run_adhoc_fuzz
 SPEC = Path(__file__).parent / "orders_openapi.yaml"
 
 
-def heisen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", "fuzz", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
+heisen = partial(support.heisen, "fuzz", timeout=120)
 
 
 def failures_by_outcome(report: dict) -> dict[str, list[dict]]:
@@ -132,7 +126,7 @@ def test_usage_and_environment_errors(tmp_path, free_tcp_port):
             seed=1,
             run_dir=tmp_path / "a",
         )
-    with pytest.raises(UsageError, match="Did you mean 'POST /orders'"):
+    with pytest.raises(UsageError, match="did you mean 'POST /orders'"):
         run_adhoc_fuzz(
             SPEC,
             "http://127.0.0.1:1",

@@ -5,15 +5,17 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 from fuzz_servers import serve
 from stock_service import make_app
+
+import support
 
 HERE = Path(__file__).parent
 
@@ -45,14 +47,7 @@ phases:
 """
 
 
-def heisen(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
+heisen = partial(support.heisen, timeout=120)
 
 
 def fuzz_outputs(run_dir: Path) -> dict:

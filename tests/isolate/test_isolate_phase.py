@@ -1,24 +1,18 @@
 """The isolate phase through real runs: link toxics widen latency, stubs replace a dependency."""
 
 import shutil
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import yaml
+
+import support
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = ROOT / "tests" / "core" / "counter"
 
 
-def heisen(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
+heisen = partial(support.heisen, timeout=300)
 
 
 def test_a_latency_toxic_on_the_database_link_slows_every_request(tmp_path):
