@@ -132,15 +132,15 @@ def _fuzz_table(console: Any, result: AdHocFuzzResult) -> None:
         if not unique:
             table.add_row(escape(report.operation), str(report.cases), "passed", "", "", "")
         for failure in unique:
-            same = sum(1 for f in report.failures if f.get("duplicate_of") == failure["id"])
-            outcome = failure["outcome"] + (f" (+{same} alike)" if same else "")
+            same = report.alike(failure)
+            outcome = failure.outcome + (f" (+{same} alike)" if same else "")
             table.add_row(
                 escape(report.operation),
                 str(report.cases),
                 outcome,
-                escape(failure["label"]),
-                escape(failure["shrunk"]),
-                escape(failure["replay"]),
+                escape(failure.label),
+                escape(failure.shrunk),
+                escape(failure.replay),
             )
     console.print(table)
     verdict = "[bold red]failed[/]" if result.failures else "[bold green]passed[/]"

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from heisen import events
 from heisen.errors import SystemUnavailable, UsageError
+from heisen.outputs import FuzzFailure
 
 __all__ = ["RESULT_NAME", "AdHocFuzzResult", "OperationReport", "run_adhoc_fuzz"]
 
@@ -36,7 +37,7 @@ class OperationReport:
     operation: str
     cases: int
     regression: int  # cases from earlier runs' corpora, tried first
-    failures: list[dict[str, Any]]  # serialised failure entries (fuzz.json, --json)
+    failures: list[FuzzFailure]
     by_outcome: dict[str, int]
     requests: int
     status_codes: dict[str, int]
@@ -44,15 +45,19 @@ class OperationReport:
     rerun: str
 
     @property
-    def unique_failures(self) -> list[dict[str, Any]]:
-        return [f for f in self.failures if not f.get("duplicate_of")]
+    def unique_failures(self) -> list[FuzzFailure]:
+        return [f for f in self.failures if not f.duplicate_of]
+
+    def alike(self, failure: FuzzFailure) -> int:
+        """How many later cases failed like `failure`."""
+        return sum(1 for f in self.failures if f.duplicate_of == failure.id)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "operation": self.operation,
             "cases": self.cases,
             "regression": self.regression,
-            "failures": self.failures,
+            "failures": [failure.to_manifest() for failure in self.failures],
             "by_outcome": self.by_outcome,
             "requests": self.requests,
             "status_codes": self.status_codes,
@@ -179,7 +184,7 @@ def _fuzz_operation(
     from heisen import seeds
     from heisen.fuzz._cases import generate_cases
     from heisen.fuzz._corpus import Corpus
-    from heisen.fuzz._phase import failure_entry, previous_cases, unique_cases
+    from heisen.fuzz._phase import failure_record, previous_cases, unique_cases
     from heisen.fuzz._send import Budget, Sender, Target, run_campaign
 
     def warn(text: str) -> None:
@@ -224,7 +229,7 @@ def _fuzz_operation(
         ]
     )
     entries = [
-        failure_entry(f, target, base, run_dir, openapi=openapi, rerun=rerun) for f in failures
+        failure_record(f, target, base, run_dir, openapi=openapi, rerun=rerun) for f in failures
     ]
     return OperationReport(
         operation=operation.key,
