@@ -11,16 +11,23 @@ import httpx
 import pytest
 from chaos_support import burner_pids, no_faults_left
 
-from heisen._schema._phases import Experiment
-from heisen.chaos._experiments import ExperimentRecord, LocalInjector
+from heisen.chaos._experiments import LocalInjector
 from heisen.chaos._faults import Faults
+from heisen.chaos._rounds import ExperimentRecord, Round
 from heisen.chaos._timeline import Timeline
 from heisen.pipeline import Resources
+from heisen.schema import Experiment
 
 
 def injector(system, tmp_path) -> LocalInjector:
     timeline = Timeline()
     return LocalInjector(system, Faults(timeline), timeline, tmp_path)
+
+
+def first_round(experiment, seed: int) -> Round:
+    return Round(
+        experiment, 1, random.Random(seed), threading.Event(), ExperimentRecord(experiment, 1)
+    )
 
 
 def in_background(inj, experiment):
@@ -29,7 +36,7 @@ def in_background(inj, experiment):
     result: dict = {}
     thread = threading.Thread(
         target=lambda: result.setdefault(
-            "targets", inj.inject(experiment, 1, random.Random(1), stop, record)
+            "targets", inj.inject(Round(experiment, 1, random.Random(1), stop, record))
         )
     )
     thread.start()
@@ -47,9 +54,7 @@ def test_pod_delete_replaces_the_killed_replica(ledger, tmp_path):
     replicas = system.replicas("ledger")
     before = {i.index: i.pid for i in replicas.replicas_info()}
     experiment = Experiment(name="kill", kind="pod-delete", service="ledger", percentage=50)
-    targets = injector(system, tmp_path).inject(
-        experiment, 1, random.Random(3), threading.Event(), ExperimentRecord(experiment, 1)
-    )
+    targets = injector(system, tmp_path).inject(first_round(experiment, 3))
     after = {i.index: i for i in replicas.replicas_info()}
     assert len(targets) == 1
     killed = int(targets[0].rsplit("-", 1)[1])
@@ -64,9 +69,7 @@ def test_graceful_container_kill_also_comes_back(ledger, tmp_path):
     experiment = Experiment(
         name="ck", kind="container-kill", service="ledger", percentage=100, sequence="parallel"
     )
-    injector(system, tmp_path).inject(
-        experiment, 1, random.Random(3), threading.Event(), ExperimentRecord(experiment, 1)
-    )
+    injector(system, tmp_path).inject(first_round(experiment, 3))
     after = replicas.replicas_info()
     assert all(i.ready for i in after) and not set(before) & {i.pid for i in after}
 
@@ -130,9 +133,7 @@ def test_cpu_hog_burns_inside_the_replica_cgroup(ledger, tmp_path):
     )
     used = group.cpu_usage_s()
     inj = injector(system, tmp_path)
-    targets = inj.inject(
-        experiment, 1, random.Random(0), threading.Event(), ExperimentRecord(experiment, 1)
-    )
+    targets = inj.inject(first_round(experiment, 0))
     hogged = replicas.cgroup_of(int(targets[0].rsplit("-", 1)[1]))
     burned = hogged.cpu_usage_s() - (used if hogged is group else 0.0)
     assert burned > 0.6, burned  # ~1 s of one core within the 1-CPU quota
@@ -147,8 +148,6 @@ def test_dependency_restart_restarts_postgres(ledger, tmp_path):
     query = "SELECT pg_postmaster_start_time()::text AS started"
     before = sql_probe(dsn, query)["rows"][0]["started"]
     experiment = Experiment(name="pg", kind="dependency-restart", dependency="postgres")
-    injector(system, tmp_path).inject(
-        experiment, 1, random.Random(0), threading.Event(), ExperimentRecord(experiment, 1)
-    )
+    injector(system, tmp_path).inject(first_round(experiment, 0))
     assert sql_probe(dsn, query)["rows"][0]["started"] != before
     assert httpx.get(system.service_url() + "/count", timeout=10).status_code == 200

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from heisen._schema._phases import ChaosSection, Experiment
 from heisen.chaos._faults import Faults
 from heisen.chaos._kubernetes import KubeInjector, render_chaos_engine, render_chaos_mesh
 from heisen.chaos._timeline import Timeline
 from heisen.errors import SystemUnavailable
+from heisen.schema import ChaosSection, Experiment
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "system"))
 from kube_fake import fake_cluster

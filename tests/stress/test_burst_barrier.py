@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import yaml
 
-from heisen._schema._system import LoadStep, RequestTemplate
 from heisen.oracle.checkers import check
 from heisen.oracle.history import Operation
+from heisen.schema import LoadStep, RequestTemplate
 from heisen.stress._burst import run_burst
 from heisen.stress._history import operations
 from heisen.stress._load import run_steps

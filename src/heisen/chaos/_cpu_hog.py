@@ -15,9 +15,9 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from heisen.system._process import ManagedProcess, spawn
+from heisen.system import ManagedProcess, spawn
+from heisen.system_protocol import ProcessGroup
 
 BURN = "while True:\n    pass\n"
 
@@ -44,7 +44,9 @@ class Burners:
         self.processes: list[ManagedProcess] = []
         self.mode = "none"
 
-    def start(self, cores: int, *, cgroup: Any = None, beside_pid: int | None = None) -> list[int]:
+    def start(
+        self, cores: int, *, cgroup: ProcessGroup | None = None, beside_pid: int | None = None
+    ) -> list[int]:
         """Start the burners; returns their pids. `cgroup` wins over `beside_pid`."""
         try:
             for number in range(cores):

@@ -1,12 +1,8 @@
-"""Experiments on the local backend: what each kind does, and when.
+"""Experiments on the local backend: what each kind does (when: see `_rounds`).
 
-Schedule. Experiment `e` runs `count` rounds; round k starts at
-`start + k * interval` seconds after the load began. `interval` defaults to
-`duration / count` for the instantaneous kinds (kills, restarts: LitmusChaos'
-CHAOS_INTERVAL within TOTAL_CHAOS_DURATION) and to `duration` for the timed
-kinds (faults that last `duration`, back to back). Every experiment runs in
-its own worker thread, so experiments overlap as their `start`s say; a round
-due after the load has ended is not injected (the phase warns up front).
+Every experiment runs in its own worker thread, so experiments overlap as
+their `start`s say; a round due after the load has ended is not injected
+(the phase warns up front).
 
 Within a round, `sequence` says how the targets are hit (LitmusChaos'
 SEQUENCE): `serial` kills one replica, waits until the supervisor has a new
@@ -36,64 +32,27 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from heisen._schema._phases import Experiment
 from heisen.chaos._cpu_hog import Burners
 from heisen.chaos._faults import Faults
+from heisen.chaos._rounds import Round
 from heisen.chaos._timeline import Timeline
+from heisen.schema import Experiment
+from heisen.system_protocol import Replicas, System
 
-INSTANT = ("pod-delete", "container-kill", "dependency-restart")
 READY_DEADLINE_S = 60.0
-
-
-def round_times(experiment: Experiment) -> list[float]:
-    """When each round starts, in seconds after the load began."""
-    if experiment.interval is not None:
-        interval = experiment.interval
-    elif experiment.kind in INSTANT:
-        interval = experiment.duration / experiment.count
-    else:
-        interval = experiment.duration
-    return [experiment.start + k * interval for k in range(experiment.count)]
-
-
-def schedule_end(experiment: Experiment) -> float:
-    """When the experiment's last fault is planned to end (instant kinds: when it is injected)."""
-    last = round_times(experiment)[-1]
-    return last if experiment.kind in INSTANT else last + experiment.duration
-
-
-@dataclass
-class ExperimentRecord:
-    """What one experiment did: the manifest's `experiments[i]` before its verdict."""
-
-    experiment: Experiment
-    planned: int
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    windows: list[tuple[float, float]] = field(
-        default_factory=list
-    )  # when its faults were active (t_s)
-    error: str | None = None
-    finished: bool = False
-
-    def injected(self) -> dict[str, Any]:
-        targets: list[str] = []
-        for entry in self.rounds:
-            targets.extend(t for t in entry["targets"] if t not in targets)
-        return {"count": len(self.rounds), "targets": targets}
 
 
 class LocalInjector:
     """Faults on what heisen started: replicas, link proxies, embedded dependencies."""
 
-    def __init__(self, system: Any, faults: Faults, timeline: Timeline, log_dir: Any) -> None:
+    def __init__(self, system: System, faults: Faults, timeline: Timeline, log_dir: Path) -> None:
         self.system = system
         self.faults = faults
         self.timeline = timeline
@@ -101,6 +60,16 @@ class LocalInjector:
         self.warnings: list[str] = []
         self._burners: list[Burners] = []
         self._lock = threading.Lock()
+        self._actions: dict[str, Callable[[Round], list[str]]] = {
+            "pod-delete": self._pod_delete,
+            "container-kill": self._container_kill,
+            "pod-network-latency": self._pod_network_latency,
+            "pod-network-loss": self._pod_network_loss,
+            "reset-peer": self._reset_peer,
+            "partition": self._partition,
+            "pod-cpu-hog": self._pod_cpu_hog,
+            "dependency-restart": self._dependency_restart,
+        }
 
     def check(self, experiment: Experiment) -> None:
         """Refuse, before anything starts, what heisen cannot do here."""
@@ -113,17 +82,9 @@ class LocalInjector:
             assert experiment.link is not None
             self.system.link_proxy(experiment.link)
 
-    def inject(
-        self,
-        experiment: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
-        """One round of `experiment`; blocks while its fault lasts; returns its targets."""
-        action: Callable[..., list[str]] = getattr(self, "_" + experiment.kind.replace("-", "_"))
-        return action(experiment, number, rng, stop, record)
+    def inject(self, round_: Round) -> list[str]:
+        """One round of its experiment; blocks while its fault lasts; returns its targets."""
+        return self._actions[round_.experiment.kind](round_)
 
     def rollback(self) -> None:
         """The catch-all after the ledger closed: no toxic, every link enabled, no burner."""
@@ -135,43 +96,22 @@ class LocalInjector:
 
     # -- kills ------------------------------------------------------------------------
 
-    def _pod_delete(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
-        return self._kill(e, rng, stop, record, process_only=False)
+    def _pod_delete(self, r: Round) -> list[str]:
+        return self._kill(r, process_only=False)
 
-    def _container_kill(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
-        return self._kill(e, rng, stop, record, process_only=True)
+    def _container_kill(self, r: Round) -> list[str]:
+        return self._kill(r, process_only=True)
 
-    def _kill(
-        self,
-        e: Experiment,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-        *,
-        process_only: bool,
-    ) -> list[str]:
+    def _kill(self, r: Round, *, process_only: bool) -> list[str]:
+        e = r.experiment
         replicas = self.system.replicas(e.service)
         infos = replicas.replicas_info()
         wanted = max(1, math.ceil(len(infos) * e.percentage / 100))
-        chosen = sorted(rng.sample(range(len(infos)), min(wanted, len(infos))))
+        chosen = sorted(r.rng.sample(range(len(infos)), min(wanted, len(infos))))
         groups = [chosen] if e.sequence == "parallel" else [[index] for index in chosen]
         targets: list[str] = []
         for group in groups:
-            if stop.is_set():
+            if r.stop.is_set():
                 break
             began = self.timeline.now()
             killed: list[tuple[int, int]] = []
@@ -189,14 +129,16 @@ class LocalInjector:
             )
             try:
                 for index, pid in killed:
-                    self._wait_replaced(replicas, index, pid, stop)
+                    self._wait_replaced(replicas, index, pid, r.stop)
             finally:
                 if applied is not None:
                     self.faults.remove(applied[0])
-            record.windows.append((began, self.timeline.now()))
+            r.active(began, self.timeline.now())
         return targets
 
-    def _kill_one(self, replicas: Any, index: int, e: Experiment, process_only: bool) -> int | None:
+    def _kill_one(
+        self, replicas: Replicas, index: int, e: Experiment, process_only: bool
+    ) -> int | None:
         info = replicas.replicas_info()[index]
         if info.pid is None or not info.alive:
             return None
@@ -216,7 +158,7 @@ class LocalInjector:
         return int(pid) if pid is not None else None
 
     def _wait_replaced(
-        self, replicas: Any, index: int, old_pid: int, stop: threading.Event
+        self, replicas: Replicas, index: int, old_pid: int, stop: threading.Event
     ) -> None:
         deadline = time.monotonic() + READY_DEADLINE_S
         while time.monotonic() < deadline and not stop.is_set():
@@ -232,17 +174,15 @@ class LocalInjector:
 
     def _toxic(
         self,
-        e: Experiment,
-        number: int,
-        stop: threading.Event,
-        record: ExperimentRecord,
+        r: Round,
         kind: str,
         attributes: dict[str, Any],
         toxicity: float,
         stream: str,
     ) -> list[str]:
+        e = r.experiment
         assert e.link is not None
-        name = f"chaos-{e.name}-{number}"
+        name = f"chaos-{e.name}-{r.number}"
         toxic = {
             "name": name,
             "type": kind,
@@ -252,74 +192,40 @@ class LocalInjector:
         }
         link = e.link
         return self._hold(
-            e,
-            record,
-            stop,
+            r,
             f"{kind} toxic on {link}",
             lambda: self.system.add_toxic(link, toxic),
             lambda: self.system.remove_toxic(link, name),
             [link],
         )
 
-    def _pod_network_latency(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
-        attributes = dict(e.attributes)
+    def _pod_network_latency(self, r: Round) -> list[str]:
+        attributes = dict(r.experiment.attributes)
         toxicity = float(attributes.pop("toxicity", 1.0))
         stream = str(attributes.pop("stream", "downstream"))
         if not attributes:
             attributes = {"latency": 2000}
-        return self._toxic(e, number, stop, record, "latency", attributes, toxicity, stream)
+        return self._toxic(r, "latency", attributes, toxicity, stream)
 
-    def _pod_network_loss(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
-        attributes = dict(e.attributes)
+    def _pod_network_loss(self, r: Round) -> list[str]:
+        attributes = dict(r.experiment.attributes)
         loss = float(attributes.pop("loss", 100))
         stream = str(attributes.pop("stream", "upstream"))
         attributes.setdefault("timeout", 0)
-        return self._toxic(
-            e, number, stop, record, "timeout", attributes, min(1.0, loss / 100), stream
-        )
+        return self._toxic(r, "timeout", attributes, min(1.0, loss / 100), stream)
 
-    def _reset_peer(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
-        attributes = dict(e.attributes)
+    def _reset_peer(self, r: Round) -> list[str]:
+        attributes = dict(r.experiment.attributes)
         toxicity = float(attributes.pop("toxicity", 1.0))
         stream = str(attributes.pop("stream", "downstream"))
         attributes.setdefault("timeout", 0)
-        return self._toxic(e, number, stop, record, "reset_peer", attributes, toxicity, stream)
+        return self._toxic(r, "reset_peer", attributes, toxicity, stream)
 
-    def _partition(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
-        assert e.link is not None
-        link = e.link
+    def _partition(self, r: Round) -> list[str]:
+        link = r.experiment.link
+        assert link is not None
         return self._hold(
-            e,
-            record,
-            stop,
+            r,
             f"partition of {link}",
             lambda: self.system.set_link_enabled(link, False),
             lambda: self.system.set_link_enabled(link, True),
@@ -328,28 +234,23 @@ class LocalInjector:
 
     # -- CPU and dependencies -----------------------------------------------------------
 
-    def _pod_cpu_hog(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
+    def _pod_cpu_hog(self, r: Round) -> list[str]:
+        e = r.experiment
         replicas = self.system.replicas(e.service)
         infos = replicas.replicas_info()
         wanted = max(1, math.ceil(len(infos) * e.percentage / 100))
-        chosen = sorted(rng.sample(range(len(infos)), min(wanted, len(infos))))
+        chosen = sorted(r.rng.sample(range(len(infos)), min(wanted, len(infos))))
         burners: list[Burners] = []
 
         def start() -> None:
             for index in chosen:
-                burner = Burners(f"{e.name}-{number}-{replicas.name}-{index}", self.log_dir)
+                burner = Burners(f"{e.name}-{r.number}-{replicas.name}-{index}", self.log_dir)
                 with self._lock:
                     self._burners.append(burner)
                 burners.append(burner)
-                cgroup = replicas.cgroup_of(index) if hasattr(replicas, "cgroup_of") else None
-                pids = burner.start(e.cores, cgroup=cgroup, beside_pid=infos[index].pid)
+                pids = burner.start(
+                    e.cores, cgroup=replicas.cgroup_of(index), beside_pid=infos[index].pid
+                )
                 if burner.mode != "cgroup":
                     warning = (
                         f"{e.name}: {replicas.name}-{index} has no cgroup; its {e.cores} burner(s) are "
@@ -370,23 +271,11 @@ class LocalInjector:
 
         targets = [f"{replicas.name}-{index}" for index in chosen]
         return self._hold(
-            e,
-            record,
-            stop,
-            f"cpu hog ({e.cores} cores) on {', '.join(targets)}",
-            start,
-            undo,
-            targets,
+            r, f"cpu hog ({e.cores} cores) on {', '.join(targets)}", start, undo, targets
         )
 
-    def _dependency_restart(
-        self,
-        e: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: ExperimentRecord,
-    ) -> list[str]:
+    def _dependency_restart(self, r: Round) -> list[str]:
+        e = r.experiment
         assert e.dependency is not None
         began = self.timeline.now()
         self.timeline.add("inject", f"restart of {e.dependency}", experiment=e.name)
@@ -399,21 +288,20 @@ class LocalInjector:
             if applied is not None:
                 self.faults.remove(applied[0])
         self.timeline.add("recovered", f"{e.dependency} is back", experiment=e.name)
-        record.windows.append((began, self.timeline.now()))
+        r.active(began, self.timeline.now())
         return [e.dependency]
 
     # -- a fault held for `duration` -------------------------------------------------------
 
     def _hold(
         self,
-        e: Experiment,
-        record: ExperimentRecord,
-        stop: threading.Event,
+        r: Round,
         label: str,
-        do: Callable[[], Any],
+        do: Callable[[], object],
         undo: Callable[[], None],
         targets: list[str],
     ) -> list[str]:
+        e = r.experiment
         full = f"{e.name}: {label}"
         began = self.timeline.now()
         applied = self.faults.apply(full, do, undo)
@@ -421,13 +309,13 @@ class LocalInjector:
             return []
         self.timeline.add("inject", f"{label} for {e.duration:g}s", experiment=e.name)
         try:
-            stop.wait(e.duration)
+            r.stop.wait(e.duration)
         finally:
             self.faults.remove(applied[0])
-            record.windows.append((began, self.timeline.now()))
+            r.active(began, self.timeline.now())
         return targets
 
 
-def _same_alive(replicas: Any, index: int, pid: int | None) -> bool:
+def _same_alive(replicas: Replicas, index: int, pid: int | None) -> bool:
     info = replicas.replicas_info()[index]
     return pid is not None and info.pid == pid and info.alive

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import random
 import threading
 from typing import Any
 
-from heisen._schema._phases import ChaosSection, Experiment
 from heisen.chaos._faults import Faults
+from heisen.chaos._rounds import Round
 from heisen.chaos._timeline import Timeline
 from heisen.errors import SystemUnavailable, UsageError
+from heisen.schema import ChaosSection, Experiment
 
 LITMUS = ("litmuschaos.io", "v1alpha1", "chaosengines")
 CHAOS_MESH = ("chaos-mesh.org", "v1alpha1")
@@ -210,7 +210,7 @@ class KubeInjector:
     ) -> None:
         from kubernetes import config
 
-        from heisen.system._kube import KubeBackend
+        from heisen.system import KubeBackend
 
         if not section.selector:
             raise UsageError(
@@ -242,16 +242,10 @@ class KubeInjector:
         if experiment.kind not in ("pod-delete", "container-kill"):
             self.engine()
 
-    def inject(
-        self,
-        experiment: Experiment,
-        number: int,
-        rng: random.Random,
-        stop: threading.Event,
-        record: Any,
-    ) -> list[str]:
+    def inject(self, round_: Round) -> list[str]:
+        experiment, number = round_.experiment, round_.number
         if experiment.kind in ("pod-delete", "container-kill"):
-            return self._delete_pods(experiment, rng, record)
+            return self._delete_pods(round_)
         if self.engine() == "litmus":
             obj = render_chaos_engine(
                 experiment, number, self.section.namespace, self.section.selector, self.labels
@@ -278,18 +272,19 @@ class KubeInjector:
             experiment=experiment.name,
         )
         try:
-            stop.wait(experiment.duration)
+            round_.stop.wait(experiment.duration)
         finally:
             self.faults.remove(applied[0])
-            record.windows.append((began, self.timeline.now()))
+            round_.active(began, self.timeline.now())
         return [f"{self.section.namespace}/{_selector(self.section.selector)}"]
 
-    def _delete_pods(self, experiment: Experiment, rng: random.Random, record: Any) -> list[str]:
+    def _delete_pods(self, round_: Round) -> list[str]:
+        experiment = round_.experiment
         pods = self.backend.list_pods(self.section.selector)
         if not pods:
             return []
         wanted = max(1, math.ceil(len(pods) * experiment.percentage / 100))
-        chosen = rng.sample(pods, min(wanted, len(pods)))
+        chosen = round_.rng.sample(pods, min(wanted, len(pods)))
         grace = 0 if experiment.force else int(experiment.grace)
         began = self.timeline.now()
         names: list[str] = []
@@ -298,7 +293,7 @@ class KubeInjector:
             self.timeline.add(
                 "inject", f"deleted pod {pod.name} (grace {grace}s)", experiment=experiment.name
             )
-        record.windows.append((began, self.timeline.now()))
+        round_.active(began, self.timeline.now())
         return names
 
     def _create(self, where: tuple[str, str, str], obj: dict[str, Any]) -> None:

@@ -16,20 +16,42 @@ from __future__ import annotations
 from typing import Any
 
 from heisen._stats import rate_with_interval
-from heisen.chaos._experiments import ExperimentRecord
+from heisen.chaos._rounds import ChaosVerdict, ExperimentRecord
 from heisen.chaos._steady_state import SteadyState
-from heisen.stress._latency import summarize
-from heisen.stress._records import RequestRecord
+from heisen.oracle import Verdict
+from heisen.outputs import (
+    ChaosOutputs,
+    DataLoss,
+    ExperimentOutcome,
+    Injected,
+    InvariantVerdict,
+    TimelineEntry,
+    WindowState,
+)
+from heisen.stress import RequestRecord, summarize
 
 
-def experiment_verdict(record: ExperimentRecord, state: SteadyState, after_ok: bool) -> str:
+def experiment_verdict(
+    record: ExperimentRecord, state: SteadyState, after_ok: bool
+) -> ChaosVerdict:
     if record.error is not None:
-        return "Fail"
+        return ChaosVerdict.FAIL
     if len(record.rounds) < record.planned or record.planned == 0:
-        return "Awaited"
+        return ChaosVerdict.AWAITED
     if state.failed_during(record.windows) or not after_ok:
-        return "Fail"
-    return "Pass"
+        return ChaosVerdict.FAIL
+    return ChaosVerdict.PASS
+
+
+def overall_verdict(
+    violated: bool, windows: list[ChaosVerdict], experiments: list[ChaosVerdict]
+) -> ChaosVerdict:
+    """The run's: Fail when anything failed, else Awaited when an experiment did not complete."""
+    if violated or ChaosVerdict.FAIL in windows or ChaosVerdict.FAIL in experiments:
+        return ChaosVerdict.FAIL
+    if ChaosVerdict.AWAITED in experiments:
+        return ChaosVerdict.AWAITED
+    return ChaosVerdict.PASS
 
 
 def requests_during(
@@ -48,42 +70,40 @@ def outputs(
     records: list[RequestRecord],
     schedule_records: list[ExperimentRecord],
     state: SteadyState,
-    verdicts: list[dict[str, Any]],
-    loss: dict[str, Any],
+    verdicts: list[Verdict],
+    loss: DataLoss,
     timeline: list[dict[str, Any]],
     started_s: float,
 ) -> dict[str, Any]:
-    violated = any(v["held"] is False for v in verdicts)
-    steady = state.summary()
-    after_ok = steady["after"]["verdict"] == "Pass" and not violated
-    experiments = []
+    violated = any(v.violated for v in verdicts)
+    windows = state.verdicts()
+    after_ok = windows["after"] is ChaosVerdict.PASS and not violated
+    experiments: list[ExperimentOutcome] = []
+    judged = []
     for record in schedule_records:
-        entry: dict[str, Any] = {
-            "name": record.experiment.name,
-            "kind": record.experiment.kind,
-            "injected": record.injected(),
-            "verdict": experiment_verdict(record, state, after_ok),
-            "requests_in_flight": requests_during(records, record.windows, started_s),
-        }
+        verdict = experiment_verdict(record, state, after_ok)
+        judged.append(verdict)
+        injected = record.injected()
+        entry = ExperimentOutcome(
+            name=record.experiment.name,
+            kind=record.experiment.kind,
+            injected=Injected(count=injected.count, targets=list(injected.targets)),
+            verdict=verdict.value,
+            requests_in_flight=requests_during(records, record.windows, started_s),
+        )
         if record.error:
-            entry["error"] = record.error
+            entry.error = record.error
         experiments.append(entry)
-    overall = (
-        "Fail"
-        if violated
-        or any(steady[w]["verdict"] == "Fail" for w in steady)
-        or any(e["verdict"] == "Fail" for e in experiments)
-        else "Awaited"
-        if any(e["verdict"] == "Awaited" for e in experiments)
-        else "Pass"
+    overall = overall_verdict(violated, list(windows.values()), judged)
+    out = ChaosOutputs.from_manifest(
+        {**rate_with_interval(1 if violated else 0, 1), **summarize(records).to_dict()}
     )
-    return {
-        **rate_with_interval(1 if violated else 0, 1),
-        **summarize(records).to_dict(),
-        "verdict": overall,
-        "experiments": experiments,
-        "steady_state": steady,
-        "data_loss": loss,
-        "invariants": verdicts,
-        "timeline": timeline,
+    out.verdict = overall.value
+    out.experiments = experiments
+    out.steady_state = {
+        window: WindowState.model_validate(summary) for window, summary in state.summary().items()
     }
+    out.data_loss = loss.model_copy()
+    out.invariants = [InvariantVerdict.model_validate(v.to_dict()) for v in verdicts]
+    out.timeline = [TimelineEntry.model_validate(entry) for entry in timeline]
+    return out.to_manifest()

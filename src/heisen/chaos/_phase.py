@@ -14,29 +14,31 @@ from typing import Any
 
 from heisen import events
 from heisen._interrupts import signals_shielded
-from heisen.chaos._data_loss import check_invariants
-from heisen.chaos._experiments import LocalInjector, round_times
+from heisen.chaos._backends import injector as make_injector
+from heisen.chaos._data_loss import judge
 from heisen.chaos._faults import Faults
-from heisen.chaos._load import ChaosLoad, chaos_step
+from heisen.chaos._load import THREAD_NAME, chaos_load, chaos_step
 from heisen.chaos._outputs import outputs
+from heisen.chaos._rounds import ChaosVerdict, round_times
 from heisen.chaos._schedule import Schedule
 from heisen.chaos._steady_state import SteadyState
 from heisen.chaos._timeline import Timeline
 from heisen.errors import NotEvaluated, PhaseCrashed, SystemUnavailable
 from heisen.manifest import PhaseStatus
+from heisen.oracle import Verdict
+from heisen.oracle.pipeline_invariants import run_setup
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.stress._render import RequestFactory
+from heisen.stress import RequestFactory
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
-    from heisen.oracle.pipeline_invariants import run_setup
-
     section = ctx.pipeline.phases.chaos
+    assert section is not None  # the runner runs a phase only when the pipeline has its section
     if ctx.system is None:
         raise SystemUnavailable("chaos needs a running system")
     timeline = Timeline()
     faults = Faults(timeline)
-    injector = _injector(ctx, section, faults, timeline)
+    injector = make_injector(ctx, section, faults, timeline)
     for experiment in section.experiments:
         injector.check(experiment)
         late = [t for t in round_times(experiment) if t >= section.duration]
@@ -54,7 +56,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         run_id=ctx.manifest.run.id,
         faker_names=("chaos",),
     )
-    load = ChaosLoad(
+    load = chaos_load(
         ctx.pipeline,
         _address(ctx),
         factory,
@@ -65,7 +67,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     state.check("before")
     try:
         timeline.add("load", f"{section.rate:g} req/s for {section.duration:g}s")
-        load.start()
+        load.start(THREAD_NAME)
         schedule.start()
         state.start()
         while load.running():
@@ -89,14 +91,14 @@ def run(ctx: PhaseContext) -> PhaseResult:
             state.stop()
             timeline.add("rollback", f"{removed} active fault(s) removed; every link reset")
     _wait_ready(ctx, timeline)
-    for warning in getattr(injector, "warnings", []):
+    for warning in injector.warnings:
         _warn(ctx, warning)
     records = load.records()
     problem = load.missing_records()
     if problem is not None:
         raise PhaseCrashed(f"chaos: {problem}: the run cannot be judged")
-    verdicts, loss = check_invariants(ctx, records, factory)
-    state.invariant_verdicts = {v["name"]: v for v in verdicts}
+    verdicts, loss = judge(ctx, records, factory)
+    state.invariant_verdicts = {v.name: v for v in verdicts}
     state.check("after")
     out = outputs(
         records, schedule.records, state, verdicts, loss, timeline.entries(), timeline.started
@@ -109,27 +111,27 @@ def run(ctx: PhaseContext) -> PhaseResult:
             fault=broken_probe.fault or "environment",
             outputs=out,
         )
-    errored = [v for v in verdicts if v["held"] is None and v.get("fault")]
-    if errored:
-        first = errored[0]
+    errored = next((v for v in verdicts if v.errored), None)
+    if errored is not None:
+        assert errored.fault is not None
         raise NotEvaluated(
-            f"chaos: {first['name']} could not be evaluated after the faults were rolled back: "
-            f"{first['message']}",
-            fault=first["fault"],
+            f"chaos: {errored.name} could not be evaluated after the faults were rolled back: "
+            f"{errored.message}",
+            fault=errored.fault,
             outputs=out,
         )
     findings = [
         Finding(
             "chaos",
-            v["name"],
-            v["message"],
+            v.name,
+            v.message,
             f"heisen chaos {ctx.loaded.path} --seed {ctx.seed}",
-            v.get("value", {}),
+            v.value,
         )
         for v in verdicts
-        if v["held"] is False
+        if v.violated
     ]
-    failed = out["verdict"] == "Fail" or loss["lost"] > 0
+    failed = out["verdict"] == ChaosVerdict.FAIL.value or loss.lost > 0
     reason = None if failed else _vacuity(out, verdicts)
     if reason:
         return PhaseResult.inconclusive(reason, out)
@@ -137,26 +139,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         f"verdict {out['verdict']}: {sum(e['injected']['count'] for e in out['experiments'])} fault(s) "
         f"injected, steady state {out['steady_state']['before']['verdict']}/"
         f"{out['steady_state']['during']['verdict']}/{out['steady_state']['after']['verdict']}, "
-        f"{loss['lost']} acknowledged write(s) lost, {out['requests']} requests"
+        f"{loss.lost} acknowledged write(s) lost, {out['requests']} requests"
     )
     return PhaseResult(
         PhaseStatus.FAILED if failed else PhaseStatus.PASSED, summary, out, findings=findings
     )
-
-
-def _injector(ctx: PhaseContext, section: Any, faults: Faults, timeline: Timeline) -> Any:
-    if section.backend == "kubernetes":
-        from heisen.chaos._kubernetes import KubeInjector
-
-        contain = ctx.pipeline.phases.contain
-        return KubeInjector(
-            section,
-            faults,
-            timeline,
-            kubeconfig=getattr(contain, "kubeconfig", None),
-            context=getattr(contain, "context", None),
-        )
-    return LocalInjector(ctx.system, faults, timeline, ctx.run_dir / "logs")
 
 
 def _address(ctx: PhaseContext) -> tuple[str, int]:
@@ -166,12 +153,24 @@ def _address(ctx: PhaseContext) -> tuple[str, int]:
 
 
 def _wait_ready(ctx: PhaseContext, timeline: Timeline, deadline_s: float = 60.0) -> None:
-    """Until every replica heisen runs is ready again (the supervisor restarts killed ones)."""
+    """Until every replica heisen runs is ready again (the supervisor restarts killed ones).
+
+    A service at a `url:` has no replicas to wait for; a service whose replicas
+    cannot be read is named in a warning, and the phase goes on.
+    """
+    assert ctx.system is not None
     deadline = time.monotonic() + deadline_s
-    for name in ctx.pipeline.services:
+    for name, service in ctx.pipeline.services.items():
+        if service.url is not None:
+            continue
         try:
-            replicas = ctx.system.replicas(name)  # type: ignore[union-attr]
-        except Exception:  # a service at a url: nothing heisen can wait for
+            replicas = ctx.system.replicas(name)
+        except Exception as exc:  # reported; the invariants are still judged
+            _warn(
+                ctx,
+                f"could not wait for {name}'s replicas to be ready after the faults: "
+                f"{type(exc).__name__}: {exc}",
+            )
             continue
         while time.monotonic() < deadline and not all(
             i.ready and i.alive for i in replicas.replicas_info()
@@ -187,18 +186,18 @@ def _warn(ctx: PhaseContext, message: str) -> None:
     ctx.emit(events.Warning("chaos", message))
 
 
-def _vacuity(out: dict[str, Any], verdicts: list[dict[str, Any]]) -> str | None:
+def _vacuity(out: dict[str, Any], verdicts: list[Verdict]) -> str | None:
     """Why a chaos run that found nothing shows nothing: a fault that met no request, or never ran."""
     for experiment in out["experiments"]:
-        if experiment["verdict"] == "Awaited":
+        if experiment["verdict"] == ChaosVerdict.AWAITED.value:
             return f"{experiment['name']} did not complete its rounds (verdict Awaited)"
         if experiment["injected"]["count"] and not experiment["requests_in_flight"]:
             return (
                 f"{experiment['name']}'s faults met no request in flight: the load never felt them"
             )
-    undecided = [v for v in verdicts if v["held"] is None]
-    if undecided:
-        return f"{undecided[0]['name']} could not be decided: {undecided[0]['message']}"
+    undecided = next((v for v in verdicts if v.held is None), None)
+    if undecided is not None:
+        return f"{undecided.name} could not be decided: {undecided.message}"
     if not out.get("requests"):
         return "the chaos load sent no request"
     return None

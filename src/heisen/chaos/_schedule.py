@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 from heisen import seeds
-from heisen._schema._phases import Experiment
-from heisen.chaos._experiments import ExperimentRecord, round_times
+from heisen.chaos._rounds import ExperimentRecord, Injector, Round, RoundDone, round_times
 from heisen.chaos._timeline import Timeline
+from heisen.schema import Experiment
 
 
 class Schedule:
@@ -24,7 +23,7 @@ class Schedule:
     def __init__(
         self,
         experiments: list[Experiment],
-        injector: Any,
+        injector: Injector,
         timeline: Timeline,
         seed: int,
         horizon_s: float,
@@ -71,11 +70,11 @@ class Schedule:
                 if self.stop_event.wait(max(0.0, origin + at - time.monotonic())):
                     return
                 began = self.timeline.now()
-                targets = self.injector.inject(experiment, number, rng, self.stop_event, record)
+                targets = self.injector.inject(
+                    Round(experiment, number, rng, self.stop_event, record)
+                )
                 if targets:
-                    record.rounds.append(
-                        {"round": number, "t_s": round(began, 3), "targets": targets}
-                    )
+                    record.rounds.append(RoundDone(number, round(began, 3), targets))
             record.finished = not self.stop_event.is_set() or len(record.rounds) == record.planned
         except Exception as exc:  # reported in the manifest; the rollback still runs
             record.error = f"{type(exc).__name__}: {exc}"

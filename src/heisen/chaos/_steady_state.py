@@ -32,10 +32,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from heisen._schema._phases import Probe
 from heisen.chaos._faults import Faults
+from heisen.chaos._rounds import ChaosVerdict
 from heisen.chaos._timeline import Timeline
-from heisen.stress._records import RequestRecord
+from heisen.oracle import Verdict
+from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, probe_context
+from heisen.phase import PhaseContext
+from heisen.schema import Probe
+from heisen.stress import RequestRecord
 
 HTTP_SAMPLES = 10
 WINDOWS = ("before", "during", "after")
@@ -69,9 +73,31 @@ class Evaluation:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeLine:
+    """One probe over one window: how often it was evaluated and failed, and its verdict."""
+
+    name: str
+    mode: str
+    evaluations: int
+    failures: int
+    verdict: ChaosVerdict
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "evaluations": self.evaluations,
+            "failures": self.failures,
+            "verdict": self.verdict.value,
+            "message": self.message,
+        }
+
+
 def verdict_of(
     evaluations: list[Evaluation], probes: list[Probe]
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[ChaosVerdict, list[ProbeLine]]:
     """Pass/Fail of one window, and one line per probe."""
     lines = []
     for probe in probes:
@@ -82,16 +108,17 @@ def verdict_of(
         passed = failures / len(mine) <= probe.tolerance
         last_failed = next((e for e in reversed(mine) if not e.passed), None)
         lines.append(
-            {
-                "name": probe.name,
-                "mode": probe.mode,
-                "evaluations": len(mine),
-                "failures": failures,
-                "verdict": "Pass" if passed else "Fail",
-                "message": (last_failed or mine[-1]).message,
-            }
+            ProbeLine(
+                probe.name,
+                probe.mode,
+                len(mine),
+                failures,
+                ChaosVerdict.PASS if passed else ChaosVerdict.FAIL,
+                (last_failed or mine[-1]).message,
+            )
         )
-    return ("Pass" if all(line["verdict"] == "Pass" for line in lines) else "Fail"), lines
+    passed = all(line.verdict is ChaosVerdict.PASS for line in lines)
+    return (ChaosVerdict.PASS if passed else ChaosVerdict.FAIL), lines
 
 
 class SteadyState:
@@ -99,7 +126,7 @@ class SteadyState:
 
     def __init__(
         self,
-        ctx: Any,
+        ctx: PhaseContext,
         probes: list[Probe],
         timeline: Timeline,
         faults: Faults,
@@ -107,6 +134,7 @@ class SteadyState:
     ) -> None:
         self.ctx = ctx
         self.pipeline = ctx.pipeline
+        assert ctx.system is not None
         self.system = ctx.system
         self.probes = list(probes)
         self.timeline = timeline
@@ -117,18 +145,18 @@ class SteadyState:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cursor_ns: dict[str, int] = {}
-        self.invariant_verdicts: dict[str, Mapping[str, Any]] = {}
+        self.invariant_verdicts: dict[str, Verdict] = {}
 
     def of(self, window: str) -> list[Probe]:
         return [p for p in self.probes if window in MODE_WINDOWS[p.mode]]
 
     # -- before and after ---------------------------------------------------------------
 
-    def check(self, window: str) -> str:
+    def check(self, window: str) -> ChaosVerdict:
         for probe in self.of(window):
             self._record(self.evaluate(probe, window))
         verdict, _ = verdict_of(self.window(window), self.of(window))
-        self.timeline.add("steady-state", f"{window}: {verdict}")
+        self.timeline.add("steady-state", f"{window}: {verdict.value}")
         return verdict
 
     # -- during -----------------------------------------------------------------------------
@@ -205,8 +233,6 @@ class SteadyState:
         return None
 
     def _invariant(self, probe: Probe, window: str) -> tuple[bool, str, dict[str, Any], str | None]:
-        from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe
-
         invariant = next(i for i in self.pipeline.invariants if i.name == probe.invariant)
         if not is_probe(invariant):
             verdict = self.invariant_verdicts.get(invariant.name)
@@ -217,14 +243,8 @@ class SteadyState:
                     {},
                     None,
                 )
-            return verdict["held"] is True, str(verdict["message"]), {}, verdict.get("fault")
-        context = {
-            "trial": 1,
-            "seed": self.ctx.seed,
-            "run_dir": str(self.ctx.run_dir),
-            "deps": {},
-            "services": {},
-        }
+            return verdict.held is True, verdict.message, {}, verdict.fault
+        context = probe_context(1, self.ctx.seed, self.ctx.run_dir)
         result = evaluate_probe(self.pipeline, self.system, invariant, context)
         return result.held is True, result.message, dict(result.value), result.fault
 
@@ -281,15 +301,20 @@ class SteadyState:
 
     # -- the manifest ------------------------------------------------------------------------
 
+    def verdicts(self) -> dict[str, ChaosVerdict]:
+        """Each window's verdict (`before`, `during`, `after`)."""
+        return {w: verdict_of(self.window(w), self.of(w))[0] for w in WINDOWS}
+
     def summary(self) -> dict[str, Any]:
+        """The manifest's `steady_state`: per window, its verdict and one line per probe."""
         out: dict[str, Any] = {}
         for window in WINDOWS:
             verdict, lines = verdict_of(self.window(window), self.of(window))
-            out[window] = {"verdict": verdict, "probes": lines}
+            out[window] = {"verdict": verdict.value, "probes": [line.to_dict() for line in lines]}
         return out
 
     def failed_during(self, spans: list[tuple[float, float]]) -> list[str]:
         """Probes whose evaluations inside these spans (t_s) failed beyond their tolerance."""
         inside = [e for e in self.window("during") if any(a <= e.t_s <= b + 1.0 for a, b in spans)]
         _, lines = verdict_of(inside, self.of("during"))
-        return [line["name"] for line in lines if line["verdict"] == "Fail"]
+        return [line.name for line in lines if line.verdict is ChaosVerdict.FAIL]

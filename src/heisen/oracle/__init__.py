@@ -4,13 +4,15 @@
   whose result is judged by a safe ``expect:`` expression
   (:mod:`heisen.oracle.expr`);
 * histories (:mod:`heisen.oracle.history`) checked against a model
-  (:mod:`heisen.oracle.checkers`: linearizability per key, counter, set).
+  (:mod:`heisen.oracle.checkers`: linearizability per key, counter, set);
+* one :class:`Verdict` per invariant judged, kept typed up to the manifest.
 
 Drivers (psycopg, redis, httpx) are imported only inside the probe functions.
 """
 
 from __future__ import annotations
 
+from heisen.oracle._verdict import Verdict
 from heisen.oracle.checkers import (
     CheckResult,
     CheckStats,
@@ -53,6 +55,7 @@ __all__ = [
     "OpType",
     "Operation",
     "ProbeError",
+    "Verdict",
     "Violation",
     "check",
     "check_python_ref",

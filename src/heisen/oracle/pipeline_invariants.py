@@ -10,46 +10,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from heisen.oracle import probes
+from heisen.oracle._verdict import Verdict
 from heisen.oracle.expr import ExpressionError, parse_expression
-from heisen.pipeline import DependencyKind, HttpCall, Invariant, Pipeline, SetupStep
+from heisen.schema import DependencyKind, HttpCall, Invariant, Pipeline, SetupStep
+
+__all__ = [
+    "Verdict",
+    "WritesLost",
+    "check_acknowledged",
+    "evaluate_probe",
+    "is_probe",
+    "probe_context",
+    "probe_values",
+    "run_setup",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One invariant after one trial: held, violated, or not evaluated.
-
-    `held` is True (held), False (violated) or None (not evaluated). A None
-    with a `fault` is an error (`pipeline`: the invariant is wrong, exit 2;
-    `environment`: what it probes is gone, exit 3); a None without one is
-    undecided (a history check out of its time budget). Neither ever counts
-    as held.
-    """
-
-    name: str
-    held: bool | None
-    message: str
-    value: Mapping[str, Any] = field(default_factory=dict)
-    fault: str | None = None
-
-    @classmethod
-    def error(
-        cls, name: str, fault: str, message: str, value: Mapping[str, Any] | None = None
-    ) -> Verdict:
-        return cls(name, None, message, dict(value or {}), fault)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {
-            "name": self.name,
-            "held": self.held,
-            "message": self.message,
-            "value": dict(self.value),
-        }
-        if self.fault is not None:
-            data["fault"] = self.fault
-        return data
+def probe_context(trial: int, seed: int, run_dir: Path) -> dict[str, Any]:
+    """What a `python:` probe is called with (its keyword arguments: a serialisation boundary)."""
+    return {"trial": trial, "seed": seed, "run_dir": str(run_dir), "deps": {}, "services": {}}
 
 
 def run_setup(pipeline: Pipeline, system: Any, steps: Iterable[SetupStep] | None = None) -> None:
@@ -152,17 +135,45 @@ def _shown(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_acknowledged(dsn: str, sql: str, acknowledged: list[Any], unknown: int) -> dict[str, Any]:
-    """Which acknowledged ids the database holds: {acknowledged, persisted, lost, unknown, lost_ids}."""
+@dataclass(frozen=True, slots=True)
+class WritesLost:
+    """Acknowledged writes against what the database holds (an `acknowledged:` invariant).
+
+    `unknown`: requests whose outcome is unknown (failed or 5xx): they may or may
+    not have taken effect, so they are never counted lost. `lost_ids`: the first
+    20 ids acknowledged but not found.
+    """
+
+    acknowledged: int
+    persisted: int
+    lost: int
+    unknown: int
+    lost_ids: list[Any] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.acknowledged} acknowledged, {self.persisted} persisted, {self.lost} lost, "
+            f"{self.unknown} unknown"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "acknowledged": self.acknowledged,
+            "persisted": self.persisted,
+            "lost": self.lost,
+            "unknown": self.unknown,
+            "lost_ids": list(self.lost_ids),
+        }
+
+
+def check_acknowledged(dsn: str, sql: str, acknowledged: list[Any], unknown: int) -> WritesLost:
+    """Which acknowledged ids the database holds, and which it lost."""
     if not acknowledged:
-        return {"acknowledged": 0, "persisted": 0, "lost": 0, "unknown": unknown, "lost_ids": []}
+        return WritesLost(0, 0, 0, unknown)
     rows = probes.sql_probe(dsn, sql, params={"ids": list(acknowledged)})["rows"]
     present = {str(next(iter(row.values()))) for row in rows}
     lost = [value for value in acknowledged if str(value) not in present]
-    return {
-        "acknowledged": len(acknowledged),
-        "persisted": len(acknowledged) - len(lost),
-        "lost": len(lost),
-        "unknown": unknown,
-        "lost_ids": lost[:20],
-    }
+    return WritesLost(
+        len(acknowledged), len(acknowledged) - len(lost), len(lost), unknown, lost[:20]
+    )

@@ -1,6 +1,52 @@
-"""stress: targeted, synchronized load that reproduces a race and measures how often it happens."""
+"""stress: targeted, synchronized load that reproduces a race and measures how often it happens.
 
+It also owns the one load engine the other phases use:
+
+* `run_trials(ctx, Conditions(...))` runs the scenario's trials (setup, load,
+  invariants, history) and returns a `TrialsResult`; `vacuity` says why
+  trials without violations prove nothing.
+* `StreamingLoad` runs one sustained step in the background and streams its
+  records while something else happens (chaos injects faults meanwhile);
+  `check_invariants` then judges the pipeline's invariants over those records
+  exactly as a trial does, one `heisen.oracle.Verdict` each.
+* `run_burst` sends requests as one synchronized burst (`BurstResult`).
+* `RequestRecord` is what is kept of every request (`SendCount` and
+  `missing_records` check that each request sent has exactly one);
+  `summarize` turns records into the manifest's load figures (`LoadSummary`);
+  `load_variables` gives them to `expect:` as `load.*`.
+* `RequestFactory` renders the scenario's request templates into
+  `HttpRequest`s and keeps what it sent (`RenderedRequest`).
+"""
+
+from heisen.stress._burst import BurstResult, run_burst
+from heisen.stress._latency import LoadSummary, summarize
+from heisen.stress._load_facts import load_variables
 from heisen.stress._phase import run
+from heisen.stress._records import ErrorKind, RequestRecord, SendCount, missing_records
+from heisen.stress._render import RenderedRequest, RequestFactory
+from heisen.stress._request import HttpRequest
+from heisen.stress._stream import StreamingLoad
 from heisen.stress._trials import Conditions, TrialsResult, run_trials, vacuity
+from heisen.stress._verdicts import check_invariants
 
-__all__ = ["Conditions", "TrialsResult", "run", "run_trials", "vacuity"]
+__all__ = [
+    "BurstResult",
+    "Conditions",
+    "ErrorKind",
+    "HttpRequest",
+    "LoadSummary",
+    "RenderedRequest",
+    "RequestFactory",
+    "RequestRecord",
+    "SendCount",
+    "StreamingLoad",
+    "TrialsResult",
+    "check_invariants",
+    "load_variables",
+    "missing_records",
+    "run",
+    "run_burst",
+    "run_trials",
+    "summarize",
+    "vacuity",
+]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from heisen._schema._system import HistorySpec
+from heisen.schema import HistorySpec
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
 

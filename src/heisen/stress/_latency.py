@@ -84,6 +84,17 @@ class LoadSummary:
     errors: dict[str, int]
     corrected: bool = field(default=False)
 
+    @property
+    def shown_rps(self) -> float:
+        """`rps` as the manifest shows it (one decimal)."""
+        return round(self.rps, 1)
+
+    @property
+    def shown_p99_ms(self) -> float | None:
+        """The 99th percentile (ms) as the manifest shows it, None without a latency."""
+        p99 = self.latency_ms.get("p99")
+        return None if p99 is None else round(p99, 3)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,

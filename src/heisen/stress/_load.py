@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from heisen._schema._system import LoadStep, RequestTemplate
+from heisen.schema import LoadStep, RequestTemplate
 from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory, StepRequests
 from heisen.stress._workers import ModelSpec, resolve_workers, run_distributed, run_model

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from heisen import _templates, seeds
-from heisen._schema._system import LoadStep, RequestTemplate
+from heisen.schema import LoadStep, RequestTemplate
 from heisen.stress._request import HttpRequest
 
 

@@ -28,18 +28,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from heisen import events
-from heisen._schema._system import LoadStep
 from heisen._stats import rate_with_interval
 from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
+from heisen.oracle import Verdict
 from heisen.oracle.probes import ProbeError, reusing_connections
 from heisen.phase import Finding, PhaseContext
-from heisen.stress import _verdicts
+from heisen.schema import LoadStep
 from heisen.stress._confidence import Goal, bound, in_words
-from heisen.stress._latency import summarize
+from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load import run_steps
 from heisen.stress._load_facts import COUNTS, TOTAL, load_variables, max_in_flight
 from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
+from heisen.stress._verdicts import check_invariants
 
 MAX_FINDINGS = 5
 
@@ -90,8 +91,8 @@ class Conditions:
 class TrialOutcome:
     trial: int
     violated: bool
-    verdicts: list[dict[str, Any]]
-    summary: dict[str, Any]
+    verdicts: list[Verdict]
+    summary: LoadSummary
     release_spread_ms: float | None = None
     in_flight: int = 0
     records_problem: str | None = None  # not one record per request sent: nothing to judge
@@ -126,9 +127,6 @@ class _TrialRunner:
             if conditions.invariants is None or inv.name in conditions.invariants
         ]
         self.history_path = ctx.run_dir / f"{conditions.label}-history.jsonl"
-        self.specs = {
-            name: r.history for name, r in self.pipeline.scenario.requests.items() if r.history
-        }
 
     def run(self) -> TrialsResult:
         with reusing_connections():  # the probes' connections last the trials, not one trial
@@ -167,19 +165,19 @@ class _TrialRunner:
             self.merged.extend(records)
             if outcome.violated and len(self.findings) < MAX_FINDINGS:
                 self.findings.extend(trial_findings)
-            errored = [v for v in outcome.verdicts if v["held"] is None and v.get("fault")]
-            if errored:
-                first = errored[0]
-                raise self._not_evaluated(trial, first["name"], first["fault"], first["message"])
+            errored = next((v for v in outcome.verdicts if v.errored), None)
+            if errored is not None:
+                assert errored.fault is not None
+                raise self._not_evaluated(trial, errored.name, errored.fault, errored.message)
             self.ctx.emit(
                 events.TrialFinished(
                     self.conditions.label,
                     trial,
                     planned,
                     outcome.violated,
-                    outcome.summary.get("requests", 0),
-                    outcome.summary.get("rps", 0.0),
-                    outcome.summary.get("latency_ms", {}).get("p99"),
+                    outcome.summary.requests,
+                    outcome.summary.shown_rps,
+                    outcome.summary.shown_p99_ms,
                     sum(o.violated for o in self.outcomes),
                 )
             )
@@ -210,7 +208,7 @@ class _TrialRunner:
             **rate_with_interval(violations, len(outcomes)),
             **summarize(self.merged).to_dict(),
         }
-        outputs["rps"] = round(_mean([o.summary.get("rps", 0.0) for o in outcomes]), 1)
+        outputs["rps"] = round(_mean([o.summary.shown_rps for o in outcomes]), 1)
         elapsed = time.monotonic() - self.started
         outputs["trials_per_s"] = round(len(outcomes) / elapsed, 3) if elapsed > 0 else None
         if self.conditions.confidence is not None:
@@ -229,10 +227,10 @@ class _TrialRunner:
         outputs["outcomes"] = {key: total[key] for key in COUNTS}
         outputs["outcomes"]["info_allowed"] = self.pipeline.scenario.unknown_outcomes
         undecided = [
-            {"trial": o.trial, "invariant": v["name"], "message": v["message"]}
+            {"trial": o.trial, "invariant": v.name, "message": v.message}
             for o in outcomes
             for v in o.verdicts
-            if v["held"] is None and not v.get("fault")
+            if v.undecided
         ]
         if undecided:
             outputs["undecided"] = undecided
@@ -240,10 +238,10 @@ class _TrialRunner:
             {
                 "trial": o.trial,
                 "violated": o.violated,
-                "requests": o.summary.get("requests"),
-                "p99_ms": o.summary.get("latency_ms", {}).get("p99"),
+                "requests": o.summary.requests,
+                "p99_ms": o.summary.shown_p99_ms,
                 "in_flight_max": o.in_flight,
-                "violations": [v["name"] for v in o.verdicts if v["held"] is False],
+                "violations": [v.name for v in o.verdicts if v.violated],
             }
             for o in outcomes
         ]
@@ -281,9 +279,9 @@ class _TrialRunner:
         spread = loaded.release_spread_s
         outcome = TrialOutcome(
             trial,
-            any(v["held"] is False for v in verdicts),
+            any(v.violated for v in verdicts),
             verdicts,
-            summarize(loaded.records).to_dict(),
+            summarize(loaded.records),
             spread * 1000 if spread is not None else None,
             max_in_flight(loaded.records),
             loaded.missing_records(),
@@ -292,47 +290,31 @@ class _TrialRunner:
 
     def _check(
         self, trial: int, records: list[RequestRecord], factory: RequestFactory
-    ) -> tuple[list[dict[str, Any]], list[Finding]]:
-        from heisen.oracle.pipeline_invariants import is_probe
-
-        verdicts: list[dict[str, Any]] = []
-        findings: list[Finding] = []
-        context = {
-            "trial": trial,
-            "seed": self.ctx.seed,
-            "run_dir": str(self.ctx.run_dir),
-            "deps": {},
-            "services": {},
-        }
+    ) -> tuple[list[Verdict], list[Finding]]:
         load = load_variables(records, factory.sent, list(self.pipeline.scenario.requests))
-        load_ended = time.monotonic()
-        for invariant in self.invariants:
-            settle = self.pipeline.scenario.settle if invariant.settle is None else invariant.settle
-            time.sleep(max(0.0, load_ended + settle - time.monotonic()))
-            if is_probe(invariant):
-                verdict = _verdicts.probe(self.pipeline, self.system, invariant, context, load)
-            elif invariant.acknowledged is not None:
-                verdict = _verdicts.acknowledged(self.system, invariant, records, factory.sent)
-            else:
-                verdict = _verdicts.history(
-                    invariant,
-                    records,
-                    factory.sent,
-                    self.specs,
-                    trial=trial,
-                    path=self.history_path,
-                )
-            verdicts.append(verdict)
-            if verdict["held"] is False:
-                findings.append(
-                    Finding(
-                        self.conditions.label,
-                        invariant.name,
-                        f"trial {trial}: {verdict['message']}",
-                        self._replay_command(),
-                        verdict.get("value", {}),
-                    )
-                )
+        verdicts = check_invariants(
+            self.invariants,
+            pipeline=self.pipeline,
+            system=self.system,
+            records=records,
+            sent=factory.sent,
+            trial=trial,
+            seed=self.ctx.seed,
+            run_dir=self.ctx.run_dir,
+            history_path=self.history_path,
+            load=load,
+        )
+        findings = [
+            Finding(
+                self.conditions.label,
+                verdict.name,
+                f"trial {trial}: {verdict.message}",
+                self._replay_command(),
+                verdict.value,
+            )
+            for verdict in verdicts
+            if verdict.violated
+        ]
         return verdicts, findings
 
     def _replay_command(self) -> str:
@@ -379,12 +361,10 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
 
 def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, dict[str, Any]]:
     """Each invariant's own violation rate: which race the overall rate is made of."""
-    names = [v["name"] for v in outcomes[0].verdicts] if outcomes else []
+    names = [v.name for v in outcomes[0].verdicts] if outcomes else []
     rates = {}
     for name in names:
-        violated = sum(
-            1 for o in outcomes for v in o.verdicts if v["name"] == name and v["held"] is False
-        )
+        violated = sum(1 for o in outcomes for v in o.verdicts if v.name == name and v.violated)
         rates[name] = rate_with_interval(violated, len(outcomes))
     return rates
 

@@ -1,43 +1,85 @@
-"""The oracle after one trial: each invariant's verdict, as a plain dict for the manifest.
+"""The oracle after the load: one typed `Verdict` per invariant.
 
 Probe invariants (`sql`, `redis`, `http`, `python`) ask the system; the two
-that need what the load did look at the trial's records: `acknowledged`
-(every acknowledged write must be persisted) and `history` (the requests
-with `history:` specs, as invoke/completion operations, checked against a
-model). The history of each trial is appended to a JSON-lines file.
+that need what the load did look at its records: `acknowledged` (every
+acknowledged write must be persisted) and `history` (the requests with
+`history:` specs, as invoke/completion operations, checked against a model).
+The history of each check is appended to a JSON-lines file.
+
+`check_invariants` is the one place that judges them, for the trials of
+stress, isolate and contain and for the chaos load alike: each invariant
+after its `settle:` (counted from the end of the load), in pipeline order.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from heisen._schema._system import HistorySpec, Invariant
+from heisen.oracle import ProbeError, Verdict
 from heisen.oracle.checkers import Per, RateLimit
-from heisen.oracle.pipeline_invariants import Verdict as InvariantVerdict
-from heisen.oracle.probes import ProbeError
-from heisen.pipeline import DependencyKind, Pipeline
+from heisen.oracle.pipeline_invariants import (
+    check_acknowledged,
+    evaluate_probe,
+    is_probe,
+    probe_context,
+)
+from heisen.schema import DependencyKind, HistorySpec, Invariant, Pipeline
 from heisen.stress import _history
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
 
-Verdict = dict[str, Any]
-
 HISTORY_BUDGET_S = 5.0
 
 
-def probe(
+def check_invariants(
+    invariants: Sequence[Invariant],
+    *,
     pipeline: Pipeline,
     system: Any,
-    invariant: Invariant,
-    context: Mapping[str, Any],
-    load: Mapping[str, Any],
-) -> Verdict:
-    from heisen.oracle.pipeline_invariants import evaluate_probe
+    records: Sequence[RequestRecord],
+    sent: Mapping[int, RenderedRequest],
+    trial: int,
+    seed: int,
+    run_dir: Path,
+    history_path: Path,
+    load: Mapping[str, Any] | None = None,
+    probe_errors: Literal["verdict", "raise"] = "verdict",
+) -> list[Verdict]:
+    """Each invariant's verdict over `records`, waiting out its `settle:` from now (the load's end).
 
-    return evaluate_probe(pipeline, system, invariant, context, load).to_dict()
+    `load`: the `load.*` variables probe expressions may read (None: they have none).
+    `probe_errors`: whether an `acknowledged:` check whose query fails is an error
+    verdict ("verdict") or raises its `ProbeError` ("raise").
+    """
+    context = probe_context(trial, seed, run_dir)
+    specs = history_specs(pipeline)
+    load_ended = time.monotonic()
+    verdicts = []
+    for invariant in invariants:
+        settle = pipeline.scenario.settle if invariant.settle is None else invariant.settle
+        time.sleep(max(0.0, load_ended + settle - time.monotonic()))
+        if is_probe(invariant):
+            verdict = evaluate_probe(pipeline, system, invariant, context, load)
+        elif invariant.acknowledged is not None:
+            try:
+                verdict = acknowledged(system, invariant, records, sent)
+            except ProbeError as exc:
+                if probe_errors == "raise":
+                    raise
+                verdict = Verdict.error(invariant.name, exc.fault, f"probe failed: {exc}")
+        else:
+            verdict = history(invariant, records, sent, specs, trial=trial, path=history_path)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def history_specs(pipeline: Pipeline) -> dict[str, HistorySpec]:
+    """The scenario's requests that record history, by name."""
+    return {name: r.history for name, r in pipeline.scenario.requests.items() if r.history}
 
 
 def acknowledged(
@@ -46,9 +88,10 @@ def acknowledged(
     records: Sequence[RequestRecord],
     sent: Mapping[int, RenderedRequest],
 ) -> Verdict:
-    """Acknowledged writes (status in `status:`, id from the response) that the database lost."""
-    from heisen.oracle.pipeline_invariants import check_acknowledged
+    """Acknowledged writes (status in `status:`, id from the response) that the database lost.
 
+    Raises `ProbeError` when the database cannot be asked.
+    """
     ack = invariant.acknowledged
     assert ack is not None
     ids: list[Any] = []
@@ -66,15 +109,8 @@ def acknowledged(
             if value is not None:
                 ids.append(value)
     dsn = system.dependency_of_kind(DependencyKind.POSTGRES, ack.on)
-    try:
-        loss = check_acknowledged(dsn, ack.sql, ids, unknown)
-    except ProbeError as exc:
-        return InvariantVerdict.error(invariant.name, exc.fault, f"probe failed: {exc}").to_dict()
-    message = (
-        f"{loss['acknowledged']} acknowledged, {loss['persisted']} persisted, {loss['lost']} lost, "
-        f"{loss['unknown']} unknown"
-    )
-    return {"name": invariant.name, "held": loss["lost"] == 0, "message": message, "value": loss}
+    loss = check_acknowledged(dsn, ack.sql, ids, unknown)
+    return Verdict(invariant.name, loss.lost == 0, loss.message, loss.to_dict())
 
 
 def history_model(invariant: Invariant) -> Any:
@@ -107,12 +143,9 @@ def history(
     assert invariant.history is not None
     recorded = _history.operations(records, sent, specs)
     if not recorded:  # nothing this trial did can show the property, or its breach
-        return {
-            "name": invariant.name,
-            "held": None,
-            "message": "no request with history: ran in this trial: nothing to check",
-            "value": {},
-        }
+        return Verdict(
+            invariant.name, None, "no request with history: ran in this trial: nothing to check"
+        )
     ops = _history.with_initial_values(recorded, specs)
     with path.open("a", encoding="utf-8") as handle:
         for op in ops:
@@ -120,27 +153,25 @@ def history(
     operations = [Operation.from_dict({**op, "index": i}) for i, op in enumerate(ops)]
     result = check(operations, history_model(invariant), time_budget_s=HISTORY_BUDGET_S)
     if result.valid is None:
-        return {
-            "name": invariant.name,
-            "held": None,
-            "message": f"history check ran out of its {HISTORY_BUDGET_S:g} s budget (unknown)",
-            "value": {},
-        }
+        return Verdict(
+            invariant.name,
+            None,
+            f"history check ran out of its {HISTORY_BUDGET_S:g} s budget (unknown)",
+        )
     if result.valid:
-        return {
-            "name": invariant.name,
-            "held": True,
-            "message": f"{len(operations)} operations consistent with {describe_model(invariant)}",
-            "value": {},
-        }
+        return Verdict(
+            invariant.name,
+            True,
+            f"{len(operations)} operations consistent with {describe_model(invariant)}",
+        )
     violation = result.violations[0]
     key = f" on {violation.key}" if violation.key is not None else ""
-    return {
-        "name": invariant.name,
-        "held": False,
-        "message": f"{violation.kind}{key}: {violation.message}",
-        "value": {
+    return Verdict(
+        invariant.name,
+        False,
+        f"{violation.kind}{key}: {violation.message}",
+        {
             "timeline": render_timeline(violation.operations),
             "operations": [op.to_dict() for op in violation.operations],
         },
-    }
+    )
