@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from contain_support import CONTAIN, heisen, manifest_of, write_pipeline
 from kube_fake import fake_cluster
+
+pytestmark = pytest.mark.slow
 
 
 def test_kubernetes_phase_applies_rolls_out_and_always_deletes_the_namespace_fake(

@@ -34,6 +34,7 @@ LOAD_KEYS = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.cgroups
 def test_contain_under_250m_throttles_and_records_the_contract(
     counter: Path, tmp_path: Path
@@ -74,6 +75,7 @@ def test_contain_under_250m_throttles_and_records_the_contract(
     assert run_cgroups(run_dir.name) == []
 
 
+@pytest.mark.slow
 def test_strict_without_cgroups_exits_3(counter: Path, tmp_path: Path) -> None:
     pipeline = write_pipeline(counter, {**CONTAIN, "strict": True, "trials": 1})
     run_dir = tmp_path / "run"
@@ -106,6 +108,7 @@ def _context(pipeline: Path, run_dir: Path, system: Any, sink: list[events.Event
     )
 
 
+@pytest.mark.slow
 def test_duty_cycle_fallback_warns_and_restores_the_service(
     counter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from contain_support import CONTAIN, heisen, write_pipeline
 
@@ -14,6 +15,7 @@ from heisen.pipeline import load_pipeline
 MODELS = {"Namespace": "V1Namespace", "Deployment": "V1Deployment", "Service": "V1Service"}
 
 
+@pytest.mark.slow
 def test_render_prints_objects_the_client_models_accept(counter: Path) -> None:
     from kubernetes.client import ApiClient
 

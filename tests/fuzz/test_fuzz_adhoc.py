@@ -30,6 +30,7 @@ def failures_by_outcome(report: dict) -> dict[str, list[dict]]:
     return found
 
 
+@pytest.mark.slow
 def test_a_buggy_service_exits_1_with_pure_json_and_replays_that_fail(tmp_path):
     run_dir = tmp_path / "runs" / "a"
     with serve(make_app) as url:
@@ -155,6 +156,7 @@ def test_usage_and_environment_errors(tmp_path, free_tcp_port):
         )
 
 
+@pytest.mark.slow
 def test_exit_codes_2_and_3_from_the_command_line(tmp_path, free_tcp_port):
     unknown = heisen(
         "--openapi", str(SPEC), "--url", "http://127.0.0.1:1", "--operation", "DELETE /orders"

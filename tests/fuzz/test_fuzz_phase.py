@@ -17,6 +17,8 @@ from stock_service import make_app
 
 import support
 
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).parent
 
 PIPELINE = """\

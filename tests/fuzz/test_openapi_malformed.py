@@ -254,6 +254,7 @@ def mutate(data: Any, rng: random.Random) -> Any:
     return mutations.mutate(data, rng, ODD_VALUES, EXTRA_KEYS)
 
 
+@pytest.mark.slow
 def test_hundreds_of_mutations_end_in_a_document_or_a_located_error():
     base = yaml.safe_load(TICKETING)
     rng = random.Random(19)

@@ -4,9 +4,12 @@ import shutil
 from functools import partial
 from pathlib import Path
 
+import pytest
 import yaml
 
 import support
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 COUNTER = ROOT / "tests" / "core" / "counter"
