@@ -102,6 +102,10 @@ class KubeBackend:
         self._core = client.CoreV1Api(self._api_client)
         self._apps = client.AppsV1Api(self._api_client)
         self._forwarders: list[_PortForwarder] = []
+        # The client's portforward() swaps its ApiClient's call_api while it opens a tunnel, so
+        # tunnels get an ApiClient of their own (no other call sees the swap), opened one at a time.
+        self._tunnels = client.CoreV1Api(client.ApiClient(self._api_client.configuration))
+        self._tunnel_lock = threading.Lock()
 
     @property
     def host(self) -> str:
@@ -110,7 +114,7 @@ class KubeBackend:
     # -- errors -----------------------------------------------------------------------
 
     def _call(self, doing: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        from kubernetes.client.exceptions import ApiException
+        from kubernetes.client.exceptions import ApiException, OpenApiException
         from urllib3.exceptions import HTTPError
 
         try:
@@ -119,6 +123,8 @@ class KubeBackend:
             raise SystemUnavailable(
                 f"Kubernetes API refused to {doing}: {exc.status} {exc.reason}" + _api_message(exc)
             ) from exc
+        except OpenApiException as exc:
+            raise SystemUnavailable(f"the Kubernetes client could not {doing}: {exc}") from exc
         except (HTTPError, OSError) as exc:
             raise SystemUnavailable(
                 f"cannot reach the Kubernetes API at {self.host} to {doing}: {exc}"
@@ -321,15 +327,15 @@ class KubeBackend:
         ready = [p for p in self.list_pods(selector) if p.ready]
         if not ready:
             raise SystemUnavailable(f"no ready pod matches {selector_text(selector)}")
-        stream = self._call(
-            f"port-forward to pod {ready[0].name}",
-            portforward,
-            self._core.connect_get_namespaced_pod_portforward,
-            ready[0].name,
-            self.namespace,
-            ports=str(port),
-        )
-        return stream
+        with self._tunnel_lock:
+            return self._call(
+                f"port-forward to pod {ready[0].name}",
+                portforward,
+                self._tunnels.connect_get_namespaced_pod_portforward,
+                ready[0].name,
+                self.namespace,
+                ports=str(port),
+            )
 
     # -- teardown ----------------------------------------------------------------------
 
@@ -370,7 +376,8 @@ class KubeBackend:
         self._forwarders.clear()
 
     def close_client(self) -> None:
-        """Close the API client's connections (after close(): nothing else is sent)."""
+        """Close the API clients' connections (after close(): nothing else is sent)."""
+        self._tunnels.api_client.close()
         self._api_client.close()
 
     def __enter__(self) -> KubeBackend:
