@@ -14,6 +14,7 @@ def validate_command(pipeline: PipelineArg, as_json: JsonOpt = False) -> None:
     from heisen.console import make_console, write_json
     from heisen.errors import PipelineError
     from heisen.pipeline import load_pipeline
+    from heisen.schema import PhaseName
 
     try:
         loaded = load_pipeline(pipeline)
@@ -37,10 +38,6 @@ def validate_command(pipeline: PipelineArg, as_json: JsonOpt = False) -> None:
         make_console(stderr=False).print(
             f"[green]valid[/]: {pipeline} — {len(p.services)} service(s), {len(p.dependencies)} dependenc"
             f"{'y' if len(p.dependencies) == 1 else 'ies'}, {len(p.invariants)} invariant(s), phases: "
-            + ", ".join(
-                name
-                for name in ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
-                if getattr(p.phases, name) is not None
-            )
+            + ", ".join(name for name in PhaseName if p.phases.section(name) is not None)
         )
     raise typer.Exit(0)

@@ -12,8 +12,10 @@ from typing import Any
 
 from heisen.manifest import PhaseRecord, RunManifest
 from heisen.report._facts import inconclusive_reason, trial_errors
+from heisen.schema import LOAD_PHASES, PhaseName
 
-LADDER_PHASES = ("predict", "stress", "isolate", "contain", "chaos")
+LADDER_PHASES = tuple(phase.value for phase in (PhaseName.PREDICT, *LOAD_PHASES))
+"""The phases that measure (or, predict, forecast) how often the race happens."""
 UNMEASURED = ("inconclusive", "error")
 
 

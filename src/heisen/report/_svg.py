@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from heisen.report._ladder import UNMEASURED, Rung, format_rate
+from heisen.schema import LOAD_PHASES
 
 __all__ = [
     "history_chart",
@@ -160,10 +161,7 @@ def ladder_chart(rungs: Sequence[Rung]) -> str:
 
 
 def _palette(names: Sequence[str]) -> dict[str, str]:
-    return {
-        name: f"s-{name}" if name in ("stress", "isolate", "contain", "chaos") else "s-other"
-        for name in names
-    }
+    return {name: f"s-{name}" if name in LOAD_PHASES else "s-other" for name in names}
 
 
 def _legend(names: Sequence[str], x: float, y: float) -> list[str]:

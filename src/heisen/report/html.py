@@ -29,11 +29,11 @@ from heisen.report._facts import (
     trial_errors,
 )
 from heisen.report._ladder import Rung, format_rate, ladder, ladder_line
+from heisen.schema import LOAD_PHASES
 
 __all__ = ["FILE_NAME", "render", "write"]
 
 FILE_NAME = "report.html"
-LOAD_PHASES = ("stress", "isolate", "contain", "chaos")
 
 _SCRIPT = (
     "document.querySelectorAll('button[data-copy]').forEach(function (b) {"

@@ -34,11 +34,11 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
+from heisen.schema import LOAD_PHASES
 
 __all__ = ["FILE_NAME", "render", "write"]
 
 FILE_NAME = "junit.xml"
-LOAD_PHASES = ("stress", "isolate", "contain", "chaos")
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
