@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from heisen import chaos, events
 from heisen.manifest import PhaseStatus
 from heisen.pipeline import load_pipeline
 from heisen.system import SystemHandle
+from support import heisen
 
 LATENCY = """    experiments:
       - name: slow-db
@@ -123,16 +122,6 @@ def test_acknowledged_writes_lost_by_a_killed_replica_fail_the_phase(tmp_path, m
         assert loss["lost"] > 0 and result.findings[0].name == "acknowledged-writes-persist"
     kills = result.outputs["experiments"][0]["injected"]
     assert kills["count"] == 2 and len(kills["targets"]) >= 1
-
-
-def heisen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "heisen", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
 
 
 @pytest.mark.parametrize(("mode", "code"), [("buggy", 1), ("fixed", 0)])
