@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,10 @@ def sql_probe_variables(query: str) -> frozenset[str] | None:
     return frozenset(names) | SQL_PROBE_EXTRAS
 
 
+NameTree = Mapping[str, "NameTree | None"]
+"""The names a template may use, each mapped to the names below it (`{}`: nothing below, None:
+anything): what `_templates.check_names` checks placeholders against."""
+
 LOAD_REFERENCE = re.compile(r"(?<![\w.])load\.([A-Za-z_]\w*)")
 
 
@@ -207,13 +212,13 @@ class _Checker:
         elif not directory and not target.is_file():
             self.add(path, f"no such file: {relative} (looked in {self.base_dir})")
 
-    def _service_roots(self) -> dict[str, Any]:
+    def _service_roots(self) -> NameTree:
         # {} is a value with nothing below it: `{{ seed.x }}` names nothing
-        deps: dict[str, Any] = {
+        deps: NameTree = {
             name: {"dsn": {}, "url": {}, "host": {}, "port": {}}
             for name in self.pipeline.dependencies
         }
-        services: dict[str, Any] = {
+        services: NameTree = {
             name: {"url": {}, "host": {}, "port": {}} for name in self.pipeline.services
         }
         return {
@@ -225,7 +230,7 @@ class _Checker:
             "replica": {},
         }
 
-    def _request_roots(self) -> dict[str, Any]:
+    def _request_roots(self) -> NameTree:
         return {
             "faker": _templates.FakerProviders(),
             "i": {},
@@ -234,7 +239,7 @@ class _Checker:
             "run_id": {},
         }
 
-    def _templates(self, path: YamlPath, value: Any, roots: dict[str, Any]) -> None:
+    def _templates(self, path: YamlPath, value: object, roots: NameTree) -> None:
         if isinstance(value, str):
             for message in _templates.check_names(value, roots):
                 self.add(path, message)
@@ -275,7 +280,7 @@ class _Checker:
             for message in loopback_problems(address, self.pipeline.allow_hosts) if address else []:
                 self.add((*path, key), message)
 
-    def _check_call(self, path: YamlPath, call: HttpCall, roots: dict[str, Any]) -> None:
+    def _check_call(self, path: YamlPath, call: HttpCall, roots: NameTree) -> None:
         if call.service is not None and call.service not in self.pipeline.services:
             self.add(
                 (*path, "service"),
@@ -492,7 +497,7 @@ class _Checker:
                 path, f"{link!r} is not a link; links are service->dependency: {', '.join(links)}"
             )
 
-    def _check_toxic(self, path: YamlPath, kind: str, attributes: dict[str, Any]) -> None:
+    def _check_toxic(self, path: YamlPath, kind: str, attributes: Mapping[str, object]) -> None:
         """A toxic's attributes as the proxy will read them, with times bounded."""
         from heisen.system import ATTRIBUTE_MODELS, ToxicType
 
