@@ -17,6 +17,7 @@ from heisen.chaos._rounds import ExperimentRecord, Round
 from heisen.chaos._timeline import Timeline
 from heisen.pipeline import Resources
 from heisen.schema import Experiment
+from support import wait_until
 
 
 def injector(system, tmp_path) -> LocalInjector:
@@ -86,7 +87,9 @@ def test_latency_grows_on_the_link_and_goes_away(ledger, tmp_path):
     )
     thread, stop, record, _ = in_background(injector(system, tmp_path), experiment)
     try:
-        time.sleep(0.3)
+        wait_until(
+            lambda: system.proxies.toxics("ledger->postgres"), what="the latency toxic is on"
+        )
         slowed = min(count_ms(system) for _ in range(2))
     finally:
         stop.set()
@@ -103,7 +106,10 @@ def test_partition_refuses_the_link(ledger, tmp_path):
     experiment = Experiment(name="cut", kind="partition", link="ledger->postgres", duration=3)
     thread, stop, _, _ = in_background(injector(system, tmp_path), experiment)
     try:
-        time.sleep(0.3)
+        wait_until(
+            lambda: not system.proxies.proxy("ledger->postgres").get("enabled", True),
+            what="the link is cut",
+        )
         try:
             failed = httpx.get(system.service_url() + "/count", timeout=10).status_code >= 500
         except httpx.HTTPError:  # the replica's handler died on the refused connection
