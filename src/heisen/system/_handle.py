@@ -33,6 +33,7 @@ from heisen import _templates
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.schema import Dependency, DependencyKind, LoadedPipeline, Resources, Service
 from heisen.system._addresses import check_address, host_port, with_host_port
+from heisen.system._context import DependencyEndpoint, Endpoint, TemplateContext
 from heisen.system._ports import LOOPBACK, free_port
 from heisen.system_protocol import LinkTraffic, TeardownProblem
 
@@ -373,14 +374,14 @@ class SystemHandle:
             )
         return self._links[name]
 
-    def _template_context(self, source: str, *, replica: int) -> dict[str, Any]:
-        deps: dict[str, Any] = {}
+    def _template_context(self, source: str, *, replica: int) -> TemplateContext:
+        deps: dict[str, DependencyEndpoint] = {}
         for name, dependency in self._dependencies.items():
             direct = host_port(dependency.address, DEFAULT_PORTS[dependency.spec.kind])
             host, port = self._link(source, name, direct)
             address = with_host_port(dependency.address, host, port)
             deps[name] = {"dsn": address, "url": address, "host": host, "port": port}
-        services: dict[str, Any] = {}
+        services: dict[str, Endpoint] = {}
         for name, running in self._services.items():
             host, port = (
                 self._link(source, name, running.front) if name != source else running.front

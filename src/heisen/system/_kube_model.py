@@ -11,38 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TypedDict
 
 from heisen import _templates
 from heisen._yaml import load_yaml_file
 from heisen.errors import PipelineError
 from heisen.schema import DependencyKind, LoadedPipeline, Resources
+from heisen.system._context import DependencyEndpoint, Endpoint, TemplateContext
 from heisen.system._kube_render import KubeDependency, KubeService
 
 SERVICE_PORT = 8080
 RUN_LABEL = "heisen.dev/run"
 _MEMORY_UNITS = (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024))
-
-
-class _Endpoint(TypedDict):
-    url: str
-    host: str
-    port: int
-
-
-class _DependencyEndpoint(_Endpoint):
-    dsn: str
-
-
-class _ClusterContext(TypedDict):
-    """What `{{ … }}` in a service's `env:` sees on the cluster."""
-
-    deps: dict[str, _DependencyEndpoint]
-    services: dict[str, _Endpoint]
-    python: str
-    run_dir: str
-    seed: int
-    replica: int
 
 
 def format_cpu(cores: float | None) -> str | None:
@@ -133,8 +112,8 @@ def _cluster_context(
     dependencies: list[KubeDependency],
     namespace: str,
     seed: int | None,
-) -> _ClusterContext:
-    deps: dict[str, _DependencyEndpoint] = {}
+) -> TemplateContext:
+    deps: dict[str, DependencyEndpoint] = {}
     for dep in dependencies:
         address = dep.url(namespace)
         deps[dep.name] = {
@@ -143,7 +122,7 @@ def _cluster_context(
             "host": f"{dep.name}.{namespace}.svc",
             "port": dep.port(),
         }
-    urls: dict[str, _Endpoint] = {
+    urls: dict[str, Endpoint] = {
         name: {
             "url": f"http://{name}.{namespace}.svc:{SERVICE_PORT}",
             "host": f"{name}.{namespace}.svc",
