@@ -19,6 +19,8 @@ from heisen.pipeline import Resources
 from heisen.schema import Experiment
 from support import wait_until
 
+pytestmark = pytest.mark.slow
+
 
 def injector(system, tmp_path) -> LocalInjector:
     timeline = Timeline()

@@ -76,6 +76,7 @@ def test_network_chaos_delay_loss_partition_and_stress():
     assert hog["kind"] == "StressChaos" and hog["spec"]["stressors"]["cpu"]["workers"] == 2
 
 
+@pytest.mark.slow
 def test_without_litmus_or_chaos_mesh_the_error_says_what_to_install(tmp_path):
     section = ChaosSection(
         experiments=[LATENCY], backend="kubernetes", namespace="shop", selector={"app": "inventory"}

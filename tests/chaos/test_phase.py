@@ -17,6 +17,8 @@ from heisen.pipeline import load_pipeline
 from heisen.system import SystemHandle
 from support import heisen
 
+pytestmark = pytest.mark.slow
+
 LATENCY = """    experiments:
       - name: slow-db
         kind: pod-network-latency
