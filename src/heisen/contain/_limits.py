@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from heisen.outputs import Limits
 from heisen.schema import Pipeline, Resources
 from heisen.stress import TrialsResult
-
-_MEMORY_UNITS = (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024))
+from heisen.system import format_cpu, format_memory
 
 
 def effective_limits(
@@ -34,26 +33,6 @@ def effective_limits(
         if cpu is not None or memory is not None:
             limits[name] = Resources(cpu=cpu, memory=memory)
     return limits
-
-
-def format_cpu(cores: float | None) -> str | None:
-    """Cores as a Kubernetes CPU quantity: 0.25 -> `250m`, 2.0 -> `2`."""
-    if cores is None:
-        return None
-    millis = round(cores * 1000)
-    if millis % 1000 == 0:
-        return str(millis // 1000)
-    return f"{millis}m"
-
-
-def format_memory(size: int | None) -> str | None:
-    """Bytes as a Kubernetes memory quantity: 268435456 -> `256Mi` (plain bytes when no unit divides)."""
-    if size is None:
-        return None
-    for unit, factor in _MEMORY_UNITS:
-        if size % factor == 0:
-            return f"{size // factor}{unit}"
-    return str(size)
 
 
 def describe(resources: Resources) -> Limits:
