@@ -76,6 +76,7 @@ def test_throttling_adds_up() -> None:
     assert total == Throttling(15, 5, 0.75)
 
 
+@pytest.mark.slow
 @pytest.mark.cgroups
 def test_250m_caps_a_busy_loop_and_records_throttling(
     cgroups: CgroupManager, tmp_path: Path
@@ -200,6 +201,7 @@ def test_create_without_cgroups_says_why(tmp_path: Path) -> None:
             manager.create("x", cpu=0.5, memory=None)
 
 
+@pytest.mark.slow
 def test_duty_cycle_caps_a_busy_loop(tmp_path: Path) -> None:
     process = spawn("busy", BUSY, log_path=tmp_path / "busy.log")
     duty = DutyCycle(0.25, period_s=0.1)

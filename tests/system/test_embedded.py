@@ -49,6 +49,7 @@ def test_session_redis_answers_commands(embedded_redis: EmbeddedRedis) -> None:
         client.close()
 
 
+@pytest.mark.slow
 def test_postgres_lifecycle_keeps_data_and_leaves_no_process(tmp_path: Path) -> None:
     server = EmbeddedPostgres(tmp_path / "pg", log_path=tmp_path / "pg.log")
     try:

