@@ -9,11 +9,12 @@ escaped here, because labels come from manifests and payloads are hostile.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from heisen.outputs import TimelineEntry, TrialLine
 from heisen.report._ladder import UNMEASURED, Rung, format_rate
 from heisen.schema import LOAD_PHASES
 
@@ -211,13 +212,15 @@ def latency_chart(series: dict[str, dict[str, float]]) -> str:
     return _svg("Latency percentiles per phase (milliseconds, log scale)", desc, bottom + 30, body)
 
 
-def p99_chart(series: dict[str, list[dict[str, Any]]]) -> str:
+def p99_chart(series: Mapping[str, Sequence[TrialLine]]) -> str:
     """p99 latency of each trial, one line per phase; violating trials ringed."""
     left, right, top, bottom = 64, WIDTH - 20, 30, 210
-    trials = [t for rows in series.values() for t in rows if t.get("p99_ms") is not None]
-    last = max((int(t.get("trial", 0)) for t in trials), default=1)
+    trials = [
+        (t.trial, float(t.p99_ms)) for rows in series.values() for t in rows if t.p99_ms is not None
+    ]
+    last = max((trial for trial, _ in trials), default=1)
     x = Scale(1, max(last, 2), left, right)
-    top_ms = max((float(t["p99_ms"]) for t in trials), default=1.0)
+    top_ms = max((p99 for _, p99 in trials), default=1.0)
     step = _nice_step(top_ms * 1.1 / 4)
     y = Scale(0, math.ceil(top_ms * 1.1 / step) * step or 1.0, bottom, top)
     body = _legend(list(series), left, 14)
@@ -232,31 +235,27 @@ def p99_chart(series: dict[str, list[dict[str, Any]]]) -> str:
     body.append(_text(right, bottom + 30, "trial", "tick", "end"))
     colours = _palette(list(series))
     for phase, rows in series.items():
-        pts = [
-            (x(int(t.get("trial", 0))), y(float(t["p99_ms"])), t)
-            for t in rows
-            if t.get("p99_ms") is not None
-        ]
+        pts = [(x(t.trial), y(float(t.p99_ms)), t) for t in rows if t.p99_ms is not None]
         body.append(
             f'<polyline points="{" ".join(f"{a:.1f},{b:.1f}" for a, b, _ in pts)}" '
             f'class="line thin {colours[phase]}"/>'
         )
         for a, b, t in pts:
-            if t.get("violated"):
-                tip = f"{phase} trial {t.get('trial')}: p99 {float(t['p99_ms']):g} ms, violated"
+            if t.violated:
+                tip = f"{phase} trial {t.trial}: p99 {float(t.p99_ms or 0):g} ms, violated"
                 body.append(
                     f'<circle cx="{a:.1f}" cy="{b:.1f}" r="5" class="violated-ring">'
                     f"<title>{escape(tip)}</title></circle>"
                 )
     desc = "; ".join(
         f"{phase}: {len(rows)} trials, max p99 "
-        f"{max((float(t.get('p99_ms') or 0) for t in rows), default=0):g} ms"
+        f"{max((float(t.p99_ms or 0) for t in rows), default=0):g} ms"
         for phase, rows in series.items()
     )
     return _svg("p99 latency per trial (violating trials ringed)", desc, bottom + 34, body)
 
 
-def trial_strips(series: dict[str, list[dict[str, Any]]]) -> str:
+def trial_strips(series: Mapping[str, Sequence[TrialLine]]) -> str:
     """One strip per phase, one cell per trial: red where an invariant was violated."""
     left, right, row = 90, WIDTH - 130, 28
     body = []
@@ -265,28 +264,26 @@ def trial_strips(series: dict[str, list[dict[str, Any]]]) -> str:
         body.append(_text(left - 10, y + 15, phase, "label strong", "end"))
         cell = (right - left) / max(len(rows), 1)
         for j, t in enumerate(rows):
-            names = ", ".join(str(v) for v in t.get("violations") or [])
-            tip = f"trial {t.get('trial')}: " + (
-                f"violated {names}" if t.get("violated") else "held"
-            )
-            cls = "cell bad" if t.get("violated") else "cell ok"
+            names = ", ".join(str(v) for v in t.violations)
+            tip = f"trial {t.trial}: " + (f"violated {names}" if t.violated else "held")
+            cls = "cell bad" if t.violated else "cell ok"
             body.append(
                 f'<rect x="{left + j * cell:.2f}" y="{y}" width="{max(cell - (1 if cell > 3 else 0), 0.5):.2f}" '
                 f'height="20" class="{cls}"><title>{escape(tip)}</title></rect>'
             )
-        bad = sum(1 for t in rows if t.get("violated"))
+        bad = sum(1 for t in rows if t.violated)
         body.append(_text(right + 8, y + 15, f"{bad}/{len(rows)} violated", "value"))
     desc = "; ".join(
-        f"{phase}: {sum(1 for t in rows if t.get('violated'))} of {len(rows)} trials violated"
+        f"{phase}: {sum(1 for t in rows if t.violated)} of {len(rows)} trials violated"
         for phase, rows in series.items()
     )
     return _svg("Violations per trial, one strip per phase", desc, 12 + row * len(series), body)
 
 
-def timeline_chart(events: Sequence[dict[str, Any]], duration_s: float | None) -> str:
+def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) -> str:
     """Chaos events on a time axis; labels stagger over three rows so they do not collide."""
     left, right, axis = 30, WIDTH - 30, 120
-    end = max([float(e.get("t_s") or 0) for e in events] + [duration_s or 0.0, 1.0])
+    end = max([float(e.t_s or 0) for e in events] + [duration_s or 0.0, 1.0])
     x = Scale(0, end, left, right)
     body = [f'<line x1="{left}" x2="{right}" y1="{axis}" y2="{axis}" class="axis"/>']
     for tick in x.ticks():
@@ -295,8 +292,8 @@ def timeline_chart(events: Sequence[dict[str, Any]], duration_s: float | None) -
         )
         body.append(_text(x(tick), axis + 18, f"{tick:g}s", "tick", "middle"))
     for i, event in enumerate(events):
-        px, level = x(float(event.get("t_s") or 0)), 22 + (i % 3) * 30
-        kind = str(event.get("event", ""))
+        px, level = x(float(event.t_s or 0)), 22 + (i % 3) * 30
+        kind = event.event
         cls = (
             "ev-check"
             if "steady" in kind
@@ -307,7 +304,7 @@ def timeline_chart(events: Sequence[dict[str, Any]], duration_s: float | None) -
         body.append(
             f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{level + 4}" y2="{axis}" class="stem {cls}"/>'
         )
-        tip = f"{event.get('t_s')}s {kind}: {event.get('detail', '')}"
+        tip = f"{event.t_s}s {kind}: {event.detail}"
         body.append(
             f'<circle cx="{px:.1f}" cy="{axis}" r="5" class="{cls}"><title>{escape(tip)}</title></circle>'
         )
@@ -316,12 +313,12 @@ def timeline_chart(events: Sequence[dict[str, Any]], duration_s: float | None) -
             _text(
                 px + (4 if anchor == "start" else -4),
                 level,
-                f"{kind} @{event.get('t_s')}s",
+                f"{kind} @{event.t_s}s",
                 "label",
                 anchor,
             )
         )
-    desc = "; ".join(f"{e.get('t_s')}s {e.get('event')}: {e.get('detail', '')}" for e in events)
+    desc = "; ".join(f"{e.t_s}s {e.event}: {e.detail}" for e in events)
     return _svg("Chaos timeline: what was injected when", desc, axis + 28, body)
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from heisen.manifest import PhaseRecord, RunManifest, write_atomically
+from heisen.outputs import TimelineEntry, TrialLine
 from heisen.report import _svg
 from heisen.report._facts import (
     bounds,
@@ -395,9 +396,7 @@ def _latency_section(manifest: RunManifest) -> Section | None:
         rows,
         range(1, 10),
     )
-    trials = {
-        name: out.get("per_trial") or [] for name, out in phases.items() if out.get("per_trial")
-    }
+    trials = _per_trial(phases)
     if trials:
         body += "<h3>p99 per trial</h3>" + _figure(
             _svg.p99_chart(trials), "Red rings: trials that violated an invariant."
@@ -405,18 +404,23 @@ def _latency_section(manifest: RunManifest) -> Section | None:
     return ("latency", "Latency", body)
 
 
-def _codes(outputs: dict[str, Any]) -> str:
+def _per_trial(phases: Mapping[str, Mapping[str, Any]]) -> dict[str, list[TrialLine]]:
+    """Each load phase's `per_trial`, typed, for the phases that wrote one."""
+    return {
+        name: [TrialLine.from_manifest(line) for line in out["per_trial"]]
+        for name, out in phases.items()
+        if out.get("per_trial")
+    }
+
+
+def _codes(outputs: Mapping[str, Any]) -> str:
     items = [f"{code}: {n:,}" for code, n in (outputs.get("status_codes") or {}).items()]
     items += [f"{kind}: {n:,}" for kind, n in (outputs.get("errors") or {}).items()]
     return ", ".join(items)
 
 
 def _trials_section(manifest: RunManifest) -> Section | None:
-    trials = {
-        name: out.get("per_trial") or []
-        for name, out in _load_phases(manifest).items()
-        if out.get("per_trial")
-    }
+    trials = _per_trial(_load_phases(manifest))
     if not trials:
         return None
     return (
@@ -484,21 +488,15 @@ def _chaos_section(manifest: RunManifest) -> Section | None:
             + ", ".join(f"{escape(k)} {_badge(v)}" for k, v in steady.items())
             + "</p>"
         )
-    if outputs.get("timeline"):
+    timeline = [TimelineEntry.from_manifest(entry) for entry in outputs.get("timeline") or []]
+    if timeline:
         body += _figure(
-            _svg.timeline_chart(outputs["timeline"], record.duration_s if record else None),
+            _svg.timeline_chart(timeline, record.duration_s if record else None),
             "Red: faults injected; green: recovery; blue: steady-state checks.",
         )
         body += _table(
             ["t", "event", "detail"],
-            [
-                (
-                    escape(f"{e.get('t_s')}s"),
-                    escape(str(e.get("event"))),
-                    escape(str(e.get("detail", ""))),
-                )
-                for e in outputs["timeline"]
-            ],
+            [(escape(f"{e.t_s}s"), escape(e.event), escape(e.detail)) for e in timeline],
             (0,),
         )
     if outputs.get("experiments"):
