@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from heisen.manifest import PhaseRecord, RunManifest, dump_yaml, write_atomically
+from heisen.outputs import FindingRecord, TrialLine
 from heisen.report._facts import (
     TrialError,
     bound_of,
@@ -87,14 +88,17 @@ def render(manifest: RunManifest) -> str:
 
 def phase_cases(manifest: RunManifest, phase: str, record: PhaseRecord) -> list[Case]:
     """The testcases of one phase, before its status (skipped, error) is applied."""
-    outputs: dict[str, Any] = record.outputs or {}
+    outputs = record.outputs or {}
     if phase == "fuzz":
         cases = [_fuzz_case(failure) for failure in outputs.get("failures") or []]
         return cases or [Case(f"{outputs.get('cases', 0)} cases")]
     if phase not in LOAD_PHASES:
         return [Case(phase)]
-    findings = {f.get("name"): f for f in outputs.get("findings") or []}
-    trials = outputs.get("per_trial") or []
+    findings = {
+        finding.name: finding
+        for finding in map(FindingRecord.from_manifest, outputs.get("findings") or [])
+    }
+    trials = [TrialLine.from_manifest(line) for line in outputs.get("per_trial") or []]
     errors: dict[str, list[TrialError]] = {}
     for error in trial_errors(phase, outputs):
         errors.setdefault(error.invariant, []).append(error)
@@ -182,47 +186,44 @@ def _with_status(
     return case
 
 
-def _invariant_names(
-    manifest: RunManifest, named: list[Any], trials: list[dict[str, Any]]
-) -> list[str]:
+def _invariant_names(manifest: RunManifest, named: list[str], trials: list[TrialLine]) -> list[str]:
     names = [
         str(inv.get("name"))
         for inv in manifest.pipeline.get("invariants") or []
         if isinstance(inv, dict)
     ]
-    extra = [*named, *(v for trial in trials for v in trial.get("violations") or [])]
-    for name in extra:
-        if name is not None and str(name) not in names:
-            names.append(str(name))
+    for name in [*named, *(v for trial in trials for v in trial.violations)]:
+        if name not in names:
+            names.append(name)
     return names
 
 
 def _invariant_case(
     name: str,
-    finding: dict[str, Any] | None,
-    trials: list[dict[str, Any]],
-    outputs: dict[str, Any],
+    finding: FindingRecord | None,
+    trials: list[TrialLine],
+    outputs: Mapping[str, Any],
     errors: list[TrialError],
 ) -> Case:
-    violating = [t.get("trial") for t in trials if name in (t.get("violations") or [])]
+    violating = [t.trial for t in trials if name in t.violations]
     if finding is None and not violating:
         return _error_case(name, errors) if errors else Case(name)
     total = outputs.get("trials", len(trials))
-    message = finding.get("message", "") if finding else f"{name} violated"
-    compared = evidence_line((finding or {}).get("evidence"))
+    message = finding.message if finding else f"{name} violated"
+    evidence = finding.evidence if finding else {}
+    compared = evidence_line(evidence)
     lines = [message, *([f"evidence: {compared}"] if compared else []), ""]
     if violating:
         shown = ", ".join(str(t) for t in violating[:50]) + (" …" if len(violating) > 50 else "")
         lines.append(f"violating trials: {shown} ({len(violating)} of {total} trials recorded)")
     lines.append(f"violation rate: {outputs.get('violation_rate')} (95% CI {outputs.get('ci95')})")
-    if finding and finding.get("replay"):
-        lines.append(f"replay: {finding['replay']}")
-    evidence = (finding or {}).get("evidence") or {}
+    if finding and finding.replay:
+        lines.append(f"replay: {finding.replay}")
     timeline = evidence.get("timeline")
     operations = evidence.get("operations")
     if timeline:
         lines += ["", "minimal violating history:", str(timeline)]
-    if operations:
+    if isinstance(operations, list) and operations:
         lines += ["", "operations:", *(json.dumps(op, default=str) for op in operations)]
     if errors:
         lines += ["", "also could not be evaluated:", *(e.describe() for e in errors)]
