@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from heisen.manifest import PhaseRecord, RunManifest, write_atomically
-from heisen.outputs import TimelineEntry, TrialLine
+from heisen.outputs import FindingRecord, TimelineEntry, TrialLine
 from heisen.report import _svg
 from heisen.report._facts import (
     bounds,
@@ -282,8 +282,12 @@ def _file_link(path: str) -> str:
     return f'<a href="{escape(path)}"><code>{escape(path)}</code></a>'
 
 
-def _findings(manifest: RunManifest) -> list[dict[str, Any]]:
-    return [f for record in manifest.phases.values() for f in record.outputs.get("findings") or []]
+def _findings(manifest: RunManifest) -> list[FindingRecord]:
+    return [
+        FindingRecord.from_manifest(finding)
+        for record in manifest.phases.values()
+        for finding in record.outputs.get("findings") or []
+    ]
 
 
 def _findings_section(manifest: RunManifest) -> Section:
@@ -300,13 +304,13 @@ def _findings_section(manifest: RunManifest) -> Section:
     ]
     for i, finding in enumerate(findings):
         parts.append(
-            f'<article class="finding"><h3>{escape(str(finding.get("phase")))}: '
-            f"{escape(str(finding.get('name')))}</h3><p>{escape(str(finding.get('message', '')))}</p>"
+            f'<article class="finding"><h3>{escape(finding.phase)}: '
+            f"{escape(finding.name)}</h3><p>{escape(finding.message)}</p>"
         )
-        parts.append(_evidence_table(finding.get("evidence")))
-        if finding.get("replay"):
-            parts.append(replay_block(f"replay-{i}", str(finding["replay"])))
-        parts.append(_evidence(dict(finding.get("evidence") or {})))
+        parts.append(_evidence_table(finding.evidence))
+        if finding.replay:
+            parts.append(replay_block(f"replay-{i}", finding.replay))
+        parts.append(_evidence(finding.evidence))
         parts.append("</article>")
     return ("findings", "Findings", "".join(parts))
 
@@ -318,11 +322,11 @@ def replay_block(anchor: str, command: str) -> str:
     )
 
 
-def _evidence(evidence: dict[str, Any]) -> str:
+def _evidence(evidence: Mapping[str, object]) -> str:
     parts = []
-    operations = evidence.pop("operations", None)
-    timeline = evidence.pop("timeline", None)
-    if operations:
+    operations = evidence.get("operations")
+    timeline = evidence.get("timeline")
+    if isinstance(operations, list) and operations:
         parts.append("<h4>Minimal violating history</h4>")
         parts.append(
             _figure(
