@@ -331,21 +331,6 @@ def failure_record(
     return record
 
 
-def failure_entry(
-    failure: Failure,
-    target: Target,
-    base_url: str,
-    run_dir: Path,
-    *,
-    openapi: Path | None,
-    rerun: str | None,
-) -> dict[str, Any]:
-    """`failure_record` as the manifest (and the ad-hoc fuzz result file) holds it."""
-    return failure_record(
-        failure, target, base_url, run_dir, openapi=openapi, rerun=rerun
-    ).to_manifest()
-
-
 def _finding(entry: outputs.FuzzFailure) -> Finding:
     message = f"{entry.label}; shrunk to {entry.shrunk} ({entry.detail})"
     return Finding(
