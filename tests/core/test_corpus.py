@@ -404,6 +404,7 @@ def _warm() -> None:
             assert validate(path)[0] == 0
 
 
+@pytest.mark.slow
 @settings(
     max_examples=200,
     deadline=None,  # timed below, after the warm-up, with room for a loaded machine

@@ -62,6 +62,7 @@ def test_a_real_race_exits_1_with_the_manifest_contract(counter, tmp_path):
     assert (run_dir / "logs" / "counter-0.log").exists()
 
 
+@pytest.mark.slow
 def test_the_fixed_service_exits_0(counter, tmp_path):
     pipeline = counter / "pipeline.yaml"
     pipeline.write_text(pipeline.read_text().replace("MODE: buggy", "MODE: fixed"))
@@ -70,6 +71,7 @@ def test_the_fixed_service_exits_0(counter, tmp_path):
     assert manifest_of(tmp_path / "run")["phases"]["stress"]["outputs"]["violations"] == 0
 
 
+@pytest.mark.slow
 def test_expect_violation_and_json(counter, tmp_path):
     result = heisen(
         "stress",
@@ -85,6 +87,7 @@ def test_expect_violation_and_json(counter, tmp_path):
     assert data["phases"]["stress"]["outputs"]["violations"] >= 1
 
 
+@pytest.mark.slow
 def test_a_service_that_does_not_start_exits_3_with_its_log(counter, tmp_path):
     (counter / "counter_service.py").write_text(
         "import sys\nprint('boom: no config')\nsys.exit(4)\n"
@@ -97,6 +100,7 @@ def test_a_service_that_does_not_start_exits_3_with_its_log(counter, tmp_path):
     assert manifest["phases"]["stress"]["status"] == "error"
 
 
+@pytest.mark.slow
 def test_resume_continues_what_did_not_pass(counter, tmp_path):
     run_dir = tmp_path / "run"
     first = heisen("run", str(counter / "pipeline.yaml"), "--run-dir", str(run_dir))
