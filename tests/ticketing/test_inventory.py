@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import psycopg
+import pytest
 import redis
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ def _run_bursts(
     return asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_buggy_checkout_oversells_under_a_burst(
     buggy_ticketing: Ticketing, post_json: PostJson, record_property: Callable[..., None]
 ) -> None:
@@ -163,6 +165,7 @@ def test_buggy_checkout_oversells_under_a_burst(
     assert any(o.cached_available is not None and o.cached_available < 0 for o in oversold)
 
 
+@pytest.mark.slow
 def test_fixed_checkout_never_oversells(fixed_ticketing: Ticketing, post_json: PostJson) -> None:
     outcomes = _run_bursts(fixed_ticketing, post_json, FIXED_TRIALS, "fixed-burst")
     for trial, outcome in enumerate(outcomes):
@@ -239,6 +242,7 @@ def _stale_reads(
     return asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_buggy_update_leaves_a_stale_read(buggy_ticketing: Ticketing, post_json: PostJson) -> None:
     stale: list[StaleRead] = []
     for attempt in range(10):
@@ -248,6 +252,7 @@ def test_buggy_update_leaves_a_stale_read(buggy_ticketing: Ticketing, post_json:
     assert stale, "no read saw an old price after its update returned"
 
 
+@pytest.mark.slow
 def test_fixed_update_is_never_read_stale(fixed_ticketing: Ticketing, post_json: PostJson) -> None:
     for attempt in range(3):
         stale = _stale_reads(fixed_ticketing, post_json, f"fixed-stale-{attempt}", updates=30)
