@@ -141,6 +141,7 @@ BURST_THEN_READ = steps({"burst": {"requests": 100, "request": "hit"}},
                         {"burst": {"requests": 1, "request": "read"}})  # fmt: skip
 
 
+@pytest.mark.slow
 def test_fifty_bursts_record_every_add_and_the_counter_holds(counters: dict[str, Counter_]) -> None:
     """The raw server over HTTP/1.1; aiohttp and HTTP/2 go through `heisen stress` below."""
     server, http2 = counters["raw"], False
@@ -261,7 +262,7 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_every_model_has_one_record_per_request_sent(
     counters: dict[str, Counter_], workers: int
 ) -> None:
