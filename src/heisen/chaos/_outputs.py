@@ -72,7 +72,7 @@ def outputs(
     state: SteadyState,
     verdicts: list[Verdict],
     loss: DataLoss,
-    timeline: list[dict[str, Any]],
+    timeline: list[TimelineEntry],
     started_s: float,
 ) -> dict[str, Any]:
     violated = any(v.violated for v in verdicts)
@@ -104,6 +104,6 @@ def outputs(
         window: WindowState.model_validate(summary) for window, summary in state.summary().items()
     }
     out.data_loss = loss.model_copy()
-    out.invariants = [InvariantVerdict.model_validate(v.to_dict()) for v in verdicts]
-    out.timeline = [TimelineEntry.model_validate(entry) for entry in timeline]
+    out.invariants = [InvariantVerdict.from_manifest(v.to_dict()) for v in verdicts]
+    out.timeline = list(timeline)
     return out.to_manifest()

@@ -62,16 +62,6 @@ class Evaluation:
     value: Mapping[str, Any] = field(default_factory=dict)
     fault: str | None = None  # the probe could not be evaluated: "pipeline" or "environment"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "probe": self.probe,
-            "t_s": self.t_s,
-            "passed": self.passed,
-            "message": self.message,
-            **({"fault": self.fault} if self.fault else {}),
-            **({"value": dict(self.value)} if self.value else {}),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class ProbeLine:
@@ -209,16 +199,23 @@ class SteadyState:
 
     def evaluate(self, probe: Probe, window: str) -> Evaluation:
         t_s = round(self.timeline.now(), 3)
-        fault = None
         try:
             if probe.invariant is not None:
-                passed, message, value, fault = self._invariant(probe, window)
+                verdict = self._invariant(probe)
             else:
-                passed, message, value = self._http(probe, window)
+                verdict = self._http(probe, window)
         except Exception as exc:  # a probe that cannot run fails, as in LitmusChaos
-            passed, message, value = False, f"probe error: {type(exc).__name__}: {exc}", {}
-            fault = "environment"
-        return Evaluation(probe.name, window, t_s, passed, message, value, fault)
+            message = f"probe error: {type(exc).__name__}: {exc}"
+            return Evaluation(probe.name, window, t_s, False, message, {}, "environment")
+        return Evaluation(
+            probe.name,
+            window,
+            t_s,
+            verdict.held is True,
+            verdict.message,
+            verdict.value,
+            verdict.fault,
+        )
 
     def not_evaluated(self) -> Evaluation | None:
         """The first evaluation that decides nothing: a probe the pipeline got wrong (in any
@@ -232,23 +229,23 @@ class SteadyState:
                     return evaluation
         return None
 
-    def _invariant(self, probe: Probe, window: str) -> tuple[bool, str, dict[str, Any], str | None]:
+    def _invariant(self, probe: Probe) -> Verdict:
+        """The invariant's verdict now; one judged from the records counts after the load only."""
         invariant = next(i for i in self.pipeline.invariants if i.name == probe.invariant)
         if not is_probe(invariant):
             verdict = self.invariant_verdicts.get(invariant.name)
             if verdict is None:
-                return (
+                return Verdict(
+                    invariant.name,
                     True,
                     f"{invariant.name} is judged from every record after the load",
-                    {},
-                    None,
                 )
-            return verdict.held is True, verdict.message, {}, verdict.fault
+            return Verdict(verdict.name, verdict.held, verdict.message, {}, verdict.fault)
         context = probe_context(1, self.ctx.seed, self.ctx.run_dir)
-        result = evaluate_probe(self.pipeline, self.system, invariant, context)
-        return result.held is True, result.message, dict(result.value), result.fault
+        return evaluate_probe(self.pipeline, self.system, invariant, context)
 
-    def _http(self, probe: Probe, window: str) -> tuple[bool, str, dict[str, Any]]:
+    def _http(self, probe: Probe, window: str) -> Verdict:
+        """The probe's own requests and, during the load, the window's traffic (module docstring)."""
         from heisen.oracle import probes
 
         assert probe.http is not None
@@ -297,7 +294,7 @@ class SteadyState:
         message = "; ".join(problems) or (
             f"availability {availability:.3f}, p99 {p99:.1f} ms over {len(both)} requests"
         )
-        return not problems, message, value
+        return Verdict(probe.name, not problems, message, value)
 
     # -- the manifest ------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from heisen.oracle import probes
 from heisen.oracle._verdict import Verdict
@@ -19,6 +19,7 @@ from heisen.oracle.expr import ExpressionError, parse_expression
 from heisen.schema import DependencyKind, HttpCall, Invariant, Pipeline, SetupStep
 
 __all__ = [
+    "ProbeContext",
     "Verdict",
     "WritesLost",
     "check_acknowledged",
@@ -30,8 +31,18 @@ __all__ = [
 ]
 
 
-def probe_context(trial: int, seed: int, run_dir: Path) -> dict[str, Any]:
-    """What a `python:` probe is called with (its keyword arguments: a serialisation boundary)."""
+class ProbeContext(TypedDict):
+    """What a `python:` probe may take as keyword arguments (see `PYTHON_PROBE_KWARGS`)."""
+
+    trial: int
+    seed: int
+    run_dir: str
+    deps: dict[str, str]
+    services: dict[str, str]
+
+
+def probe_context(trial: int, seed: int, run_dir: Path) -> ProbeContext:
+    """The context of trial `trial`'s `python:` probes."""
     return {"trial": trial, "seed": seed, "run_dir": str(run_dir), "deps": {}, "services": {}}
 
 

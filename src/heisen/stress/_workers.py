@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
-from typing import Any, Literal
+from typing import Literal
 
 from heisen.errors import HeisenError, SystemUnavailable, UsageError
 from heisen.stress._models import MakeRequest, Sink, constant, inject, ramp_inject
@@ -69,29 +69,29 @@ async def run_model(
     count: SendCount | None = None,
 ) -> list[RequestRecord]:
     """Run `spec` in this process; `count` (if given) grows by the requests submitted."""
-    common: dict[str, Any] = {
-        "host": spec.host,
-        "port": spec.port,
-        "make_request": spec.make_request,
-        "max_requests": spec.max_requests,
-        "timeout_s": spec.timeout_s,
-        "connect_timeout_s": spec.connect_timeout_s,
-        "sink": sink,
-        "index_start": index_start,
-        "index_step": index_step,
-        "connection_id_base": connection_id_base,
-        "count": count,
-    }
     if spec.kind == "inject":
         return await inject(
-            spec.rate_per_s, spec.during_s, max_connections=spec.max_connections, **common
-        )
+            spec.rate_per_s, spec.during_s, host=spec.host, port=spec.port,
+            make_request=spec.make_request, max_requests=spec.max_requests,
+            max_connections=spec.max_connections, timeout_s=spec.timeout_s,
+            connect_timeout_s=spec.connect_timeout_s, sink=sink, index_start=index_start,
+            index_step=index_step, connection_id_base=connection_id_base, count=count,
+        )  # fmt: skip
     if spec.kind == "ramp_inject":
         return await ramp_inject(
-            spec.rate_per_s, spec.to_rate_per_s, spec.during_s,
-            max_connections=spec.max_connections, **common,
+            spec.rate_per_s, spec.to_rate_per_s, spec.during_s, host=spec.host, port=spec.port,
+            make_request=spec.make_request, max_requests=spec.max_requests,
+            max_connections=spec.max_connections, timeout_s=spec.timeout_s,
+            connect_timeout_s=spec.connect_timeout_s, sink=sink, index_start=index_start,
+            index_step=index_step, connection_id_base=connection_id_base, count=count,
         )  # fmt: skip
-    return await constant(spec.copies, spec.during_s, **common)
+    return await constant(
+        spec.copies, spec.during_s, host=spec.host, port=spec.port,
+        make_request=spec.make_request, max_requests=spec.max_requests,
+        timeout_s=spec.timeout_s, connect_timeout_s=spec.connect_timeout_s, sink=sink,
+        index_start=index_start, index_step=index_step,
+        connection_id_base=connection_id_base, count=count,
+    )  # fmt: skip
 
 
 def resolve_workers(workers: int | Literal["auto"]) -> int:
