@@ -96,3 +96,22 @@ def test_a_fresh_run_parses(tmp_path: Path) -> None:
         model = OUTPUTS_BY_PHASE[phase].from_manifest(written)
         assert model.unknown_keys() == [], phase
         assert same(model.to_manifest(), written) == [], phase
+
+
+def test_values_built_in_memory_parse_as_their_written_form() -> None:
+    """A probe may give a Decimal, a date or an int key: the model holds what the manifest
+    would have written for them (their text), not a validation error."""
+    from datetime import date
+    from decimal import Decimal
+
+    from heisen.outputs import InvariantVerdict
+
+    verdict = InvariantVerdict.from_manifest(
+        {
+            "name": "n",
+            "held": True,
+            "message": "",
+            "value": {"d": Decimal("1.5"), "t": date(2026, 1, 2), "k": {1: (2, 3)}},
+        }
+    )
+    assert verdict.to_manifest()["value"] == {"d": "1.5", "t": "2026-01-02", "k": {"1": [2, 3]}}

@@ -6,7 +6,7 @@ from heisen import events, outputs
 from heisen._stats import amplification
 from heisen._thresholds import breached
 from heisen.errors import UsageError
-from heisen.manifest import PhaseStatus
+from heisen.manifest import PhaseStatus, plain
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.schema import Toxic
 from heisen.stress import Conditions, run_trials, vacuity
@@ -38,7 +38,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
                 type=toxic.type,
                 stream=toxic.stream,
                 toxicity=toxic.toxicity,
-                attributes=dict(toxic.attributes),
+                attributes=plain(dict(toxic.attributes)),
             )
             system.add_toxic(toxic.link, added.to_manifest(exclude={"link"}))
             applied.append(added)

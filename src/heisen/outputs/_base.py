@@ -21,6 +21,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from heisen.manifest import plain
+
 Number = int | float
 """A figure a phase may write as an int or a float; it is read back as it was written."""
 
@@ -43,8 +45,12 @@ class OutputModel(BaseModel):
 
     @classmethod
     def from_manifest(cls, data: Mapping[str, Any] | None) -> Self:
-        """Parse what a manifest holds (None or {} for a phase that wrote nothing)."""
-        return cls.model_validate(dict(data or {}))
+        """Parse what a manifest holds (None or {} for a phase that wrote nothing).
+
+        Values are first made what the manifest would write (`heisen.manifest.plain`: a
+        Decimal or a date from a probe becomes its text, a key its string), so a mapping
+        built in memory parses exactly as its written form would."""
+        return cls.model_validate(plain(dict(data or {})))
 
     def unknown_keys(self, where: str = "outputs") -> list[str]:
         """Dotted paths of keys no model declares (empty for what this heisen writes)."""

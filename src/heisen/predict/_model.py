@@ -103,10 +103,8 @@ class Endpoint:
     body: Mapping[str, Any] | None = None
 
     def to_output(self) -> outputs.Endpoint:
-        return outputs.Endpoint(
-            method=self.method,
-            path=self.path,
-            body=dict(self.body) if self.body is not None else None,
+        return outputs.Endpoint.from_manifest(
+            {"method": self.method, "path": self.path, "body": self.body}
         )
 
 
