@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from heisen._json import load_json_file
 from heisen._yaml import YamlDocument, YamlPath, format_path, load_yaml_file
@@ -347,7 +347,7 @@ class _Builder:
             required_headers=required_headers,
         )
 
-    def content(self, node: dict[str, Any], path: YamlPath) -> dict[str, Schema | None]:
+    def content(self, node: Mapping[str, object], path: YamlPath) -> dict[str, Schema | None]:
         result: dict[str, Schema | None] = {}
         for media, entry in node.items():
             where = (*path, str(media))
@@ -422,7 +422,7 @@ class _Builder:
         return placeholder
 
     def typed(
-        self, node: dict[str, Any], path: YamlPath, kind: SchemaType | None, nullable: bool
+        self, node: Mapping[str, object], path: YamlPath, kind: SchemaType | None, nullable: bool
     ) -> Schema:
         minimum, exclusive_min = self.bound(node, path, "minimum", "exclusiveMinimum")
         maximum, exclusive_max = self.bound(node, path, "maximum", "exclusiveMaximum")
@@ -487,12 +487,14 @@ class _Builder:
         )
 
     def bound(
-        self, node: dict[str, Any], path: YamlPath, key: str, exclusive_key: str
+        self, node: Mapping[str, object], path: YamlPath, key: str, exclusive_key: str
     ) -> tuple[float | None, bool]:
-        value = node.get(key)
-        if value is not None and not _finite(value):
-            self.problem((*path, key), f"`{key}` must be a finite number, found {value!r}")
-            value = None
+        raw = node.get(key)
+        value: float | None = None
+        if _finite(raw):
+            value = raw
+        elif raw is not None:
+            self.problem((*path, key), f"`{key}` must be a finite number, found {raw!r}")
         exclusive = node.get(exclusive_key, False)
         if isinstance(exclusive, bool):
             return value, exclusive and value is not None
@@ -504,7 +506,7 @@ class _Builder:
         )
         return value, False
 
-    def ordered(self, node: dict[str, Any], path: YamlPath, *pairs: tuple[str, str]) -> None:
+    def ordered(self, node: Mapping[str, object], path: YamlPath, *pairs: tuple[str, str]) -> None:
         """A lower bound above its upper bound accepts no value: nothing could be generated."""
         for low_key, high_key in pairs:
             low: Any = node.get(low_key)
@@ -514,7 +516,7 @@ class _Builder:
                     (*path, low_key), f"`{low_key}` ({low}) is above `{high_key}` ({high})"
                 )
 
-    def count(self, node: dict[str, Any], path: YamlPath, key: str) -> int | None:
+    def count(self, node: Mapping[str, object], path: YamlPath, key: str) -> int | None:
         value = node.get(key)
         if value is None:
             return None
@@ -523,7 +525,9 @@ class _Builder:
             return None
         return value
 
-    def alternatives(self, node: dict[str, Any], path: YamlPath, key: str) -> tuple[Schema, ...]:
+    def alternatives(
+        self, node: Mapping[str, object], path: YamlPath, key: str
+    ) -> tuple[Schema, ...]:
         raw = node.get(key)
         if raw is None:
             return ()
@@ -533,7 +537,7 @@ class _Builder:
         return tuple(self.schema(child, (*path, key, index)) for index, child in enumerate(raw))
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: object) -> TypeGuard[int | float]:
     """A JSON number a float can hold: not a boolean, NaN, an infinity or a 400-digit integer."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
