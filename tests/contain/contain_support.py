@@ -8,9 +8,11 @@ from pathlib import Path
 import yaml
 
 import support
-from support import manifest_of as manifest_of  # the contain tests import it from here
 
-COUNTER = Path(__file__).parent.parent / "core" / "counter"
+# re-exported for the contain tests
+from support import COUNTER as COUNTER
+from support import manifest_of as manifest_of
+
 CGROUP_MOUNTS = Path("/sys/fs/cgroup")
 
 # A 200-request burst makes each of the two replicas want more than 25 ms of CPU per

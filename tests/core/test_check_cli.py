@@ -3,9 +3,8 @@
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-COUNTER = Path(__file__).parent / "counter"
+from support import COUNTER
 
 
 def test_check_prints_each_invariant_value_and_verdict(tmp_path):

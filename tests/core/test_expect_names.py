@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from test_corpus import heisen
 
-COUNTER = Path(__file__).parent / "counter"
+from support import COUNTER
 
 
 def validate(tmp_path: Path, invariant: str) -> tuple[int, str]:

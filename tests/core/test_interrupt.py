@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from heisen.system._ports import is_listening
-
-COUNTER = Path(__file__).parent / "counter"
+from support import COUNTER
 
 
 def processes_with_marker(marker: str) -> list[int]:

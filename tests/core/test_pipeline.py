@@ -6,8 +6,7 @@ import pytest
 
 from heisen.errors import PipelineError
 from heisen.pipeline import load_pipeline
-
-COUNTER = Path(__file__).parent / "counter"
+from support import COUNTER
 
 
 def write(tmp_path: Path, text: str) -> Path:

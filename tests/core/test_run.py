@@ -5,13 +5,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from support import heisen, manifest_of
-
-COUNTER = Path(__file__).parent / "counter"
+from support import COUNTER, heisen, manifest_of
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_run import COUNTER, heisen, manifest_of
 
 from heisen.system._handle import OWNER_FILE
+from support import COUNTER, heisen, manifest_of
 
 pytestmark = pytest.mark.slow
 

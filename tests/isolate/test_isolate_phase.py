@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 import support
+from support import COUNTER
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-COUNTER = ROOT / "tests" / "core" / "counter"
 
 
 heisen = partial(support.heisen, timeout=300)

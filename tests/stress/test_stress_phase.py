@@ -14,12 +14,11 @@ import pytest
 import yaml
 
 from heisen.system._postgres import EmbeddedPostgres
-from support import heisen
+from support import COUNTER, heisen
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
-COUNTER = HERE.parent / "core" / "counter"
 REGISTER = HERE / "register"
 _NAMES = itertools.count()
 
