@@ -9,7 +9,7 @@ from pathlib import Path
 
 from heisen.system._ports import free_port, wait_for_port
 
-TREE = Path(__file__).parent / "stub_tree"
+TREE = Path(__file__).parent.parent / "system" / "stub" / "stub_tree"
 
 
 def test_serve_answers_from_the_mapping_tree_and_stops_on_ctrl_c():
