@@ -26,7 +26,7 @@ from kube_fake import FakeCluster, fake_cluster
 from heisen.errors import UsageError
 from heisen.pipeline import load_pipeline
 from heisen.schema import DependencyKind, Resources
-from heisen.system import KubeSystem, System, SystemHandle, live_processes
+from heisen.system import KubeSystem, Replicas, System, SystemHandle, live_processes
 from support import COUNTER, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -149,6 +149,8 @@ def accepts_tcp(host: str, port: int) -> bool:
 
 def test_endpoints_are_reachable_and_unknown_names_refused(started: Subject) -> None:
     system = started.system
+    assert isinstance(system, System)
+    assert isinstance(system.replicas("counter"), Replicas)
     host, port = system.service_address("counter")
     assert system.service_address() == (host, port)
     assert system.service_url("counter") == f"http://{host}:{port}"
