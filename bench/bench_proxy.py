@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from heisen.system._ports import free_port, wait_for_port
-from heisen.system._proxy_client import start_proxy_daemon
+from heisen.system import free_port, start_proxy_daemon, wait_for_port
 
 _SERVER = r"""
 import socket, sys, threading

@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30)
     args = parser.parse_args()
 
-    from heisen.system._ports import free_port, wait_for_port
+    from heisen.system import free_port, wait_for_port
 
     port = free_port()
     with tempfile.TemporaryDirectory() as scratch:

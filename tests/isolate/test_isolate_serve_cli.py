@@ -7,7 +7,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from heisen.system._ports import free_port, wait_for_port
+from heisen.system import free_port, wait_for_port
 
 TREE = Path(__file__).parent.parent / "system" / "stub" / "stub_tree"
 
