@@ -26,31 +26,58 @@ were between their write and their response at one instant.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Literal, TypedDict
 
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
 
-COUNTS = ("sent", "ok", "failed", "info", "queued")
-REPLICA_COUNTS = ("sent", "ok", "failed", "info")
+Outcome = Literal["ok", "failed", "info", "queued"]
 TOTAL = "total"
 
 
-def _empty() -> dict[str, Any]:
-    return {**dict.fromkeys(COUNTS, 0), "status": {}, "replicas": {}}
+class ReplicaCounts(TypedDict):
+    """The requests one replica served, by outcome, and its answers by status code."""
+
+    sent: int
+    ok: int
+    failed: int
+    info: int
+    status: dict[str, int]
 
 
-def _count(counts: dict[str, Any], outcome: str, status: int | None) -> None:
-    if outcome in counts:
-        counts[outcome] += 1
-    if outcome != "queued":
-        counts["sent"] += 1
+class Counts(TypedDict):
+    """`load.<request>` (or `load.total`): outcomes, answers by status, and the same per replica."""
+
+    sent: int
+    ok: int
+    failed: int
+    info: int
+    queued: int
+    status: dict[str, int]
+    replicas: dict[str, ReplicaCounts]
+
+
+def outcome_counts(counts: Counts) -> dict[str, int]:
+    """The five counts alone (`sent`, `ok`, `failed`, `info`, `queued`), in that order."""
+    return {
+        "sent": counts["sent"], "ok": counts["ok"], "failed": counts["failed"],
+        "info": counts["info"], "queued": counts["queued"],
+    }  # fmt: skip
+
+
+def _empty() -> Counts:
+    return {
+        "sent": 0, "ok": 0, "failed": 0, "info": 0, "queued": 0, "status": {}, "replicas": {},
+    }  # fmt: skip
+
+
+def _count_status(status_counts: dict[str, int], status: int | None) -> None:
     if status is not None:
         key = str(status)
-        counts["status"][key] = counts["status"].get(key, 0) + 1
+        status_counts[key] = status_counts.get(key, 0) + 1
 
 
-def outcome_of(record: RequestRecord) -> str:
+def outcome_of(record: RequestRecord) -> Outcome:
     """One of ok, failed, info, queued (see the module docstring)."""
     if record.error is None:
         return "ok" if record.status is not None and 200 <= record.status < 300 else "failed"
@@ -63,12 +90,12 @@ def load_variables(
     records: Sequence[RequestRecord],
     sent: Mapping[int, RenderedRequest],
     names: Sequence[str] = (),
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, Counts]:
     """`{request name: counts, "total": counts}`; every name in `names` is present, if only as zeros.
 
     Each counts mapping has `replicas`: `{"0": counts of replica 0, ...}` (see the module docstring).
     """
-    variables: dict[str, dict[str, Any]] = {name: _empty() for name in (*names, TOTAL)}
+    variables = {name: _empty() for name in (*names, TOTAL)}
     for record in records:
         rendered = sent.get(record.index)
         name = rendered.name if rendered is not None else None
@@ -76,13 +103,18 @@ def load_variables(
         replica = None if record.replica is None else str(record.replica)
         for key in (name, TOTAL) if name else (TOTAL,):
             counts = variables.setdefault(key, _empty())
-            _count(counts, outcome, record.status)
+            counts[outcome] += 1
+            if outcome != "queued":
+                counts["sent"] += 1
+            _count_status(counts["status"], record.status)
             if replica is not None and outcome != "queued":
                 per_replica = counts["replicas"].get(replica)
                 if per_replica is None:
-                    per_replica = {**dict.fromkeys(REPLICA_COUNTS, 0), "status": {}}
+                    per_replica = {"sent": 0, "ok": 0, "failed": 0, "info": 0, "status": {}}
                     counts["replicas"][replica] = per_replica
-                _count(per_replica, outcome, record.status)
+                per_replica[outcome] += 1
+                per_replica["sent"] += 1
+                _count_status(per_replica["status"], record.status)
     return variables
 
 

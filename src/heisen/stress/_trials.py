@@ -37,7 +37,7 @@ from heisen.schema import LoadStep
 from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load import run_steps
-from heisen.stress._load_facts import COUNTS, TOTAL, load_variables, max_in_flight
+from heisen.stress._load_facts import TOTAL, load_variables, max_in_flight, outcome_counts
 from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
 from heisen.stress._verdicts import check_invariants
@@ -223,8 +223,7 @@ class _TrialRunner:
             "min_in_flight": min((o.in_flight for o in outcomes), default=0),
             "trials_without_overlap": [o.trial for o in outcomes if o.in_flight < 2],
         }
-        total = load_variables(self.merged, {})[TOTAL]
-        outputs["outcomes"] = {key: total[key] for key in COUNTS}
+        outputs["outcomes"] = outcome_counts(load_variables(self.merged, {})[TOTAL])
         outputs["outcomes"]["info_allowed"] = self.pipeline.scenario.unknown_outcomes
         undecided = [
             {"trial": o.trial, "invariant": v.name, "message": v.message}
