@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heisen.system._ports import is_listening
-from support import COUNTER
+from support import COUNTER, is_listening
 
 
 def processes_with_marker(marker: str) -> list[int]:

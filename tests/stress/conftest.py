@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from heisen.system._ports import free_port, wait_for_port
 from heisen.system._process import ManagedProcess, spawn
+from support import free_port, wait_for_port
 
 SERVERS = Path(__file__).with_name("_servers.py")
 

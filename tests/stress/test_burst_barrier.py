@@ -33,8 +33,8 @@ from heisen.stress._models import constant, inject
 from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory
 from heisen.stress._request import HttpRequest, Repeat
-from heisen.system._ports import free_port, wait_for_port
 from heisen.system._process import ManagedProcess, spawn
+from support import free_port, wait_for_port
 
 SERVER = Path(__file__).with_name("_counter_server.py")
 HIT = HttpRequest.post("/hit", b'{"by": 1}', (("Content-Type", "application/json"),))

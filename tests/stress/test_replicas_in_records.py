@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from heisen.system._ports import free_port, wait_for_port
 from heisen.system._process import spawn
 from heisen.system._proxy_client import start_proxy_daemon
-from support import heisen
+from support import free_port, heisen, wait_for_port
 
 SERVICE = Path(__file__).with_name("_replica_service.py")
 

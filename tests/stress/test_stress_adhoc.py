@@ -12,7 +12,7 @@ import support
 from heisen.cli._adhoc import show_load
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.stress.adhoc import AdHocLoad, parse_rate, plan, run_adhoc
-from heisen.system._ports import free_port
+from support import free_port
 
 Server = Any
 ENV = {"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"}

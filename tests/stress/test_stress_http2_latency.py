@@ -12,7 +12,7 @@ from heisen.stress._burst import run_burst
 from heisen.stress._latency import LatencyRecorder, summarize
 from heisen.stress._records import RequestRecord
 from heisen.stress._request import HttpRequest
-from heisen.system._ports import free_port
+from support import free_port
 
 Server = Any
 

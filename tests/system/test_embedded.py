@@ -13,9 +13,9 @@ import redis
 
 from heisen.errors import SystemUnavailable
 from heisen.system._binaries import binary
-from heisen.system._ports import LOOPBACK, is_listening
 from heisen.system._postgres import EmbeddedPostgres
 from heisen.system._redis import EmbeddedRedis
+from support import LOOPBACK, is_listening
 
 
 def _pid_exists(pid: int) -> bool:

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from heisen.errors import SystemUnavailable, UsageError
-from heisen.system._ports import is_listening
 from heisen.system._process import ManagedProcess
 from heisen.system._proxy_client import ProxyControl, start_proxy_daemon
+from support import is_listening
 
 pytestmark = pytest.mark.timeout(90)
 

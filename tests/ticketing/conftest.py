@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from heisen.system._ports import LOOPBACK, free_port
 from heisen.system._postgres import EmbeddedPostgres
 from heisen.system._process import ManagedProcess, spawn
 from heisen.system._redis import EmbeddedRedis
+from support import LOOPBACK, free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ticketing"
 REPLICAS = 3
