@@ -88,10 +88,20 @@ def sweep_stale_work_dirs(root: Path | None = None) -> list[Path]:
 
 
 def _remove_dir(path: Path) -> None:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        pass
+    """Remove all of `path` that can be removed; then raise OSError naming what could not."""
+    failed: list[str] = []
+
+    def note(
+        function: object, where: str, info: tuple[type[BaseException], BaseException, object]
+    ) -> None:
+        if not isinstance(info[1], FileNotFoundError):
+            failed.append(f"{where}: {info[1]}")
+
+    shutil.rmtree(path, onerror=note)
+    if failed:
+        raise OSError(
+            "; ".join(failed[:3]) + (f" (and {len(failed) - 3} more)" if len(failed) > 3 else "")
+        )
 
 
 class SystemHandle:
