@@ -36,6 +36,7 @@ def judge(
     """
     pipeline = ctx.pipeline
     assert pipeline.phases.chaos is not None, "the runner skips chaos without its section"
+    assert ctx.system is not None, "chaos runs on a running system"
     chosen = pipeline.phases.chaos.invariants
     invariants = [i for i in pipeline.invariants if chosen is None or i.name in chosen]
     history_path = ctx.run_dir / HISTORY_FILE

@@ -17,6 +17,7 @@ from heisen.oracle import probes
 from heisen.oracle._verdict import Verdict
 from heisen.oracle.expr import ExpressionError, parse_expression
 from heisen.schema import DependencyKind, HttpCall, Invariant, Pipeline, SetupStep
+from heisen.system_protocol import System
 
 __all__ = [
     "ProbeContext",
@@ -46,7 +47,7 @@ def probe_context(trial: int, seed: int, run_dir: Path) -> ProbeContext:
     return {"trial": trial, "seed": seed, "run_dir": str(run_dir), "deps": {}, "services": {}}
 
 
-def run_setup(pipeline: Pipeline, system: Any, steps: Iterable[SetupStep] | None = None) -> None:
+def run_setup(pipeline: Pipeline, system: System, steps: Iterable[SetupStep] | None = None) -> None:
     """Each setup step in order; a failing one raises ProbeError naming it."""
     for index, step in enumerate(pipeline.scenario.setup if steps is None else steps):
         where = f"scenario.setup[{index}]"
@@ -67,7 +68,7 @@ def run_setup(pipeline: Pipeline, system: Any, steps: Iterable[SetupStep] | None
             )
 
 
-def _http(pipeline: Pipeline, system: Any, call: HttpCall) -> dict[str, Any]:
+def _http(pipeline: Pipeline, system: System, call: HttpCall) -> dict[str, Any]:
     base = system.service_url(pipeline.target_service(call))
     return probes.http_probe(
         base, call.method, call.path, json_body=call.json_body, headers=call.headers or None
@@ -75,7 +76,7 @@ def _http(pipeline: Pipeline, system: Any, call: HttpCall) -> dict[str, Any]:
 
 
 def probe_values(
-    pipeline: Pipeline, system: Any, invariant: Invariant, context: Mapping[str, Any]
+    pipeline: Pipeline, system: System, invariant: Invariant, context: Mapping[str, Any]
 ) -> dict[str, Any]:
     if invariant.sql is not None:
         return probes.sql_probe(
@@ -101,7 +102,7 @@ def is_probe(invariant: Invariant) -> bool:
 
 def evaluate_probe(
     pipeline: Pipeline,
-    system: Any,
+    system: System,
     invariant: Invariant,
     context: Mapping[str, Any],
     load: Mapping[str, Any] | None = None,

@@ -271,9 +271,10 @@ class _TrialRunner:
                 workers=self.conditions.workers,
             )
         )
-        replica_of_peers = getattr(self.system, "replica_of_peers", None)  # not on Kubernetes
-        if replica_of_peers is not None:  # which replica served each record, by its connection
-            loaded = replace(loaded, records=with_replicas(loaded.records, replica_of_peers()))
+        # which replica served each record, by its connection ({} where that is unknown)
+        loaded = replace(
+            loaded, records=with_replicas(loaded.records, self.system.replica_of_peers())
+        )
         verdicts, findings = self._check(trial, loaded.records, factory)
         spread = loaded.release_spread_s
         outcome = TrialOutcome(

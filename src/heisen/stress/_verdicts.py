@@ -31,6 +31,7 @@ from heisen.schema import DependencyKind, HistorySpec, Invariant, Pipeline
 from heisen.stress import _history
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
+from heisen.system_protocol import System
 
 HISTORY_BUDGET_S = 5.0
 
@@ -39,7 +40,7 @@ def check_invariants(
     invariants: Sequence[Invariant],
     *,
     pipeline: Pipeline,
-    system: Any,
+    system: System,
     records: Sequence[RequestRecord],
     sent: Mapping[int, RenderedRequest],
     trial: int,
@@ -83,7 +84,7 @@ def history_specs(pipeline: Pipeline) -> dict[str, HistorySpec]:
 
 
 def acknowledged(
-    system: Any,
+    system: System,
     invariant: Invariant,
     records: Sequence[RequestRecord],
     sent: Mapping[int, RenderedRequest],
