@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from heisen.outputs import OUTPUTS_BY_PHASE, LoadFigures, StressOutputs
+from heisen.schema import PhaseName
 from support import copy_counter, heisen, manifest_of
 
 BEFORE = Path(__file__).parent / "data" / "manifest-before-typed-outputs.yaml"
-PHASES = ("predict", "stress", "fuzz", "isolate", "contain", "chaos")
+PHASES = [phase.value for phase in PhaseName]
 
 
 def _before() -> dict[str, Any]:
@@ -49,14 +50,14 @@ def same(left: object, right: object, where: str = "outputs") -> list[str]:
 
 def test_the_fixture_has_every_phase_with_outputs() -> None:
     phases = _before()["phases"]
-    assert list(phases) == list(PHASES)
+    assert list(phases) == PHASES
     assert all(phases[name].get("outputs") for name in PHASES)
 
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_outputs_written_before_parse_and_serialise_unchanged(phase: str) -> None:
     written = _before()["phases"][phase]["outputs"]
-    model = OUTPUTS_BY_PHASE[phase].from_manifest(written)
+    model = OUTPUTS_BY_PHASE[PhaseName(phase)].from_manifest(written)
     assert model.unknown_keys() == []
     again = model.to_manifest()
     assert same(again, written) == []
@@ -93,7 +94,7 @@ def test_a_fresh_run_parses(tmp_path: Path) -> None:
     assert phases["stress"]["outputs"]["trials"] == 3
     for phase, record in phases.items():
         written = record.get("outputs", {})
-        model = OUTPUTS_BY_PHASE[phase].from_manifest(written)
+        model = OUTPUTS_BY_PHASE[PhaseName(phase)].from_manifest(written)
         assert model.unknown_keys() == [], phase
         assert same(model.to_manifest(), written) == [], phase
 

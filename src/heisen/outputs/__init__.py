@@ -54,16 +54,17 @@ from heisen.outputs._predict import (
     Sensitivity,
     SmallestPredictedLoad,
 )
+from heisen.schema import PhaseName
 
-OUTPUTS_BY_PHASE: dict[str, type[OutputModel]] = {
-    "predict": PredictOutputs,
-    "stress": StressOutputs,
-    "fuzz": FuzzOutputs,
-    "isolate": IsolateOutputs,
-    "contain": ContainOutputs,
-    "chaos": ChaosOutputs,
+OUTPUTS_BY_PHASE: dict[PhaseName, type[OutputModel]] = {
+    PhaseName.PREDICT: PredictOutputs,
+    PhaseName.STRESS: StressOutputs,
+    PhaseName.FUZZ: FuzzOutputs,
+    PhaseName.ISOLATE: IsolateOutputs,
+    PhaseName.CONTAIN: ContainOutputs,
+    PhaseName.CHAOS: ChaosOutputs,
 }
-"""Each phase's outputs model, by the phase's name in the manifest."""
+"""Each phase's outputs model, by the phase (a `PhaseName` is its name in the manifest)."""
 
 __all__ = [
     "OUTPUTS_BY_PHASE",
