@@ -41,8 +41,8 @@ def _kubernetes(
         section,
         faults,
         timeline,
-        kubeconfig=getattr(contain, "kubeconfig", None),
-        context=getattr(contain, "context", None),
+        kubeconfig=contain.kubeconfig if contain is not None else None,
+        context=contain.context if contain is not None else None,
     )
 
 

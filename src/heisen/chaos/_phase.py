@@ -147,9 +147,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
 
 
 def _address(ctx: PhaseContext) -> tuple[str, int]:
+    """Where the load goes: the service of the scenario's first request."""
+    assert ctx.system is not None
     first = next(iter(ctx.pipeline.scenario.requests.values()))
-    address: tuple[str, int] = ctx.system.service_address(ctx.pipeline.target_service(first))  # type: ignore[union-attr]
-    return address
+    return ctx.system.service_address(ctx.pipeline.target_service(first))
 
 
 def _wait_ready(ctx: PhaseContext, timeline: Timeline, deadline_s: float = 60.0) -> None:
