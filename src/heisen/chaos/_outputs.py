@@ -26,7 +26,6 @@ from heisen.outputs import (
     Injected,
     InvariantVerdict,
     TimelineEntry,
-    WindowState,
 )
 from heisen.stress import RequestRecord, summarize
 
@@ -100,9 +99,7 @@ def outputs(
     )
     out.verdict = overall.value
     out.experiments = experiments
-    out.steady_state = {
-        window: WindowState.model_validate(summary) for window, summary in state.summary().items()
-    }
+    out.steady_state = state.summary()
     out.data_loss = loss.model_copy()
     out.invariants = [InvariantVerdict.from_manifest(v.to_dict()) for v in verdicts]
     out.timeline = list(timeline)

@@ -37,6 +37,7 @@ from heisen.chaos._rounds import ChaosVerdict
 from heisen.chaos._timeline import Timeline
 from heisen.oracle import Verdict
 from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, probe_context
+from heisen.outputs import ProbeLine, WindowState
 from heisen.phase import PhaseContext
 from heisen.schema import Probe
 from heisen.stress import RequestRecord
@@ -63,28 +64,6 @@ class Evaluation:
     fault: str | None = None  # the probe could not be evaluated: "pipeline" or "environment"
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeLine:
-    """One probe over one window: how often it was evaluated and failed, and its verdict."""
-
-    name: str
-    mode: str
-    evaluations: int
-    failures: int
-    verdict: ChaosVerdict
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "mode": self.mode,
-            "evaluations": self.evaluations,
-            "failures": self.failures,
-            "verdict": self.verdict.value,
-            "message": self.message,
-        }
-
-
 def verdict_of(
     evaluations: list[Evaluation], probes: list[Probe]
 ) -> tuple[ChaosVerdict, list[ProbeLine]]:
@@ -99,15 +78,15 @@ def verdict_of(
         last_failed = next((e for e in reversed(mine) if not e.passed), None)
         lines.append(
             ProbeLine(
-                probe.name,
-                probe.mode,
-                len(mine),
-                failures,
-                ChaosVerdict.PASS if passed else ChaosVerdict.FAIL,
-                (last_failed or mine[-1]).message,
+                name=probe.name,
+                mode=probe.mode,
+                evaluations=len(mine),
+                failures=failures,
+                verdict=(ChaosVerdict.PASS if passed else ChaosVerdict.FAIL).value,
+                message=(last_failed or mine[-1]).message,
             )
         )
-    passed = all(line.verdict is ChaosVerdict.PASS for line in lines)
+    passed = all(line.verdict == ChaosVerdict.PASS for line in lines)
     return (ChaosVerdict.PASS if passed else ChaosVerdict.FAIL), lines
 
 
@@ -302,16 +281,16 @@ class SteadyState:
         """Each window's verdict (`before`, `during`, `after`)."""
         return {w: verdict_of(self.window(w), self.of(w))[0] for w in WINDOWS}
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, WindowState]:
         """The manifest's `steady_state`: per window, its verdict and one line per probe."""
-        out: dict[str, Any] = {}
+        out = {}
         for window in WINDOWS:
             verdict, lines = verdict_of(self.window(window), self.of(window))
-            out[window] = {"verdict": verdict.value, "probes": [line.to_dict() for line in lines]}
+            out[window] = WindowState(verdict=verdict.value, probes=lines)
         return out
 
     def failed_during(self, spans: list[tuple[float, float]]) -> list[str]:
         """Probes whose evaluations inside these spans (t_s) failed beyond their tolerance."""
         inside = [e for e in self.window("during") if any(a <= e.t_s <= b + 1.0 for a, b in spans)]
         _, lines = verdict_of(inside, self.of("during"))
-        return [line.name for line in lines if line.verdict is ChaosVerdict.FAIL]
+        return [line.name for line in lines if line.verdict == ChaosVerdict.FAIL]
