@@ -23,7 +23,6 @@ from heisen.outputs import (
     ChaosOutputs,
     DataLoss,
     ExperimentOutcome,
-    Injected,
     InvariantVerdict,
     TimelineEntry,
 )
@@ -82,11 +81,10 @@ def outputs(
     for record in schedule_records:
         verdict = experiment_verdict(record, state, after_ok)
         judged.append(verdict)
-        injected = record.injected()
         entry = ExperimentOutcome(
             name=record.experiment.name,
             kind=record.experiment.kind,
-            injected=Injected(count=injected.count, targets=list(injected.targets)),
+            injected=record.injected(),
             verdict=verdict.value,
             requests_in_flight=requests_during(records, record.windows, started_s),
         )

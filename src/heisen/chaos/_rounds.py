@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from heisen.outputs import Injected
 from heisen.schema import Experiment
 
 INSTANT = ("pod-delete", "container-kill", "dependency-restart")
@@ -61,17 +62,6 @@ class RoundDone:
     targets: list[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Injected:
-    """How many rounds hit something, and every target they hit (first seen first)."""
-
-    count: int
-    targets: list[str]
-
-    def to_dict(self) -> dict[str, int | list[str]]:
-        return {"count": self.count, "targets": list(self.targets)}
-
-
 @dataclass
 class ExperimentRecord:
     """What one experiment did: the manifest's `experiments[i]` before its verdict.
@@ -90,7 +80,7 @@ class ExperimentRecord:
         targets: list[str] = []
         for done in self.rounds:
             targets.extend(t for t in done.targets if t not in targets)
-        return Injected(len(self.rounds), targets)
+        return Injected(count=len(self.rounds), targets=targets)
 
 
 @dataclass(frozen=True, slots=True)
