@@ -4,7 +4,11 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from support import COUNTER
+
+pytestmark = pytest.mark.slow
 
 
 def test_check_prints_each_invariant_value_and_verdict(tmp_path):

@@ -143,6 +143,7 @@ invariants.evaluate_probe = stuck_probe
 """
 
 
+@pytest.mark.slow
 def test_a_run_stuck_after_an_interrupt_is_killed_at_the_stop_deadline(tmp_path):
     pipeline = tmp_path / "counter"
     shutil.copytree(COUNTER, pipeline)

@@ -18,6 +18,7 @@ def counter(tmp_path):
     return target
 
 
+@pytest.mark.slow
 def test_a_real_race_exits_1_with_the_manifest_contract(counter, tmp_path):
     run_dir = tmp_path / "run"
     result = heisen("run", str(counter / "pipeline.yaml"), "--run-dir", str(run_dir))
