@@ -31,6 +31,7 @@ def test_check_prints_each_invariant_value_and_verdict(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "no-lost-update: n == logged held (n=0, logged=0" in result.stdout
     assert (tmp_path / "run" / "logs" / "counter-0.log").exists()
+    assert not (tmp_path / "run" / "manifest.yaml").exists()  # check is not a run
 
 
 def test_check_exits_1_when_an_invariant_does_not_hold(tmp_path):

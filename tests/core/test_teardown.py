@@ -11,7 +11,7 @@ from heisen import events
 from heisen.manifest import RunManifest
 from heisen.pipeline import load_pipeline
 from heisen.report._terminal import TerminalView
-from heisen.runner import Runner, select_phases
+from heisen.runner import PHASES, Runner, select_phases
 from heisen.schema import PhaseName
 from heisen.system_protocol import TeardownProblem
 from support import copy_counter
@@ -73,5 +73,6 @@ def test_a_clean_stop_writes_no_teardown_key_and_old_manifests_load(tmp_path):
 
 def test_phases_are_chosen_by_name_in_run_order():
     assert list(PhaseName) == ["predict", "stress", "fuzz", "isolate", "contain", "chaos"]
+    assert list(PHASES) == list(PhaseName)  # every phase is registered, in run order
     assert select_phases(only=["chaos", "stress"]) == [PhaseName.STRESS, PhaseName.CHAOS]
     assert select_phases(start_from="contain", skip=["chaos"]) == [PhaseName.CONTAIN]
