@@ -13,11 +13,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from heisen import _templates, seeds
 from heisen.schema import LoadStep, RequestTemplate
 from heisen.stress._request import HttpRequest
+
+
+class TemplateContext(TypedDict):
+    """What `{{ ... }}` in a request template may name besides `i` and `faker`."""
+
+    trial: int
+    seed: int
+    run_id: str
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class RequestFactory:
     ) -> None:
         self.templates = dict(templates)
         self.seed = seed
-        self.context: dict[str, Any] = {"trial": trial, "seed": seed, "run_id": run_id}
+        self.context = TemplateContext(trial=trial, seed=seed, run_id=run_id)
         self.faker_names = tuple(faker_names)
         self.overrides = dict(overrides or {})
         self.sent: dict[int, RenderedRequest] = {}
@@ -57,7 +65,7 @@ class RequestFactory:
             name for name, t in self.templates.items() if "faker" in t.model_dump_json()
         )
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         state["sent"] = {}
         state["_faker"] = None
