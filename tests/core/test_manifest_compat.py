@@ -85,6 +85,7 @@ def test_absent_keys_stay_absent() -> None:
     assert figures.requests == 0 and figures.latency_ms.p99 == 0.0
 
 
+@pytest.mark.slow
 def test_a_fresh_run_parses(tmp_path: Path) -> None:
     counter = copy_counter(tmp_path / "counter")
     run_dir = tmp_path / "run"
