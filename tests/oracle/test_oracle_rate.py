@@ -28,6 +28,7 @@ from heisen.cli import app
 from heisen.errors import HeisenError, UsageError
 from heisen.oracle.checkers import CheckResult, Per, RateLimit, check, render_timeline
 from heisen.oracle.history import HistoryError, Operation, OpType, pair_calls, read_history
+from support import wait_until_async
 
 MS = 1_000_000  # ns
 
@@ -462,9 +463,11 @@ async def _burst(targets: Sequence[str], requests: int, key: str) -> list[dict[s
     ops: list[dict[str, Any]] = []
     async with ClientSession(connector=TCPConnector(limit=0)) as session:
         gate = asyncio.Event()
+        parked: list[int] = []
 
         async def one(process: int) -> None:
             url = targets[process % len(targets)]
+            parked.append(process)
             await gate.wait()
             ops.append(
                 {
@@ -493,7 +496,7 @@ async def _burst(targets: Sequence[str], requests: int, key: str) -> list[dict[s
             ops.append({**done, **({"replica": replica} if replica else {})})
 
         tasks = [asyncio.create_task(one(process)) for process in range(requests)]
-        await asyncio.sleep(0.05)
+        await wait_until_async(lambda: len(parked) == requests, what="every request at the gate")
         gate.set()
         await asyncio.gather(*tasks)
     return ops
