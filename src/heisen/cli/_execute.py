@@ -18,11 +18,12 @@ from heisen.errors import (
     exit_code_for,
 )
 from heisen.manifest import MANIFEST_NAME, RunManifest, RunStatus
+from heisen.schema import PhaseName
 
 
 def execute(
     pipeline_path: Path,
-    phases: Sequence[str],
+    phases: Sequence[PhaseName],
     *,
     run_dir: Path | None,
     seed: int | None,
@@ -36,7 +37,7 @@ def execute(
     from heisen.console import make_console, write_json
     from heisen.pipeline import load_pipeline
     from heisen.report import TerminalView, finish_run
-    from heisen.runner import Runner, default_run_dir, phase_named
+    from heisen.runner import Runner, default_run_dir
 
     if expect not in (None, "violation"):
         raise UsageError(f"--expect takes 'violation', not {expect!r}")
@@ -58,7 +59,7 @@ def execute(
     runner = Runner(
         loaded,
         run_dir=run_dir,
-        phases=[phase_named(name) for name in phases],
+        phases=phases,
         seed=seed,
         sink=view,
         options=options,

@@ -21,6 +21,7 @@ from heisen.cli._options import (
     TrialsOpt,
 )
 from heisen.errors import UsageError
+from heisen.schema import PhaseName
 
 
 def _check_url(url: str) -> None:
@@ -39,7 +40,7 @@ def _check_url(url: str) -> None:
 
 
 def _run_phase(
-    phase: str,
+    phase: PhaseName,
     pipeline: Path | None,
     run_dir: Path | None,
     seed: int | None,
@@ -89,7 +90,7 @@ def predict_command(
         "calibrate": str(calibrate) if calibrate else None,
     }
     _run_phase(
-        "predict",
+        PhaseName.PREDICT,
         pipeline,
         run_dir,
         seed,
@@ -149,7 +150,7 @@ def stress_command(
         raise typer.Exit(show_load(run_adhoc(load), as_json=as_json))
     options = {"hotspot": hotspot, "trials": trials}
     _run_phase(
-        "stress",
+        PhaseName.STRESS,
         pipeline,
         run_dir,
         seed,
@@ -202,7 +203,14 @@ def fuzz_command(
             progress.close()
         raise typer.Exit(show_fuzz(result, as_json=as_json, console=console))
     _run_phase(
-        "fuzz", pipeline, run_dir, seed, as_json, ci, expect, allow_inconclusive=allow_inconclusive
+        PhaseName.FUZZ,
+        pipeline,
+        run_dir,
+        seed,
+        as_json,
+        ci,
+        expect,
+        allow_inconclusive=allow_inconclusive,
     )
 
 
@@ -249,7 +257,7 @@ def isolate_command(
         )
         raise typer.Exit(0)
     _run_phase(
-        "isolate",
+        PhaseName.ISOLATE,
         Path(pipeline),
         run_dir,
         seed,
@@ -286,7 +294,7 @@ def contain_command(
         sys.stdout.flush()
         raise typer.Exit(0)
     _run_phase(
-        "contain",
+        PhaseName.CONTAIN,
         pipeline,
         run_dir,
         seed,
@@ -310,5 +318,12 @@ def chaos_command(
 ) -> None:
     """Kill replicas and inject network faults under load; verify the fix holds and nothing is lost."""
     _run_phase(
-        "chaos", pipeline, run_dir, seed, as_json, ci, expect, allow_inconclusive=allow_inconclusive
+        PhaseName.CHAOS,
+        pipeline,
+        run_dir,
+        seed,
+        as_json,
+        ci,
+        expect,
+        allow_inconclusive=allow_inconclusive,
     )
