@@ -61,3 +61,24 @@ def test_without_acknowledged_invariants_nothing_was_checked() -> None:
         "unknown": 0,
         "checked": False,
     }
+
+
+def test_a_run_that_found_nothing_says_why_it_shows_nothing() -> None:
+    from heisen.chaos._phase import _vacuity
+    from heisen.outputs import ChaosOutputs
+
+    def outputs(experiment: dict[str, object], requests: int = 10) -> ChaosOutputs:
+        return ChaosOutputs.from_manifest({"requests": requests, "experiments": [experiment]})
+
+    felt = {"name": "kill", "verdict": "Pass", "injected": {"count": 1}, "requests_in_flight": 3}
+    assert _vacuity(outputs(felt), [Verdict("a", True, "")]) is None
+    assert _vacuity(outputs({**felt, "verdict": "Awaited"}), []) == (
+        "kill did not complete its rounds (verdict Awaited)"
+    )
+    assert "met no request in flight" in str(
+        _vacuity(outputs({**felt, "requests_in_flight": 0}), [])
+    )
+    assert _vacuity(outputs(felt), [Verdict("h", None, "out of budget")]) == (
+        "h could not be decided: out of budget"
+    )
+    assert _vacuity(outputs(felt, requests=0), []) == "the chaos load sent no request"

@@ -13,8 +13,6 @@ invariant (data loss included) was violated.
 
 from __future__ import annotations
 
-from typing import Any
-
 from heisen._stats import rate_with_interval
 from heisen.chaos._rounds import ChaosVerdict, ExperimentRecord
 from heisen.chaos._steady_state import SteadyState
@@ -72,7 +70,8 @@ def outputs(
     loss: DataLoss,
     timeline: list[TimelineEntry],
     started_s: float,
-) -> dict[str, Any]:
+) -> ChaosOutputs:
+    """The phase's outputs, typed (`to_manifest()` gives the manifest's mapping)."""
     violated = any(v.violated for v in verdicts)
     windows = state.verdicts()
     after_ok = windows["after"] is ChaosVerdict.PASS and not violated
@@ -101,4 +100,4 @@ def outputs(
     out.data_loss = loss.model_copy()
     out.invariants = [InvariantVerdict.from_manifest(v.to_dict()) for v in verdicts]
     out.timeline = list(timeline)
-    return out.to_manifest()
+    return out

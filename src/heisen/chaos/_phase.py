@@ -10,7 +10,6 @@ restarted by their ReplicaSet, and the phase waits until they are ready.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from heisen import events
 from heisen._interrupts import signals_shielded
@@ -27,6 +26,7 @@ from heisen.errors import NotEvaluated, PhaseCrashed, SystemUnavailable
 from heisen.manifest import PhaseStatus
 from heisen.oracle import Verdict
 from heisen.oracle.pipeline_invariants import run_setup
+from heisen.outputs import ChaosOutputs
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.stress import RequestFactory
 
@@ -100,9 +100,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
     verdicts, loss = judge(ctx, records, factory)
     state.invariant_verdicts = {v.name: v for v in verdicts}
     state.check("after")
-    out = outputs(
+    typed = outputs(
         records, schedule.records, state, verdicts, loss, timeline.entries(), timeline.started
     )
+    out = typed.to_manifest()
     broken_probe = state.not_evaluated()
     if broken_probe is not None:
         raise NotEvaluated(
@@ -131,15 +132,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
         for v in verdicts
         if v.violated
     ]
-    failed = out["verdict"] == ChaosVerdict.FAIL.value or loss.lost > 0
-    reason = None if failed else _vacuity(out, verdicts)
+    failed = typed.verdict == ChaosVerdict.FAIL or loss.lost > 0
+    reason = None if failed else _vacuity(typed, verdicts)
     if reason:
         return PhaseResult.inconclusive(reason, out)
+    steady = typed.steady_state
     summary = (
-        f"verdict {out['verdict']}: {sum(e['injected']['count'] for e in out['experiments'])} fault(s) "
-        f"injected, steady state {out['steady_state']['before']['verdict']}/"
-        f"{out['steady_state']['during']['verdict']}/{out['steady_state']['after']['verdict']}, "
-        f"{loss.lost} acknowledged write(s) lost, {out['requests']} requests"
+        f"verdict {typed.verdict}: {sum(e.injected.count for e in typed.experiments)} fault(s) "
+        f"injected, steady state {steady['before'].verdict}/"
+        f"{steady['during'].verdict}/{steady['after'].verdict}, "
+        f"{loss.lost} acknowledged write(s) lost, {typed.requests} requests"
     )
     return PhaseResult(
         PhaseStatus.FAILED if failed else PhaseStatus.PASSED, summary, out, findings=findings
@@ -187,18 +189,16 @@ def _warn(ctx: PhaseContext, message: str) -> None:
     ctx.emit(events.Warning("chaos", message))
 
 
-def _vacuity(out: dict[str, Any], verdicts: list[Verdict]) -> str | None:
+def _vacuity(out: ChaosOutputs, verdicts: list[Verdict]) -> str | None:
     """Why a chaos run that found nothing shows nothing: a fault that met no request, or never ran."""
-    for experiment in out["experiments"]:
-        if experiment["verdict"] == ChaosVerdict.AWAITED.value:
-            return f"{experiment['name']} did not complete its rounds (verdict Awaited)"
-        if experiment["injected"]["count"] and not experiment["requests_in_flight"]:
-            return (
-                f"{experiment['name']}'s faults met no request in flight: the load never felt them"
-            )
+    for experiment in out.experiments:
+        if experiment.verdict == ChaosVerdict.AWAITED:
+            return f"{experiment.name} did not complete its rounds (verdict Awaited)"
+        if experiment.injected.count and not experiment.requests_in_flight:
+            return f"{experiment.name}'s faults met no request in flight: the load never felt them"
     undecided = next((v for v in verdicts if v.held is None), None)
     if undecided is not None:
         return f"{undecided.name} could not be decided: {undecided.message}"
-    if not out.get("requests"):
+    if not out.requests:
         return "the chaos load sent no request"
     return None
