@@ -33,7 +33,7 @@ from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavail
 from heisen.oracle import Verdict
 from heisen.oracle.probes import ProbeError, reusing_connections
 from heisen.phase import Finding, PhaseContext
-from heisen.schema import LoadStep
+from heisen.schema import LoadStep, TrialsSection
 from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load import run_steps
@@ -64,22 +64,29 @@ class Conditions:
 
     @classmethod
     def of_section(
-        cls, label: str, section: Any, options: Mapping[str, Any], **more: Any
+        cls,
+        label: str,
+        section: TrialsSection,
+        options: Mapping[str, Any],
+        *,
+        load: Sequence[LoadStep] | None = None,
+        workers: int | Literal["auto"] = 1,
     ) -> Conditions:
-        """A phase section's trials, stop rule, load and `confidence:`; `--trials N` overrides
-        both the count and the confidence goal (a replay runs a fixed number of trials)."""
+        """A phase section's trials, stop rule, load (unless `load` is given) and `confidence:`;
+        `--trials N` overrides both the count and the confidence goal (a replay runs a fixed
+        number of trials)."""
         goal = section.confidence
         trials = options.get("trials")
         return cls(
             label=label,
             trials=int(trials or section.trials),
-            load=more.pop("load", section.load),
+            load=section.load if load is None else load,
             stop=section.stop,
             invariants=section.invariants,
+            workers=workers,
             confidence=None
             if goal is None or trials
             else Goal(goal.rate_below, goal.level, goal.max_duration),
-            **more,
         )
 
     @property
