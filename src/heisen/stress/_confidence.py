@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+from heisen.outputs import Bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,32 +38,32 @@ def upper_bound(trials: int, level: float) -> float:
     return 1.0 if trials <= 0 else 1 - (1 - level) ** (1 / trials)
 
 
-def bound(goal: Goal, trials: int, violations: int) -> dict[str, Any]:
-    """The manifest's `bound:`: `{rate_below, level, trials, upper, proven}`."""
+def bound(goal: Goal, trials: int, violations: int) -> Bound:
+    """The manifest's `bound:`: `{rate_below, level, trials, needed, upper, proven}`."""
     upper = upper_bound(trials, goal.level) if violations == 0 else None
-    return {
-        "rate_below": goal.rate_below,
-        "level": goal.level,
-        "trials": trials,
-        "needed": goal.trials_needed,
-        "upper": round(upper, 6) if upper is not None else None,
-        "proven": violations == 0 and trials >= goal.trials_needed,
-    }
+    return Bound(
+        rate_below=goal.rate_below,
+        level=goal.level,
+        trials=trials,
+        needed=goal.trials_needed,
+        upper=round(upper, 6) if upper is not None else None,
+        proven=violations == 0 and trials >= goal.trials_needed,
+    )
 
 
-def in_words(bound: dict[str, Any]) -> str:
+def in_words(bound: Bound) -> str:
     """`violation rate below 1% with 95% confidence (0 violations in 299 trials)`, or why not."""
-    below, level, trials = _percent(bound["rate_below"]), _percent(bound["level"]), bound["trials"]
-    if bound["proven"]:
+    below, level, trials = _percent(bound.rate_below), _percent(bound.level), bound.trials
+    if bound.proven:
         return (
             f"violation rate below {below} with {level} confidence "
             f"(0 violations in {trials} trials)"
         )
-    if bound["upper"] is None:
+    if bound.upper is None:
         return f"not proven: a violation was found in {trials} trials"
     return (
-        f"not proven: {trials} of the {bound['needed']} trials needed ran in the time allowed; "
-        f"the rate is below {_percent(bound['upper'])} at {level} confidence"
+        f"not proven: {trials} of the {bound.needed} trials needed ran in the time allowed; "
+        f"the rate is below {_percent(bound.upper)} at {level} confidence"
     )
 
 

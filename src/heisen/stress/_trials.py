@@ -32,6 +32,7 @@ from heisen._stats import rate_with_interval
 from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
 from heisen.oracle import Verdict
 from heisen.oracle.probes import ProbeError, reusing_connections
+from heisen.outputs import Bound
 from heisen.phase import Finding, PhaseContext
 from heisen.schema import LoadStep, TrialsSection
 from heisen.stress._confidence import Goal, bound, in_words
@@ -219,7 +220,8 @@ class _TrialRunner:
         elapsed = time.monotonic() - self.started
         outputs["trials_per_s"] = round(len(outcomes) / elapsed, 3) if elapsed > 0 else None
         if self.conditions.confidence is not None:
-            outputs["bound"] = bound(self.conditions.confidence, len(outcomes), violations)
+            goal = self.conditions.confidence
+            outputs["bound"] = bound(goal, len(outcomes), violations).to_manifest()
         spreads = sorted(o.release_spread_ms for o in outcomes if o.release_spread_ms is not None)
         if spreads:
             outputs["release_spread_ms"] = {
@@ -359,7 +361,7 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
             "not complete"
         )
     if outputs.get("bound") and not outputs["bound"]["proven"]:
-        return in_words(outputs["bound"])
+        return in_words(Bound.from_manifest(outputs["bound"]))
     if outputs.get("undecided"):
         first = outputs["undecided"][0]
         return f"{first['invariant']} could not be decided in trial {first['trial']}: {first['message']}"
