@@ -57,6 +57,7 @@ def test_nobody_cannot_run_binaries_in_a_private_directory(private_site: Path) -
     assert user_can_run("nobody", [shared], []) is reachable
 
 
+@pytest.mark.slow
 def test_embedded_postgres_starts_from_a_0700_directory_as_root(
     private_site: Path, tmp_path: Path
 ) -> None:

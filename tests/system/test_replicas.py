@@ -293,6 +293,7 @@ def test_replicas_run_inside_their_cgroups(service: list[str], tmp_path: Path) -
         manager.remove_all()
 
 
+@pytest.mark.slow
 def test_dutycycle_fallback_without_cgroups(service: list[str], tmp_path: Path) -> None:
     with ReplicaSet(
         "busy",
