@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import urllib.request
 from collections import Counter
@@ -34,7 +33,7 @@ from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory
 from heisen.stress._request import HttpRequest, Repeat
 from heisen.system._process import ManagedProcess, spawn
-from support import free_port, wait_for_port
+from support import free_port, heisen, wait_for_port
 
 SERVER = Path(__file__).with_name("_counter_server.py")
 HIT = HttpRequest.post("/hit", b'{"by": 1}', (("Content-Type", "application/json"),))
@@ -208,11 +207,7 @@ def test_heisen_stress_finds_no_violation_in_a_correct_counter(
     body = PIPELINE.replace("PORT", str(server.port)).replace("HTTP2", str(http2).lower())
     pipeline.write_text(body)
     run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "heisen", "stress", str(pipeline), "--run-dir", str(run_dir)],
-        capture_output=True, text=True, timeout=240,
-        env={"NO_COLOR": "1", "COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    result = heisen("stress", str(pipeline), "--run-dir", str(run_dir), timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     stress = yaml.safe_load((run_dir / "manifest.yaml").read_text())["phases"]["stress"]
     assert stress["outputs"]["trials"] == 50 and stress["outputs"]["violations"] == 0
