@@ -99,7 +99,7 @@ def wait_until(
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what or condition!r}")
+            raise AssertionError(f"not within {timeout:g} s: {what or repr(condition)}")
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
@@ -119,7 +119,7 @@ async def wait_until_async(
         if value:
             return value  # type: ignore[return-value]
         if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what or condition!r}")
+            raise AssertionError(f"not within {timeout:g} s: {what or repr(condition)}")
         await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
 
 
