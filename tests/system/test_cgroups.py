@@ -17,6 +17,7 @@ from heisen.errors import SystemUnavailable
 from heisen.system._cgroups import CgroupManager, Throttling, _remove_tree, cgroup_version
 from heisen.system._dutycycle import DutyCycle, process_cpu_s
 from heisen.system._process import live_processes, spawn
+from support import wait_until
 
 BUSY = [sys.executable, "-c", "while True: pass"]
 WINDOW_S = 5.0
@@ -177,10 +178,11 @@ def test_cleanup_stale_removes_groups_of_a_killed_heisen(tmp_path: Path) -> None
 
         assert set(run_dirs) <= set(removed)
         assert not any(d.exists() for d in run_dirs)
-        deadline = time.monotonic() + 5
-        while _state(orphan) not in ("gone", "Z") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _state(orphan) in ("gone", "Z"), "the orphan inside the stale group was not killed"
+        wait_until(
+            lambda: _state(orphan) in ("gone", "Z"),
+            timeout=5,
+            what="the orphan inside the stale group was killed",
+        )
     finally:
         if _state(orphan) not in ("gone", "Z"):
             os.kill(orphan, signal.SIGKILL)
@@ -230,10 +232,9 @@ def test_duty_cycle_never_leaves_a_process_stopped(tmp_path: Path) -> None:
     try:
         duty.add(process.pid)
         duty.start()
-        deadline = time.monotonic() + 3
-        while _state(process.pid) != "T" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _state(process.pid) == "T"
+        wait_until(
+            lambda: _state(process.pid) == "T", timeout=3, interval=0.01, what="the target stopped"
+        )
         duty.stop()  # while the target is stopped
         assert _state(process.pid) in ("S", "R")
     finally:

@@ -25,6 +25,7 @@ import pytest
 from heisen.errors import UsageError
 from heisen.system._tcpproxy import Address, TcpProxy, ToxicConflict, ToxicNotFound
 from heisen.system._toxics import LatencyAttributes, make_delay_sampler, parse_toxic
+from support import wait_until
 
 T = TypeVar("T")
 pytestmark = pytest.mark.timeout(60)
@@ -194,10 +195,11 @@ def test_connection_count_returns_to_zero_after_close(loop, echo, make_proxy) ->
     for _ in range(5):
         with connect(proxy) as sock:
             ping(sock)
-    deadline = time.monotonic() + 3
-    while loop.call(proxy.stats).connections_active and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert loop.call(proxy.stats).connections_active == 0
+    wait_until(
+        lambda: loop.call(proxy.stats).connections_active == 0,
+        timeout=3,
+        what="no connection left active",
+    )
     assert loop.call(proxy.stats).connections_total == 5
 
 
