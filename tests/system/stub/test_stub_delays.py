@@ -19,10 +19,10 @@ import pytest
 from scipy import stats
 from test_stub_support import TREE, ThreadedStub
 
-from heisen.system._ports import wait_for_port
 from heisen.system._process import spawn, wait_until
 from heisen.system.stub._core import StubCore
 from heisen.system.stub._delays import LogNormal
+from support import wait_for_port
 
 pytestmark = pytest.mark.timeout(120)
 
