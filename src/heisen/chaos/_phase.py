@@ -93,6 +93,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     _wait_ready(ctx, timeline)
     for warning in injector.warnings:
         _warn(ctx, warning)
+    if load.error is not None:  # what it sent before it stopped is still judged
+        _warn(ctx, f"the chaos load stopped early: {type(load.error).__name__}: {load.error}")
     records = load.records()
     problem = load.missing_records()
     if problem is not None:
