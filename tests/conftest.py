@@ -6,9 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from heisen.system._postgres import EmbeddedPostgres
-from heisen.system._process import live_processes
-from heisen.system._redis import EmbeddedRedis
+from heisen.system import EmbeddedPostgres, EmbeddedRedis, live_processes
 from support import free_port
 
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from heisen.system._ports import LOOPBACK, free_port, is_listening, wait_for_port
+from heisen.system import LOOPBACK, free_port, is_listening, wait_for_port
 
 __all__ = [
     "COUNTER",
