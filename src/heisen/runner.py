@@ -5,7 +5,12 @@ place that stops it: in a `finally`, after Ctrl-C and SIGTERM alike (both
 raised in the main thread, then recorded as `Interrupted`). Should stopping
 hang, the stop deadline kills what was started and exits 130. The manifest is
 saved after every phase change, so whatever happens it stays a valid file
-whose status says how the run ended.
+whose status says how the run ended. What fails to stop is said, not
+swallowed: a `TeardownFailed` event and the manifest's `teardown:`.
+
+Phases are registered by name in `PHASES` (each imported when a run first
+needs it). `Runner.check` (`heisen check`) starts and stops the system the
+same way, runs the setup and each probe once, and writes no manifest.
 """
 
 from __future__ import annotations
