@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from heisen.chaos._faults import Faults
 from heisen.chaos._rounds import ChaosVerdict
@@ -43,8 +43,9 @@ from heisen.schema import Probe
 from heisen.stress import RequestRecord
 
 HTTP_SAMPLES = 10
-WINDOWS = ("before", "during", "after")
-MODE_WINDOWS: dict[str, tuple[str, ...]] = {
+Window = Literal["before", "during", "after"]
+WINDOWS: tuple[Window, ...] = ("before", "during", "after")
+MODE_WINDOWS: dict[str, tuple[Window, ...]] = {
     "SOT": ("before",),
     "EOT": ("after",),
     "Edge": ("before", "after"),
@@ -56,7 +57,7 @@ MODE_WINDOWS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     probe: str
-    window: str
+    window: Window
     t_s: float
     passed: bool
     message: str
@@ -116,12 +117,12 @@ class SteadyState:
         self._cursor_ns: dict[str, int] = {}
         self.invariant_verdicts: dict[str, Verdict] = {}
 
-    def of(self, window: str) -> list[Probe]:
+    def of(self, window: Window) -> list[Probe]:
         return [p for p in self.probes if window in MODE_WINDOWS[p.mode]]
 
     # -- before and after ---------------------------------------------------------------
 
-    def check(self, window: str) -> ChaosVerdict:
+    def check(self, window: Window) -> ChaosVerdict:
         for probe in self.of(window):
             self._record(self.evaluate(probe, window))
         verdict, _ = verdict_of(self.window(window), self.of(window))
@@ -172,11 +173,11 @@ class SteadyState:
                 f"{'Pass' if evaluation.passed else 'Fail'}: {evaluation.message}",
             )
 
-    def window(self, window: str) -> list[Evaluation]:
+    def window(self, window: Window) -> list[Evaluation]:
         with self._lock:
             return [e for e in self.evaluations if e.window == window]
 
-    def evaluate(self, probe: Probe, window: str) -> Evaluation:
+    def evaluate(self, probe: Probe, window: Window) -> Evaluation:
         t_s = round(self.timeline.now(), 3)
         try:
             if probe.invariant is not None:
@@ -223,7 +224,7 @@ class SteadyState:
         context = probe_context(1, self.ctx.seed, self.ctx.run_dir)
         return evaluate_probe(self.pipeline, self.system, invariant, context)
 
-    def _http(self, probe: Probe, window: str) -> Verdict:
+    def _http(self, probe: Probe, window: Window) -> Verdict:
         """The probe's own requests and, during the load, the window's traffic (module docstring)."""
         from heisen.oracle import probes
 
@@ -277,13 +278,13 @@ class SteadyState:
 
     # -- the manifest ------------------------------------------------------------------------
 
-    def verdicts(self) -> dict[str, ChaosVerdict]:
+    def verdicts(self) -> dict[Window, ChaosVerdict]:
         """Each window's verdict (`before`, `during`, `after`)."""
         return {w: verdict_of(self.window(w), self.of(w))[0] for w in WINDOWS}
 
     def summary(self) -> dict[str, WindowState]:
         """The manifest's `steady_state`: per window, its verdict and one line per probe."""
-        out = {}
+        out: dict[str, WindowState] = {}
         for window in WINDOWS:
             verdict, lines = verdict_of(self.window(window), self.of(window))
             out[window] = WindowState(verdict=verdict.value, probes=lines)

@@ -57,7 +57,7 @@ class Conditions:
     label: str
     trials: int
     load: Sequence[LoadStep] | None = None
-    stop: str = "all"
+    stop: Literal["first-violation", "all"] = "all"
     overrides: Mapping[str, Any] = field(default_factory=dict)
     invariants: Sequence[str] | None = None  # names to check; None = all
     workers: int | Literal["auto"] = 1
