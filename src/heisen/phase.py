@@ -2,7 +2,7 @@
 
 Each phase package exposes `run(ctx: PhaseContext) -> PhaseResult`. Phases
 never import each other; they meet in the manifest (what earlier phases
-wrote) and the system handle (what is running). The one shared engine is
+wrote) and the System (what is running; the runner chooses which one). The one shared engine is
 `heisen.stress.run_trials`, which later phases re-run under their own
 conditions.
 """
@@ -28,7 +28,8 @@ class PhaseContext:
 
     - `loaded`: the validated pipeline and its location (relative paths resolve against it).
     - `manifest`: the run so far; read earlier phases' outputs from it, never write it.
-    - `system`: the running system under test, or None for phases that need none (predict).
+    - `system`: the running system under test, as the runner chose it (on this machine, or in
+      a cluster for contain's `backend: kubernetes`); None for phases that need none (predict).
     - `seed`: the run seed; derive sub-seeds with `heisen.seeds.derive(seed, phase, ...)`.
     - `run_dir`: where artifacts go (write them there and list them relative to it).
     - `emit`: the event sink (progress, trials, warnings) that drives the terminal view.

@@ -8,6 +8,16 @@ saved after every phase change, so whatever happens it stays a valid file
 whose status says how the run ended. What fails to stop is said, not
 swallowed: a `TeardownFailed` event and the manifest's `teardown:`.
 
+The runner chooses the System each phase runs on; the phase sees only the
+`System` protocol as `ctx.system`. That is the one on this machine
+(`SystemHandle`, started when a phase first needs it and stopped at the end
+of the run), except for a phase whose section puts it on a cluster (contain
+with `backend: kubernetes`): for it the runner makes a `KubeSystem` in the
+section's namespace, under the limits the phase asks for, starts it before
+the phase and deletes it right after, on every path. What of that fails to
+stop is a warning after a failing phase and the phase's error after a
+passing one.
+
 Phases are registered by name in `PHASES` (each imported when a run first
 needs it). `Runner.check` (`heisen check`) starts and stops the system the
 same way, runs the setup and each probe once, and writes no manifest.
@@ -43,7 +53,7 @@ from heisen.manifest import (
     now,
 )
 from heisen.phase import Finding, PhaseContext, PhaseResult, PhaseRun
-from heisen.schema import LoadedPipeline, PhaseName, Pipeline, TrialsSection
+from heisen.schema import LoadedPipeline, PhaseName, Pipeline, Resources, TrialsSection
 from heisen.seeds import new_seed
 from heisen.system_protocol import System, TeardownProblem
 
@@ -65,11 +75,27 @@ class RunOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Cluster:
+    """Where a phase runs the system instead of this machine: one namespace of a Kubernetes cluster.
+
+    `kubeconfig` is as the pipeline writes it (relative to the pipeline's
+    file); `limits` are the CPU and memory each service's Deployment gets.
+    """
+
+    namespace: str
+    kubeconfig: str | None
+    context: str | None
+    limits: Mapping[str, Resources]
+
+
+@dataclass(frozen=True, slots=True)
 class RegisteredPhase:
-    """A phase as the runner drives it: its `run`, and whether it needs the system started."""
+    """A phase as the runner drives it: its `run`, whether it needs the local system started,
+    and the cluster it runs on instead, if the pipeline puts it on one."""
 
     run: PhaseRun
     needs_system: Callable[[Pipeline], bool] = lambda pipeline: True
+    cluster: Callable[[Pipeline], Cluster | None] = lambda pipeline: None
 
 
 def _predict() -> RegisteredPhase:
@@ -99,7 +125,18 @@ def _isolate() -> RegisteredPhase:
 def _contain() -> RegisteredPhase:
     from heisen import contain
 
-    return RegisteredPhase(contain.run, needs_system=contain.needs_system)
+    def cluster(pipeline: Pipeline) -> Cluster | None:
+        section = pipeline.phases.contain
+        if section is None or section.backend != "kubernetes":
+            return None
+        return Cluster(
+            namespace=section.namespace,
+            kubeconfig=section.kubeconfig,
+            context=section.context,
+            limits=contain.effective_limits(pipeline, section.resources),
+        )
+
+    return RegisteredPhase(contain.run, needs_system=contain.needs_system, cluster=cluster)
 
 
 def _chaos() -> RegisteredPhase:
@@ -202,6 +239,7 @@ class Runner:
         self.system: System | None = None
         self._stop_deadline_s = stop_deadline_s()
         self._stopping: System | None = None  # the system while it is being stopped
+        self._on_cluster: System | None = None  # a phase's own system, while it runs or stops
         self._persist = True  # False for `check`: it writes no manifest
 
     @property
@@ -326,17 +364,12 @@ class Runner:
         self.sink(events.PhaseStarted(name.value, trials))
         if phase.needs_system(self.loaded.pipeline):
             self._start_system()
-        ctx = PhaseContext(
-            loaded=self.loaded,
-            manifest=self.manifest,
-            system=self.system,
-            seed=self.seed,
-            run_dir=self.run_dir,
-            emit=self.sink,
-            options=self.options.get(name.value, {}),
-        )
         try:
-            result = phase.run(ctx)
+            cluster = phase.cluster(self.loaded.pipeline)
+            if cluster is None:
+                result = phase.run(self._context(name, self.system))
+            else:
+                result = self._run_on_cluster(name, phase, cluster)
         except Interrupted:
             raise
         except HeisenError as exc:
@@ -348,6 +381,80 @@ class Runner:
             self._finish_with_error(name, record, crash, started)
             raise crash from exc
         return self._finish(name, record, result, started)
+
+    def _context(self, name: PhaseName, system: System | None) -> PhaseContext:
+        return PhaseContext(
+            loaded=self.loaded,
+            manifest=self.manifest,
+            system=system,
+            seed=self.seed,
+            run_dir=self.run_dir,
+            emit=self.sink,
+            options=self.options.get(name.value, {}),
+        )
+
+    def _run_on_cluster(
+        self, name: PhaseName, phase: RegisteredPhase, cluster: Cluster
+    ) -> PhaseResult:
+        """Run the phase on its own system in the cluster, stopped right after on every path."""
+        system = self._on_cluster = self._cluster_system(name, cluster)
+        try:
+            system.start()
+            result = phase.run(self._context(name, system))
+        except BaseException:
+            self._stop_on_cluster(name, system, cluster, failing=True)
+            raise
+        self._stop_on_cluster(name, system, cluster, failing=False)
+        return result
+
+    def _cluster_system(self, name: PhaseName, cluster: Cluster) -> System:
+        """The system in the cluster, labelled with the run; its progress is the phase's."""
+        from heisen.system import RUN_LABEL, KubeSystem, RolloutStatus, run_label
+
+        def progress(message: str) -> None:
+            self.sink(events.Progress(name.value, message))
+
+        def rollout(s: RolloutStatus) -> None:
+            self.sink(
+                events.Progress(
+                    name.value,
+                    f"rollout {s.deployment}: {s.ready}/{s.desired} ready",
+                    s.ready,
+                    s.desired,
+                )
+            )
+
+        return KubeSystem(
+            self.loaded,
+            namespace=cluster.namespace,
+            labels={RUN_LABEL: run_label(self.manifest.run.id)},
+            limits=cluster.limits,
+            kubeconfig=self.loaded.resolve(cluster.kubeconfig) if cluster.kubeconfig else None,
+            context=cluster.context,
+            log=progress,
+            on_rollout=rollout,
+        )
+
+    def _stop_on_cluster(
+        self, name: PhaseName, system: System, cluster: Cluster, *, failing: bool
+    ) -> None:
+        """Delete what the phase ran in the cluster, with signals ignored meanwhile.
+
+        After a failing phase what did not stop is a warning (the phase's own
+        error is the one to see); after a passing one it is the phase's error.
+        """
+        try:
+            with signals_shielded():
+                problems = system.stop()
+        finally:
+            self._on_cluster = None
+        for problem in problems:
+            if not failing and problem.cause is not None:
+                raise problem.cause
+            what = "delete" if problem.what == f"namespace {cluster.namespace}" else "close"
+            self.sink(
+                events.Warning(name.value, f"could not {what} {problem.what}: {problem.error}")
+            )
 
     def _finish_with_error(
         self, name: PhaseName, record: PhaseRecord, exc: HeisenError, started: float
@@ -448,9 +555,9 @@ class Runner:
         )
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         logging.disable()  # threads that see their processes die must not add tracebacks
-        system = self.system or self._stopping
-        if system is not None:
-            system.kill()
+        for system in (self.system or self._stopping, self._on_cluster):
+            if system is not None:
+                system.kill()
         self.manifest.status = RunStatus.INTERRUPTED
         self.manifest.run.finished_at = now()
         self.save()

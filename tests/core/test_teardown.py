@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import yaml
 from rich.console import Console
 
 from heisen import events
-from heisen.manifest import RunManifest
+from heisen.errors import SystemUnavailable
+from heisen.manifest import PhaseStatus, RunManifest, RunStatus
+from heisen.phase import PhaseContext, PhaseResult, PhaseRun
 from heisen.pipeline import load_pipeline
 from heisen.report._terminal import TerminalView
-from heisen.runner import PHASES, Runner, select_phases
+from heisen.runner import PHASES, Cluster, Runner, select_phases
 from heisen.schema import PhaseName
 from heisen.system_protocol import TeardownProblem
 from support import copy_counter
@@ -76,3 +79,117 @@ def test_phases_are_chosen_by_name_in_run_order():
     assert list(PHASES) == list(PhaseName)  # every phase is registered, in run order
     assert select_phases(only=["chaos", "stress"]) == [PhaseName.STRESS, PhaseName.CHAOS]
     assert select_phases(start_from="contain", skip=["chaos"]) == [PhaseName.CONTAIN]
+
+
+class OnCluster:
+    """A cluster's system as the runner drives it around one phase: started, then stopped."""
+
+    def __init__(self, problems: list[TeardownProblem]) -> None:
+        self.problems = problems
+        self.calls: list[str] = []
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def stop(self) -> list[TeardownProblem]:
+        self.calls.append("stop")
+        return self.problems
+
+    def kill(self) -> None:
+        self.calls.append("kill")
+
+
+def run_on_cluster(tmp_path, monkeypatch, system: OnCluster, run: PhaseRun):
+    """contain with `backend: kubernetes`, its phase `run` given, on `system` instead of a cluster."""
+    directory = copy_counter(tmp_path / "counter")
+    pipeline = directory / "pipeline.yaml"
+    pipeline.write_text(
+        pipeline.read_text()
+        + "  contain:\n    trials: 1\n    backend: kubernetes\n    namespace: heisen-x\n"
+    )
+    registered = PHASES[PhaseName.CONTAIN]()
+    monkeypatch.setitem(PHASES, PhaseName.CONTAIN, lambda: dataclasses.replace(registered, run=run))
+    clusters: list[Cluster] = []
+
+    def cluster_system(self: Runner, name: PhaseName, cluster: Cluster) -> OnCluster:
+        clusters.append(cluster)
+        return system
+
+    monkeypatch.setattr(Runner, "_cluster_system", cluster_system)
+    seen: list[events.Event] = []
+    runner = Runner(
+        load_pipeline(pipeline),
+        run_dir=tmp_path / "run",
+        phases=[PhaseName.CONTAIN],
+        sink=seen.append,
+    )
+    outcome = runner.run()
+    assert [c.namespace for c in clusters] == ["heisen-x"]
+    assert runner.system is None  # the local system was never started for a cluster-only run
+    return outcome, seen
+
+
+def test_a_phase_on_a_cluster_runs_on_the_system_the_runner_made_and_stops_it_after(
+    tmp_path, monkeypatch
+):
+    system = OnCluster([])
+    given: list[object] = []
+
+    def run(ctx: PhaseContext) -> PhaseResult:
+        given.append(ctx.system)
+        system.calls.append("phase")
+        return PhaseResult(PhaseStatus.PASSED, "ok")
+
+    outcome, seen = run_on_cluster(tmp_path, monkeypatch, system, run)
+    assert given == [system]
+    assert system.calls == ["start", "phase", "stop"]
+    assert outcome.error is None
+    assert outcome.manifest.phases["contain"].status == PhaseStatus.PASSED
+    assert not any(isinstance(e, events.Warning | events.TeardownFailed) for e in seen)
+
+
+def test_what_did_not_stop_after_a_passing_phase_on_a_cluster_is_its_error(tmp_path, monkeypatch):
+    refused = SystemUnavailable("API refused to delete namespace heisen-x: 500")
+    system = OnCluster([TeardownProblem.of("namespace heisen-x", refused)])
+
+    outcome, seen = run_on_cluster(
+        tmp_path, monkeypatch, system, lambda ctx: PhaseResult(PhaseStatus.PASSED, "ok")
+    )
+    assert outcome.error is refused
+    record = outcome.manifest.phases["contain"]
+    assert record.status == PhaseStatus.ERROR
+    assert record.error is not None and record.error.type == "SystemUnavailable"
+    assert not any(isinstance(e, events.Warning) for e in seen)
+
+
+def test_what_did_not_stop_after_a_failing_phase_on_a_cluster_is_a_warning(tmp_path, monkeypatch):
+    system = OnCluster(
+        [
+            TeardownProblem.of("namespace heisen-x", SystemUnavailable("API refused")),
+            TeardownProblem.of("port-forwards", OSError("bad file descriptor")),
+        ]
+    )
+
+    def run(ctx: PhaseContext) -> PhaseResult:
+        raise SystemUnavailable("cannot initialise postgres in the cluster")
+
+    outcome, seen = run_on_cluster(tmp_path, monkeypatch, system, run)
+    assert system.calls == ["start", "stop"]
+    assert str(outcome.error) == "cannot initialise postgres in the cluster"
+    assert [(e.phase, e.message) for e in seen if isinstance(e, events.Warning)] == [
+        ("contain", "could not delete namespace heisen-x: API refused"),
+        ("contain", "could not close port-forwards: bad file descriptor"),
+    ]
+    assert outcome.manifest.teardown == []  # the phase's own teardown, not the run's
+
+
+def test_a_phase_on_a_cluster_interrupted_still_stops_its_system(tmp_path, monkeypatch):
+    system = OnCluster([])
+
+    def run(ctx: PhaseContext) -> PhaseResult:
+        raise KeyboardInterrupt
+
+    outcome, _ = run_on_cluster(tmp_path, monkeypatch, system, run)
+    assert system.calls == ["start", "stop"]
+    assert outcome.manifest.status == RunStatus.INTERRUPTED
+    assert outcome.manifest.phases["contain"].status == PhaseStatus.ERROR

@@ -2,8 +2,8 @@
 
 Two backends answer the same question. `local` (the default) restarts the
 replicas on this machine under cgroup limits (`_local.py`); `kubernetes`
-applies Deployments with `resources.limits` to a cluster and loads them there
-(`_kubernetes.py`). Both give back the trials' figures plus what they
+loads the Deployments the runner applied to a cluster with
+`resources.limits` (`_kubernetes.py`). Both give back the trials' figures plus what they
 measured; this module adds the comparison with stress, the thresholds and
 the summary.
 """
@@ -21,7 +21,7 @@ from heisen.stress import vacuity
 
 
 def needs_system(pipeline: Pipeline) -> bool:
-    """Whether contain runs against the local system (False: it brings up its own in a cluster)."""
+    """Whether contain runs on the local system (False: the runner gives it one in a cluster)."""
     section = pipeline.phases.contain
     return section is None or section.backend == "local"
 
