@@ -1,5 +1,9 @@
 """KubeSystem: the system a pipeline describes, run in one Kubernetes namespace.
 
+The runner creates it for a phase that runs on a cluster (contain with
+`backend: kubernetes`), with the limits that phase asks for, and stops it
+right after that phase; the phase sees it only as a `System`.
+
 start() renders the pipeline (`kube_model`), applies the objects, waits for
 the rollout, reaches every service and dependency through a port-forward
 tunnel on this machine (`KubeBackend.service_url`), then runs the
