@@ -362,10 +362,10 @@ class Runner:
         started = time.monotonic()
         trials = section.trials if isinstance(section, TrialsSection) else None
         self.sink(events.PhaseStarted(name.value, trials))
-        if phase.needs_system(self.loaded.pipeline):
+        cluster = phase.cluster(self.loaded.pipeline)
+        if cluster is None and phase.needs_system(self.loaded.pipeline):
             self._start_system()
         try:
-            cluster = phase.cluster(self.loaded.pipeline)
             if cluster is None:
                 result = phase.run(self._context(name, self.system))
             else:
