@@ -57,14 +57,6 @@ class Counts(TypedDict):
     replicas: dict[str, ReplicaCounts]
 
 
-def outcome_counts(counts: Counts) -> dict[str, int]:
-    """The five counts alone (`sent`, `ok`, `failed`, `info`, `queued`), in that order."""
-    return {
-        "sent": counts["sent"], "ok": counts["ok"], "failed": counts["failed"],
-        "info": counts["info"], "queued": counts["queued"],
-    }  # fmt: skip
-
-
 def _empty() -> Counts:
     return {
         "sent": 0, "ok": 0, "failed": 0, "info": 0, "queued": 0, "status": {}, "replicas": {},

@@ -32,13 +32,23 @@ from heisen._stats import rate_with_interval
 from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
 from heisen.oracle import Verdict
 from heisen.oracle.probes import ProbeError, reusing_connections
-from heisen.outputs import Bound
+from heisen.outputs import (
+    Bound,
+    LoadFigures,
+    Outcomes,
+    Overlap,
+    RateFigures,
+    Spread,
+    TrialError,
+    TrialLine,
+    Undecided,
+)
 from heisen.phase import Finding, PhaseContext
 from heisen.schema import LoadStep, TrialsSection
 from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load import run_steps
-from heisen.stress._load_facts import TOTAL, load_variables, max_in_flight, outcome_counts
+from heisen.stress._load_facts import TOTAL, load_variables, max_in_flight
 from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
 from heisen.stress._verdicts import check_invariants
@@ -200,8 +210,11 @@ class _TrialRunner:
 
     def _not_evaluated(self, trial: int, where: str, fault: str, message: str) -> NotEvaluated:
         """Stop the trials: an invariant (or the setup) that cannot be evaluated decides nothing."""
-        error = {"trial": trial, "invariant": where, "kind": fault, "message": message}
-        outputs = {**self._outputs(), "trial_errors": [error]}
+        figures = self._figures()
+        figures.trial_errors = [
+            TrialError(trial=trial, invariant=where, kind=fault, message=message)
+        ]
+        outputs = figures.to_manifest()
         return NotEvaluated(
             f"{self.conditions.label} trial {trial}: {where} could not be evaluated: {message}",
             fault=fault,
@@ -210,51 +223,59 @@ class _TrialRunner:
         )
 
     def _outputs(self) -> dict[str, Any]:
+        """The figures so far, as the manifest holds them."""
+        return self._figures().to_manifest()
+
+    def _figures(self) -> LoadFigures:
         outcomes = self.outcomes
         violations = sum(o.violated for o in outcomes)
-        outputs: dict[str, Any] = {
-            **rate_with_interval(violations, len(outcomes)),
-            **summarize(self.merged).to_dict(),
-        }
-        outputs["rps"] = round(_mean([o.summary.shown_rps for o in outcomes]), 1)
+        figures = LoadFigures.from_manifest(
+            {**rate_with_interval(violations, len(outcomes)), **summarize(self.merged).to_dict()}
+        )
+        figures.rps = round(_mean([o.summary.shown_rps for o in outcomes]), 1)
         elapsed = time.monotonic() - self.started
-        outputs["trials_per_s"] = round(len(outcomes) / elapsed, 3) if elapsed > 0 else None
+        figures.trials_per_s = round(len(outcomes) / elapsed, 3) if elapsed > 0 else None
         if self.conditions.confidence is not None:
-            goal = self.conditions.confidence
-            outputs["bound"] = bound(goal, len(outcomes), violations).to_manifest()
+            figures.bound = bound(self.conditions.confidence, len(outcomes), violations)
         spreads = sorted(o.release_spread_ms for o in outcomes if o.release_spread_ms is not None)
         if spreads:
-            outputs["release_spread_ms"] = {
-                "median": round(spreads[len(spreads) // 2], 3),
-                "max": round(spreads[-1], 3),
-            }
-        outputs["overlap"] = {
-            "min_in_flight": min((o.in_flight for o in outcomes), default=0),
-            "trials_without_overlap": [o.trial for o in outcomes if o.in_flight < 2],
-        }
-        outputs["outcomes"] = outcome_counts(load_variables(self.merged, {})[TOTAL])
-        outputs["outcomes"]["info_allowed"] = self.pipeline.scenario.unknown_outcomes
+            figures.release_spread_ms = Spread(
+                median=round(spreads[len(spreads) // 2], 3), max=round(spreads[-1], 3)
+            )
+        figures.overlap = Overlap(
+            min_in_flight=min((o.in_flight for o in outcomes), default=0),
+            trials_without_overlap=[o.trial for o in outcomes if o.in_flight < 2],
+        )
+        total = load_variables(self.merged, {})[TOTAL]
+        figures.outcomes = Outcomes(
+            sent=total["sent"],
+            ok=total["ok"],
+            failed=total["failed"],
+            info=total["info"],
+            queued=total["queued"],
+            info_allowed=self.pipeline.scenario.unknown_outcomes,
+        )
         undecided = [
-            {"trial": o.trial, "invariant": v.name, "message": v.message}
+            Undecided(trial=o.trial, invariant=v.name, message=v.message)
             for o in outcomes
             for v in o.verdicts
             if v.undecided
         ]
         if undecided:
-            outputs["undecided"] = undecided
-        outputs["per_trial"] = [
-            {
-                "trial": o.trial,
-                "violated": o.violated,
-                "requests": o.summary.requests,
-                "p99_ms": o.summary.shown_p99_ms,
-                "in_flight_max": o.in_flight,
-                "violations": [v.name for v in o.verdicts if v.violated],
-            }
+            figures.undecided = undecided
+        figures.per_trial = [
+            TrialLine(
+                trial=o.trial,
+                violated=o.violated,
+                requests=o.summary.requests,
+                p99_ms=o.summary.shown_p99_ms,
+                in_flight_max=o.in_flight,
+                violations=[v.name for v in o.verdicts if v.violated],
+            )
             for o in outcomes
         ]
-        outputs["per_invariant"] = per_invariant(outcomes)
-        return outputs
+        figures.per_invariant = per_invariant(outcomes)
+        return figures
 
     def _trial(self, trial: int) -> tuple[TrialOutcome, list[RequestRecord], list[Finding]]:
         from heisen.oracle.pipeline_invariants import run_setup
@@ -368,13 +389,13 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, dict[str, Any]]:
+def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, RateFigures]:
     """Each invariant's own violation rate: which race the overall rate is made of."""
     names = [v.name for v in outcomes[0].verdicts] if outcomes else []
     rates = {}
     for name in names:
         violated = sum(1 for o in outcomes for v in o.verdicts if v.name == name and v.violated)
-        rates[name] = rate_with_interval(violated, len(outcomes))
+        rates[name] = RateFigures.from_manifest(rate_with_interval(violated, len(outcomes)))
     return rates
 
 
