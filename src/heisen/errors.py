@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from heisen._serialised import JsonObject
+
 EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
@@ -88,10 +90,10 @@ class SystemUnavailable(HeisenError):
 class _Partial:
     """What a phase measured before it stopped on an error."""
 
-    outputs: dict[str, Any]
+    outputs: JsonObject
     findings: list[Any]
 
-    def keep(self, outputs: dict[str, Any] | None, findings: list[Any] | None) -> None:
+    def keep(self, outputs: JsonObject | None, findings: list[Any] | None) -> None:
         self.outputs = dict(outputs or {})
         self.findings = list(findings or [])
 
@@ -104,7 +106,7 @@ class NotEvaluated(_Partial, HeisenError):
         message: str,
         *,
         fault: str,
-        outputs: dict[str, Any] | None = None,
+        outputs: JsonObject | None = None,
         findings: list[Any] | None = None,
     ) -> None:
         super().__init__(message)
@@ -120,7 +122,7 @@ class PhaseCrashed(_Partial, SystemUnavailable):
         self,
         message: str,
         *,
-        outputs: dict[str, Any] | None = None,
+        outputs: JsonObject | None = None,
         findings: list[Any] | None = None,
     ) -> None:
         super().__init__(message)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from heisen._serialised import JsonObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class PhaseFinished:
     status: str
     summary: str
     duration_s: float
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: JsonObject = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from heisen._redact import redact
+from heisen._serialised import JsonObject
 from heisen.errors import UsageError
 
 MANIFEST_NAME = "manifest.yaml"
@@ -59,7 +60,7 @@ class PhaseRecord(_Record):
     finished_at: str | None = None
     duration_s: float | None = None
     summary: str | None = None
-    outputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: JsonObject = Field(default_factory=dict)
     artifacts: list[str] = Field(default_factory=list)
     error: PhaseError | None = None
     inconclusive_reason: str | None = None
@@ -89,13 +90,13 @@ class RunManifest(_Record):
     status: RunStatus = RunStatus.RUNNING
     phases: dict[str, PhaseRecord] = Field(default_factory=dict)
     teardown: list[TeardownRecord] = Field(default_factory=list)  # written only when not empty
-    pipeline: dict[str, Any] = Field(default_factory=dict)  # the YAML as read (serialisation)
-    system: dict[str, Any] | None = None  # what ran where (`System.describe()`): serialisation
+    pipeline: JsonObject = Field(default_factory=dict)  # the YAML as read (serialisation)
+    system: JsonObject | None = None  # what ran where (`System.describe()`): serialisation
 
     def phase(self, name: str) -> PhaseRecord:
         return self.phases.setdefault(name, PhaseRecord())
 
-    def to_plain(self) -> dict[str, Any]:
+    def to_plain(self) -> JsonObject:
         data = self.model_dump(mode="json", exclude_none=True)
         if not data.get("teardown"):
             data.pop("teardown", None)

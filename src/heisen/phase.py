@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.events import Event, EventSink
 from heisen.manifest import PhaseStatus, RunManifest
 from heisen.schema import LoadedPipeline, PhaseName, Pipeline
@@ -48,7 +49,7 @@ class PhaseContext:
     def pipeline(self) -> Pipeline:
         return self.loaded.pipeline
 
-    def outputs_of(self, phase: str) -> dict[str, Any]:
+    def outputs_of(self, phase: str) -> JsonObject:
         record = self.manifest.phases.get(phase)
         return dict(record.outputs) if record else {}
 
@@ -66,8 +67,8 @@ class Finding:
     replay: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"phase": self.phase, "name": self.name, "message": self.message}
+    def to_dict(self) -> JsonObject:
+        data: JsonObject = {"phase": self.phase, "name": self.name, "message": self.message}
         if self.replay:
             data["replay"] = self.replay
         if self.evidence:
@@ -79,7 +80,7 @@ class Finding:
 class PhaseResult:
     status: PhaseStatus
     summary: str
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: JsonObject = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     skip_reason: str | None = None
     findings: list[Finding] = field(default_factory=list)
@@ -91,7 +92,7 @@ class PhaseResult:
 
     @classmethod
     def inconclusive(
-        cls, reason: str, outputs: dict[str, Any], artifacts: list[str] | None = None
+        cls, reason: str, outputs: JsonObject, artifacts: list[str] | None = None
     ) -> PhaseResult:
         """No violation, but the phase's condition never happened: it shows nothing."""
         return cls(

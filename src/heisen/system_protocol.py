@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from heisen._serialised import JsonObject
 from heisen.schema import DependencyKind, Resources
 
 
@@ -154,7 +155,7 @@ class System(Protocol):
         """The last resort when stop() hangs: end what was started without waiting on it."""
         ...
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         """What runs where, for the manifest's `system:` (serialisation boundary)."""
         ...
 
@@ -193,7 +194,7 @@ class System(Protocol):
 
     def link_traffic(self, link: str) -> LinkTraffic: ...
 
-    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
+    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> JsonObject:
         """Add a toxic (the proxy's JSON form: a serialisation boundary); returns it as stored."""
         ...
 

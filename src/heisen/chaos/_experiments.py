@@ -37,8 +37,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.chaos._cpu_hog import Burners
 from heisen.chaos._faults import Faults
 from heisen.chaos._rounds import Round
@@ -176,7 +176,7 @@ class LocalInjector:
         self,
         r: Round,
         kind: str,
-        attributes: dict[str, Any],
+        attributes: JsonObject,
         toxicity: float,
         stream: str,
     ) -> list[str]:

@@ -26,6 +26,7 @@ import math
 import threading
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.chaos._faults import Faults
 from heisen.chaos._rounds import Round
 from heisen.chaos._timeline import Timeline
@@ -55,12 +56,12 @@ def _selector(selector: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
-def _ms(attributes: dict[str, Any], key: str, default: int) -> int:
-    return int(
-        attributes.get(key, attributes.get("median_ms", default))
-        if key == "latency"
-        else attributes.get(key, default)
-    )
+def _ms(attributes: JsonObject, key: str, default: int) -> int:
+    if key in attributes:
+        return int(attributes[key])
+    if key == "latency" and "median_ms" in attributes:
+        return int(attributes["median_ms"])
+    return default
 
 
 def render_chaos_engine(
@@ -69,7 +70,7 @@ def render_chaos_engine(
     namespace: str,
     selector: dict[str, str],
     labels: dict[str, str],
-) -> dict[str, Any]:
+) -> JsonObject:
     """The LitmusChaos ChaosEngine that runs one round of `experiment`."""
     name = _LITMUS_NAMES.get(experiment.kind)
     if name is None:
@@ -130,7 +131,7 @@ def render_chaos_mesh(
     namespace: str,
     selector: dict[str, str],
     labels: dict[str, str],
-) -> dict[str, Any]:
+) -> JsonObject:
     """The Chaos Mesh NetworkChaos (or StressChaos for pod-cpu-hog) of one round."""
     a = experiment.attributes
     metadata = {
@@ -140,7 +141,7 @@ def render_chaos_mesh(
     }
     target = {"namespaces": [namespace], "labelSelectors": dict(selector)}
     mode = "all" if experiment.percentage == 100 else "fixed-percent"
-    common: dict[str, Any] = {
+    common: JsonObject = {
         "selector": target,
         "mode": mode,
         "duration": f"{math.ceil(experiment.duration)}s",
@@ -296,7 +297,7 @@ class KubeInjector:
         round_.active(began, self.timeline.now())
         return names
 
-    def _create(self, where: tuple[str, str, str], obj: dict[str, Any]) -> None:
+    def _create(self, where: tuple[str, str, str], obj: JsonObject) -> None:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 

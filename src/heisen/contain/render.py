@@ -10,8 +10,8 @@ The CLI prints the result; missing images raise PipelineError (exit 2).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.contain._limits import effective_limits
 from heisen.schema import ContainSection, LoadedPipeline
 from heisen.system import kube_model, render, render_yaml, run_label
@@ -23,7 +23,7 @@ PIPELINE_LABEL = "heisen.dev/pipeline"
 class Rendered:
     """The objects (Kubernetes' JSON form: a serialisation boundary) and the same as a YAML stream."""
 
-    objects: list[dict[str, Any]]
+    objects: list[JsonObject]
     yaml: str
 
 

@@ -13,8 +13,8 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.errors import PipelineError, Problem
 from heisen.fuzz._cases import FuzzCase, make_case
 from heisen.fuzz._values import EdgeKind, decode_payload, encode_text
@@ -47,7 +47,7 @@ class Corpus:
         shrunk: FuzzCase | None = None,
     ) -> Path:
         """Store (or update) a failing case; returns the file written."""
-        record: dict[str, Any] = {
+        record: JsonObject = {
             "version": FORMAT_VERSION,
             "id": case.id,
             "operation": operation,

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from heisen import events
+from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.outputs import FuzzFailure
 
@@ -52,7 +53,7 @@ class OperationReport:
         """How many later cases failed like `failure`."""
         return sum(1 for f in self.failures if f.duplicate_of == failure.id)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "operation": self.operation,
             "cases": self.cases,
@@ -84,7 +85,7 @@ class AdHocFuzzResult:
     def status(self) -> str:
         return "failed" if self.failures else "passed"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """As `fuzz.json` and `--json` hold it (serialisation boundary)."""
         return {
             "openapi": str(self.openapi.resolve()),

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.oracle._python_ref import search_path
 from heisen.oracle._python_worker import MAX_MESSAGE_BYTES
 
@@ -146,7 +147,7 @@ class _Worker:
             self._tail += chunk
             del self._tail[:-_OUTPUT_TAIL_BYTES]
 
-    def call(self, ref: str, context: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+    def call(self, ref: str, context: Mapping[str, Any], timeout_s: float) -> JsonObject:
         deadline = time.monotonic() + timeout_s
         if self.popen is None or self.popen.poll() is not None:
             self.stop()
@@ -179,7 +180,7 @@ class _Worker:
             except OSError as exc:  # EPIPE: the worker is gone
                 raise self._crashed() from exc
 
-    def _receive(self, deadline: float, timeout_s: float) -> dict[str, Any]:
+    def _receive(self, deadline: float, timeout_s: float) -> JsonObject:
         header = self._read(_HEADER_BYTES, deadline, timeout_s)
         size = int.from_bytes(header, "big")
         if size > MAX_MESSAGE_BYTES + 1024:
@@ -309,7 +310,7 @@ def run_python_probe(
     *,
     base_dir: Path | None = None,
     timeout_s: float | None = None,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Call the probe `ref` in the worker; its values, or ProbeError saying what happened."""
     from heisen.oracle.probes import ProbeError
 

@@ -28,6 +28,8 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from heisen._serialised import JsonObject
+
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 _PLAIN = (str, int, float, bool, type(None))
@@ -100,7 +102,7 @@ def _resolve(ref: str) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
-def call_kwargs(function: Callable[..., Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def call_kwargs(function: Callable[..., Any], context: Mapping[str, Any]) -> JsonObject:
     """The entries of `context` that `function` names as parameters (all of them for **kwargs)."""
     try:
         parameters = inspect.signature(function).parameters.values()
@@ -150,7 +152,7 @@ def plain_problem(value: Any, where: str = "the result", depth: int = 0) -> str 
     return f"{where} is a {type(value).__module__}.{type(value).__qualname__}"
 
 
-def run_probe(ref: str, context: Mapping[str, Any]) -> dict[str, Any]:
+def run_probe(ref: str, context: Mapping[str, Any]) -> JsonObject:
     """Call the probe; its values (a mapping as is, anything else as `value`), or ProbeFailure."""
     function = _resolve(ref)
     try:
@@ -181,7 +183,7 @@ async def _await(awaitable: Any) -> Any:
 
 def _reply(ref: str, context: Mapping[str, Any]) -> bytes:
     try:
-        reply: dict[str, Any] = {"values": run_probe(ref, context)}
+        reply: JsonObject = {"values": run_probe(ref, context)}
     except ProbeFailure as exc:
         reply = {"error": str(exc), "fault": exc.fault}
     try:

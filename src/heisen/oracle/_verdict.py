@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from heisen._serialised import JsonObject
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -52,7 +54,7 @@ class Verdict:
         """Not evaluated, and no one is at fault (a history check out of its time budget)."""
         return self.held is None and self.fault is None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """The manifest's form: `{name, held, message, value}`, and `fault` when there is one."""
         data = {
             "name": self.name,

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from heisen._serialised import JsonObject
 from heisen.errors import UsageError
 
 __all__ = [
@@ -76,8 +77,8 @@ class Operation:
         """An operation from its JSON form (``index`` optional); :class:`HistoryError` if invalid."""
         return operation_from_dict(dict(data))
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"process": self.process, "type": self.type.value, "f": self.f}
+    def to_dict(self) -> JsonObject:
+        data: JsonObject = {"process": self.process, "type": self.type.value, "f": self.f}
         if self.key is not None:
             data["key"] = self.key
         data["value"] = self.value

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
+from heisen._serialised import JsonObject
 from heisen.oracle import probes
 from heisen.oracle._verdict import Verdict
 from heisen.oracle.expr import ExpressionError, parse_expression
@@ -68,7 +69,7 @@ def run_setup(pipeline: Pipeline, system: System, steps: Iterable[SetupStep] | N
             )
 
 
-def _http(pipeline: Pipeline, system: System, call: HttpCall) -> dict[str, Any]:
+def _http(pipeline: Pipeline, system: System, call: HttpCall) -> JsonObject:
     base = system.service_url(pipeline.target_service(call))
     return probes.http_probe(
         base, call.method, call.path, json_body=call.json_body, headers=call.headers or None
@@ -77,7 +78,7 @@ def _http(pipeline: Pipeline, system: System, call: HttpCall) -> dict[str, Any]:
 
 def probe_values(
     pipeline: Pipeline, system: System, invariant: Invariant, context: Mapping[str, Any]
-) -> dict[str, Any]:
+) -> JsonObject:
     if invariant.sql is not None:
         return probes.sql_probe(
             system.dependency_of_kind(DependencyKind.POSTGRES, invariant.on), invariant.sql
@@ -139,7 +140,7 @@ def evaluate_probe(
     return Verdict(invariant.name, result, message, evidence)
 
 
-def _shown(values: Mapping[str, Any]) -> dict[str, Any]:
+def _shown(values: Mapping[str, Any]) -> JsonObject:
     return {
         k: v
         for k, v in values.items()
@@ -169,7 +170,7 @@ class WritesLost:
             f"{self.unknown} unknown"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "acknowledged": self.acknowledged,
             "persisted": self.persisted,

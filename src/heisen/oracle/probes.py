@@ -25,9 +25,10 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from heisen.errors import EXIT_ENVIRONMENT, EXIT_USAGE, SystemUnavailable
 
@@ -45,8 +46,27 @@ __all__ = [
 
 CONNECT_TIMEOUT_S = 5
 
+if TYPE_CHECKING:
+    import psycopg
+    import redis
+
+
+@dataclass
+class _Kept:
+    """The connections a `reusing_connections()` block keeps, by DSN or URL."""
+
+    sql: dict[str, psycopg.Connection[Any]] = field(default_factory=dict)
+    redis: dict[str, redis.Redis] = field(default_factory=dict)
+
+    def close(self) -> None:
+        closers = [c.close for c in self.sql.values()] + [c.close for c in self.redis.values()]
+        for close in closers:
+            with contextlib.suppress(Exception):
+                close()
+
+
 # The connections kept by the innermost `reusing_connections()` block of this thread (None: none).
-_kept: ContextVar[dict[str, Any] | None] = ContextVar("heisen_probe_connections", default=None)
+_kept: ContextVar[_Kept | None] = ContextVar("heisen_probe_connections", default=None)
 
 
 @contextlib.contextmanager
@@ -57,15 +77,13 @@ def reusing_connections() -> Iterator[None]:
     the block connects per call. A kept PostgreSQL connection found broken is
     replaced by a new one; a failure on a new one is reported as before.
     """
-    kept: dict[str, Any] = {}
+    kept = _Kept()
     token = _kept.set(kept)
     try:
         yield
     finally:
         _kept.reset(token)
-        for connection in kept.values():
-            with contextlib.suppress(Exception):
-                connection.close()
+        kept.close()
 
 
 class ProbeError(SystemUnavailable):
@@ -134,7 +152,7 @@ def sql_probe(
             with connect() as connection:
                 rows, count = _query(connection, query, params)
         else:
-            rows, count = _query_kept(kept, f"sql {dsn}", connect, query, params)
+            rows, count = _query_kept(kept.sql, dsn, connect, query, params)
     except psycopg.Error as exc:
         raise ProbeError(
             probe="sql", where=_redact(dsn), message=_first_line(exc), fault=_sql_fault(exc)
@@ -157,7 +175,7 @@ def _query(
 
 
 def _query_kept(
-    kept: dict[str, Any],
+    kept: dict[str, psycopg.Connection[Any]],
     key: str,
     connect: Callable[[], Any],
     query: str,
@@ -238,14 +256,14 @@ def _redis_call(url: str, command: Sequence[str], what: str) -> Any:
 
     if not command:
         raise ProbeError(probe=what, where=_redact(url), message="the command is empty")
-    kept, key = _kept.get(), f"redis {url}"
-    client = kept.get(key) if kept is not None else None
+    kept = _kept.get()
+    client = kept.redis.get(url) if kept is not None else None
     if client is None:
         client = redis.Redis.from_url(
             url, socket_timeout=CONNECT_TIMEOUT_S, socket_connect_timeout=CONNECT_TIMEOUT_S
         )
         if kept is not None:
-            kept[key] = client  # its pool reconnects a dropped connection by itself
+            kept.redis[url] = client  # its pool reconnects a dropped connection by itself
     try:
         return cast(Any, client).execute_command(*command)
     except redis.RedisError as exc:

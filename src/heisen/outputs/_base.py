@@ -35,10 +35,10 @@ class OutputModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    def to_manifest(self, *, exclude: set[str] | None = None) -> dict[str, Any]:
+    def to_manifest(self, *, exclude: set[str] | None = None) -> JsonObject:
         """The mapping the manifest holds: the keys that were set, by their manifest names
         (but those of `exclude`)."""
-        data: dict[str, Any] = self.model_dump(
+        data: JsonObject = self.model_dump(
             mode="json", by_alias=True, exclude_unset=True, exclude=exclude
         )
         return data

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from heisen._serialised import JsonObject
 from heisen._units import parse_cpu, parse_duration
 from heisen.predict._model import STEP_KINDS
 
@@ -117,7 +118,7 @@ class StepSpec(_Strict):
 
 class OperationSpec(_Strict):
     endpoint: str | None = None
-    body: dict[str, Any] | None = None
+    body: JsonObject | None = None
     steps: list[StepSpec] = Field(min_length=1)
 
 

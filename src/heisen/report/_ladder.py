@@ -8,8 +8,8 @@ invariant could not be evaluated) has no rate on the ladder: it reads
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.manifest import PhaseRecord, RunManifest
 from heisen.report._facts import inconclusive_reason, trial_errors
 from heisen.schema import LOAD_PHASES, PhaseName
@@ -51,7 +51,7 @@ def ladder(manifest: RunManifest) -> list[Rung]:
         record = manifest.phases.get(name)
         if record is None:
             continue
-        outputs: dict[str, Any] = record.outputs or {}
+        outputs: JsonObject = record.outputs or {}
         rate: float | None = None
         ci: tuple[float, float] | None = None
         trials = outputs.get("trials")

@@ -12,8 +12,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.outputs import TimelineEntry, TrialLine
 from heisen.report._ladder import UNMEASURED, Rung, format_rate
 from heisen.schema import LOAD_PHASES
@@ -322,7 +322,7 @@ def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) ->
     return _svg("Chaos timeline: what was injected when", desc, axis + 28, body)
 
 
-def history_chart(operations: Sequence[dict[str, Any]]) -> str:
+def history_chart(operations: Sequence[JsonObject]) -> str:
     """The minimal violating history: a lane per process, a bar from invoke to completion."""
     calls = _calls(operations)
     processes = sorted(
@@ -358,10 +358,10 @@ def history_chart(operations: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def _calls(operations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _calls(operations: Sequence[JsonObject]) -> list[JsonObject]:
     """Pair each invoke with the next completion on the same process (unpaired: unknown, open-ended)."""
-    open_calls: dict[str, dict[str, Any]] = {}
-    calls: list[dict[str, Any]] = []
+    open_calls: dict[str, JsonObject] = {}
+    calls: list[JsonObject] = []
     for op in operations:
         process = str(op.get("process"))
         time = int(op.get("time") or 0)

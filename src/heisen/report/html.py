@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.manifest import PhaseRecord, RunManifest, write_atomically
 from heisen.outputs import FindingRecord, TimelineEntry, TrialLine
 from heisen.report import _svg
@@ -360,7 +361,7 @@ def _evidence_table(evidence: Any) -> str:
     )
 
 
-def _load_phases(manifest: RunManifest) -> dict[str, dict[str, Any]]:
+def _load_phases(manifest: RunManifest) -> dict[str, JsonObject]:
     return {
         name: record.outputs
         for name, record in manifest.phases.items()
@@ -475,7 +476,7 @@ def _contain_section(manifest: RunManifest) -> Section | None:
     return ("contain", "Contain: CPU limits and throttling", _table(["", "value"], rows))
 
 
-def _outputs(record: PhaseRecord | None) -> dict[str, Any]:
+def _outputs(record: PhaseRecord | None) -> JsonObject:
     return record.outputs if record is not None else {}
 
 

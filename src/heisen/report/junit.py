@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.manifest import PhaseRecord, RunManifest, dump_yaml, write_atomically
 from heisen.outputs import FindingRecord, TrialLine
 from heisen.report._facts import (
@@ -239,7 +240,7 @@ def _error_case(name: str, errors: list[TrialError]) -> Case:
     return Case(name, "error", first.describe(), "\n".join(lines), "NotEvaluated")
 
 
-def _fuzz_case(failure: dict[str, Any]) -> Case:
+def _fuzz_case(failure: JsonObject) -> Case:
     name = str(failure.get("id", "fuzz case"))
     message = str(failure.get("outcome", "failed"))
     lines = [message, "", f"replay: {failure.get('replay', '')}"]

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from heisen._serialised import JsonObject
 from heisen._yaml import format_path
 from heisen.errors import Problem
 from heisen.schema._errors import is_union_tag
@@ -48,8 +49,8 @@ class Mending:
 
 
 def validate_partially(
-    data: dict[str, Any],
-    validate: Callable[[dict[str, Any]], Model],
+    data: JsonObject,
+    validate: Callable[[JsonObject], Model],
     named: Mapping[tuple[str, ...], str],
 ) -> tuple[Model, Mending] | None:
     """The model from `data` with its refused parts mended or cut, or None if none validates.

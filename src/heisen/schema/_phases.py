@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from heisen._serialised import JsonObject
 from heisen.schema import limits as L
 from heisen.schema._system import LoadStep, Resources
 from heisen.schema._types import Duration, Offset, Strict, Threshold, share
@@ -135,7 +136,7 @@ class Toxic(Strict):
     ]
     stream: Literal["upstream", "downstream"] = "downstream"
     toxicity: float = L.FRACTION.field(1.0)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class IsolateSection(TrialsSection):
@@ -177,7 +178,7 @@ class Experiment(Strict):
     force: bool = True
     grace: Offset = 0.0
     sequence: Literal["serial", "parallel"] = "serial"
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
     cores: int = L.CORES.field(1)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
+from heisen._serialised import JsonObject
 from heisen.schema import limits as _limits
 from heisen.schema._phases import Phases
 from heisen.schema._system import (
@@ -45,7 +46,7 @@ class LoadedPipeline:
     pipeline: Pipeline
     path: Path
     sha256: str
-    raw: dict[str, Any]  # the YAML as read: the manifest's `pipeline:` (serialisation boundary)
+    raw: JsonObject  # the YAML as read: the manifest's `pipeline:` (serialisation boundary)
 
     @property
     def base_dir(self) -> Path:

@@ -12,10 +12,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from heisen._serialised import JsonObject
 from heisen.stress._records import RequestRecord
 
 _LOWEST_US = 1
@@ -95,7 +95,7 @@ class LoadSummary:
         p99 = self.latency_ms.get("p99")
         return None if p99 is None else round(p99, 3)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "requests": self.requests,
             "duration_s": round(self.duration_s, 6),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from heisen import events
+from heisen._serialised import JsonObject
 from heisen._stats import rate_with_interval
 from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
 from heisen.oracle import Verdict
@@ -118,7 +119,7 @@ class TrialOutcome:
 
 @dataclass
 class TrialsResult:
-    outputs: dict[str, Any]
+    outputs: JsonObject
     trials: list[TrialOutcome]
     findings: list[Finding]
     records: list[RequestRecord]
@@ -222,7 +223,7 @@ class _TrialRunner:
             findings=_dedupe(self.findings),
         )
 
-    def _outputs(self) -> dict[str, Any]:
+    def _outputs(self) -> JsonObject:
         """The figures so far, as the manifest holds them."""
         return self._figures().to_manifest()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from heisen._serialised import JsonObject
 from heisen._units import parse_duration
 from heisen.errors import UsageError
 from heisen.stress._latency import LoadSummary
@@ -67,7 +68,7 @@ class AdHocPlan:
     repeat: int = 1
     http2: bool = False
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         """The model as `--json` shows it (serialisation boundary)."""
         if self.model == "burst":
             return {"kind": "burst", "requests": self.size, "http2": self.http2}
@@ -187,7 +188,7 @@ class AdHocRun:
     summary: LoadSummary
     release_spread_ms: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         data = self.summary.to_dict()
         if self.release_spread_ms is not None:
             data["release_spread_ms"] = round(self.release_spread_ms, 3)
@@ -220,9 +221,9 @@ class AdHocResult:
         spreads = sorted(r.release_spread_ms for r in self.runs if r.release_spread_ms is not None)
         return (spreads[len(spreads) // 2], spreads[-1]) if spreads else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """The result as `--json` prints it (serialisation boundary)."""
-        data: dict[str, Any] = {
+        data: JsonObject = {
             "url": self.url,
             "method": self.method,
             "model": self.plan.describe(),

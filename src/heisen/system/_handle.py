@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heisen import _templates
+from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.schema import Dependency, DependencyKind, LoadedPipeline, Resources, Service
 from heisen.system._addresses import check_address, host_port, with_host_port
@@ -497,7 +498,7 @@ class SystemHandle:
             stats.bytes_upstream + stats.bytes_downstream, stats.toxic_chunks, stats.toxic_delay_s
         )
 
-    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
+    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> JsonObject:
         return self._control().add_toxic(self.link_proxy(link), dict(toxic))
 
     def remove_toxic(self, link: str, name: str) -> None:
@@ -573,7 +574,7 @@ class SystemHandle:
         else:
             running.server.restart()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {
             "services": {
                 name: {

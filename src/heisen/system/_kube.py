@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._kube_render import MANAGED_BY
 from heisen.system._ports import LOOPBACK
@@ -177,9 +178,7 @@ class KubeBackend:
                     f"cannot reach the Kubernetes API at {self.host}: {exc}"
                 ) from exc
 
-    def _writers(
-        self, kind: str
-    ) -> tuple[Callable[[Any], Any], Callable[[str, dict[str, Any]], Any]]:
+    def _writers(self, kind: str) -> tuple[Callable[[Any], Any], Callable[[str, JsonObject], Any]]:
         ns = self.namespace
         if kind == "Namespace":
             return self._core.create_namespace, lambda name, body: self._core.patch_namespace(

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from heisen._serialised import JsonObject
 from heisen._units import parse_cpu, parse_memory
 from heisen.errors import UsageError
 
@@ -74,11 +75,11 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DEFAULT_IMAGES = {"postgres": "postgres:16-alpine", "redis": "redis:7-alpine"}
 
 
-def _metadata(name: str, namespace: str, labels: Mapping[str, str]) -> dict[str, Any]:
+def _metadata(name: str, namespace: str, labels: Mapping[str, str]) -> JsonObject:
     return {"name": name, "namespace": namespace, "labels": dict(labels)}
 
 
-def _resources(cpu: str | None, memory: str | None) -> dict[str, Any]:
+def _resources(cpu: str | None, memory: str | None) -> JsonObject:
     quantities: dict[str, str] = {}
     if cpu is not None:
         parse_cpu(cpu)  # raises ValueError on a bad quantity
@@ -94,8 +95,8 @@ def _deployment(
     namespace: str,
     labels: Mapping[str, str],
     replicas: int,
-    container: dict[str, Any],
-) -> dict[str, Any]:
+    container: JsonObject,
+) -> JsonObject:
     selector = {**labels, NAME_LABEL: name}
     return {
         "apiVersion": "apps/v1",
@@ -112,7 +113,7 @@ def _deployment(
     }
 
 
-def _service(name: str, namespace: str, labels: Mapping[str, str], port: int) -> dict[str, Any]:
+def _service(name: str, namespace: str, labels: Mapping[str, str], port: int) -> JsonObject:
     selector = {**labels, NAME_LABEL: name}
     return {
         "apiVersion": "v1",
@@ -125,10 +126,10 @@ def _service(name: str, namespace: str, labels: Mapping[str, str], port: int) ->
     }
 
 
-def _service_container(service: KubeService) -> dict[str, Any]:
+def _service_container(service: KubeService) -> JsonObject:
     env = {"PORT": str(service.port), **service.env}
     probe = {"httpGet": {"path": service.health_path, "port": service.port}, "timeoutSeconds": 2}
-    container: dict[str, Any] = {
+    container: JsonObject = {
         "name": service.name,
         "image": service.image,
         "ports": [{"containerPort": service.port, "protocol": "TCP"}],
@@ -149,9 +150,9 @@ def _service_container(service: KubeService) -> dict[str, Any]:
     return container
 
 
-def _dependency_container(dependency: KubeDependency) -> dict[str, Any]:
+def _dependency_container(dependency: KubeDependency) -> JsonObject:
     port = dependency.port()
-    container: dict[str, Any] = {
+    container: JsonObject = {
         "name": dependency.name,
         "image": dependency.image or _DEFAULT_IMAGES[dependency.kind],
         "ports": [{"containerPort": port, "protocol": "TCP"}],
@@ -175,7 +176,7 @@ def render(
     services: Sequence[KubeService],
     dependencies: Sequence[KubeDependency] = (),
     labels: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[JsonObject]:
     """The Namespace, then a Deployment and a Service per dependency and per service."""
     labels = {**MANAGED_BY, **(labels or {})}
     problems = _check_input(services, dependencies)
@@ -183,7 +184,7 @@ def render(
         raise UsageError(
             "cannot render Kubernetes objects:\n" + "\n".join(f"  {p}" for p in problems)
         )
-    objects: list[dict[str, Any]] = [
+    objects: list[JsonObject] = [
         {
             "apiVersion": "v1",
             "kind": "Namespace",

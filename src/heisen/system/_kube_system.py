@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.schema import DependencyKind, LoadedPipeline, Resources
 from heisen.system._kube import KubeBackend, PodInfo, RolloutStatus
@@ -213,7 +214,7 @@ class KubeSystem:
         """The last resort: close the tunnels; the namespace is left for `kubectl delete`."""
         self.backend.close()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JsonObject:
         return {
             "services": {
                 s.name: {"url": self._urls.get(s.name), "replicas": s.replicas}
@@ -311,7 +312,7 @@ class KubeSystem:
     def link_traffic(self, link: str) -> LinkTraffic:
         raise UsageError(f"no link {link!r}: {NO_LINKS}")
 
-    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
+    def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> JsonObject:
         raise UsageError(f"no link {link!r}: {NO_LINKS}")
 
     def remove_toxic(self, link: str, name: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._ports import LOOPBACK, free_port
 from heisen.system._process import ManagedProcess, spawn
@@ -87,8 +88,8 @@ class ProxyControl:
     def version(self) -> str:
         return str(self._call("GET", "/version")["version"])
 
-    def proxies(self) -> dict[str, dict[str, Any]]:
-        result: dict[str, dict[str, Any]] = self._call("GET", "/proxies")
+    def proxies(self) -> dict[str, JsonObject]:
+        result: dict[str, JsonObject] = self._call("GET", "/proxies")
         return result
 
     def reset(self) -> None:
@@ -110,8 +111,8 @@ class ProxyControl:
         address = Address.parse(document["listen"])
         return address.host, address.port
 
-    def proxy(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", f"/proxies/{_q(name)}")
+    def proxy(self, name: str) -> JsonObject:
+        result: JsonObject = self._call("GET", f"/proxies/{_q(name)}")
         return result
 
     def delete(self, name: str) -> None:
@@ -151,20 +152,18 @@ class ProxyControl:
         return int(document["connections"]), peers
 
     # --- toxics -------------------------------------------------------------
-    def toxics(self, name: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", f"/proxies/{_q(name)}/toxics")
+    def toxics(self, name: str) -> list[JsonObject]:
+        result: list[JsonObject] = self._call("GET", f"/proxies/{_q(name)}/toxics")
         return result
 
-    def add_toxic(self, name: str, toxic: Mapping[str, Any]) -> dict[str, Any]:
+    def add_toxic(self, name: str, toxic: Mapping[str, Any]) -> JsonObject:
         """Add a toxic (Toxiproxy's JSON form); returns it with its defaults filled in."""
-        result: dict[str, Any] = self._call("POST", f"/proxies/{_q(name)}/toxics", toxic)
+        result: JsonObject = self._call("POST", f"/proxies/{_q(name)}/toxics", toxic)
         return result
 
-    def update_toxic(
-        self, name: str, toxic_name: str, changes: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def update_toxic(self, name: str, toxic_name: str, changes: Mapping[str, Any]) -> JsonObject:
         """Change a toxic's toxicity, stream or attributes (merged key by key)."""
-        result: dict[str, Any] = self._call(
+        result: JsonObject = self._call(
             "POST", f"/proxies/{_q(name)}/toxics/{_q(toxic_name)}", changes
         )
         return result

@@ -45,6 +45,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from heisen._serialised import JsonObject
 from heisen.errors import HeisenError, SystemUnavailable, UsageError
 from heisen.system._tcpproxy import Address, TcpProxy, ToxicConflict, ToxicNotFound
 from heisen.system._toxics import parse_toxic
@@ -80,7 +81,7 @@ class CreateProxy(_Body):
     enabled: bool = True
     # Toxiproxy clients post back the whole proxy document; these parts are read-only.
     toxics: list[Any] | None = None
-    stats: dict[str, Any] | None = None
+    stats: JsonObject | None = None
 
 
 class UpdateProxy(_Body):
@@ -90,7 +91,7 @@ class UpdateProxy(_Body):
     upstreams: list[str | UpstreamEntry] | None = None
     enabled: bool | None = None
     toxics: list[Any] | None = None
-    stats: dict[str, Any] | None = None
+    stats: JsonObject | None = None
 
 
 class SetReady(_Body):
@@ -213,7 +214,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(400, f"bad request body: {problems}")
 
 
-async def _json(request: web.Request) -> dict[str, Any]:
+async def _json(request: web.Request) -> JsonObject:
     text = await request.text()
     if not text.strip():
         return {}

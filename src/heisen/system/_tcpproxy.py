@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._tcplink import ClientSide, Link
 from heisen.system._toxics import ToxicSpec, update_toxic
@@ -96,7 +97,7 @@ class ProxyStats:
     toxic_delay_s: float = 0.0
     """What the toxics added to those chunks' release times, in total."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "connections_total": self.connections_total,
             "connections_active": self.connections_active,
@@ -140,7 +141,7 @@ class Upstreams:
                 return address
         return None
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def to_json(self) -> list[JsonObject]:
         return [{"address": str(a), "ready": self._ready[a]} for a in self._order]
 
     def __iter__(self) -> Any:
@@ -299,7 +300,7 @@ class TcpProxy:
             toxic_delay_s=self.stats_toxic_delay_s,
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """Toxiproxy's proxy document, plus heisen's `upstreams` and `stats`."""
         members = list(self.upstreams)
         return {

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from heisen._serialised import JsonObject
 from heisen.errors import UsageError
 
 __all__ = [
@@ -145,7 +146,7 @@ class ToxicSpec(BaseModel):
     type: ToxicType
     stream: Stream = Stream.DOWNSTREAM
     toxicity: float = Field(1.0, ge=0.0, le=1.0)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> ToxicSpec:
@@ -159,7 +160,7 @@ class ToxicSpec(BaseModel):
         """The attributes as their typed model (LatencyAttributes, ...)."""
         return ATTRIBUTE_MODELS[self.type].model_validate(self.attributes)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         attributes = self.typed.model_dump(exclude_none=True)
         return {
             "name": self.name,
@@ -192,7 +193,7 @@ def update_toxic(current: ToxicSpec, changes: Mapping[str, Any]) -> ToxicSpec:
     for key, value in fixed.items():
         if key in changes and changes[key] != value:
             raise UsageError(f"a toxic's {key} cannot be changed; delete it and add a new one")
-    merged: dict[str, Any] = {
+    merged: JsonObject = {
         "name": current.name,
         "type": current.type.value,
         "stream": changes.get("stream", current.stream.value),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.oracle.history import Operation
 
 
@@ -29,7 +29,7 @@ class Violation:
     operations: tuple[Operation, ...]
     minimal: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "key": self.key,
             "kind": self.kind,
@@ -46,7 +46,7 @@ class CheckStats:
     steps: int
     seconds: float
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "operations": self.operations,
             "keys": self.keys,
@@ -69,7 +69,7 @@ class CheckResult:
     def verdict(self) -> str:
         return {True: "valid", False: "invalid", None: "unknown"}[self.valid]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "valid": self.valid,
             "verdict": self.verdict,

@@ -8,8 +8,8 @@ linearizability — stays visible however short or long each call was.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.oracle.checkers._values import show
 from heisen.oracle.history import Call, Operation, OpType, pair_calls
 
@@ -47,7 +47,7 @@ def _label(call: Call) -> str:
     return text
 
 
-def timeline_data(operations: Sequence[Operation]) -> list[dict[str, Any]]:
+def timeline_data(operations: Sequence[Operation]) -> list[JsonObject]:
     """One dict per call (invoke + completion), in invocation order, for the HTML report."""
     calls = pair_calls(operations)
     starts, ends, _ = _ranks(calls)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.errors import PipelineError, Problem
 from heisen.system.stub._core import Settings, StubCore
 from heisen.system.stub._delays import parse_distribution
@@ -86,7 +87,7 @@ def _json_body(request: HttpRequest) -> Any:
         raise _Invalid([Problem("", f"the body is not JSON: {exc}")]) from exc
 
 
-def _errors(problems: list[Problem]) -> dict[str, Any]:
+def _errors(problems: list[Problem]) -> JsonObject:
     return {
         "errors": [
             {"title": p.message, "source": {"pointer": "/" + p.path.replace(".", "/")}}
@@ -95,7 +96,7 @@ def _errors(problems: list[Problem]) -> dict[str, Any]:
     }
 
 
-def _health(core: StubCore) -> dict[str, Any]:
+def _health(core: StubCore) -> JsonObject:
     return {
         "status": "healthy",
         "message": "heisen stub is ok",
@@ -104,7 +105,7 @@ def _health(core: StubCore) -> dict[str, Any]:
     }
 
 
-def _list_mappings(core: StubCore) -> dict[str, Any]:
+def _list_mappings(core: StubCore) -> JsonObject:
     mappings = [m.to_json() for m in core.registry.all()]
     return {"mappings": mappings, "meta": {"total": len(mappings)}}
 
@@ -152,10 +153,10 @@ def _reset_all(core: StubCore) -> Reply:
     return 200, {}
 
 
-def _requests(core: StubCore, request: HttpRequest) -> dict[str, Any]:
+def _requests(core: StubCore, request: HttpRequest) -> JsonObject:
     limit_text = request.query.get("limit", [""])[0]
     limit = int(limit_text) if limit_text.isdigit() else None
-    entries: list[dict[str, Any]] = []
+    entries: list[JsonObject] = []
     for entry in core.journal.newest_first():
         if limit is not None and len(entries) >= limit:
             break
@@ -205,8 +206,8 @@ def _settings(core: StubCore, request: HttpRequest) -> Reply:
     return 200, {"settings": _settings_json(core.settings)}
 
 
-def _settings_json(settings: Settings) -> dict[str, Any]:
-    data: dict[str, Any] = {}
+def _settings_json(settings: Settings) -> JsonObject:
+    data: JsonObject = {}
     if settings.fixed_delay_ms is not None:
         data["fixedDelay"] = settings.fixed_delay_ms
     if settings.distribution is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.system.stub._matchers import Path, Report
 
 MAX_RESAMPLES = 1000
@@ -53,8 +54,8 @@ class LogNormal:
         )
         return self.median * math.exp(self.sigma * NormalDist().inv_cdf(q * kept))
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"type": "lognormal", "median": self.median, "sigma": self.sigma}
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"type": "lognormal", "median": self.median, "sigma": self.sigma}
         if self.max_value is not None:
             data["maxValue"] = self.max_value
         return data
@@ -71,7 +72,7 @@ class Uniform:
     def quantile(self, q: float) -> float:
         return self.lower + q * (self.upper - self.lower)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"type": "uniform", "lower": self.lower, "upper": self.upper}
 
 
@@ -89,7 +90,7 @@ class ChunkedDribble:
 
 
 def _number(
-    data: dict[str, Any],
+    data: JsonObject,
     key: str,
     path: Path,
     report: Report,

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.system.stub._http import HttpRequest
 
 
@@ -32,9 +33,9 @@ class LoggedRequest:
     def id(self) -> str:
         return str(uuid.UUID(int=self.seq))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         r = self.request
-        headers: dict[str, Any] = {}
+        headers: JsonObject = {}
         for name, value in r.raw_headers:
             headers[name] = value if name not in headers else [*_listed(headers[name]), value]
         logged = {
@@ -48,7 +49,7 @@ class LoggedRequest:
             "loggedDate": int(self.logged_at * 1000),
             "loggedDateString": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.logged_at)),
         }
-        entry: dict[str, Any] = {
+        entry: JsonObject = {
             "id": self.id,
             "request": logged,
             "responseDefinition": {"status": self.status},

@@ -20,6 +20,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from heisen._json import load_json_file
+from heisen._serialised import JsonObject
 from heisen._yaml import YamlDocument, load_yaml_file
 from heisen.errors import PipelineError, Problem, did_you_mean
 from heisen.system.stub._matchers import Path
@@ -57,14 +58,14 @@ class Mapping:
     scenario: str | None = None
     required_state: str | None = None
     new_state: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    raw: JsonObject = field(default_factory=dict, compare=False)
     source: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.name} ({self.id})" if self.name else self.id
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         data = {k: v for k, v in self.raw.items() if k not in ("id", "uuid")}
         return {"id": self.id, "uuid": self.id, **data}
 

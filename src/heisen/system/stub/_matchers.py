@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.errors import did_you_mean
 from heisen.system.stub._jsonpath import JsonPathError, compile_jsonpath
 
@@ -164,7 +165,7 @@ def parse_json_or_invalid(text: str | None) -> Any:
 
 
 def _compile_equal_to_json(
-    spec: dict[str, Any], expected: Any, where: Path, report: Report
+    spec: JsonObject, expected: Any, where: Path, report: Report
 ) -> ValueMatcher | None:
     if isinstance(expected, str):
         from heisen._json import load_json_text

@@ -17,6 +17,7 @@ from http import HTTPStatus
 from pathlib import Path as FsPath
 from typing import Any
 
+from heisen._serialised import JsonObject
 from heisen.errors import did_you_mean
 from heisen.system.stub._delays import (
     MAX_DELAY_MS,
@@ -223,7 +224,7 @@ def _headers(data: Any, path: Path, report: Report) -> tuple[tuple[str, str], ..
     return tuple(found)
 
 
-def _body(data: dict[str, Any], path: Path, report: Report, files: FsPath | None) -> bytes | None:
+def _body(data: JsonObject, path: Path, report: Report, files: FsPath | None) -> bytes | None:
     present = [key for key in BODY_KEYS if key in data]
     if len(present) > 1:
         report(path, f"use one of {', '.join(BODY_KEYS)}, not {' and '.join(present)}")
@@ -262,7 +263,7 @@ def _body(data: dict[str, Any], path: Path, report: Report, files: FsPath | None
     return target.read_bytes()
 
 
-def _proxy(data: dict[str, Any], path: Path, report: Report) -> ProxySpec | None:
+def _proxy(data: JsonObject, path: Path, report: Report) -> ProxySpec | None:
     base = data.get("proxyBaseUrl")
     if base is None:
         return None

@@ -16,7 +16,7 @@ atomic too.
 
 from __future__ import annotations
 
-from typing import Any
+from heisen._serialised import JsonObject
 
 STARTED = "Started"
 
@@ -46,7 +46,7 @@ class Scenarios:
         self._state.clear()
         self._possible.clear()
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def to_json(self) -> list[JsonObject]:
         return [
             {
                 "id": name,
