@@ -5,6 +5,7 @@ The cluster here is tests/system/kube_fake.py, a FAKE API server (not Kubernetes
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -100,3 +101,49 @@ def test_without_litmus_or_chaos_mesh_the_error_says_what_to_install(tmp_path):
         "GET",
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/chaosengines.litmuschaos.io",
     ) in cluster.requests
+
+
+@pytest.mark.slow
+def test_the_kubeconfig_is_read_beside_the_pipeline_not_where_heisen_runs(tmp_path, monkeypatch):
+    from chaos_support import pipeline_copy
+
+    from heisen.chaos._backends import injector
+    from heisen.manifest import RunInfo, RunManifest
+    from heisen.phase import PhaseContext
+    from heisen.pipeline import load_pipeline
+
+    with fake_cluster(tmp_path) as (_, kubeconfig):
+        path = pipeline_copy(
+            tmp_path,
+            **{"phases:\n": f"phases:\n  contain:\n    kubeconfig: ../{kubeconfig.name}\n"},
+        )
+        loaded = load_pipeline(path)
+        elsewhere = tmp_path / "somewhere" / "else"
+        elsewhere.mkdir(parents=True)
+        monkeypatch.chdir(elsewhere)
+        info = RunInfo(
+            id="r1",
+            pipeline=str(path),
+            pipeline_sha256=loaded.sha256,
+            seed=5,
+            started_at="now",
+            heisen_version="test",
+        )
+        ctx = PhaseContext(
+            loaded=loaded,
+            manifest=RunManifest(run=info),
+            system=None,
+            seed=5,
+            run_dir=tmp_path,
+            emit=lambda event: None,
+        )
+        section = ChaosSection(
+            experiments=[LATENCY],
+            backend="kubernetes",
+            namespace="shop",
+            selector={"app": "inventory"},
+        )
+        timeline = Timeline()
+        chosen = injector(ctx, section, Faults(timeline), timeline)
+        server = json.loads(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        assert chosen.api_client.configuration.host == server  # type: ignore[attr-defined]

@@ -37,11 +37,13 @@ def _kubernetes(
     from heisen.chaos._kubernetes import KubeInjector
 
     contain = ctx.pipeline.phases.contain
+    kubeconfig = contain.kubeconfig if contain is not None else None
     return KubeInjector(
         section,
         faults,
         timeline,
-        kubeconfig=contain.kubeconfig if contain is not None else None,
+        # relative to the pipeline's folder, as contain reads it, not to where heisen runs
+        kubeconfig=str(ctx.loaded.resolve(kubeconfig)) if kubeconfig else None,
         context=contain.context if contain is not None else None,
     )
 
