@@ -199,6 +199,14 @@ class _Checker:
         for index, invariant in enumerate(p.invariants):
             self._check_invariant(("invariants", index), invariant)
         self._check_phases(p.phases)
+        if p.target is not None:
+            names = [invariant.name for invariant in p.invariants]
+            if p.target not in names:
+                self.add(
+                    ("target",),
+                    f"no invariant named {p.target!r} (invariants: {', '.join(names) or 'none'})"
+                    f"{did_you_mean(p.target, names)}",
+                )
         self.found += check_referenced_files(p, self.document, self.base_dir)
         return self.found
 
@@ -374,13 +382,16 @@ class _Checker:
     def _check_invariant(self, path: YamlPath, invariant: Invariant) -> None:
         from heisen.oracle.expr import ExpressionError, parse_expression
 
-        if invariant.expect:
+        for key in ("expect", "severity"):
+            text = getattr(invariant, key)
+            if not text:
+                continue
             try:
-                expression = parse_expression(invariant.expect)
+                expression = parse_expression(text)
             except ExpressionError as exc:
-                self.add((*path, "expect"), f"bad expression: {exc}")
+                self.add((*path, key), f"bad expression: {exc}")
             else:
-                self._check_expect_names((*path, "expect"), invariant, expression.names)
+                self._check_expect_names((*path, key), invariant, text, expression.names)
         if invariant.sql is not None:
             self._check_target(path, invariant.on, DependencyKind.POSTGRES)
         if invariant.redis is not None:
@@ -405,10 +416,11 @@ class _Checker:
                 )
 
     def _check_expect_names(
-        self, path: YamlPath, invariant: Invariant, names: frozenset[str]
+        self, path: YamlPath, invariant: Invariant, text: str, names: frozenset[str]
     ) -> None:
-        """Names an `expect:` can never be given: probes whose variables are known in advance,
-        and `load.<request>` for a request the scenario does not have."""
+        """Names an `expect:` (or a `severity:`, which reads the same variables) can never be
+        given: probes whose variables are known in advance, and `load.<request>` for a request
+        the scenario does not have."""
         kind = next((k for k in PROBE_VARIABLES if getattr(invariant, k) is not None), None)
         given = PROBE_VARIABLES.get(kind) if kind else None
         if invariant.sql is not None:
@@ -422,7 +434,7 @@ class _Checker:
                     f"{', '.join(sorted(given))}){hint}",
                 )
         requests = [*self.pipeline.scenario.requests, "total"]
-        for request in LOAD_REFERENCE.findall(invariant.expect or ""):
+        for request in LOAD_REFERENCE.findall(text):
             if request not in requests:
                 self.add(
                     path,

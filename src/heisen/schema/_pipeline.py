@@ -33,7 +33,21 @@ class Pipeline(Strict):
     services: dict[str, Service] = Field(min_length=1)
     scenario: Scenario
     invariants: list[Invariant] = Field(default_factory=list)
+    target: str | None = Field(
+        default=None,
+        description="the invariant whose race the reproduction ladder follows "
+        "(default: the first invariant)",
+    )
     phases: Phases = Field(default_factory=Phases)
+
+    def ladder_target(self) -> str | None:
+        """The invariant the ladder follows: `target:`, else the first invariant (None: none).
+
+        predict's hotspots name a boundary and an anomaly, not an invariant, so no hotspot
+        can choose one yet; the first invariant is the one a pipeline names first."""
+        if self.target is not None:
+            return self.target
+        return self.invariants[0].name if self.invariants else None
 
     def target_service(self, request: RequestTemplate | HttpCall) -> str:
         return request.service or next(iter(self.services))

@@ -173,6 +173,11 @@ class Invariant(Strict):
     acknowledged: Acknowledged | None = None
     on: str | None = None
     expect: str | None = None
+    severity: str | None = Field(
+        default=None,
+        description="how much the race hit per operation in one trial, over expect:'s variables "
+        "(`(sold - capacity) / load.checkout.ok`): the ladder's per_operation_rate",
+    )
     timeout: Duration | None = Field(
         default=None, description="python: probes only: how long one call may take (default 10s)"
     )
@@ -195,6 +200,10 @@ class Invariant(Strict):
             )
         if kinds[0] in ("sql", "redis", "http", "python") and not self.expect:
             raise ValueError(f"a {kinds[0]}: probe needs expect: (for example `sold <= capacity`)")
+        if self.severity is not None and kinds[0] not in ("sql", "redis", "http", "python"):
+            raise ValueError(
+                "severity: is for sql:, redis:, http: and python: probes (it reads expect:'s variables)"
+            )
         if self.timeout is not None and kinds[0] != "python":
             raise ValueError("timeout: is for python: probes only")
         return self
