@@ -24,7 +24,8 @@ class Verdict:
     `environment`: what it probes is gone, exit 3); a None without one is
     undecided (a history check out of its time budget). Neither ever counts
     as held. `value` holds what the invariant compared (the evidence a
-    finding shows): data read from the system, kept as it came.
+    finding shows): data read from the system, kept as it came. `severity` is
+    the invariant's `severity:` over the same values (a probe's only).
     """
 
     name: str
@@ -32,6 +33,7 @@ class Verdict:
     message: str
     value: Mapping[str, Any] = field(default_factory=dict)
     fault: str | None = None
+    severity: float | None = None  # the invariant's `severity:` this trial (None: it has none)
 
     @classmethod
     def error(

@@ -8,6 +8,7 @@ caller (the scenario engine) and checked here too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,13 +132,27 @@ def evaluate_probe(
             f"expect: {invariant.expect} gave {result!r} ({type(result).__name__}), not true or false",
             evidence,
         )
+    severity: float | None = None
+    if invariant.severity is not None:
+        try:
+            severity = _severity(invariant.severity, values)
+        except ExpressionError as exc:
+            return Verdict.error(invariant.name, "pipeline", f"severity: {exc}", evidence)
     detail = ", ".join(f"{k}={v!r}" for k, v in evidence.items())
     message = (
         f"{invariant.expect}"
         + (" held" if result else " violated")
         + (f" ({detail})" if detail else "")
     )
-    return Verdict(invariant.name, result, message, evidence)
+    return Verdict(invariant.name, result, message, evidence, severity=severity)
+
+
+def _severity(text: str, values: Mapping[str, Any]) -> float:
+    """`severity:` over the values `expect:` read; a number, or `ExpressionError` saying why not."""
+    result = parse_expression(text).evaluate(values)
+    if isinstance(result, bool) or not isinstance(result, int | float) or not math.isfinite(result):
+        raise ExpressionError(f"{text} gave {result!r}, not a finite number")
+    return float(result)
 
 
 def _shown(values: Mapping[str, Any]) -> JsonObject:

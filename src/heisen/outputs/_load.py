@@ -24,6 +24,21 @@ class RateFigures(OutputModel):
     ci95: tuple[Number, Number] = (0.0, 1.0)
 
 
+class PerOperationRate(OutputModel):
+    """An invariant's `severity:` over a phase's trials: the mean per-trial value, its Student-t
+    95% interval (None below 2 trials) and how many trials it is over."""
+
+    mean: Number | None = None
+    ci95: tuple[Number, Number] | None = None
+    trials: int = 0
+
+
+class InvariantFigures(RateFigures):
+    """One invariant's own rate in `per_invariant`, and its `severity:` when it declares one."""
+
+    per_operation_rate: PerOperationRate | None = None
+
+
 class Latency(OutputModel):
     """Latency percentiles in milliseconds."""
 
@@ -126,7 +141,7 @@ class LoadFigures(RateFigures):
     outcomes: Outcomes = Field(default_factory=Outcomes)
     undecided: list[Undecided] = Field(default_factory=list)
     per_trial: list[TrialLine] = Field(default_factory=list)
-    per_invariant: dict[str, RateFigures] = Field(default_factory=dict)
+    per_invariant: dict[str, InvariantFigures] = Field(default_factory=dict)
     trial_errors: list[TrialError] = Field(default_factory=list)
 
 

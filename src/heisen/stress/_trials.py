@@ -29,16 +29,17 @@ from typing import Any, Literal
 
 from heisen import events
 from heisen._serialised import JsonObject
-from heisen._stats import rate_with_interval
+from heisen._stats import mean_with_interval, rate_with_interval
 from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
 from heisen.oracle import Verdict
 from heisen.oracle.probes import ProbeError, reusing_connections
 from heisen.outputs import (
     Bound,
+    InvariantFigures,
     LoadFigures,
     Outcomes,
     Overlap,
-    RateFigures,
+    PerOperationRate,
     Spread,
     TrialError,
     TrialLine,
@@ -390,14 +391,40 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, RateFigures]:
-    """Each invariant's own violation rate: which race the overall rate is made of."""
+def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, InvariantFigures]:
+    """Each invariant's own violation rate: which race the overall rate is made of; and, for an
+    invariant with `severity:`, its `per_operation_rate` (see `severity_values`)."""
     names = [v.name for v in outcomes[0].verdicts] if outcomes else []
     rates = {}
     for name in names:
         violated = sum(1 for o in outcomes for v in o.verdicts if v.name == name and v.violated)
-        rates[name] = RateFigures.from_manifest(rate_with_interval(violated, len(outcomes)))
+        figures = InvariantFigures.from_manifest(rate_with_interval(violated, len(outcomes)))
+        values = severity_values(outcomes, name)
+        if values is not None:
+            figures.per_operation_rate = PerOperationRate.from_manifest(mean_with_interval(values))
+        rates[name] = figures
     return rates
+
+
+def severity_values(outcomes: Sequence[TrialOutcome], name: str) -> list[float] | None:
+    """The per-trial values of invariant `name`'s `severity:` (None when it declares none).
+
+    A trial where the invariant held counts 0: the race did not hit, whatever the expression
+    gives there (`(sold - capacity) / load.checkout.ok` is negative while tickets remain).
+    A violating trial counts the expression's value. The expression is still evaluated in
+    every trial, so a mistake in it stops the phase at once (`heisen.oracle`), not at the
+    first violation. A single ratio expression hides its numerator and denominator, so the
+    phase cannot pool them (total oversold over total checkouts); it reports the mean of
+    the per-trial values, which is that pooled figure when the trials send the same load,
+    with a Student-t interval over the trials (`heisen._stats.mean_with_interval`).
+    """
+    verdicts = [next((v for v in o.verdicts if v.name == name), None) for o in outcomes]
+    if not any(v is not None and v.severity is not None for v in verdicts):
+        return None
+    return [
+        v.severity if v is not None and v.violated and v.severity is not None else 0.0
+        for v in verdicts
+    ]
 
 
 def _mean(values: Sequence[float]) -> float:
