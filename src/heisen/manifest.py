@@ -73,6 +73,29 @@ class TeardownRecord(_Record):
     error: str
 
 
+class LadderStep(_Record):
+    """One load phase's figures for the ladder's target invariant.
+
+    `amplification`: this step's violation rate over the previous measured step's, for the
+    same invariant (None on the first step, or when that rate was 0). `per_operation_rate`:
+    `{mean, ci95, trials}` of the invariant's `severity:` (None when it declares none).
+    `smallest_reproducing_burst` is not measured yet and is always None."""
+
+    phase: str
+    violation_rate: float | None = None
+    ci95: tuple[float, float] | None = None
+    per_operation_rate: JsonObject | None = None
+    smallest_reproducing_burst: int | None = None
+    amplification: float | None = None
+
+
+class Ladder(_Record):
+    """The race the ladder follows (`target`, an invariant) and its steps, phase by phase."""
+
+    target: str
+    steps: list[LadderStep] = Field(default_factory=list)
+
+
 class RunInfo(_Record):
     id: str
     pipeline: str
@@ -92,12 +115,15 @@ class RunManifest(_Record):
     teardown: list[TeardownRecord] = Field(default_factory=list)  # written only when not empty
     pipeline: JsonObject = Field(default_factory=dict)  # the YAML as read (serialisation)
     system: JsonObject | None = None  # what ran where (`System.describe()`): serialisation
+    ladder: Ladder | None = None  # written after the first load phase (`heisen.ladder`)
 
     def phase(self, name: str) -> PhaseRecord:
         return self.phases.setdefault(name, PhaseRecord())
 
     def to_plain(self) -> JsonObject:
         data = self.model_dump(mode="json", exclude_none=True)
+        if self.ladder is not None:  # its nulls are figures not measured: they stay
+            data["ladder"] = self.ladder.model_dump(mode="json")
         if not data.get("teardown"):
             data.pop("teardown", None)
         for record in data.get("phases", {}).values():

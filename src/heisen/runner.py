@@ -42,6 +42,7 @@ from heisen import __version__, events
 from heisen._interrupts import Terminated, interrupts_raise, signals_shielded, stop_deadline
 from heisen._units import parse_duration
 from heisen.errors import HeisenError, Interrupted, PhaseCrashed, UsageError
+from heisen.ladder import build_ladder
 from heisen.manifest import (
     PhaseError,
     PhaseRecord,
@@ -248,6 +249,9 @@ class Runner:
 
     def save(self) -> None:
         if self._persist:
+            target = self.loaded.pipeline.ladder_target()
+            if target is not None:  # the ladder as the load phases have measured it so far
+                self.manifest.ladder = build_ladder(self.manifest, target) or self.manifest.ladder
             self.manifest.save(self.run_dir)
 
     def check(self) -> CheckOutcome:
