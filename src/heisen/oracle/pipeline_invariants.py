@@ -112,7 +112,10 @@ def evaluate_probe(
     """Run the invariant's probe and judge `expect:` over its values (and `load`, the trial's).
 
     A probe that cannot run or an expression that cannot be evaluated is an
-    error verdict, never held: see `Verdict`.
+    error verdict, never held: see `Verdict`. `severity:` is evaluated over the
+    same values when the invariant is violated after a load (`load` given: a
+    trial of the load engine); a race that did not hit has no severity, and
+    fuzz's and chaos's probes, which have no `load.*`, ask for none.
     """
     assert invariant.expect is not None
     try:
@@ -133,7 +136,7 @@ def evaluate_probe(
             evidence,
         )
     severity: float | None = None
-    if invariant.severity is not None:
+    if invariant.severity is not None and not result and load is not None:
         try:
             severity = _severity(invariant.severity, values)
         except ExpressionError as exc:

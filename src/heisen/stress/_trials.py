@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -276,7 +276,9 @@ class _TrialRunner:
             )
             for o in outcomes
         ]
-        figures.per_invariant = per_invariant(outcomes)
+        figures.per_invariant = per_invariant(
+            outcomes, {inv.name for inv in self.invariants if inv.severity is not None}
+        )
         return figures
 
     def _trial(self, trial: int) -> tuple[TrialOutcome, list[RequestRecord], list[Finding]]:
@@ -391,40 +393,43 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def per_invariant(outcomes: Sequence[TrialOutcome]) -> dict[str, InvariantFigures]:
-    """Each invariant's own violation rate: which race the overall rate is made of; and, for an
-    invariant with `severity:`, its `per_operation_rate` (see `severity_values`)."""
+def per_invariant(
+    outcomes: Sequence[TrialOutcome], with_severity: Collection[str] = ()
+) -> dict[str, InvariantFigures]:
+    """Each invariant's own violation rate: which race the overall rate is made of; and, for
+    the invariants of `with_severity` (those with `severity:`), its `per_operation_rate`."""
     names = [v.name for v in outcomes[0].verdicts] if outcomes else []
     rates = {}
     for name in names:
         violated = sum(1 for o in outcomes for v in o.verdicts if v.name == name and v.violated)
         figures = InvariantFigures.from_manifest(rate_with_interval(violated, len(outcomes)))
-        values = severity_values(outcomes, name)
-        if values is not None:
+        if name in with_severity:
+            values = severity_values(outcomes, name)
             figures.per_operation_rate = PerOperationRate.from_manifest(mean_with_interval(values))
         rates[name] = figures
     return rates
 
 
-def severity_values(outcomes: Sequence[TrialOutcome], name: str) -> list[float] | None:
-    """The per-trial values of invariant `name`'s `severity:` (None when it declares none).
+def severity_values(outcomes: Sequence[TrialOutcome], name: str) -> list[float]:
+    """The per-trial values of invariant `name`'s `severity:`, one per trial.
 
-    A trial where the invariant held counts 0: the race did not hit, whatever the expression
-    gives there (`(sold - capacity) / load.checkout.ok` is negative while tickets remain).
-    A violating trial counts the expression's value. The expression is still evaluated in
-    every trial, so a mistake in it stops the phase at once (`heisen.oracle`), not at the
-    first violation. A single ratio expression hides its numerator and denominator, so the
-    phase cannot pool them (total oversold over total checkouts); it reports the mean of
-    the per-trial values, which is that pooled figure when the trials send the same load,
-    with a Student-t interval over the trials (`heisen._stats.mean_with_interval`).
+    A trial where the invariant held counts 0: the race did not hit. The expression is
+    evaluated only when it was violated (`heisen.oracle.pipeline_invariants`), so that
+    `(sold - capacity) / load.checkout.ok` neither counts negative while tickets remain
+    nor divides by zero in a trial (or a `heisen check`) that sold nothing.
+
+    A single ratio expression hides its numerator and denominator, so a phase cannot pool
+    them (total oversold over total checkouts); it reports the mean of the per-trial
+    values, which is that pooled figure when the trials send the same load, with a
+    Student-t 95% interval over the trials (`heisen._stats.mean_with_interval`): the trials
+    are independent replications, each from the scenario's setup.
     """
-    verdicts = [next((v for v in o.verdicts if v.name == name), None) for o in outcomes]
-    if not any(v is not None and v.severity is not None for v in verdicts):
-        return None
-    return [
-        v.severity if v is not None and v.violated and v.severity is not None else 0.0
-        for v in verdicts
-    ]
+    values = []
+    for outcome in outcomes:
+        verdict = next((v for v in outcome.verdicts if v.name == name), None)
+        severity = verdict.severity if verdict is not None and verdict.violated else None
+        values.append(severity if severity is not None else 0.0)
+    return values
 
 
 def _mean(values: Sequence[float]) -> float:
