@@ -19,7 +19,7 @@ from heisen.report._facts import (
     inconclusive_phases,
     trial_errors,
 )
-from heisen.report._ladder import format_rate, invariant_lines, ladder, ladder_line
+from heisen.report._ladder import format_rate, headline, invariant_lines, ladder
 from heisen.report._terminal import styled
 
 _MAX_FINDINGS = 20
@@ -42,7 +42,7 @@ def print_summary(
     console.print()
     console.print(_phase_table(manifest))
     console.print()
-    console.print(_indented(f"[bold]ladder:[/] {escape(ladder_line(ladder(manifest)))}", 8))
+    console.print(_indented(f"[bold]ladder:[/] {escape(headline(manifest))}", 8))
     for line in invariant_lines(manifest):
         console.print(_indented(f"  {escape(line)}", 10))
     _print_bounds(manifest, console)

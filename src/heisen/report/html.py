@@ -30,7 +30,14 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
-from heisen.report._ladder import Rung, format_rate, ladder, ladder_line
+from heisen.report._ladder import (
+    Rung,
+    format_rate,
+    headline,
+    invariant_lines,
+    ladder,
+    target_ladder,
+)
 from heisen.schema import LOAD_PHASES
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -219,10 +226,18 @@ def _error_box(name: str, record: PhaseRecord) -> str:
     return f'<div class="error-box">{body}</div>'
 
 
+_LADDER_CAPTION = (
+    "Bars: share of trials that violated an invariant; "
+    "whiskers: Wilson 95% interval. predict is the simulation's estimate for the top hotspot."
+)
+
+
 def _ladder_section(manifest: RunManifest) -> Section | None:
-    rungs = ladder(manifest)
+    target = target_ladder(manifest)
+    rungs = target[1] if target is not None else ladder(manifest)
     if not rungs:
         return None
+    others = "".join(f'<p class="muted">{escape(line)}</p>' for line in invariant_lines(manifest))
     rows = [
         (
             escape(r.phase),
@@ -235,11 +250,13 @@ def _ladder_section(manifest: RunManifest) -> Section | None:
         for r in rungs
     ]
     body = (
-        f'<p class="lead">{escape(ladder_line(rungs))}</p>'
+        f'<p class="lead">{escape(headline(manifest))}</p>'
+        + others
         + _figure(
             _svg.ladder_chart(rungs),
-            "Bars: share of trials that violated an invariant; "
-            "whiskers: Wilson 95% interval. predict is the simulation's estimate for the top hotspot.",
+            _LADDER_CAPTION
+            if target is None
+            else f"Bars: share of trials that violated {target[0]}; whiskers: Wilson 95% interval.",
         )
         + _table(["phase", "status", "violation rate", "95% CI", "trials", "note"], rows, (2, 3, 4))
     )

@@ -25,7 +25,7 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
-from heisen.report._ladder import format_rate, ladder, ladder_line
+from heisen.report._ladder import format_rate, headline, invariant_lines, ladder, target_ladder
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -74,11 +74,14 @@ def render(manifest: RunManifest) -> str:
     lines += _errors(manifest)
     lines += _inconclusive(manifest)
     lines += _bounds(manifest)
-    rungs = ladder(manifest)
+    target = target_ladder(manifest)
+    rungs = target[1] if target is not None else ladder(manifest)
     if rungs:
+        others = [f"- {text(line)}" for line in invariant_lines(manifest)]
         lines += [
-            f"**Reproduction ladder:** {text(ladder_line(rungs))}",
+            f"**Reproduction ladder:** {text(headline(manifest))}",
             "",
+            *([*others, ""] if others else []),
             "| phase | status | violation rate | 95% CI | trials | note |",
             "|---|---|---:|---:|---:|---|",
         ]
