@@ -11,6 +11,8 @@ always on the same invariant: never one race's rate over another's.
 
 `build_ladder` is pure (manifest in, `Ladder` out); the runner calls it
 before each save, so the ladder follows the phases as they finish.
+`same_race_factor` is the same comparison for one phase against stress,
+which isolate's and contain's summaries state.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from heisen._stats import rate_with_interval
 from heisen.manifest import Ladder, LadderStep, PhaseStatus, RunManifest
 from heisen.schema import LOAD_PHASES
 
-__all__ = ["build_ladder"]
+__all__ = ["build_ladder", "same_race_factor"]
 
 _RAN = (PhaseStatus.PASSED, PhaseStatus.FAILED, PhaseStatus.INCONCLUSIVE, PhaseStatus.ERROR)
 _UNMEASURED = (PhaseStatus.INCONCLUSIVE, PhaseStatus.ERROR)
@@ -69,3 +71,20 @@ def _from_verdicts(verdicts: list[Mapping[str, Any]], target: str) -> dict[str, 
     if verdict is None or verdict.get("held") is None:
         return None
     return rate_with_interval(0 if verdict["held"] else 1, 1)
+
+
+def same_race_factor(
+    outputs: Mapping[str, Any], baseline: Mapping[str, Any], target: str | None
+) -> float | None:
+    """The target invariant's rate in `outputs` over its rate in `baseline` (None when either
+    has no figure for it, or the baseline's is 0): a phase's summary compares one race only."""
+    if target is None:
+        return None
+    rates = [
+        ((figures.get("per_invariant") or {}).get(target) or {}).get("violation_rate")
+        for figures in (outputs, baseline)
+    ]
+    rate, before = rates
+    if not isinstance(rate, int | float) or not isinstance(before, int | float) or not before:
+        return None
+    return round(rate / before, 3)

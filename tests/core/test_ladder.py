@@ -11,7 +11,7 @@ from test_corpus import heisen
 
 from heisen._stats import mean_with_interval
 from heisen.console import make_console
-from heisen.ladder import build_ladder
+from heisen.ladder import build_ladder, same_race_factor
 from heisen.manifest import RunManifest
 from heisen.report import markdown, print_summary
 from support import COUNTER, copy_counter, manifest_of
@@ -237,3 +237,12 @@ def test_a_stress_run_writes_the_targets_ladder(tmp_path: Path) -> None:
     assert 0 < per_operation["mean"] <= 1  # lost increments per increment that succeeded
     assert 0 <= low <= per_operation["mean"] <= high
     assert "ladder: no-lost-update: stress 100% (" in " ".join(result.stderr.split())
+
+
+def test_a_phase_compares_its_rate_with_stress_on_the_same_race_only() -> None:
+    manifest = _manifest("no-oversell")
+    stress, isolate = (manifest.phases[name].outputs for name in ("stress", "isolate"))
+    assert same_race_factor(isolate, stress, "no-oversell") == 3.0  # 50% over 17%
+    assert same_race_factor(isolate, stress, "no-stale-read") == 0.0  # 0% over 83%, not 0.6x
+    assert same_race_factor(stress, isolate, "no-stale-read") is None  # isolate's 0: no factor
+    assert same_race_factor(isolate, {}, "no-oversell") is None

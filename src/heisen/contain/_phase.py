@@ -14,6 +14,7 @@ from heisen import outputs
 from heisen._stats import amplification
 from heisen._thresholds import breached
 from heisen.contain._limits import BackendRun
+from heisen.ladder import same_race_factor
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.schema import ContainSection, Pipeline
@@ -69,7 +70,10 @@ def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) ->
     if reason:
         return PhaseResult.inconclusive(reason, out.to_manifest(), measured.result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
-    summary = _summary(out, measured.notes + messages)
+    target = ctx.loaded.pipeline.ladder_target()
+    factor = same_race_factor(out.to_manifest(), ctx.outputs_of("stress"), target)
+    same_race = f"{factor:.1f}x stress's {target} rate" if factor is not None else None
+    summary = _summary(out, measured.notes + messages, same_race)
     return PhaseResult(
         status, summary, out.to_manifest(), measured.result.artifacts, findings=findings
     )
@@ -97,15 +101,14 @@ def _vacuity(out: outputs.ContainOutputs) -> str | None:
     return vacuity(out.to_manifest())
 
 
-def _summary(out: outputs.ContainOutputs, notes: list[str]) -> str:
+def _summary(out: outputs.ContainOutputs, notes: list[str], same_race: str | None) -> str:
     limits = ", ".join(
         f"{name} " + " ".join(f"{k}={v}" for k, v in spec.to_manifest().items() if v is not None)
         for name, spec in out.limits_by_service.items()
     )
     text = f"{out.violations}/{out.trials} trials violated an invariant under {limits}"
-    factor = out.amplification.factor
-    if factor is not None:
-        text += f", {factor:.1f}x stress's rate"
+    if same_race is not None:
+        text += f", {same_race}"
     p99 = _p99(out)
     if p99 is not None:
         text += f" (p99 {p99:.1f} ms)"

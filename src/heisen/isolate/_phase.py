@@ -6,6 +6,7 @@ from heisen import events, outputs
 from heisen._stats import amplification
 from heisen._thresholds import breached
 from heisen.errors import UsageError
+from heisen.ladder import same_race_factor
 from heisen.manifest import PhaseStatus, plain
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.schema import Toxic
@@ -75,9 +76,10 @@ def run(ctx: PhaseContext) -> PhaseResult:
         return PhaseResult.inconclusive(reason, out.to_manifest(), result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     summary = f"{out.violations}/{out.trials} trials violated an invariant"
-    factor = out.amplification.factor
+    target = ctx.loaded.pipeline.ladder_target()
+    factor = same_race_factor(out.to_manifest(), ctx.outputs_of("stress"), target)
     if factor is not None:
-        summary += f", {factor:.1f}x stress's rate"
+        summary += f", {factor:.1f}x stress's {target} rate"
     summary += f" with {len(stubs)} stub(s) and {len(applied)} toxic(s)"
     if messages:
         summary += "; " + "; ".join(messages)
