@@ -29,14 +29,36 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C: a BaseException, so no `except Exception` can swallow it."""
 
 
+# The signal received inside the current `interrupts_raise()` block, if any.
+_received: signal.Signals | None = None
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    global _received
+    _received = signal.SIGTERM
     raise Terminated("terminated by SIGTERM")
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     # Not signal.default_int_handler, which asyncio.run() swaps for a handler that only
     # cancels its main task: a task that outlives its cancellation would hide the Ctrl-C.
+    global _received
+    _received = signal.SIGINT
     raise KeyboardInterrupt
+
+
+def raise_if_interrupted() -> None:
+    """Raise the interrupt again if its signal came and the work goes on.
+
+    Where the handler ran decides whether its exception propagates: raised inside
+    a `__del__`, a weakref callback or an import lock's callback, it is printed as
+    "Exception ignored" and lost. Loops call this between steps so such a signal
+    still ends the run, not the stop deadline.
+    """
+    if _received is signal.SIGTERM:
+        raise Terminated("terminated by SIGTERM")
+    if _received is signal.SIGINT:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -52,6 +74,8 @@ def _handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
 
 def interrupts_raise() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGINT raise in the main thread, whatever it is doing."""
+    global _received
+    _received = None
     return _handlers({signal.SIGTERM: _raise_terminated, signal.SIGINT: _raise_interrupt})
 
 

@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heisen import __version__, events
-from heisen._interrupts import Terminated, interrupts_raise, signals_shielded, stop_deadline
+from heisen._interrupts import (
+    Terminated,
+    interrupts_raise,
+    raise_if_interrupted,
+    signals_shielded,
+    stop_deadline,
+)
 from heisen._units import parse_duration
 from heisen.errors import HeisenError, Interrupted, PhaseCrashed, UsageError
 from heisen.ladder import build_ladder
@@ -348,6 +354,7 @@ class Runner:
                 record.error = PhaseError(type=error_type, message=message)
 
     def _run_phase(self, name: PhaseName) -> PhaseResult:
+        raise_if_interrupted()
         record = self.manifest.phase(name.value)
         section = self.loaded.pipeline.phases.section(name)
         if section is None or not section.enabled:

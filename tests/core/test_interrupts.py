@@ -87,3 +87,29 @@ def test_ctrl_c_is_not_lost_in_an_asyncio_task_that_swallows_its_cancellation():
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=20)
     assert (process.returncode, out.strip()) == (130, "interrupted"), err
+
+
+def test_a_signal_whose_exception_python_dropped_is_raised_again_between_steps():
+    process = start(
+        """
+        import os, signal, sys, time
+        from heisen._interrupts import Terminated, interrupts_raise, raise_if_interrupted
+
+        class DroppedOnDelete:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)  # the handler raises in here: Python prints it and drops it
+
+        with interrupts_raise():
+            print("ready", flush=True)
+            DroppedOnDelete()
+            print("the work went on", flush=True)
+            try:
+                raise_if_interrupted()
+            except Terminated:
+                print("raised again", flush=True)
+        """
+    )
+    out, err = process.communicate(timeout=20)
+    assert out.split() == ["the", "work", "went", "on", "raised", "again"], (out, err)
+    assert "Exception ignored" in err

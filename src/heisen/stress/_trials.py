@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from heisen import events
+from heisen._interrupts import raise_if_interrupted
 from heisen._serialised import JsonObject
 from heisen._stats import mean_with_interval, rate_with_interval
 from heisen.errors import HeisenError, NotEvaluated, PhaseCrashed, SystemUnavailable
@@ -161,6 +162,7 @@ class _TrialRunner:
         planned = self.conditions.planned_trials
         self.started = time.monotonic()
         for trial in range(1, planned + 1):
+            raise_if_interrupted()
             try:
                 outcome, records, trial_findings = self._trial(trial)
             except ProbeError as exc:
