@@ -80,8 +80,11 @@ class _Found:
     ) -> Any:
         """`loader`'s result for the file at `key`, or None after recording why it failed."""
         target = self.base_dir / relative
-        if not (target.is_dir() if directory else target.is_file()):
-            return None  # missing: the pipeline checker reports it
+        try:
+            if not (target.is_dir() if directory else target.is_file()):
+                return None  # missing: the pipeline checker reports it
+        except OSError:
+            return None  # cannot be looked up: the pipeline checker reports it
         try:
             return loader(target)
         except PipelineError as error:

@@ -215,10 +215,15 @@ class _Checker:
 
     def _file(self, path: YamlPath, relative: str, *, directory: bool = False) -> None:
         target = self.base_dir / relative
-        if directory and not target.is_dir():
-            self.add(path, f"no such directory: {relative} (looked in {self.base_dir})")
-        elif not directory and not target.is_file():
-            self.add(path, f"no such file: {relative} (looked in {self.base_dir})")
+        try:
+            found = target.is_dir() if directory else target.is_file()
+        except OSError as error:  # a name too long for the file system, say
+            shown = relative if len(relative) <= 80 else f"{relative[:80]}..."
+            self.add(path, f"cannot look for {shown}: {error.strerror or error}")
+            return
+        if not found:
+            kind = "directory" if directory else "file"
+            self.add(path, f"no such {kind}: {relative} (looked in {self.base_dir})")
 
     def _service_roots(self) -> NameTree:
         # {} is a value with nothing below it: `{{ seed.x }}` names nothing

@@ -12,6 +12,7 @@ URLs, unusable run directories, and a Hypothesis search over mutated pipelines.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -374,9 +375,9 @@ def mutated_pipelines(draw: st.DrawFn) -> str:
         if how == "delete":
             _set(data, path, None, delete=True)
         elif how == "weird":
-            _set(data, path, draw(WEIRD))
+            _set(data, path, copy.deepcopy(draw(WEIRD)))
         elif how == "swap":
-            _set(data, path, draw(st.sampled_from([[1, 2], {"x": 1}, "text", 3.5])))
+            _set(data, path, copy.deepcopy(draw(st.sampled_from([[1, 2], {"x": 1}, "text", 3.5]))))
         else:
             nested: Any = 1
             for _ in range(draw(st.integers(1, 200))):

@@ -99,6 +99,13 @@ def test_semantic_problems_are_reported_together(tmp_path):
     assert len(found) == 3
 
 
+def test_a_file_name_too_long_to_look_up_is_a_located_problem_not_a_crash(tmp_path):
+    found = problems(write(tmp_path, VALID.replace("init: schema.sql", "init: " + "x" * 5000)))
+    messages = {p.path: p.message for p in found}
+    assert "cannot look for xxxx" in messages["dependencies.postgres.init"]
+    assert "File name too long" in messages["dependencies.postgres.init"]
+
+
 def test_python_probe_reference_must_import_and_bind(tmp_path):
     (tmp_path / "probes_ok.py").write_text("def sold(deps, trial=0):\n    return {'n': 1}\n")
     (tmp_path / "probes_bad.py").write_text("def sold(connection):\n    return 1\n")
