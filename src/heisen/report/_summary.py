@@ -19,7 +19,14 @@ from heisen.report._facts import (
     inconclusive_phases,
     trial_errors,
 )
-from heisen.report._ladder import format_rate, headline, invariant_lines, ladder
+from heisen.report._ladder import (
+    calibration,
+    calibration_line,
+    format_rate,
+    headline,
+    invariant_lines,
+    ladder,
+)
 from heisen.report._terminal import styled
 
 _MAX_FINDINGS = 20
@@ -45,6 +52,9 @@ def print_summary(
     console.print(_indented(f"[bold]ladder:[/] {escape(headline(manifest))}", 8))
     for line in invariant_lines(manifest):
         console.print(_indented(f"  {escape(line)}", 10))
+    calibrated = calibration(manifest)
+    if calibrated is not None:
+        console.print(_indented(f"  {escape(calibration_line(calibrated))}", 4))
     _print_bounds(manifest, console)
     for name, reason in inconclusive_phases(manifest):
         console.print(_indented(f"[yellow]inconclusive in {escape(name)}:[/] {clean(reason)}", 2))

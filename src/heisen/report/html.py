@@ -31,7 +31,9 @@ from heisen.report._facts import (
     trial_errors,
 )
 from heisen.report._ladder import (
+    CalibrationView,
     Rung,
+    calibration,
     format_rate,
     headline,
     invariant_lines,
@@ -235,32 +237,113 @@ _LADDER_CAPTION = (
 def _ladder_section(manifest: RunManifest) -> Section | None:
     target = target_ladder(manifest)
     rungs = target[1] if target is not None else ladder(manifest)
-    if not rungs:
+    calibrated = calibration(manifest)
+    if not rungs and calibrated is None:
         return None
     others = "".join(f'<p class="muted">{escape(line)}</p>' for line in invariant_lines(manifest))
-    rows = [
-        (
-            escape(r.phase),
-            _badge(r.status),
-            _rate(r),
-            _ci(r),
-            escape(str(r.trials or "")),
-            escape(r.note),
-        )
-        for r in rungs
-    ]
-    body = (
-        f'<p class="lead">{escape(headline(manifest))}</p>'
-        + others
-        + _figure(
+    body = f'<p class="lead">{escape(headline(manifest))}</p>' + others
+    if rungs:
+        body += _figure(
             _svg.ladder_chart(rungs),
             _LADDER_CAPTION
             if target is None
             else f"Bars: share of trials that violated {target[0]}; whiskers: Wilson 95% interval.",
         )
-        + _table(["phase", "status", "violation rate", "95% CI", "trials", "note"], rows, (2, 3, 4))
-    )
+    if target is not None and rungs:
+        body += _target_measures(rungs)
+    elif rungs:
+        rows = [
+            (
+                escape(r.phase),
+                _badge(r.status),
+                _rate(r),
+                _ci(r),
+                escape(str(r.trials or "")),
+                escape(r.note),
+            )
+            for r in rungs
+        ]
+        body += _table(
+            ["phase", "status", "violation rate", "95% CI", "trials", "note"], rows, (2, 3, 4)
+        )
+    if calibrated is not None:
+        body += _calibration(calibrated)
     return ("ladder", "Reproduction ladder", body)
+
+
+def _target_measures(rungs: Sequence[Rung]) -> str:
+    """The target's second measures (per-operation rate, smallest burst) and the table of both."""
+    body = ""
+    if any(r.per_operation is not None for r in rungs):
+        body += _figure(
+            _svg.per_operation_chart(rungs),
+            "Dots: the invariant's severity per operation, mean over the trials; "
+            "whiskers: Student-t 95% interval.",
+        )
+    else:
+        body += '<p class="muted">Per-operation rate: not measured (the invariant declares no severity:).</p>'
+    body += _figure(
+        _svg.burst_chart(rungs),
+        "Bars: the smallest burst that reproduced the race in at least half its trials "
+        "(dashed: none did, up to the largest tried); dots: each burst the sweep tried, "
+        "filled where it reproduced. predict's is its forecast.",
+    )
+    rows = [
+        (
+            escape(r.phase),
+            _badge(r.status),
+            _rate(r) if r.rate is not None else "not measured",
+            _ci(r),
+            escape(_per_operation(r)),
+            escape(r.burst.label().removeprefix("burst ") if r.burst else "not measured"),
+            escape(str(r.trials or "")),
+            escape(" · ".join(part for part in (r.condition, r.note) if part)),
+        )
+        for r in rungs
+    ]
+    return body + _table(
+        [
+            "phase",
+            "status",
+            "violation rate",
+            "95% CI",
+            "per operation",
+            "smallest burst",
+            "trials",
+            "note",
+        ],
+        rows,
+        (2, 3, 4, 5, 6),
+    )
+
+
+def _per_operation(rung: Rung) -> str:
+    if rung.per_operation is None:
+        return "not measured"
+    if rung.per_operation_ci95 is None:
+        return f"{rung.per_operation:.3g}"
+    lo, hi = rung.per_operation_ci95
+    return f"{rung.per_operation:.3g} [{lo:.3g}\N{EN DASH}{hi:.3g}]"
+
+
+def _calibration(view: CalibrationView) -> str:
+    rows = [
+        (
+            escape(str(p.load)),
+            escape(format_rate(float(p.predicted))),
+            escape(format_rate(float(p.observed))),
+            escape(f"{ratio:.3g}" if (ratio := view.point_ratio(p)) is not None else "—"),
+        )
+        for p in sorted(view.points, key=lambda p: p.load)
+    ]
+    verdict = {None: "", True: " Within 2x at every load.", False: " Not within 2x at every load."}
+    return _figure(
+        _svg.calibration_chart(view),
+        "predict calibrated on this run: hollow, the predicted violation rate at each load; "
+        "filled, the rate observed there." + verdict[view.within_2x],
+    ) + _table(
+        ["load (requests)", "predicted", "observed", "predicted/observed"], rows, (0, 1, 2, 3)
+    )
 
 
 def _rate(rung: Rung) -> str:

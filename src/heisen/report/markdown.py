@@ -25,7 +25,16 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
-from heisen.report._ladder import format_rate, headline, invariant_lines, ladder, target_ladder
+from heisen.report._ladder import (
+    Rung,
+    calibration,
+    calibration_line,
+    format_rate,
+    headline,
+    invariant_lines,
+    ladder,
+    target_ladder,
+)
 
 __all__ = ["FILE_NAME", "render", "write"]
 
@@ -76,26 +85,59 @@ def render(manifest: RunManifest) -> str:
     lines += _bounds(manifest)
     target = target_ladder(manifest)
     rungs = target[1] if target is not None else ladder(manifest)
+    calibrated = calibration(manifest)
     if rungs:
         others = [f"- {text(line)}" for line in invariant_lines(manifest)]
-        lines += [
-            f"**Reproduction ladder:** {text(headline(manifest))}",
-            "",
-            *([*others, ""] if others else []),
-            "| phase | status | violation rate | 95% CI | trials | note |",
-            "|---|---|---:|---:|---:|---|",
-        ]
-        for r in rungs:
-            rate = format_rate(r.rate) if r.rate is not None else "—"
-            ci = f"{format_rate(r.ci95[0])} \N{EN DASH} {format_rate(r.ci95[1])}" if r.ci95 else ""
-            lines.append(
-                f"| {r.phase} | {text(r.status)} | {rate} | {ci} | {r.trials or ''} | {text(r.note)} |"
-            )
+        lines += [f"**Reproduction ladder:** {text(headline(manifest))}", ""]
+        lines += [*others, ""] if others else []
+        if calibrated is not None:
+            lines += [text(calibration_line(calibrated)), ""]
+        lines += _target_table(rungs) if target is not None else _ladder_table(rungs)
         lines.append("")
+    elif calibrated is not None:
+        lines += [text(calibration_line(calibrated)), ""]
     lines += _phases(manifest)
     lines += _findings(manifest)
     lines += _fuzz(manifest)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _ladder_table(rungs: list[Rung]) -> list[str]:
+    lines = [
+        "| phase | status | violation rate | 95% CI | trials | note |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in rungs:
+        rate = format_rate(r.rate) if r.rate is not None else "—"
+        ci = f"{format_rate(r.ci95[0])} \N{EN DASH} {format_rate(r.ci95[1])}" if r.ci95 else ""
+        lines.append(
+            f"| {r.phase} | {text(r.status)} | {rate} | {ci} | {r.trials or ''} | {text(r.note)} |"
+        )
+    return lines
+
+
+def _target_table(rungs: list[Rung]) -> list[str]:
+    """The target's ladder with both measures; a figure no phase measured reads "not measured"."""
+    lines = [
+        "| phase | status | violation rate | 95% CI | per operation | smallest burst | trials | note |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rungs:
+        rate = format_rate(r.rate) if r.rate is not None else "not measured"
+        ci = f"{format_rate(r.ci95[0])} \N{EN DASH} {format_rate(r.ci95[1])}" if r.ci95 else ""
+        per_operation = "not measured"
+        if r.per_operation is not None:
+            per_operation = f"{r.per_operation:.3g}"
+            if r.per_operation_ci95 is not None:
+                lo, hi = r.per_operation_ci95
+                per_operation += f" [{lo:.3g} \N{EN DASH} {hi:.3g}]"
+        burst = r.burst.label().removeprefix("burst ") if r.burst else "not measured"
+        note = " · ".join(part for part in (r.condition, r.note) if part)
+        lines.append(
+            f"| {r.phase} | {text(r.status)} | {rate} | {ci} | {text(per_operation)} | "
+            f"{text(burst)} | {r.trials or ''} | {text(note)} |"
+        )
+    return lines
 
 
 def _errors(manifest: RunManifest) -> list[str]:
