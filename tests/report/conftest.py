@@ -93,7 +93,22 @@ def chromium() -> Path:
 
 
 @pytest.fixture(
-    params=["failed", "passed", "partial", "error", "error-environment", "inconclusive", "bound"]
+    params=[
+        "failed",
+        "passed",
+        "partial",
+        "error",
+        "error-environment",
+        "inconclusive",
+        "bound",
+        "target",
+    ]
 )
 def any_run(request: pytest.FixtureRequest) -> RunManifest:
     return load(request.param)
+
+
+@pytest.fixture
+def target_run() -> RunManifest:
+    """A ladder on no-oversell with sweeps, a severity: and predict's calibration."""
+    return load("target")
