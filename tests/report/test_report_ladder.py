@@ -136,6 +136,7 @@ def test_the_older_calibration_shape_is_drawn_too(target_run: RunManifest) -> No
         "load 200: observed 10% (predicted/observed 3)"
     ]
     assert "within 2x" not in (chart.findtext(f"{SVG}desc") or "")  # that shape says nothing
+    assert "200 requests (stress)" in _texts(chart)
     assert "predict calibrated: 200 requests 30% predicted vs 10% observed" in markdown.render(
         manifest
     )

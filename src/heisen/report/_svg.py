@@ -351,7 +351,8 @@ def calibration_chart(view: CalibrationView) -> str:
             f'<circle cx="{x + 6:.1f}" cy="{y(observed):.1f}" r="6" class="pt observed">'
             f"<title>{escape(f'load {point.load}: observed {format_rate(observed)}{said}')}</title></circle>"
         )
-        body.append(_text(x, bottom + 18, f"{point.load} requests", "tick", "middle"))
+        where = f" ({point.phase})" if point.phase else ""
+        body.append(_text(x, bottom + 18, f"{point.load} requests{where}", "tick", "middle"))
     verdict = (
         ""
         if view.within_2x is None
