@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -231,7 +230,7 @@ def _ran(record: PhaseRecord | None) -> bool:
     return record is not None and str(record.status) not in ("pending", "running", "skipped")
 
 
-def _per_operation(data: Mapping[str, Any] | None) -> PerOperationRate | None:
+def _per_operation(data: JsonObject | None) -> PerOperationRate | None:
     if not data:
         return None
     try:
@@ -259,7 +258,7 @@ def _condition(step: LadderStep) -> str | None:
     return condition if isinstance(condition, str) and condition else None
 
 
-def _burst(step: LadderStep, outputs: Mapping[str, Any], target: str) -> Burst | None:
+def _burst(step: LadderStep, outputs: JsonObject, target: str) -> Burst | None:
     """The step's smallest reproducing burst with the phase's sweep of the target (None: no
     sweep of the target ran). A sweep that checked another invariant, or all of them, says
     nothing about the target's burst: it is left out, never shown as the target's."""
