@@ -96,7 +96,7 @@ def test_the_burst_chart_shows_the_smallest_burst_each_try_and_none_up_to_the_ma
     texts = _texts(chart)
     assert "smallest burst 8" in texts  # isolate's sweep
     assert "none up to 64" in texts  # stress's sweep found none
-    assert "smallest burst 16" in texts  # predict's forecast
+    assert "smallest burst 32" in texts  # predict's calibrated forecast, not its first 16
     assert "smallest burst not measured (failed)" in texts  # chaos ran no sweep
     assert "inconclusive: 0 throttled periods in 6 trials" in texts
     assert _tips(chart, "circle", "try hit") == ["isolate: burst 8, 3 of 5 trials violated"]
@@ -127,16 +127,18 @@ def test_the_older_calibration_shape_is_drawn_too(target_run: RunManifest) -> No
         "run": ".heisen/runs/earlier",
         "latency_scale": 1.4,
         "compared": [
-            {"phase": "stress", "load": 200, "predicted": 0.3, "observed": 0.1, "ratio": 3.0}
+            {"phase": "stress", "load": 200, "predicted": 0.3, "observed": 0.1, "ratio": 3.0},
+            {"phase": "isolate", "load": 200, "predicted": 0.3, "observed": 0.3, "ratio": 1.0},
         ],
     }
     manifest = _with(target_run, predict=predict)
     chart = _chart(html.render(manifest), "predict calibrated:")
     assert _tips(chart, "circle", "pt observed")[1:] == [
-        "load 200: observed 10% (predicted/observed 3)"
+        "load 200: observed 10% (predicted/observed 3)",
+        "load 200: observed 30% (predicted/observed 1)",
     ]
     assert "within 2x" not in (chart.findtext(f"{SVG}desc") or "")  # that shape says nothing
-    assert "200 requests (stress)" in _texts(chart)
+    assert {"200 requests (stress)", "200 requests (isolate)"} <= set(_texts(chart))
     assert "predict calibrated: 200 requests 30% predicted vs 10% observed" in markdown.render(
         manifest
     )
@@ -150,7 +152,10 @@ def test_without_calibration_predict_is_the_top_hotspots_rate(target_run: RunMan
     assert not any(title.startswith("predict calibrated") for title in _charts(page))
     chart = _chart(page, "Reproduction ladder")
     assert "0.40%  [0.10%, 1.0%]" in _texts(chart)
-    assert headline(manifest).startswith("no-oversell: predict 0.40% [0.10\N{EN DASH}1.0%]")
+    assert headline(manifest).startswith(
+        "no-oversell: predict 0.40% [0.10\N{EN DASH}1.0%] · burst 16 → "
+    )
+    assert "smallest burst 16" in _texts(_chart(page, "Smallest reproducing burst"))
 
 
 def test_a_sweep_of_another_invariant_is_not_the_targets_burst(target_run: RunManifest) -> None:
@@ -237,7 +242,7 @@ def test_markdown_shows_the_target_line_first_with_both_measures(
 ) -> None:
     text = markdown.render(target_run)
     line = (
-        "**Reproduction ladder:** no-oversell: predict 10% · burst 16 → "
+        "**Reproduction ladder:** no-oversell: predict 10% · burst 32 → "
         "stress 0% \\[0\N{EN DASH}24%\\] · 0 per op \\[0\N{EN DASH}0\\] · burst none up to 64 → "
         "isolate 25% \\[8.9\N{EN DASH}53%\\] · 0.0125 per op \\[0.004\N{EN DASH}0.021\\] · burst 8 · "
         "payments link +100 ms → contain inconclusive → chaos 100% \\[21\N{EN DASH}100%\\] (4x) · "
@@ -247,7 +252,8 @@ def test_markdown_shows_the_target_line_first_with_both_measures(
     assert text.index(line) < text.index("- no-stale-read: stress 75% → isolate 0%")
     assert (
         "predict calibrated on no-oversell: 16 requests 2.0% predicted vs 0% observed · "
-        "64 requests 10% predicted vs 5.0% observed (within 2x: no)"
+        "64 requests 10% predicted vs 5.0% observed (within 2x: no); "
+        "smallest burst 32 predicted vs none observed (not within one sweep step)"
     ) in text
     assert (
         "| isolate | failed | 25% | 8.9% \N{EN DASH} 53% | 0.0125 \\[0.004 \N{EN DASH} 0.021\\] | 8 | 12 | "

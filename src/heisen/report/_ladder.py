@@ -297,6 +297,25 @@ def _reproduced(step: SweepStep) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class CalibratedBurst:
+    """The calibrated model's smallest reproducing burst beside the one the sweep found (None:
+    not said, or none found)."""
+
+    predicted: int | None
+    observed: int | None
+    within_one_step: bool | None
+    up_to: int | None = None  # the largest burst size the sweep could try
+
+    def line(self) -> str:
+        said = {None: "", True: " (within one sweep step)", False: " (not within one sweep step)"}
+        return (
+            f"smallest burst {self.predicted if self.predicted is not None else 'none'} predicted"
+            f" vs {self.observed if self.observed is not None else 'none'} observed"
+            + said[self.within_one_step]
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CalibrationView:
     """predict's calibration, as either shape reads: `{target, points, ratio, within_2x}` or
     the older `{run, latency_scale, compared}` (`ratio` and `within_2x` None where not said)."""
@@ -305,6 +324,7 @@ class CalibrationView:
     points: tuple[CalibrationPoint, ...]
     ratio: float | None
     within_2x: bool | None
+    burst: CalibratedBurst | None = None
 
     def point_ratio(self, point: CalibrationPoint) -> float | None:
         if point.ratio is not None:
@@ -337,6 +357,32 @@ def calibration(manifest: RunManifest) -> CalibrationView | None:
         points,
         _number(data.get("ratio")),
         within if isinstance(within, bool) else None,
+        _calibrated_burst(data.get("smallest_reproducing_burst")),
+    )
+
+
+def _calibrated_burst(data: object) -> CalibratedBurst | None:
+    """`smallest_reproducing_burst: {predicted, observed, within_one_step}` of a calibration,
+    read tolerantly (the key is newer than the calibration's points)."""
+    if not isinstance(data, Mapping):
+        return None
+    predicted, observed, within = (
+        data.get(key) for key in ("predicted", "observed", "within_one_step")
+    )
+
+    def size(value: object) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    if size(predicted) is None and size(observed) is None:
+        return None
+    sizes = data.get("sizes")
+    largest = (
+        max((v for v in sizes if size(v) is not None), default=None)
+        if isinstance(sizes, list)
+        else None
+    )
+    return CalibratedBurst(
+        size(predicted), size(observed), within if isinstance(within, bool) else None, largest
     )
 
 
@@ -349,7 +395,8 @@ def calibration_line(view: CalibrationView) -> str:
     )
     on = f" on {view.target}" if view.target else ""
     verdict = "" if view.within_2x is None else f" (within 2x: {'yes' if view.within_2x else 'no'})"
-    return f"predict calibrated{on}: {points}{verdict}"
+    burst = f"; {view.burst.line()}" if view.burst is not None else ""
+    return f"predict calibrated{on}: {points}{verdict}{burst}"
 
 
 def _predict_rung(manifest: RunManifest) -> Rung | None:
@@ -368,6 +415,8 @@ def _predict_rung(manifest: RunManifest) -> Rung | None:
         except ValidationError:
             burst = None
     calibrated = calibration(manifest)
+    if calibrated is not None and calibrated.burst is not None:
+        burst = Burst(calibrated.burst.predicted, up_to=calibrated.burst.up_to)
     if calibrated is not None:
         point = calibrated.points[0]
         note = (

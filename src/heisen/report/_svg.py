@@ -335,6 +335,7 @@ def calibration_chart(view: CalibrationView) -> str:
             f'<line x1="{left}" x2="{right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" class="grid"/>'
         )
         body.append(_text(left - 6, y(tick) + 4, format_rate(tick), "tick", "end"))
+    phases = {point.phase for point in points}
     for i, point in enumerate(points):
         x = left + slot * (i + 0.5)
         predicted, observed = float(point.predicted), float(point.observed)
@@ -351,7 +352,7 @@ def calibration_chart(view: CalibrationView) -> str:
             f'<circle cx="{x + 6:.1f}" cy="{y(observed):.1f}" r="6" class="pt observed">'
             f"<title>{escape(f'load {point.load}: observed {format_rate(observed)}{said}')}</title></circle>"
         )
-        where = f" ({point.phase})" if point.phase else ""
+        where = f" ({point.phase})" if point.phase and len(phases) > 1 else ""
         body.append(_text(x, bottom + 18, f"{point.load} requests{where}", "tick", "middle"))
     verdict = (
         ""
@@ -367,6 +368,7 @@ def calibration_chart(view: CalibrationView) -> str:
         )
         + overall
         + verdict
+        + (f"; {view.burst.line()}" if view.burst is not None else "")
     )
     on = f" on {view.target}" if view.target else ""
     return _svg(
