@@ -54,14 +54,16 @@ def _step(phase: str, outputs: Mapping[str, Any], target: str) -> LadderStep:
     figures = (outputs.get("per_invariant") or {}).get(target)
     if figures is None:
         figures = _from_verdicts(outputs.get("invariants") or [], target)
+    condition = (outputs.get("escalation") or {}).get("reproduced_with")
     if not figures or figures.get("violation_rate") is None:
-        return LadderStep(phase=phase)
+        return LadderStep(phase=phase, condition=condition)
     interval = figures.get("ci95")
     return LadderStep(
         phase=phase,
         violation_rate=float(figures["violation_rate"]),
         ci95=(float(interval[0]), float(interval[1])) if interval else None,
         per_operation_rate=figures.get("per_operation_rate"),
+        condition=condition,
     )
 
 

@@ -87,6 +87,7 @@ class LadderStep(_Record):
     per_operation_rate: JsonObject | None = None
     smallest_reproducing_burst: int | None = None
     amplification: float | None = None
+    condition: str | None = None  # what escalation found reproduces it (`a->b +100 ms`)
 
 
 class Ladder(_Record):

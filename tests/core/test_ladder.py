@@ -190,6 +190,7 @@ def test_the_manifest_writes_the_ladder_with_its_nulls(tmp_path: Path) -> None:
         "per_operation_rate",
         "smallest_reproducing_burst",
         "amplification",
+        "condition",
     }
     assert written["steps"][1]["per_operation_rate"] is None
     assert RunManifest.load(tmp_path).ladder == _manifest("no-oversell").ladder

@@ -6,6 +6,7 @@ from heisen import events, outputs
 from heisen._stats import amplification
 from heisen._thresholds import breached
 from heisen.errors import UsageError
+from heisen.isolate._escalate import escalate, naming_condition, summary_note
 from heisen.ladder import same_race_factor
 from heisen.manifest import PhaseStatus, plain
 from heisen.phase import Finding, PhaseContext, PhaseResult
@@ -32,7 +33,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
             ctx.emit(
                 events.Progress("isolate", f"{name} now answered by its stub at {stubs[name]}")
             )
-        for index, toxic in enumerate(section.toxics):
+        escalated = None if section.toxics else escalate(ctx, section)
+        toxics = escalated.toxics if escalated is not None else section.toxics
+        for index, toxic in enumerate(toxics):
             added = outputs.AppliedToxic(
                 link=toxic.link,
                 name=f"isolate-{index}-{toxic.type}",
@@ -44,7 +47,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
             system.add_toxic(toxic.link, added.to_manifest(exclude={"link"}))
             applied.append(added)
             ctx.emit(events.Progress("isolate", f"{toxic.type} on {toxic.link} ({toxic.stream})"))
-        traffic_before = {toxic.link: system.link_traffic(toxic.link) for toxic in section.toxics}
+        traffic_before = {toxic.link: system.link_traffic(toxic.link) for toxic in toxics}
         result = run_trials(
             ctx,
             Conditions.of_section("isolate", section, ctx.options),
@@ -70,8 +73,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         link: _round(counters.mean_toxic_delay_ms) for link, counters in traffic.items()
     }
     out.stub_requests = answered
+    if escalated is not None:
+        out.escalation = escalated.record
+        findings = naming_condition(findings, escalated.record)
     failed = bool(out.violations or messages)
-    reason = None if failed else _vacuity(out, section.toxics, traffic, answered)
+    reason = None if failed else _vacuity(out, toxics, traffic, answered)
     if reason:
         return PhaseResult.inconclusive(reason, out.to_manifest(), result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
@@ -81,6 +87,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
     if factor is not None:
         summary += f", {factor:.1f}x stress's {target} rate"
     summary += f" with {len(stubs)} stub(s) and {len(applied)} toxic(s)"
+    if escalated is not None:
+        summary += "; " + summary_note(escalated.record)
     if messages:
         summary += "; " + "; ".join(messages)
     return PhaseResult(status, summary, out.to_manifest(), result.artifacts, findings=findings)

@@ -7,6 +7,7 @@ DESIGN.md; `LoadFigures` is the part every load-bearing phase shares.
 """
 
 from heisen.outputs._base import FindingRecord, JsonObject, Number, OutputModel
+from heisen.outputs._escalation import Escalation, EscalationTry
 from heisen.outputs._fuzz import FuzzFailure, FuzzOutputs
 from heisen.outputs._load import (
     Amplification,
@@ -79,6 +80,8 @@ __all__ = [
     "ContainOutputs",
     "DataLoss",
     "Endpoint",
+    "Escalation",
+    "EscalationTry",
     "ExperimentOutcome",
     "FindingRecord",
     "FuzzFailure",

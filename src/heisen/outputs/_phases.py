@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, JsonValue
 
 from heisen.outputs._base import FindingRecord, JsonObject, Number, OutputModel
+from heisen.outputs._escalation import Escalation
 from heisen.outputs._load import (
     Amplification,
     InvariantVerdict,
@@ -65,6 +66,7 @@ class IsolateOutputs(LoadFigures):
     link_bytes: dict[str, int] = Field(default_factory=dict)
     toxic_delay_ms: dict[str, Number | None] = Field(default_factory=dict)
     stub_requests: dict[str, int] = Field(default_factory=dict)
+    escalation: Escalation | None = None  # only when the section names no toxic
     findings: list[FindingRecord] = Field(default_factory=list)
 
 
@@ -89,6 +91,7 @@ class ContainOutputs(LoadFigures):
     limits: Limits = Field(default_factory=Limits)
     amplification: Amplification = Field(default_factory=Amplification)
     thresholds: list[ThresholdCheck] = Field(default_factory=list)
+    escalation: Escalation | None = None  # only when no service has a cpu limit
     findings: list[FindingRecord] = Field(default_factory=list)
 
 

@@ -139,11 +139,24 @@ class Toxic(Strict):
     attributes: JsonObject = Field(default_factory=dict)
 
 
+class Escalation(Strict):
+    """How long isolate (no `toxics:`) or contain (no `cpu:`) may search for a condition that
+    reproduces the race before the phase's own trials."""
+
+    budget: Duration = Field(
+        default=60.0, description="wall time the search may take; it stops and says so after"
+    )
+
+
 class IsolateSection(TrialsSection):
     stubs: list[str] = Field(
         default_factory=list, description="dependencies replaced by their stub: root"
     )
     toxics: list[Toxic] = Field(default_factory=list)
+    escalation: Escalation = Field(
+        default_factory=Escalation,
+        description="with no toxics: latency tried on each link at 1, 10, 100, 500 ms",
+    )
 
 
 class ContainSection(TrialsSection):
@@ -153,6 +166,10 @@ class ContainSection(TrialsSection):
     namespace: str = "heisen"
     kubeconfig: str | None = None
     context: str | None = None
+    escalation: Escalation = Field(
+        default_factory=Escalation,
+        description="with no cpu: limit, 500m, 250m and 100m tried on each service",
+    )
 
 
 class Experiment(Strict):
