@@ -247,7 +247,13 @@ def _ladder_section(manifest: RunManifest) -> Section | None:
             _svg.ladder_chart(rungs),
             _LADDER_CAPTION
             if target is None
-            else f"Bars: share of trials that violated {target[0]}; whiskers: Wilson 95% interval.",
+            else f"Bars: share of trials that violated {target[0]}; whiskers: Wilson 95% interval."
+            + (
+                " predict (grey) is its forecast: calibrated on this run's loads when it was, "
+                "else the top hotspot's simulated rate."
+                if rungs[0].phase == "predict"
+                else ""
+            ),
         )
     if target is not None and rungs:
         body += _target_measures(rungs)
