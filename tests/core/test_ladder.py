@@ -200,18 +200,19 @@ def test_the_reports_show_the_targets_ladder_first(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("COLUMNS", "200")
     manifest = _manifest("no-oversell")
     print_summary(manifest, Path("/runs/r1"), console=make_console(), reports=[])
     out = capsys.readouterr().err
-    first = "ladder: no-oversell: stress 17% (0.01 per op) → isolate 50% (3x) → chaos 100% (2x)\n"
+    first = "ladder: no-oversell: stress 17% [5.0\N{EN DASH}45%] · 0.01 per op [0\N{EN DASH}0.02] → isolate 50% [20\N{EN DASH}80%] (3x) → chaos 100% [21\N{EN DASH}100%] (2x)\n"
     assert first in out
     assert "  no-stale-read: stress 83% → isolate 0%\n" in out
     assert out.index(first) < out.index("no-stale-read:")
     assert "  no-oversell:" not in out  # shown once, as the ladder
     text = markdown.render(manifest)
     assert (
-        "**Reproduction ladder:** no-oversell: stress 17% (0.01 per op) → isolate 50% (3x)" in text
+        "**Reproduction ladder:** no-oversell: stress 17% \\[5.0\N{EN DASH}45%\\] · 0.01 per op"
+        in text
     )
     assert text.index("**Reproduction ladder:**") < text.index("- no-stale-read: stress 83%")
 
@@ -237,7 +238,7 @@ def test_a_stress_run_writes_the_targets_ladder(tmp_path: Path) -> None:
     low, high = per_operation["ci95"]
     assert 0 < per_operation["mean"] <= 1  # lost increments per increment that succeeded
     assert 0 <= low <= per_operation["mean"] <= high
-    assert "ladder: no-lost-update: stress 100% (" in " ".join(result.stderr.split())
+    assert "ladder: no-lost-update: stress 100% [" in " ".join(result.stderr.split())
 
 
 def test_a_phase_compares_its_rate_with_stress_on_the_same_race_only() -> None:
