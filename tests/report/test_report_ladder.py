@@ -281,3 +281,42 @@ def test_the_terminal_summary_shows_the_target_line_first(
     assert (
         "isolate 25% [8.9\N{EN DASH}53%] · 0.0125 per op [0.004\N{EN DASH}0.021] · burst 8" in flat
     )
+
+
+def _tick_x(chart: ET.Element, label: str) -> float:
+    [x] = [
+        float(t.get("x") or 0)
+        for t in chart.iter(f"{SVG}text")
+        if t.get("class") == "tick" and t.text == label
+    ]
+    return x
+
+
+def test_whiskers_and_markers_sit_at_their_values_on_the_axes(target_run: RunManifest) -> None:
+    page = html.render(target_run)
+    ladder = _chart(page, "Reproduction ladder")
+    zero, full = _tick_x(ladder, "0%"), _tick_x(ladder, "100%")
+    whiskers = [p.get("d") or "" for p in ladder.iter(f"{SVG}path") if p.get("class") == "whisker"]
+    start, end = (float(v) for v in re.findall(r"M([\d.]+),[\d.]+H([\d.]+)", whiskers[1])[0])
+    assert start == pytest.approx(zero + 0.0893 * (full - zero), abs=0.1)  # isolate's 95% CI
+    assert end == pytest.approx(zero + 0.5323 * (full - zero), abs=0.1)
+
+    burst = _chart(page, "Smallest reproducing burst")
+    [hit] = [c for c in burst.iter(f"{SVG}circle") if c.get("class") == "try hit"]
+    assert float(hit.get("cx") or 0) == pytest.approx(_tick_x(burst, "8"), abs=0.1)
+
+    calibrated = _chart(page, "predict calibrated")
+    ys = {
+        t.text: float(t.get("y") or 0) - 4
+        for t in calibrated.iter(f"{SVG}text")
+        if t.get("class") == "tick"
+    }
+    markers = {
+        (c.findtext(f"{SVG}title") or ""): float(c.get("cy") or 0)
+        for c in calibrated.iter(f"{SVG}circle")
+    }
+    assert markers["load 64: predicted 10%"] == pytest.approx(ys["10%"], abs=0.1)
+    assert markers["load 64: observed 5.0% (predicted/observed 2)"] == pytest.approx(
+        ys["5.0%"], abs=0.1
+    )
+    assert markers["load 16: observed 0%"] == pytest.approx(ys["0%"], abs=0.1)
