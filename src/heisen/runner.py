@@ -308,6 +308,11 @@ class Runner:
                     for name in self.phases:
                         result = self._run_phase(name)
                         outcome.findings.extend(result.findings)
+                        if name is PhaseName.STRESS:  # predict refits on what stress measured
+                            from heisen.predict import calibrate_from
+
+                            if calibrate_from(self.manifest, self.loaded, seed=self.seed):
+                                self.save()
                 self.manifest.status = self._overall_status()
             except (KeyboardInterrupt, Interrupted) as exc:
                 reason = (

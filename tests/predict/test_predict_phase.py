@@ -67,6 +67,9 @@ def test_calibration_sets_predicted_beside_observed(tmp_path):
                     "violation_rate": 0.75,
                     "requests": 4000,
                     "latency_ms": {"p50": 13.0, "p90": 30.0, "p99": 99.0},
+                    "per_invariant": {
+                        "no-oversell": {"trials": 20, "violations": 15, "violation_rate": 0.75}
+                    },
                 },
             }
         },
@@ -75,7 +78,13 @@ def test_calibration_sets_predicted_beside_observed(tmp_path):
     calibration = predict("--calibrate", str(measured), "--run-dir", str(tmp_path / "run"))[
         "calibration"
     ]
-    assert calibration["latency_scale"] != 1.0
-    row = calibration["compared"][0]
-    assert row["phase"] == "stress" and row["load"] == 200 and row["observed"] == 0.75
-    assert 0.5 <= row["ratio"] <= 2.0, row
+    assert calibration["target"] == "no-oversell"
+    assert calibration["model"]["operation"] == "inventory.checkout"
+    assert calibration["model"]["latency_ms"] == 13.0  # no request was refused: the p50
+    [row] = calibration["points"]
+    assert row["source"] == "stress" and row["load"] == 200 and row["observed"] == 0.75
+    # No sweep ran: there is no smallest burst to compare, and the verdict is said either way.
+    assert "smallest_reproducing_burst" not in calibration
+    assert calibration["within_2x"] is row["within_2x"]
+    if not calibration["within_2x"]:
+        assert "at 200 requests" in calibration["reason"]

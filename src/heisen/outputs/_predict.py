@@ -69,17 +69,58 @@ class SmallestPredictedLoad(PredictedLoad):
 
 
 class CalibrationPoint(OutputModel):
-    """Predicted and observed violation rates at the load one measured phase used."""
+    """Predicted and observed rates of the target at one load that ran: the main load of a phase
+    (`source: stress`) or one burst size of its sweep (`source: sweep`).
+
+    `ratio` is predicted / observed (None when either is 0); `within_2x` says whether this
+    point agrees (see `heisen.predict._calibration` for how zeros are judged)."""
 
     phase: str = ""
     load: int = 0
     predicted: Number = 0.0
     observed: Number = 0.0
     ratio: Number | None = None
+    source: str | None = None
+    trials: int | None = None
+    violations: int | None = None
+    within_2x: bool | None = None
+
+
+class SmallestBurst(OutputModel):
+    """The smallest burst of the sweep's sizes that reproduces the target in at least half of
+    its trials, by the model and by the sweep (None: no size up to the sweep's max)."""
+
+    predicted: int | None = None
+    observed: int | None = None
+    within_one_step: bool = False
+    sizes: list[int] = Field(default_factory=list)
+
+
+class FittedModel(OutputModel):
+    """What calibration set in the model: the operation's step medians (ms) and the burst's
+    arrival window at the main load (ms)."""
+
+    operation: str = ""
+    steps_ms: dict[str, Number] = Field(default_factory=dict)
+    latency_ms: Number | None = None
+    passed_check: Number | None = None
+    arrival_window_ms: Number | None = None
+    release_spread_ms: Number | None = None
 
 
 class Calibration(OutputModel):
+    """predict calibrated on a run. The current shape is `{run, target, points, ratio,
+    within_2x, smallest_reproducing_burst, model, reason}`; manifests written before it hold
+    `{run, latency_scale, compared}` and still parse (new keys are None there)."""
+
     run: str = ""
+    target: str | None = None
+    points: list[CalibrationPoint] | None = None
+    ratio: Number | None = None
+    within_2x: bool | None = None
+    smallest_reproducing_burst: SmallestBurst | None = None
+    model: FittedModel | None = None
+    reason: str | None = None
     latency_scale: Number = 1.0
     compared: list[CalibrationPoint] = Field(default_factory=list)
 

@@ -7,9 +7,19 @@ from typing import TYPE_CHECKING
 from heisen.predict._architecture import load_architecture, load_incidents
 
 if TYPE_CHECKING:
+    from heisen.manifest import RunManifest
     from heisen.phase import PhaseContext, PhaseResult
+    from heisen.schema import LoadedPipeline
 
-__all__ = ["load_architecture", "load_incidents", "run"]
+__all__ = ["calibrate_from", "load_architecture", "load_incidents", "run"]
+
+
+def calibrate_from(manifest: RunManifest, loaded: LoadedPipeline, *, seed: int) -> bool:
+    """After stress in `heisen run`: predict's calibration on what stress measured, written into
+    `manifest` (see `heisen.predict._phase.calibrate_from`); True when it changed the manifest."""
+    from heisen.predict._phase import calibrate_from as calibrate
+
+    return calibrate(manifest, loaded, seed=seed)
 
 
 def run(ctx: PhaseContext) -> PhaseResult:

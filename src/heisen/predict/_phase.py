@@ -1,28 +1,29 @@
-"""The predict phase: simulate the architecture, rank the hotspots, optionally calibrated on a run.
+"""The predict phase: simulate the architecture, rank the hotspots, and calibrate on a run.
 
-Calibration (`--calibrate RUN_DIR`) reads what an earlier run measured and
-scales every step latency of the model by one factor: the observed p50 of
-the stress load over the model's p50 of the top hotspot's operation (the
-sum of its step medians), clamped to [0.1, 10]. It then predicts again at
-each load the earlier run's phases used, and sets predicted and observed
-violation rates side by side.
+Calibration refits the model on what stress measured and predicts the
+ladder's target at the loads stress ran, beside the observed rates (see
+`heisen.predict._calibration`). It happens twice over: `heisen predict
+--calibrate RUN_DIR` reads an earlier run (and ranks the hotspots on the
+refitted step latencies), and inside `heisen run` the runner calls
+`calibrate_from` once stress has finished, which writes predict's
+`calibration` and summary into the same manifest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from heisen import outputs
 from heisen.manifest import PhaseStatus, RunManifest
 from heisen.phase import PhaseContext, PhaseResult
 from heisen.predict._architecture import load_architecture, load_incidents
-from heisen.predict._calibrate import quantile
-from heisen.predict._model import Architecture, Incident
+from heisen.predict._calibration import calibration_of, calibration_words
+from heisen.predict._model import Architecture
 from heisen.predict._predict import predict
+from heisen.schema import LoadedPipeline
 from heisen.seeds import derive
 
-MEASURED_PHASES = ("stress", "isolate", "contain", "chaos")
+CALIBRATION_CYCLES = 2000  # cycles per calibrated point: a rate to within about 1%
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -33,28 +34,20 @@ def run(ctx: PhaseContext) -> PhaseResult:
     agents = int(ctx.options.get("agents") or section.agents)
     cycles = int(ctx.options.get("cycles") or section.cycles)
     seed = derive(ctx.seed, "predict")
-    overrides: dict[str, float] = {}
     calibration: outputs.Calibration | None = None
     if ctx.options.get("calibrate"):
         earlier = RunManifest.load(Path(str(ctx.options["calibrate"])))
         base = predict(architecture, incidents, agents=agents, cycles=min(cycles, 500), seed=seed)
-        scale = latency_scale(
-            architecture, base.hotspots[0].operation if base.hotspots else None, earlier
-        )
-        overrides["latency_scale"] = scale
-        calibration = outputs.Calibration(
+        calibration, architecture = calibrate(
+            architecture,
+            earlier,
+            ctx.loaded,
+            hotspot=base.as_outputs().hotspots[0] if base.hotspots else None,
+            cycles=min(cycles, CALIBRATION_CYCLES),
+            seed=seed,
             run=str(ctx.options["calibrate"]),
-            latency_scale=scale,
-            compared=compare(architecture, incidents, earlier, overrides, cycles, seed),
         )
-    prediction = predict(
-        architecture,
-        incidents,
-        agents=agents,
-        cycles=cycles,
-        seed=seed,
-        overrides=overrides or None,
-    )
+    prediction = predict(architecture, incidents, agents=agents, cycles=cycles, seed=seed)
     result = prediction.as_outputs()
     if calibration is not None:
         result.calibration = calibration
@@ -67,67 +60,75 @@ def run(ctx: PhaseContext) -> PhaseResult:
             f"{top.predicted_violation_rate * 100:.1f}% of cycles at {agents} requests "
             f"(score {top.score:.0f}, {len(result.hotspots)} hotspot(s))"
         )
+    if calibration is not None:
+        summary += calibration_words(calibration)
     return PhaseResult(PhaseStatus.PASSED, summary, result.to_manifest())
 
 
-def operation_p50_ms(architecture: Architecture, operation_id: str | None) -> float | None:
-    operation = architecture.operations.get(operation_id or "")
-    if operation is None:
-        return None
-    return sum(quantile(step.latency, "p50") * 1e3 for step in operation.steps)
-
-
-def latency_scale(
-    architecture: Architecture, operation_id: str | None, earlier: RunManifest
-) -> float:
-    observed = earlier.phases.get("stress") or earlier.phases.get("isolate")
-    p50 = outputs.LoadFigures.from_manifest(observed.outputs).latency_ms.p50 if observed else None
-    modelled = operation_p50_ms(architecture, operation_id)
-    if not p50 or not modelled:
-        return 1.0
-    return round(min(10.0, max(0.1, float(p50) / modelled)), 4)
-
-
-def compare(
+def calibrate(
     architecture: Architecture,
-    incidents: Iterable[Incident],
     earlier: RunManifest,
-    overrides: Mapping[str, float],
+    loaded: LoadedPipeline,
+    *,
+    hotspot: outputs.Hotspot | None,
     cycles: int,
     seed: int,
-) -> list[outputs.CalibrationPoint]:
-    """Predicted vs observed violation rates at the load each measured phase used."""
-    rows = []
-    for name in MEASURED_PHASES:
-        record = earlier.phases.get(name)
-        if record is None:
-            continue
-        measured = outputs.LoadFigures.from_manifest(record.outputs)
-        if "violation_rate" not in measured.model_fields_set or not measured.trials:
-            continue
-        load = max(1, measured.requests // measured.trials)
-        prediction = predict(
-            architecture,
-            incidents,
-            agents=load,
-            cycles=min(cycles, 2000),
-            seed=seed,
-            overrides=overrides,
-        )
-        predicted = (
-            round(prediction.hotspots[0].predicted_violation_rate, 6)
-            if prediction.hotspots
-            else 0.0
-        )
-        observed = float(measured.violation_rate)
-        ratio = (predicted / observed) if observed else None
-        rows.append(
-            outputs.CalibrationPoint(
-                phase=name,
-                load=load,
-                predicted=round(predicted, 4),
-                observed=observed,
-                ratio=round(ratio, 3) if ratio is not None else None,
-            )
-        )
-    return rows
+    run: str,
+) -> tuple[outputs.Calibration, Architecture]:
+    """predict's calibration on `earlier`'s stress, and the architecture refitted on it."""
+    record = earlier.phases.get("stress")
+    stress = (
+        outputs.StressOutputs.from_manifest(record.outputs)
+        if record is not None and record.outputs
+        else None
+    )
+    section = loaded.pipeline.phases.stress
+    spec = section.sweep if section is not None else None
+    sizes = spec.sizes() if spec is not None else []
+    return calibration_of(
+        architecture,
+        stress,
+        target=loaded.pipeline.ladder_target(),
+        sizes=sizes,
+        hotspot=hotspot,
+        cycles=cycles,
+        seed=seed,
+        run=run,
+    )
+
+
+def calibrate_from(manifest: RunManifest, loaded: LoadedPipeline, *, seed: int) -> bool:
+    """After stress in `heisen run`: write predict's calibration on what stress measured.
+
+    Only when predict passed in this run and stress recorded figures; returns
+    whether it changed the manifest (the runner saves it then).
+    """
+    section = loaded.pipeline.phases.predict
+    record = manifest.phases.get("predict")
+    stress = manifest.phases.get("stress")
+    if section is None or record is None or record.status is not PhaseStatus.PASSED:
+        return False
+    if stress is None or not stress.outputs:
+        return False
+    architecture = load_architecture(loaded.resolve(section.architecture))
+    earlier = outputs.PredictOutputs.from_manifest(record.outputs)
+    calibration, _ = calibrate(
+        architecture,
+        manifest,
+        loaded,
+        hotspot=earlier.hotspots[0] if earlier.hotspots else None,
+        cycles=min(section.cycles, CALIBRATION_CYCLES),
+        seed=derive(seed, "predict"),
+        run=manifest.run.id,
+    )
+    record.outputs["calibration"] = calibration.to_manifest()
+    words = calibration_words(calibration)
+    record.summary = _uncalibrated(record.summary or "") + words
+    return True
+
+
+def _uncalibrated(summary: str) -> str:
+    """The summary without the words an earlier calibration added (a resumed run calibrates again)."""
+    for marker in ("; calibrated on ", "; not calibrated: "):
+        summary = summary.split(marker)[0]
+    return summary

@@ -1,0 +1,383 @@
+"""Calibrate predict on what a run measured: refit the model, then predict the target where stress ran.
+
+What is read (the run's manifest, stress's outputs):
+
+* `latency_ms` and `status_codes`: the time of one request of the operation of
+  predict's top hotspot (the one stress aims at). The requests the race is
+  about are those that passed the check; refused ones (4xx) return early and
+  are taken to be the fastest. With a share f of refused requests, the median
+  of the others is the measured latency quantile at q = f + (1 - f) / 2,
+  interpolated between the recorded percentiles (q = 0.5 when none was refused).
+* `release_spread_ms.max`: how far apart a burst's requests were released.
+* `per_invariant.<target>` (the main load, at its requests per trial) and
+  `sweep.tried` (one point per burst size): the observed rates.
+
+The refit (per operation and step, not one global factor):
+
+* the operation's measured time, minus its steps' CPU time, is shared among
+  its I/O steps in proportion to their modelled medians; each step keeps the
+  shape of its distribution (a lognormal its sigma, a uniform or normal its
+  spread relative to its centre). Other operations keep their latencies.
+  heisen's link proxies count bytes per link, not the latency of each call,
+  so a stress run gives no per-link distribution to fit one step alone;
+  `heisen.predict._calibrate.calibrate` is that refit where per-link
+  percentiles are known.
+* arrivals: a burst of N in the model is uniform over a window w, whose
+  expected range is w (N - 1) / (N + 1). The release spread S measured at the
+  main burst of M requests is taken to grow linearly with the burst (the
+  client releases one request after another), so a burst of N spreads over
+  S (N - 1) / (M - 1) and w = S (N + 1) / (M - 1). A main load that was not a
+  burst keeps the architecture's arrivals.
+
+The points, and how zeros are judged:
+
+* each point is the swarm's rate at its load (`cycles` cycles), on the site of
+  predict's top hotspot only;
+* `ratio` is the geometric mean of predicted / observed over the points where
+  both are above 0 (None when there is none);
+* a point is within 2x when both are above 0 and 0.5 <= predicted / observed
+  <= 2; when the observed rate is 0, when the model expects less than half a
+  violating trial in the trials that ran (predicted x trials < 0.5); a point
+  observed above 0 but predicted 0 is a miss;
+* `within_2x` holds when every point is within 2x (false without points).
+
+The smallest reproducing burst is the first of the sweep's sizes whose
+predicted rate is at least 1/2 (the sweep's own rule: half of its trials),
+beside the sweep's. They are within one step when their places in the sizes
+differ by at most one; "none up to the max" counts as one place past the last.
+
+Limits: the capacity is the architecture's, so a sweep whose own `setup:`
+changes it is compared against the architecture's capacity, not the sweep's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from itertools import pairwise
+
+from heisen import outputs
+from heisen.predict._calibrate import quantile
+from heisen.predict._model import Architecture, Arrivals, Latency, Operation, StepKind
+from heisen.predict._sites import Site, find_sites
+from heisen.predict._swarm import simulate, split_mix
+
+REPRODUCES = 0.5  # the sweep's rule: at least half of the trials
+_PERCENTILES = (("p50", 0.5), ("p75", 0.75), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """One load that ran and how often it violated the target."""
+
+    load: int
+    trials: int
+    violations: int
+    source: str  # "stress" (the main load) or "sweep" (one burst size)
+
+    @property
+    def rate(self) -> float:
+        return self.violations / self.trials if self.trials else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """What calibration reads from stress's outputs (see the module docstring)."""
+
+    target: str
+    points: tuple[Observed, ...]
+    latency_ms: float | None  # the estimated median of a request that passed the check
+    passed_check: float | None  # the share of requests that were not refused
+    spread_ms: float | None  # release spread of the main burst (None: not a burst)
+    main_load: int
+    sizes: tuple[int, ...]  # the sweep's burst sizes (empty: no sweep ran)
+    smallest_observed: int | None
+
+    @classmethod
+    def from_stress(
+        cls, figures: outputs.StressOutputs, target: str, sizes: Sequence[int]
+    ) -> Measured:
+        points: list[Observed] = []
+        main_load = max(1, figures.requests // figures.trials) if figures.trials else 0
+        mine = figures.per_invariant.get(target)
+        if mine is not None and mine.trials and main_load:
+            points.append(Observed(main_load, mine.trials, mine.violations, "stress"))
+        sweep = (
+            figures.sweep if figures.sweep is not None and figures.sweep.target == target else None
+        )
+        for step in sweep.tried if sweep is not None else []:
+            if step.trials:
+                points.append(Observed(step.requests, step.trials, step.violations, "sweep"))
+        smallest = sweep.smallest_reproducing_load if sweep is not None else None
+        latency, passed = _passed_check_latency(figures)
+        spread = figures.release_spread_ms
+        return cls(
+            target=target,
+            points=tuple(points),
+            latency_ms=latency,
+            passed_check=passed,
+            spread_ms=float(spread.max) if spread is not None else None,
+            main_load=main_load,
+            sizes=tuple(sizes) if sweep is not None else (),
+            smallest_observed=smallest.requests if smallest is not None else None,
+        )
+
+
+def _passed_check_latency(figures: outputs.StressOutputs) -> tuple[float | None, float | None]:
+    """The median latency of the requests that were not refused (see the module docstring)."""
+    latency = figures.latency_ms
+    if not latency.p50:
+        return None, None
+    total = sum(figures.status_codes.values())
+    refused = sum(n for code, n in figures.status_codes.items() if code.startswith("4"))
+    share_refused = refused / total if total else 0.0
+    if share_refused >= 1.0:
+        return None, 0.0
+    wanted = share_refused + (1 - share_refused) / 2
+    known = [(q, float(getattr(latency, name))) for name, q in _PERCENTILES]
+    known.append((1.0, float(latency.max or latency.p99)))
+    for (q0, v0), (q1, v1) in pairwise(known):
+        if q0 <= wanted <= q1:
+            value = v0 + (v1 - v0) * (wanted - q0) / (q1 - q0)
+            return round(value, 4), round(1 - share_refused, 4)
+    return known[0][1], round(1 - share_refused, 4)
+
+
+def refit(architecture: Architecture, operation_id: str, latency_ms: float) -> Architecture:
+    """`architecture` with `operation_id`'s I/O steps scaled so the operation takes `latency_ms`."""
+    op = architecture.operations[operation_id]
+    cpu = sum(step.cpu_s for step in op.steps)
+    medians = [_median(step.latency) for step in op.steps]
+    modelled = sum(medians)
+    budget = latency_ms / 1e3 - cpu
+    if modelled <= 0 or budget <= 0:
+        return architecture
+    factor = budget / modelled
+    steps = tuple(
+        replace(step, latency=_scaled(step.latency, factor)) if medians[i] > 0 else step
+        for i, step in enumerate(op.steps)
+    )
+    operations = dict(architecture.operations)
+    operations[operation_id] = replace(op, steps=steps)
+    return replace(architecture, operations=operations)
+
+
+def _median(latency: Latency) -> float:
+    return quantile(latency, "p50") if latency.kind != "uniform" else (latency.a + latency.b) / 2
+
+
+def _scaled(latency: Latency, factor: float) -> Latency:
+    if latency.kind == "lognormal":
+        return Latency("lognormal", latency.a * factor, latency.b)
+    return Latency(latency.kind, latency.a * factor, latency.b * factor)
+
+
+def step_medians_ms(op: Operation) -> dict[str, float]:
+    """`2 call window: 250.0`: each I/O step's median in ms, by its place, kind and target."""
+    return {
+        f"{i + 1} {step.kind.value} {step.target}": round(_median(step.latency) * 1e3, 4)
+        for i, step in enumerate(op.steps)
+        if step.kind is not StepKind.CHECK and _median(step.latency) > 0
+    }
+
+
+def with_burst(architecture: Architecture, measured: Measured, requests: int) -> Architecture:
+    """The architecture whose arrivals are a burst of `requests` spread as stress's were."""
+    if measured.spread_ms is None:
+        return architecture
+    window_s = burst_window_s(measured.spread_ms, measured.main_load, requests)
+    arrivals = Arrivals("burst", requests, window_s=window_s)
+    return replace(architecture, workload=replace(architecture.workload, arrivals=arrivals))
+
+
+def burst_window_s(spread_ms: float, main_load: int, requests: int) -> float:
+    if main_load <= 1:
+        return spread_ms / 1e3
+    return spread_ms / 1e3 * (requests + 1) / (main_load - 1)
+
+
+def target_site(
+    architecture: Architecture, load: int, hotspot: outputs.Hotspot | None
+) -> Site | None:
+    """The site of predict's top hotspot (else the first site) at `load` requests."""
+    sites = find_sites(architecture, split_mix(architecture.workload.mix, max(1, load)))
+    for site in sites:
+        if hotspot is not None and (site.anomaly.value, site.operation, site.pattern) == (
+            hotspot.anomaly,
+            hotspot.operation,
+            hotspot.key,
+        ):
+            return site
+    return sites[0] if sites else None
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    observed: Observed
+    predicted: float
+
+    @property
+    def ratio(self) -> float | None:
+        if self.predicted > 0 and self.observed.rate > 0:
+            return self.predicted / self.observed.rate
+        return None
+
+    @property
+    def within_2x(self) -> bool:
+        ratio = self.ratio
+        if ratio is not None:
+            return 0.5 <= ratio <= 2.0
+        if self.observed.rate == 0:
+            return self.predicted * self.observed.trials < 0.5
+        return False
+
+    def to_output(self) -> outputs.CalibrationPoint:
+        ratio = self.ratio
+        return outputs.CalibrationPoint(
+            phase="stress",
+            load=self.observed.load,
+            predicted=round(self.predicted, 4),
+            observed=round(self.observed.rate, 4),
+            ratio=round(ratio, 3) if ratio is not None else None,
+            source=self.observed.source,
+            trials=self.observed.trials,
+            violations=self.observed.violations,
+            within_2x=self.within_2x,
+        )
+
+
+def predict_points(
+    architecture: Architecture,
+    site: Site,
+    measured: Measured,
+    *,
+    cycles: int,
+    seed: int,
+) -> tuple[list[Point], dict[int, float]]:
+    """The swarm's rate at each observed load and at each of the sweep's sizes."""
+    rates: dict[int, float] = {}
+    for load in sorted({p.load for p in measured.points} | set(measured.sizes)):
+        arch = with_burst(architecture, measured, load)
+        result = simulate(arch, requests=load, cycles=cycles, seed=seed, sites=(site,))
+        found = result.by_site().get(site.id)
+        rates[load] = found.rate if found is not None else 0.0
+    return [Point(p, rates[p.load]) for p in measured.points], rates
+
+
+def geometric_ratio(points: Sequence[Point]) -> float | None:
+    ratios = [r for r in (p.ratio for p in points) if r is not None]
+    if not ratios:
+        return None
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+def smallest_burst(measured: Measured, rates: Mapping[int, float]) -> tuple[int | None, bool]:
+    """The first size predicted to reproduce, and whether it is within one step of the sweep's."""
+    sizes = list(measured.sizes)
+    predicted = next((n for n in sizes if rates.get(n, 0.0) >= REPRODUCES), None)
+
+    def place(size: int | None) -> int:
+        return sizes.index(size) if size in sizes else len(sizes)
+
+    return predicted, abs(place(predicted) - place(measured.smallest_observed)) <= 1
+
+
+def calibration_of(
+    architecture: Architecture,
+    stress: outputs.StressOutputs | None,
+    *,
+    target: str | None,
+    sizes: Sequence[int],
+    hotspot: outputs.Hotspot | None,
+    cycles: int,
+    seed: int,
+    run: str,
+) -> tuple[outputs.Calibration, Architecture]:
+    """predict's `calibration` on what stress measured, and the refitted architecture."""
+
+    def missing(reason: str) -> tuple[outputs.Calibration, Architecture]:
+        empty = outputs.Calibration(
+            run=run, target=target, points=[], within_2x=False, reason=reason
+        )
+        return empty, architecture
+
+    if target is None:
+        return missing("the pipeline has no invariant to calibrate on")
+    if stress is None:
+        return missing("stress measured nothing to calibrate on")
+    tried = [step.requests for step in stress.sweep.tried] if stress.sweep is not None else []
+    measured = Measured.from_stress(stress, target, sizes if sizes else tried)
+    if not measured.points:
+        return missing(f"stress recorded no rate for {target}")
+    site = target_site(architecture, measured.main_load or measured.points[0].load, hotspot)
+    if site is None:
+        return missing("the architecture has no place where a race can happen")
+    fitted = architecture
+    if measured.latency_ms is not None:
+        fitted = refit(architecture, site.operation, measured.latency_ms)
+    points, rates = predict_points(fitted, site, measured, cycles=cycles, seed=seed)
+    ratio = geometric_ratio(points)
+    # The nested records (smallest burst, fitted model) are parsed from their manifest form,
+    # so only `Calibration` and `CalibrationPoint` need to be public names of heisen.outputs.
+    data: dict[str, object] = {
+        "run": run,
+        "target": target,
+        "points": [p.to_output().to_manifest() for p in points],
+        "ratio": round(ratio, 3) if ratio is not None else None,
+        "within_2x": all(p.within_2x for p in points),
+    }
+    if measured.sizes:
+        predicted, near = smallest_burst(measured, rates)
+        data["smallest_reproducing_burst"] = {
+            "predicted": predicted,
+            "observed": measured.smallest_observed,
+            "within_one_step": near,
+            "sizes": list(measured.sizes),
+        }
+    op = fitted.operations[site.operation]
+    data["model"] = {
+        "operation": site.operation,
+        "steps_ms": step_medians_ms(op),
+        "latency_ms": measured.latency_ms,
+        "passed_check": measured.passed_check,
+        "arrival_window_ms": round(
+            burst_window_s(measured.spread_ms, measured.main_load, measured.main_load) * 1e3, 4
+        )
+        if measured.spread_ms is not None
+        else None,
+        "release_spread_ms": measured.spread_ms,
+    }
+    if not data["within_2x"]:
+        data["reason"] = miss_reason(points)
+    return outputs.Calibration.from_manifest(data), fitted
+
+
+def miss_reason(points: Sequence[Point]) -> str:
+    """`at 16 requests predicted 5% vs observed 100%; ...`: the points the model missed."""
+    missed = [p for p in points if not p.within_2x]
+    return "the model is not within 2x " + "; ".join(
+        f"at {p.observed.load} requests ({p.observed.source}): predicted "
+        f"{p.predicted:.1%} vs observed {p.observed.rate:.1%} of {p.observed.trials} trials"
+        for p in missed
+    )
+
+
+def calibration_words(calibration: outputs.Calibration) -> str:
+    """`; calibrated on no-oversell: within 2x at 4/4 loads (ratio 1.00), smallest burst 8 vs 8`."""
+    points = calibration.points or []
+    if not points:
+        return f"; not calibrated: {calibration.reason}" if calibration.reason else ""
+    held = sum(1 for p in points if p.within_2x)
+    ratio = f", ratio {float(calibration.ratio):.2f}" if calibration.ratio is not None else ""
+    words = f"; calibrated on {calibration.target}: within 2x at {held}/{len(points)} loads{ratio}"
+    burst = calibration.smallest_reproducing_burst
+    if burst is not None:
+        words += (
+            f", smallest burst predicted {burst.predicted or 'none'} vs observed "
+            f"{burst.observed or 'none'}"
+            f" ({'within' if burst.within_one_step else 'not within'} one step)"
+        )
+    if not calibration.within_2x:
+        words += " (within_2x: false)"
+    return words

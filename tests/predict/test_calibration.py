@@ -1,0 +1,225 @@
+"""Calibration's rules, without a run: what it reads from stress, how zeros and ratios are
+judged, the smallest burst's step, the refit of one operation, and the older manifest shape."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+
+from heisen import outputs
+from heisen.predict._calibration import (
+    Measured,
+    Observed,
+    Point,
+    burst_window_s,
+    calibration_of,
+    geometric_ratio,
+    refit,
+    smallest_burst,
+    step_medians_ms,
+)
+from heisen.predict._model import Architecture
+
+SHOP = """
+services:
+  shop:
+    operations:
+      buy:
+        endpoint: POST /buy
+        body: {qty: 1}
+        steps:
+          - read: stock
+            key: stock
+            as: left
+            latency: 1ms
+            cpu: 1ms
+          - check: left >= qty
+          - call: window
+            latency: {lognormal: {median: 2ms, sigma: 0.3}}
+          - write: stock
+            key: stock
+            op: decrement
+            by: qty
+            latency: 1ms
+resources:
+  stock: {kind: database}
+  window: {kind: service}
+workload:
+  arrivals:
+    burst: {requests: 16, window: 100ms}
+  mix: {shop.buy: 1}
+  capacity: {stock: 4}
+"""
+
+
+def stress(**extra: object) -> outputs.StressOutputs:
+    figures: dict[str, object] = {
+        "trials": 4,
+        "violations": 4,
+        "violation_rate": 1.0,
+        "requests": 64,
+        "latency_ms": {
+            "p50": 40.0,
+            "p75": 50.0,
+            "p90": 60.0,
+            "p95": 70.0,
+            "p99": 80.0,
+            "max": 90.0,
+        },
+        "status_codes": {"201": 64},
+        "release_spread_ms": {"median": 1.0, "max": 1.5},
+        "per_invariant": {"no-oversell": {"trials": 4, "violations": 4, "violation_rate": 1.0}},
+        "sweep": {
+            "target": "no-oversell",
+            "max": 16,
+            "tried": [
+                {"requests": 2, "trials": 3, "violations": 0, "reproduced": False},
+                {"requests": 4, "trials": 3, "violations": 0, "reproduced": False},
+                {"requests": 8, "trials": 3, "violations": 3, "reproduced": True},
+            ],
+            "smallest_reproducing_load": {"requests": 8, "violation_rate": 1.0},
+        },
+    }
+    figures.update(extra)
+    return outputs.StressOutputs.from_manifest(figures)
+
+
+def test_the_points_are_the_main_load_then_each_burst_the_sweep_tried() -> None:
+    measured = Measured.from_stress(stress(), "no-oversell", [2, 4, 8, 16])
+    assert [(p.source, p.load, p.trials, p.violations) for p in measured.points] == [
+        ("stress", 16, 4, 4),
+        ("sweep", 2, 3, 0),
+        ("sweep", 4, 3, 0),
+        ("sweep", 8, 3, 3),
+    ]
+    assert measured.smallest_observed == 8 and measured.main_load == 16
+    assert measured.latency_ms == 40.0 and measured.passed_check == 1.0
+    # Another invariant's sweep is not this target's.
+    other = Measured.from_stress(stress(), "no-stale-read", [2, 4, 8, 16])
+    assert other.points == () and other.sizes == ()
+
+
+def test_refused_requests_are_taken_as_the_fast_ones() -> None:
+    # Half refused: the others' median is the overall 75th percentile.
+    measured = Measured.from_stress(
+        stress(status_codes={"201": 32, "409": 32}), "no-oversell", [2, 4, 8, 16]
+    )
+    assert measured.latency_ms == 50.0 and measured.passed_check == 0.5
+    # 4 in 5 refused: q = 0.9.
+    measured = Measured.from_stress(
+        stress(status_codes={"201": 10, "409": 40}), "no-oversell", [2, 4, 8, 16]
+    )
+    assert measured.latency_ms == 60.0
+
+
+def load(count: int, trials: int, violations: int) -> Observed:
+    return Observed(count, trials, violations, "sweep")
+
+
+@pytest.mark.parametrize(
+    ("predicted", "observed", "within"),
+    [
+        (0.5, load(8, 4, 2), True),  # 1x
+        (1.0, load(8, 4, 2), True),  # 2x
+        (1.0, load(8, 4, 1), False),  # 4x
+        (0.0, load(8, 4, 0), True),  # both zero
+        (0.1, load(8, 3, 0), True),  # expects 0.3 violating trials of 3: none is what one sees
+        (0.2, load(8, 3, 0), False),  # expects 0.6: more than half a trial
+        (0.0, load(8, 3, 1), False),  # observed a race the model rules out: a miss
+    ],
+)
+def test_a_point_is_within_2x_by_its_ratio_or_by_its_trials_when_one_side_is_zero(
+    predicted: float, observed: Observed, within: bool
+) -> None:
+    assert Point(observed, predicted).within_2x is within
+
+
+def test_the_ratio_is_the_geometric_mean_over_points_where_both_are_above_zero() -> None:
+    points = [Point(load(2, 4, 1), 0.5), Point(load(4, 4, 4), 0.5), Point(load(8, 3, 0), 0.0)]
+    assert geometric_ratio(points) == pytest.approx(math.sqrt(2.0 * 0.5))
+    assert geometric_ratio([Point(load(2, 3, 0), 0.0)]) is None
+
+
+def test_the_smallest_burst_is_within_one_step_of_the_sweeps() -> None:
+    measured = Measured.from_stress(stress(), "no-oversell", [2, 4, 8, 16])
+    assert smallest_burst(measured, {2: 0.0, 4: 0.6, 8: 1.0, 16: 1.0}) == (4, True)
+    assert smallest_burst(measured, {2: 0.9, 4: 1.0, 8: 1.0, 16: 1.0}) == (2, False)
+    # Predicted nowhere up to 16: one place past the last size, two steps from 8.
+    assert smallest_burst(measured, {2: 0.0, 4: 0.0, 8: 0.1, 16: 0.4}) == (None, False)
+
+
+def test_refit_shares_the_measured_time_among_the_io_steps_keeping_cpu_and_shape(
+    build: Callable[[str], Architecture],
+) -> None:
+    architecture = build(SHOP)
+    fitted = refit(architecture, "shop.buy", 9.0)  # 1 ms of CPU, 8 ms of I/O (4x the model)
+    assert step_medians_ms(fitted.operations["shop.buy"]) == {
+        "1 read stock": 2.0,
+        "3 call window": 4.0,
+        "4 write stock": 2.0,
+    }
+    window = fitted.operations["shop.buy"].steps[2].latency
+    assert window.kind == "lognormal" and window.b == pytest.approx(0.3)
+    assert refit(architecture, "shop.buy", 0.5) is architecture  # less than the CPU alone
+
+
+def test_a_burst_spreads_as_stress_released_it() -> None:
+    # Measured 1.5 ms across 16: the model's uniform window whose expected range is 1.5 ms.
+    assert burst_window_s(1.5, 16, 16) * (16 - 1) / (16 + 1) == pytest.approx(1.5e-3)
+    assert burst_window_s(1.5, 16, 2) * (2 - 1) / (2 + 1) == pytest.approx(1.5e-3 / 15)
+
+
+def test_calibration_on_a_wide_window_predicts_the_sweep(
+    build: Callable[[str], Architecture],
+) -> None:
+    calibration, fitted = calibration_of(
+        build(SHOP),
+        stress(),
+        target="no-oversell",
+        sizes=[2, 4, 8, 16],
+        hotspot=None,
+        cycles=500,
+        seed=1,
+        run="r",
+    )
+    assert [(p.load, p.predicted) for p in calibration.points or []] == [
+        (16, 1.0),
+        (2, 0.0),
+        (4, 0.0),
+        (8, 1.0),
+    ]
+    assert calibration.within_2x is True and calibration.ratio == 1.0
+    burst = calibration.smallest_reproducing_burst
+    assert burst is not None and (burst.predicted, burst.observed) == (8, 8)
+    assert fitted is not None
+
+
+def test_without_a_rate_for_the_target_calibration_says_why(
+    build: Callable[[str], Architecture],
+) -> None:
+    calibration, _ = calibration_of(
+        build(SHOP),
+        stress(per_invariant={}, sweep=None),
+        target="no-oversell",
+        sizes=[],
+        hotspot=None,
+        cycles=100,
+        seed=1,
+        run="r",
+    )
+    assert calibration.within_2x is False and calibration.points == []
+    assert calibration.reason == "stress recorded no rate for no-oversell"
+
+
+def test_the_older_calibration_shape_still_reads() -> None:
+    old = {
+        "run": "runs/a",
+        "latency_scale": 2.5,
+        "compared": [{"phase": "stress", "load": 200, "predicted": 0.3, "observed": 0.1}],
+    }
+    calibration = outputs.Calibration.from_manifest(old)
+    assert calibration.points is None and calibration.compared[0].load == 200
+    assert calibration.to_manifest() == old
+    assert calibration.unknown_keys() == []
