@@ -69,6 +69,24 @@ def test_report_renders_in_chromium(
     print(f"screenshot: {screenshot}")
 
 
+def test_the_targets_ladder_charts_render_in_chromium(
+    chromium: Path, target_run: RunManifest, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    page = run_dir / html.write(target_run, run_dir)
+    dom = _chromium(chromium, tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for title in (
+        "Reproduction ladder: violation rate per phase",
+        "Per-operation rate per phase",
+        "Smallest reproducing burst per phase",
+        "predict calibrated on no-oversell: predicted vs observed violation rate per load",
+    ):
+        assert f"<title>{title}" in dom.stdout, title
+    for marker in CONSOLE_ERRORS:
+        assert marker not in dom.stderr, dom.stderr[-2000:]
+
+
 BAD = (0xC6, 0x28, 0x28)  # --bad in report.css, light scheme
 WARN = (0xB2, 0x6A, 0x00)  # --warn
 
