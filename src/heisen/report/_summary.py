@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from heisen.manifest import PhaseRecord, RunManifest
+from heisen.report._calibration import calibration
 from heisen.report._facts import (
     bounds,
     error_headline,
@@ -20,7 +21,6 @@ from heisen.report._facts import (
     trial_errors,
 )
 from heisen.report._ladder import (
-    calibration,
     calibration_line,
     format_rate,
     headline,

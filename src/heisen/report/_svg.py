@@ -15,12 +15,8 @@ from html import escape
 
 from heisen._serialised import JsonObject
 from heisen.outputs import TimelineEntry, TrialLine
-from heisen.report._ladder import (
-    UNMEASURED,
-    CalibrationView,
-    Rung,
-    format_rate,
-)
+from heisen.report._calibration import CalibrationView
+from heisen.report._ladder import UNMEASURED, Rung, format_rate
 from heisen.schema import LOAD_PHASES
 
 __all__ = [

@@ -22,6 +22,7 @@ from heisen._serialised import JsonObject
 from heisen.manifest import PhaseRecord, RunManifest, write_atomically
 from heisen.outputs import FindingRecord, TimelineEntry, TrialLine
 from heisen.report import _svg
+from heisen.report._calibration import CalibrationView, calibration
 from heisen.report._facts import (
     bounds,
     error_headline,
@@ -31,9 +32,7 @@ from heisen.report._facts import (
     trial_errors,
 )
 from heisen.report._ladder import (
-    CalibrationView,
     Rung,
-    calibration,
     format_rate,
     headline,
     invariant_lines,

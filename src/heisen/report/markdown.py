@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from heisen.manifest import RunManifest, write_atomically
+from heisen.report._calibration import calibration
 from heisen.report._facts import (
     bounds,
     error_headline,
@@ -27,7 +28,6 @@ from heisen.report._facts import (
 )
 from heisen.report._ladder import (
     Rung,
-    calibration,
     calibration_line,
     format_rate,
     headline,
