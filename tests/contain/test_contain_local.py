@@ -150,9 +150,13 @@ def test_duty_cycle_fallback_warns_and_restores_the_service(
 def test_a_contain_section_without_limits_is_a_usage_error(counter: Path, tmp_path: Path) -> None:
     from heisen import contain
 
+    class NoCgroups:  # with cgroups, contain would search for a cpu limit instead
+        def cgroups_unavailable_reason(self) -> str:
+            return "none here"
+
     pipeline = write_pipeline(counter, {"trials": 1})
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    ctx = _context(pipeline, run_dir, object(), [])
+    ctx = _context(pipeline, run_dir, NoCgroups(), [])
     with pytest.raises(UsageError, match=r"phases\.contain\.resources"):
         contain.run(ctx)

@@ -19,6 +19,7 @@ import dataclasses
 import time
 
 from heisen import events
+from heisen.contain._escalate import escalate, escalates, naming_condition, summary_note
 from heisen.contain._limits import BackendRun, describe, effective_limits, summary_text
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.outputs import ContainOutputs, Throttled
@@ -33,6 +34,9 @@ def run_local(ctx: PhaseContext, section: ContainSection) -> BackendRun:
     if system is None:
         raise SystemUnavailable("contain needs the system under test running on this machine")
     limits = effective_limits(ctx.pipeline, section.resources)
+    escalated = escalate(ctx, section, limits) if escalates(ctx, section, limits) else None
+    if escalated is not None:
+        limits = escalated.limits
     _check_limitable(ctx, limits)
     warning = _fallback_warning(ctx, section, limits)
     original: dict[str, Resources] = {}
@@ -62,6 +66,10 @@ def run_local(ctx: PhaseContext, section: ContainSection) -> BackendRun:
         extras.warning = warning
         notes.append("duty cycle, not cgroups")
     notes += _throttling_notes(limits, total)
+    if escalated is not None:
+        extras.escalation = escalated.record
+        notes.append(summary_note(escalated.record))
+        result.findings = naming_condition(result.findings, escalated.record)
     by_service = {name: describe(resources).to_manifest() for name, resources in limits.items()}
     return BackendRun(result, {"limits": by_service, **extras.to_manifest()}, notes)
 
