@@ -32,7 +32,8 @@ The refit (per operation and step, not one global factor):
 The points, and how zeros are judged:
 
 * each point is the swarm's rate at its load (`cycles` cycles), on the site of
-  predict's top hotspot only;
+  predict's top hotspot only: the main load with the architecture's traffic
+  mix, a sweep's burst (one request) with the hotspot's operation alone;
 * `ratio` is the geometric mean of predicted / observed over the points where
   both are above 0 (None when there is none);
 * a point is within 2x when both are above 0 and 0.5 <= predicted / observed
@@ -47,7 +48,9 @@ beside the sweep's. They are within one step when their places in the sizes
 differ by at most one; "none up to the max" counts as one place past the last.
 
 Limits: the capacity is the architecture's, so a sweep whose own `setup:`
-changes it is compared against the architecture's capacity, not the sweep's.
+changes it is compared against the architecture's capacity, not the sweep's;
+and a sweep's burst is modelled as released like stress's main burst (or with
+the architecture's arrivals when the main load was not a burst).
 """
 
 from __future__ import annotations
@@ -255,14 +258,24 @@ def predict_points(
     cycles: int,
     seed: int,
 ) -> tuple[list[Point], dict[int, float]]:
-    """The swarm's rate at each observed load and at each of the sweep's sizes."""
-    rates: dict[int, float] = {}
-    for load in sorted({p.load for p in measured.points} | set(measured.sizes)):
-        arch = with_burst(architecture, measured, load)
+    """The swarm's rate at each observed load and at each of the sweep's sizes (the rates
+    returned are the sweep's, by size). The main load runs the architecture's traffic mix; a
+    sweep's burst sends one request, so its points run the hotspot's operation alone."""
+    alone = replace(
+        architecture, workload=replace(architecture.workload, mix={site.operation: 1.0})
+    )
+
+    def rate(arch: Architecture, load: int) -> float:
+        arch = with_burst(arch, measured, load)
         result = simulate(arch, requests=load, cycles=cycles, seed=seed, sites=(site,))
         found = result.by_site().get(site.id)
-        rates[load] = found.rate if found is not None else 0.0
-    return [Point(p, rates[p.load]) for p in measured.points], rates
+        return found.rate if found is not None else 0.0
+
+    main = {p.load: rate(architecture, p.load) for p in measured.points if p.source == "stress"}
+    sizes = {p.load for p in measured.points if p.source == "sweep"} | set(measured.sizes)
+    swept = {load: rate(alone, load) for load in sorted(sizes)}
+    points = [Point(p, (main if p.source == "stress" else swept)[p.load]) for p in measured.points]
+    return points, swept
 
 
 def geometric_ratio(points: Sequence[Point]) -> float | None:
