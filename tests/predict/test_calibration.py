@@ -223,3 +223,31 @@ def test_the_older_calibration_shape_still_reads() -> None:
     assert calibration.points is None and calibration.compared[0].load == 200
     assert calibration.to_manifest() == old
     assert calibration.unknown_keys() == []
+
+
+def test_a_sweeps_burst_is_the_hotspots_operation_alone_not_the_traffic_mix(
+    build: Callable[[str], Architecture],
+) -> None:
+    # Half the traffic only looks: a main load of 16 is 8 purchases, but a sweep's burst
+    # of 8 sends 8 purchases, which oversells a capacity of 4.
+    mixed = SHOP.replace("  mix: {shop.buy: 1}", "  mix: {shop.buy: 0.5, shop.look: 0.5}").replace(
+        "resources:",
+        "      look:\n        steps:\n          - read: stock\n            key: stock\n"
+        "            as: left\n            latency: 1ms\nresources:",
+    )
+    calibration, _ = calibration_of(
+        build(mixed),
+        stress(),
+        target="no-oversell",
+        sizes=[2, 4, 8, 16],
+        hotspot=None,
+        cycles=300,
+        seed=1,
+        run="r",
+    )
+    assert [(p.source, p.load, p.predicted) for p in calibration.points or []] == [
+        ("stress", 16, 1.0),
+        ("sweep", 2, 0.0),
+        ("sweep", 4, 0.0),
+        ("sweep", 8, 1.0),
+    ]
