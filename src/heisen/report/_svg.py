@@ -1,5 +1,9 @@
 """Inline SVG charts for the HTML report, drawn from scratch: no library, no script.
 
+The reproduction ladder's charts (`_ladder_charts`) are drawn with the same
+primitives: `chart` (the ``<svg>`` with its title and description), `text_at`,
+`Scale` and `nice_step`.
+
 Every chart is a string of SVG with ``role="img"``, a ``<title>`` and a
 ``<desc>`` (what a screen reader says), and colours from CSS classes so the
 page's stylesheet (light and dark) decides them. Every piece of text is
@@ -15,18 +19,18 @@ from html import escape
 
 from heisen._serialised import JsonObject
 from heisen.outputs import TimelineEntry, TrialLine
-from heisen.report._calibration import CalibrationView
-from heisen.report._ladder import UNMEASURED, Rung, format_rate
 from heisen.schema import LOAD_PHASES
 
 __all__ = [
-    "burst_chart",
-    "calibration_chart",
+    "PERCENTILES",
+    "WIDTH",
+    "Scale",
+    "chart",
     "history_chart",
-    "ladder_chart",
     "latency_chart",
+    "nice_step",
     "p99_chart",
-    "per_operation_chart",
+    "text_at",
     "timeline_chart",
     "trial_strips",
 ]
@@ -61,19 +65,19 @@ class Scale:
             return [
                 10.0**k for k in range(first, last + 1) if self.lo <= 10.0**k <= self.hi * 1.0001
             ]
-        step = _nice_step((self.hi - self.lo) / 5)
+        step = nice_step((self.hi - self.lo) / 5)
         count = int((self.hi - self.lo) / step + 1e-9)
         return [self.lo + i * step for i in range(count + 1)]
 
 
-def _nice_step(raw: float) -> float:
+def nice_step(raw: float) -> float:
     if raw <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(raw))
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
 
 
-def _svg(title: str, desc: str, height: float, body: Iterable[str], width: int = WIDTH) -> str:
+def chart(title: str, desc: str, height: float, body: Iterable[str], width: int = WIDTH) -> str:
     head = (
         f'<svg class="chart" viewBox="0 0 {width} {height:.0f}" width="{width}" height="{height:.0f}" '
         f'role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
@@ -82,7 +86,7 @@ def _svg(title: str, desc: str, height: float, body: Iterable[str], width: int =
     return head + "".join(body) + "</svg>"
 
 
-def _text(x: float, y: float, text: str, cls: str = "label", anchor: str = "start") -> str:
+def text_at(x: float, y: float, text: str, cls: str = "label", anchor: str = "start") -> str:
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" class="{cls}" text-anchor="{anchor}">{escape(text)}</text>'
     )
@@ -90,289 +94,6 @@ def _text(x: float, y: float, text: str, cls: str = "label", anchor: str = "star
 
 def _number(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
-
-
-def ladder_scale(rungs: Sequence[Rung], start: float, end: float) -> Scale:
-    """Log scale when the measured rates span more than ~1.5 decades, else linear from 0."""
-    values = [v for r in rungs if r.rate is not None for v in (r.rate, *(r.ci95 or ()))]
-    positive = [v for v in values if v > 0]
-    top = max(values, default=0.0)
-    if positive and top / min(positive) > 30:
-        lo = 10.0 ** math.floor(math.log10(min(positive)))
-        return Scale(lo, 1.0, start, end, log=True)
-    hi = min(1.0, max(top * 1.15, 0.01))
-    step = _nice_step(hi / 5)
-    return Scale(0.0, math.ceil(hi / step - 1e-9) * step, start, end)
-
-
-def ladder_chart(rungs: Sequence[Rung]) -> str:
-    """Horizontal bars of violation rate per phase with 95% CI whiskers."""
-    left, right, row, top = 90, WIDTH - 190, 36, 16
-    scale = ladder_scale(rungs, left, right)
-    height = top + row * len(rungs) + 34
-    body = []
-    for tick in scale.ticks():
-        x = scale(tick)
-        body.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{height - 30}" class="grid"/>'
-        )
-        body.append(_text(x, height - 14, format_rate(tick), "tick", "middle"))
-    for i, rung in enumerate(rungs):
-        y = top + i * row
-        mid = y + row / 2
-        body.append(_text(left - 10, mid + 4, rung.phase, "label strong", "end"))
-        if rung.status in UNMEASURED:
-            why = rung.note if len(rung.note) <= 100 else rung.note[:99] + "…"
-            body.append(_text(left + 6, mid + 4, f"{rung.status}: {why}", f"muted {rung.status}"))
-            continue
-        if rung.rate is None:
-            body.append(_text(left + 6, mid + 4, f"not measured ({rung.status})", "muted"))
-            continue
-        x0, x1 = scale(scale.lo), scale(rung.rate)
-        cls = (
-            "bar predicted"
-            if rung.phase == "predict"
-            else f"bar {'zero' if rung.rate == 0 else 'rate'}"
-        )
-        body.append(
-            f'<rect x="{x0:.1f}" y="{y + 8}" width="{max(x1 - x0, 2):.1f}" height="{row - 16}" '
-            f'class="{cls}"><title>{escape(rung.label())}</title></rect>'
-        )
-        if rung.ci95:
-            a, b = scale(rung.ci95[0]), scale(rung.ci95[1])
-            body.append(
-                f'<path d="M{a:.1f},{mid:.1f}H{b:.1f}M{a:.1f},{mid - 7:.1f}V{mid + 7:.1f}'
-                f'M{b:.1f},{mid - 7:.1f}V{mid + 7:.1f}" class="whisker"/>'
-            )
-        label = format_rate(rung.rate)
-        if rung.ci95:
-            label += f"  [{format_rate(rung.ci95[0])}, {format_rate(rung.ci95[1])}]"
-        body.append(_text(right + 8, mid + 4, label, "value"))
-    axis = "log scale" if scale.log else "linear scale"
-    desc = "; ".join(
-        f"{r.phase}: {r.status} ({r.note})"
-        if r.status in UNMEASURED
-        else f"{r.phase}: {format_rate(r.rate or 0.0)}"
-        + (f" (95% CI {format_rate(r.ci95[0])} to {format_rate(r.ci95[1])})" if r.ci95 else "")
-        for r in rungs
-        if r.rate is not None or r.status in UNMEASURED
-    )
-    return _svg(
-        f"Reproduction ladder: violation rate per phase ({axis})",
-        desc or "no rates measured",
-        height,
-        body,
-    )
-
-
-def _unmeasured_row(rung: Rung, x: float, y: float, what: str) -> str:
-    """The text a row shows in place of a figure: why the phase has none, never a 0."""
-    if rung.status in UNMEASURED:
-        why = rung.note if len(rung.note) <= 90 else rung.note[:89] + "…"
-        return _text(x, y, f"{rung.status}: {why}", f"muted {rung.status}")
-    return _text(x, y, f"{what} not measured ({rung.status})", "muted")
-
-
-def _whisker(a: float, b: float, mid: float) -> str:
-    return (
-        f'<path d="M{a:.1f},{mid:.1f}H{b:.1f}M{a:.1f},{mid - 7:.1f}V{mid + 7:.1f}'
-        f'M{b:.1f},{mid - 7:.1f}V{mid + 7:.1f}" class="whisker"/>'
-    )
-
-
-def per_operation_chart(rungs: Sequence[Rung]) -> str:
-    """The invariant's per-operation rate (its `severity:`) per phase: a dot at the mean and
-    whiskers over its 95% interval, on its own axis (it is not a share of trials)."""
-    left, right, row, top = 90, WIDTH - 230, 36, 16
-    values = [
-        v
-        for r in rungs
-        if r.per_operation is not None
-        for v in (r.per_operation, *(r.per_operation_ci95 or ()))
-    ]
-    lo, hi = min([0.0, *values]), max([0.0, *values])
-    step = _nice_step(((hi - lo) * 1.15 or 0.01) / 5)
-    scale = Scale(
-        math.floor(lo / step + 1e-9) * step,
-        math.ceil(hi * 1.15 / step - 1e-9) * step or step,
-        left,
-        right,
-    )
-    height = top + row * len(rungs) + 34
-    body = []
-    for tick in scale.ticks():
-        x = scale(tick)
-        body.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{height - 30}" class="grid"/>'
-        )
-        body.append(_text(x, height - 14, f"{tick:.3g}", "tick", "middle"))
-    for i, rung in enumerate(rungs):
-        mid = top + i * row + row / 2
-        body.append(_text(left - 10, mid + 4, rung.phase, "label strong", "end"))
-        if rung.per_operation is None:
-            body.append(_unmeasured_row(rung, left + 6, mid + 4, "per-operation rate"))
-            continue
-        label = f"{rung.per_operation:.3g} per op"
-        if rung.per_operation_ci95 is not None:
-            lo_ci, hi_ci = rung.per_operation_ci95
-            body.append(_whisker(scale(lo_ci), scale(hi_ci), mid))
-            label += f"  [{lo_ci:.3g}\N{EN DASH}{hi_ci:.3g}]"
-        body.append(
-            f'<circle cx="{scale(rung.per_operation):.1f}" cy="{mid:.1f}" r="5" class="dot perop">'
-            f"<title>{escape(f'{rung.phase}: {label}')}</title></circle>"
-        )
-        body.append(_text(right + 8, mid + 4, label, "value"))
-    desc = "; ".join(
-        f"{r.phase}: "
-        + (
-            "not measured"
-            if r.per_operation is None
-            else f"{r.per_operation:.3g} per operation"
-            + (
-                f" (95% CI {r.per_operation_ci95[0]:.3g} to {r.per_operation_ci95[1]:.3g})"
-                if r.per_operation_ci95
-                else ""
-            )
-        )
-        for r in rungs
-    )
-    return _svg("Per-operation rate per phase (the invariant's severity)", desc, height, body)
-
-
-def burst_chart(rungs: Sequence[Rung]) -> str:
-    """The smallest burst that reproduced the race per phase, on a log2 axis of burst sizes:
-    a bar to the smallest burst (hollow and dashed to the largest tried when none did), a
-    marker for each burst the sweep tried (filled: reproduced in at least half its trials)."""
-    left, right, row, top = 90, WIDTH - 230, 36, 16
-    sizes = [
-        float(v)
-        for r in rungs
-        if r.burst is not None
-        for v in (r.burst.smallest, r.burst.largest, *(t.requests for t in r.burst.tried))
-        if v
-    ]
-    scale = Scale(1.0, 2.0 ** math.ceil(math.log2(max([4.0, *sizes]))), left, right, log=True)
-    height = top + row * len(rungs) + 34
-    body = []
-    exponent = 0
-    while 2.0**exponent <= scale.hi:
-        x = scale(2.0**exponent)
-        body.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{height - 30}" class="grid"/>'
-        )
-        body.append(_text(x, height - 14, f"{2**exponent}", "tick", "middle"))
-        exponent += 1
-    for i, rung in enumerate(rungs):
-        y = top + i * row
-        mid = y + row / 2
-        body.append(_text(left - 10, mid + 4, rung.phase, "label strong", "end"))
-        burst = rung.burst
-        if burst is None:
-            body.append(_unmeasured_row(rung, left + 6, mid + 4, "smallest burst"))
-            continue
-        reach = burst.smallest if burst.smallest is not None else burst.largest
-        cls = "bar predicted" if rung.phase == "predict" else "bar rate"
-        if burst.smallest is None:
-            cls = "bar none"
-        label = burst.label().removeprefix("burst ")
-        if burst.smallest is not None:
-            label = f"smallest burst {label}"
-        if reach:
-            x1 = scale(float(reach))
-            body.append(
-                f'<rect x="{left:.1f}" y="{y + 10}" width="{max(x1 - left, 2):.1f}" height="{row - 20}" '
-                f'class="{cls}"><title>{escape(f"{rung.phase}: {label}")}</title></rect>'
-            )
-        for tried in burst.tried:
-            hit = tried.reproduced
-            tip = f"{rung.phase}: burst {tried.requests}, {tried.violations} of {tried.trials} trials violated"
-            body.append(
-                f'<circle cx="{scale(float(max(tried.requests, 1))):.1f}" cy="{mid:.1f}" r="4.5" '
-                f'class="try {"hit" if hit else "miss"}"><title>{escape(tip)}</title></circle>'
-            )
-        body.append(_text(right + 8, mid + 4, label, "value"))
-    desc = "; ".join(
-        f"{r.phase}: "
-        + (
-            "not measured"
-            if r.burst is None
-            else r.burst.label().removeprefix("burst ")
-            + (
-                " (tried "
-                + ", ".join(f"{t.requests}: {t.violations}/{t.trials}" for t in r.burst.tried)
-                + ")"
-                if r.burst.tried
-                else ""
-            )
-        )
-        for r in rungs
-    )
-    return _svg("Smallest reproducing burst per phase (log2 scale)", desc, height, body)
-
-
-def calibration_chart(view: CalibrationView) -> str:
-    """predict's calibration: at each load stress ran, the predicted rate (hollow) beside the
-    observed one (filled), joined by a line; loads evenly spaced, rates on a linear axis."""
-    left, right, top, bottom = 70, WIDTH - 30, 36, 220
-    points = sorted(view.points, key=lambda p: p.load)
-    top_rate = max([float(v) for p in points for v in (p.predicted, p.observed)] + [0.0])
-    hi = min(1.0, max(top_rate * 1.15, 0.01))
-    step = _nice_step(hi / 4)
-    y = Scale(0.0, math.ceil(hi / step - 1e-9) * step, bottom, top)
-    slot = (right - left) / max(len(points), 1)
-    body = [
-        f'<circle cx="{left + 8}" cy="14" r="5" class="pt predicted"/>',
-        _text(left + 18, 18, "predicted", "label"),
-        f'<circle cx="{left + 118}" cy="14" r="5" class="pt observed"/>',
-        _text(left + 128, 18, "observed", "label"),
-    ]
-    for tick in y.ticks():
-        body.append(
-            f'<line x1="{left}" x2="{right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" class="grid"/>'
-        )
-        body.append(_text(left - 6, y(tick) + 4, format_rate(tick), "tick", "end"))
-    phases = {point.phase for point in points}
-    for i, point in enumerate(points):
-        x = left + slot * (i + 0.5)
-        predicted, observed = float(point.predicted), float(point.observed)
-        ratio = view.point_ratio(point)
-        said = f" (predicted/observed {ratio:.3g})" if ratio is not None else ""
-        body.append(
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y(predicted):.1f}" y2="{y(observed):.1f}" class="grid"/>'
-        )
-        body.append(
-            f'<circle cx="{x - 6:.1f}" cy="{y(predicted):.1f}" r="6" class="pt predicted">'
-            f"<title>{escape(f'load {point.load}: predicted {format_rate(predicted)}')}</title></circle>"
-        )
-        body.append(
-            f'<circle cx="{x + 6:.1f}" cy="{y(observed):.1f}" r="6" class="pt observed">'
-            f"<title>{escape(f'load {point.load}: observed {format_rate(observed)}{said}')}</title></circle>"
-        )
-        where = f" ({point.phase})" if point.phase and len(phases) > 1 else ""
-        body.append(_text(x, bottom + 18, f"{point.load} requests{where}", "tick", "middle"))
-    verdict = (
-        ""
-        if view.within_2x is None
-        else f"; within 2x at every load: {'yes' if view.within_2x else 'no'}"
-    )
-    overall = f"; overall predicted/observed {view.ratio:.3g}" if view.ratio is not None else ""
-    desc = (
-        "; ".join(
-            f"load {p.load}: predicted {format_rate(float(p.predicted))}, "
-            f"observed {format_rate(float(p.observed))}"
-            for p in points
-        )
-        + overall
-        + verdict
-        + (f"; {view.burst.line()}" if view.burst is not None else "")
-    )
-    on = f" on {view.target}" if view.target else ""
-    return _svg(
-        f"predict calibrated{on}: predicted vs observed violation rate per load",
-        desc,
-        bottom + 30,
-        body,
-    )
 
 
 def _palette(names: Sequence[str]) -> dict[str, str]:
@@ -387,7 +108,7 @@ def _legend(names: Sequence[str], x: float, y: float) -> list[str]:
         out.append(
             f'<rect x="{cx:.0f}" y="{y - 9:.0f}" width="12" height="12" class="swatch {colours[name]}"/>'
         )
-        out.append(_text(cx + 17, y + 1, name, "label"))
+        out.append(text_at(cx + 17, y + 1, name, "label"))
     return out
 
 
@@ -404,9 +125,9 @@ def latency_chart(series: dict[str, dict[str, float]]) -> str:
         body.append(
             f'<line x1="{left}" x2="{right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" class="grid"/>'
         )
-        body.append(_text(left - 6, y(tick) + 4, f"{_number(tick)} ms", "tick", "end"))
+        body.append(text_at(left - 6, y(tick) + 4, f"{_number(tick)} ms", "tick", "end"))
     for i, name in enumerate(PERCENTILES):
-        body.append(_text(left + i * step, bottom + 18, name, "tick", "middle"))
+        body.append(text_at(left + i * step, bottom + 18, name, "tick", "middle"))
     colours = _palette(list(series))
     for phase, points in series.items():
         xy = [(left + i * step, y(points[p])) for i, p in enumerate(PERCENTILES) if points.get(p)]
@@ -423,7 +144,7 @@ def latency_chart(series: dict[str, dict[str, float]]) -> str:
         f"{phase}: " + ", ".join(f"{p} {v:g} ms" for p, v in pts.items())
         for phase, pts in series.items()
     )
-    return _svg("Latency percentiles per phase (milliseconds, log scale)", desc, bottom + 30, body)
+    return chart("Latency percentiles per phase (milliseconds, log scale)", desc, bottom + 30, body)
 
 
 def p99_chart(series: Mapping[str, Sequence[TrialLine]]) -> str:
@@ -435,18 +156,18 @@ def p99_chart(series: Mapping[str, Sequence[TrialLine]]) -> str:
     last = max((trial for trial, _ in trials), default=1)
     x = Scale(1, max(last, 2), left, right)
     top_ms = max((p99 for _, p99 in trials), default=1.0)
-    step = _nice_step(top_ms * 1.1 / 4)
+    step = nice_step(top_ms * 1.1 / 4)
     y = Scale(0, math.ceil(top_ms * 1.1 / step) * step or 1.0, bottom, top)
     body = _legend(list(series), left, 14)
     for tick in y.ticks():
         body.append(
             f'<line x1="{left}" x2="{right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" class="grid"/>'
         )
-        body.append(_text(left - 6, y(tick) + 4, f"{_number(tick)} ms", "tick", "end"))
+        body.append(text_at(left - 6, y(tick) + 4, f"{_number(tick)} ms", "tick", "end"))
     for tick in Scale(0, last, left, right).ticks():
         if tick >= 1:
-            body.append(_text(x(tick), bottom + 18, f"{tick:g}", "tick", "middle"))
-    body.append(_text(right, bottom + 30, "trial", "tick", "end"))
+            body.append(text_at(x(tick), bottom + 18, f"{tick:g}", "tick", "middle"))
+    body.append(text_at(right, bottom + 30, "trial", "tick", "end"))
     colours = _palette(list(series))
     for phase, rows in series.items():
         pts = [(x(t.trial), y(float(t.p99_ms)), t) for t in rows if t.p99_ms is not None]
@@ -466,7 +187,7 @@ def p99_chart(series: Mapping[str, Sequence[TrialLine]]) -> str:
         f"{max((float(t.p99_ms or 0) for t in rows), default=0):g} ms"
         for phase, rows in series.items()
     )
-    return _svg("p99 latency per trial (violating trials ringed)", desc, bottom + 34, body)
+    return chart("p99 latency per trial (violating trials ringed)", desc, bottom + 34, body)
 
 
 def trial_strips(series: Mapping[str, Sequence[TrialLine]]) -> str:
@@ -475,7 +196,7 @@ def trial_strips(series: Mapping[str, Sequence[TrialLine]]) -> str:
     body = []
     for i, (phase, rows) in enumerate(series.items()):
         y = 8 + i * row
-        body.append(_text(left - 10, y + 15, phase, "label strong", "end"))
+        body.append(text_at(left - 10, y + 15, phase, "label strong", "end"))
         cell = (right - left) / max(len(rows), 1)
         for j, t in enumerate(rows):
             names = ", ".join(str(v) for v in t.violations)
@@ -486,12 +207,12 @@ def trial_strips(series: Mapping[str, Sequence[TrialLine]]) -> str:
                 f'height="20" class="{cls}"><title>{escape(tip)}</title></rect>'
             )
         bad = sum(1 for t in rows if t.violated)
-        body.append(_text(right + 8, y + 15, f"{bad}/{len(rows)} violated", "value"))
+        body.append(text_at(right + 8, y + 15, f"{bad}/{len(rows)} violated", "value"))
     desc = "; ".join(
         f"{phase}: {sum(1 for t in rows if t.violated)} of {len(rows)} trials violated"
         for phase, rows in series.items()
     )
-    return _svg("Violations per trial, one strip per phase", desc, 12 + row * len(series), body)
+    return chart("Violations per trial, one strip per phase", desc, 12 + row * len(series), body)
 
 
 def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) -> str:
@@ -504,7 +225,7 @@ def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) ->
         body.append(
             f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{axis}" y2="{axis + 5}" class="axis"/>'
         )
-        body.append(_text(x(tick), axis + 18, f"{tick:g}s", "tick", "middle"))
+        body.append(text_at(x(tick), axis + 18, f"{tick:g}s", "tick", "middle"))
     for i, event in enumerate(events):
         px, level = x(float(event.t_s or 0)), 22 + (i % 3) * 30
         kind = event.event
@@ -524,7 +245,7 @@ def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) ->
         )
         anchor = "start" if px < right - 150 else "end"
         body.append(
-            _text(
+            text_at(
                 px + (4 if anchor == "start" else -4),
                 level,
                 f"{kind} @{event.t_s}s",
@@ -533,7 +254,7 @@ def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) ->
             )
         )
     desc = "; ".join(f"{e.t_s}s {e.event}: {e.detail}" for e in events)
-    return _svg("Chaos timeline: what was injected when", desc, axis + 28, body)
+    return chart("Chaos timeline: what was injected when", desc, axis + 28, body)
 
 
 def history_chart(operations: Sequence[JsonObject]) -> str:
@@ -553,10 +274,10 @@ def history_chart(operations: Sequence[JsonObject]) -> str:
         body.append(
             f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="6" y2="{height - 26}" class="grid"/>'
         )
-        body.append(_text(x(tick), height - 10, f"{tick:g} ms", "tick", "middle"))
+        body.append(text_at(x(tick), height - 10, f"{tick:g} ms", "tick", "middle"))
     for lane, process in enumerate(processes):
         y = 10 + lane * row
-        body.append(_text(left - 8, y + 15, f"p{process}", "label strong", "end"))
+        body.append(text_at(left - 8, y + 15, f"p{process}", "label strong", "end"))
         for call in (c for c in calls if str(c["process"]) == process):
             a = x((call["start"] - t0) / 1e6)
             b = x(span * 1.08 / 1e6) if call["end"] is None else x((call["end"] - t0) / 1e6)
@@ -565,9 +286,9 @@ def history_chart(operations: Sequence[JsonObject]) -> str:
                 f'<rect x="{a:.1f}" y="{y}" width="{max(b - a, 3):.1f}" height="20" rx="3" class="op op-{kind}">'
                 f"<title>{escape(call['tip'])}</title></rect>"
             )
-            body.append(_text(a + 5, y + 14, call["label"], "op-label"))
+            body.append(text_at(a + 5, y + 14, call["label"], "op-label"))
     desc = "; ".join(call["tip"] for call in calls)
-    return _svg(
+    return chart(
         "Minimal violating history: one lane per process, invoke to completion", desc, height, body
     )
 

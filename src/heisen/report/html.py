@@ -21,7 +21,7 @@ from typing import Any
 from heisen._serialised import JsonObject
 from heisen.manifest import PhaseRecord, RunManifest, write_atomically
 from heisen.outputs import FindingRecord, TimelineEntry, TrialLine
-from heisen.report import _svg
+from heisen.report import _ladder_charts, _svg
 from heisen.report._calibration import CalibrationView, calibration
 from heisen.report._facts import (
     bounds,
@@ -243,7 +243,7 @@ def _ladder_section(manifest: RunManifest) -> Section | None:
     body = f'<p class="lead">{escape(headline(manifest))}</p>' + others
     if rungs:
         body += _figure(
-            _svg.ladder_chart(rungs),
+            _ladder_charts.ladder_chart(rungs),
             _LADDER_CAPTION
             if target is None
             else f"Bars: share of trials that violated {target[0]}; whiskers: Wilson 95% interval."
@@ -281,14 +281,14 @@ def _target_measures(rungs: Sequence[Rung]) -> str:
     body = ""
     if any(r.per_operation is not None for r in rungs):
         body += _figure(
-            _svg.per_operation_chart(rungs),
+            _ladder_charts.per_operation_chart(rungs),
             "Dots: the invariant's severity per operation, mean over the trials; "
             "whiskers: Student-t 95% interval.",
         )
     else:
         body += '<p class="muted">Per-operation rate: not measured (the invariant declares no severity:).</p>'
     body += _figure(
-        _svg.burst_chart(rungs),
+        _ladder_charts.burst_chart(rungs),
         "Bars: the smallest burst that reproduced the race in at least half its trials "
         "(dashed: none did, up to the largest tried); dots: each burst the sweep tried, "
         "filled where it reproduced. predict's is its forecast.",
@@ -343,7 +343,7 @@ def _calibration(view: CalibrationView) -> str:
     ]
     verdict = {None: "", True: " Within 2x at every load.", False: " Not within 2x at every load."}
     return _figure(
-        _svg.calibration_chart(view),
+        _ladder_charts.calibration_chart(view),
         "predict calibrated on this run: hollow, the predicted violation rate at each load; "
         "filled, the rate observed there." + verdict[view.within_2x],
     ) + _table(
