@@ -16,9 +16,11 @@ from heisen.predict._calibration import (
     burst_window_s,
     calibration_of,
     geometric_ratio,
+    predict_points,
     refit,
     smallest_burst,
     step_medians_ms,
+    target_site,
 )
 from heisen.predict._model import Architecture
 
@@ -251,3 +253,17 @@ def test_a_sweeps_burst_is_the_hotspots_operation_alone_not_the_traffic_mix(
         ("sweep", 4, 0.0),
         ("sweep", 8, 1.0),
     ]
+
+
+def test_a_sweep_with_spread_sends_one_request_every_spread_over_size(
+    build: Callable[[str], Architecture],
+) -> None:
+    # One ticket; the window from the read to the decrement is about 3 ms. Spread over
+    # 100 ms, a round of N checkouts comes 100/N ms apart: it oversells once that is shorter.
+    architecture = build(SHOP.replace("capacity: {stock: 4}", "capacity: {stock: 1}"))
+    measured = Measured.from_stress(stress(), "no-oversell", [2, 4, 8, 16, 32, 64], 0.1)
+    site = target_site(architecture, 16, None)
+    assert site is not None
+    _, rates = predict_points(architecture, site, measured, cycles=300, seed=1)
+    assert rates[16] == 0.0 and rates[64] >= 0.5
+    assert smallest_burst(measured, rates)[0] in (32, 64)

@@ -49,8 +49,9 @@ differ by at most one; "none up to the max" counts as one place past the last.
 
 Limits: the capacity is the architecture's, so a sweep whose own `setup:`
 changes it is compared against the architecture's capacity, not the sweep's;
-and a sweep's burst is modelled as released like stress's main burst (or with
-the architecture's arrivals when the main load was not a burst).
+and a sweep's round is modelled as released like stress's main burst (or with
+the architecture's arrivals when the main load was not a burst), or, with the
+sweep's `spread:`, one request every spread / size.
 """
 
 from __future__ import annotations
@@ -96,10 +97,15 @@ class Measured:
     main_load: int
     sizes: tuple[int, ...]  # the sweep's burst sizes (empty: no sweep ran)
     smallest_observed: int | None
+    sweep_spread_s: float | None = None  # the sweep's `spread:` (None: each round at once)
 
     @classmethod
     def from_stress(
-        cls, figures: outputs.StressOutputs, target: str, sizes: Sequence[int]
+        cls,
+        figures: outputs.StressOutputs,
+        target: str,
+        sizes: Sequence[int],
+        sweep_spread_s: float | None = None,
     ) -> Measured:
         points: list[Observed] = []
         main_load = max(1, figures.requests // figures.trials) if figures.trials else 0
@@ -124,6 +130,7 @@ class Measured:
             main_load=main_load,
             sizes=tuple(sizes) if sweep is not None else (),
             smallest_observed=smallest.requests if smallest is not None else None,
+            sweep_spread_s=sweep_spread_s,
         )
 
 
@@ -265,15 +272,19 @@ def predict_points(
         architecture, workload=replace(architecture.workload, mix={site.operation: 1.0})
     )
 
-    def rate(arch: Architecture, load: int) -> float:
-        arch = with_burst(arch, measured, load)
+    def rate(arch: Architecture, load: int, *, swept: bool = False) -> float:
+        if swept and measured.sweep_spread_s is not None:
+            arrivals = Arrivals("even", load, window_s=measured.sweep_spread_s)
+            arch = replace(arch, workload=replace(arch.workload, arrivals=arrivals))
+        else:
+            arch = with_burst(arch, measured, load)
         result = simulate(arch, requests=load, cycles=cycles, seed=seed, sites=(site,))
         found = result.by_site().get(site.id)
         return found.rate if found is not None else 0.0
 
     main = {p.load: rate(architecture, p.load) for p in measured.points if p.source == "stress"}
     sizes = {p.load for p in measured.points if p.source == "sweep"} | set(measured.sizes)
-    swept = {load: rate(alone, load) for load in sorted(sizes)}
+    swept = {load: rate(alone, load, swept=True) for load in sorted(sizes)}
     points = [Point(p, (main if p.source == "stress" else swept)[p.load]) for p in measured.points]
     return points, swept
 
@@ -306,6 +317,7 @@ def calibration_of(
     cycles: int,
     seed: int,
     run: str,
+    sweep_spread_s: float | None = None,
 ) -> tuple[outputs.Calibration, Architecture]:
     """predict's `calibration` on what stress measured, and the refitted architecture."""
 
@@ -320,7 +332,7 @@ def calibration_of(
     if stress is None:
         return missing("stress measured nothing to calibrate on")
     tried = [step.requests for step in stress.sweep.tried] if stress.sweep is not None else []
-    measured = Measured.from_stress(stress, target, sizes if sizes else tried)
+    measured = Measured.from_stress(stress, target, sizes if sizes else tried, sweep_spread_s)
     if not measured.points:
         return missing(f"stress recorded no rate for {target}")
     site = target_site(architecture, measured.main_load or measured.points[0].load, hotspot)

@@ -144,16 +144,17 @@ class KeySpace:
 
 @dataclass(frozen=True, slots=True)
 class Arrivals:
-    """`burst`: `requests` spread uniformly over `window_s`; `rate`: a Poisson stream of `per_s`."""
+    """`burst`: `requests` spread uniformly over `window_s`; `rate`: a Poisson stream of `per_s`;
+    `even`: one request every `window_s / requests` (a sweep's round with `spread:`)."""
 
-    kind: Literal["burst", "rate"]
+    kind: Literal["burst", "rate", "even"]
     requests: int
     window_s: float = 0.0
     per_s: float = 0.0
 
     def span_s(self, requests: int | None = None) -> float:
         count = self.requests if requests is None else requests
-        return self.window_s if self.kind == "burst" else count / self.per_s
+        return count / self.per_s if self.kind == "rate" else self.window_s
 
 
 @dataclass(frozen=True, slots=True)

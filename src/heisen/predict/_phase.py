@@ -94,6 +94,7 @@ def calibrate(
         cycles=cycles,
         seed=seed,
         run=run,
+        sweep_spread_s=spec.spread if spec is not None else None,
     )
 
 

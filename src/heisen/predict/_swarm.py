@@ -13,7 +13,8 @@ Per cycle and operation:
 * **Arrivals.** The traffic mix splits the `requests` into exact per-operation
   counts (`round(requests * weight)`). A burst spreads arrivals uniformly over
   its window; a rate is a Poisson stream (given the last arrival's Gamma
-  time, the others are uniform before it). Only when round-robin order
+  time, the others are uniform before it); `even` arrivals come one every
+  window / count (a sweep's round spread evenly). Only when round-robin order
   matters (per-replica locks) are they drawn in order, as normalized
   cumulative exponential spacings.
 * **Replicas.** Requests of an operation go to the service's replicas
@@ -268,6 +269,10 @@ def _arrivals(
 ) -> TimeArray:
     """Arrival times of one operation's agents; in arrival order only when `ordered` (round-robin matters)."""
     arrivals = architecture.workload.arrivals
+    if arrivals.kind == "even":
+        # Offsets i * window / count, one operation's share of them; already in arrival order.
+        step = arrivals.window_s / max(count, 1)
+        return np.tile(np.arange(count, dtype=np.float32) * np.float32(step), (rows, 1))
     if arrivals.kind == "rate" and not ordered:
         # A Poisson stream's first `count` arrivals: given the last one at T ~ Gamma(count), the others are uniform before it.
         horizon = rng.standard_gamma(count, (rows, 1)).astype(np.float32) / np.float32(
