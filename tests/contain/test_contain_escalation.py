@@ -57,6 +57,7 @@ def test_when_no_cpu_limit_reproduces_each_one_tried_is_listed(
         "counter cpu=100m",
     ]
     assert not any(t["reproduced"] for t in escalation["tried"])
+    assert all(isinstance(t["acted"], bool) for t in escalation["tried"])  # throttling was read
     assert contain["outputs"]["limits"]["cpu"] == "100m"  # the last tried: still under a limit
     said = contain.get("summary") or ""
     assert contain["status"] != "passed" or "none reproduced" in said

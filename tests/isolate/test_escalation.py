@@ -83,6 +83,10 @@ def test_when_nothing_reproduces_every_condition_tried_is_listed(tmp_path: Path)
         f"{link} +{ms} ms" for ms in (1, 10, 100, 500) for link in links
     ]
     assert all(t["trials"] == 1 and not t["reproduced"] for t in escalation["tried"])
+    # each says whether it acted: the ledger never calls audit, so a toxic there delays nothing
+    acted = {t["condition"]: t["acted"] for t in escalation["tried"]}
+    assert acted["ledger->audit +100 ms"] is False
+    assert acted["wallet->ledger +100 ms"] is True and acted["wallet->audit +10 ms"] is True
     assert isolate["outputs"]["toxics"] == []
     assert "escalation tried 12 condition(s), none reproduced" in isolate["summary"]
 

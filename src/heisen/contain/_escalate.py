@@ -88,7 +88,10 @@ def escalate(
             ctx.emit(events.Progress("contain", f"escalation: trying {label}"))
             for name, resources in chosen.items():
                 system.set_resources(name, resources)
+            before = _throttled_periods(ctx, services)
             tried = _try(ctx, conditions, trials, target, deadline)
+            after = _throttled_periods(ctx, services)
+            tried.acted = None if before is None or after is None else after > before
             tried.condition = label
             record.tried.append(tried)
             if tried.reproduced:
@@ -99,6 +102,18 @@ def escalate(
         for name, resources in original.items():
             system.set_resources(name, resources)
     return Escalated(record, dict(limits) or chosen)
+
+
+def _throttled_periods(ctx: PhaseContext, services: Sequence[str]) -> int | None:
+    """Throttled CFS periods over the services' replicas so far (None: a backend cannot say)."""
+    assert ctx.system is not None
+    total = 0
+    for name in services:
+        throttling = ctx.system.replicas(name).throttling()
+        if throttling is None:
+            return None
+        total += throttling.throttled_periods
+    return total
 
 
 def _memory(limits: Mapping[str, Resources], name: str) -> int | None:
@@ -117,7 +132,7 @@ def _try(
     ctx: PhaseContext, conditions: Conditions, trials: int, target: str | None, deadline: float
 ) -> outputs.EscalationTry:
     tried = outputs.EscalationTry(
-        condition="", trials=0, violations=0, reproduced=False, error=None
+        condition="", trials=0, violations=0, reproduced=False, acted=None, error=None
     )
     for _ in range(trials):
         if tried.trials and time.monotonic() >= deadline:

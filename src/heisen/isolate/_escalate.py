@@ -82,8 +82,10 @@ def escalate(ctx: PhaseContext, section: IsolateSection) -> Escalated:
                 {"name": name, "type": "latency", "stream": toxic.stream, "toxicity": 1.0}
                 | {"attributes": dict(toxic.attributes)},
             )
+            before = system.link_traffic(link)
             try:
                 tried = _try(ctx, conditions, trials, target, deadline)
+                tried.acted = (system.link_traffic(link) - before).toxic_chunks > 0
             finally:
                 system.remove_toxic(link, name)
             tried.condition = label
@@ -107,7 +109,7 @@ def _try(
     ctx: PhaseContext, conditions: Conditions, trials: int, target: str | None, deadline: float
 ) -> outputs.EscalationTry:
     tried = outputs.EscalationTry(
-        condition="", trials=0, violations=0, reproduced=False, error=None
+        condition="", trials=0, violations=0, reproduced=False, acted=None, error=None
     )
     for _ in range(trials):
         if tried.trials and time.monotonic() >= deadline:

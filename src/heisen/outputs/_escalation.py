@@ -20,6 +20,7 @@ class EscalationTry(OutputModel):
     trials: int = 0
     violations: int = 0
     reproduced: bool = False
+    acted: bool | None = None  # the toxic delayed traffic, the limit throttled (None: unread)
     error: str | None = None  # why the condition could not be judged (not a reproduction)
 
 
