@@ -33,6 +33,7 @@ from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
 from heisen.system_protocol import System
 
+# CPU seconds of the checker (not wall-clock time: see heisen.oracle.checkers' budget).
 HISTORY_BUDGET_S = 5.0
 
 
@@ -157,7 +158,7 @@ def history(
         return Verdict(
             invariant.name,
             None,
-            f"history check ran out of its {HISTORY_BUDGET_S:g} s budget (unknown)",
+            f"history check ran out of its {HISTORY_BUDGET_S:g} s CPU budget (unknown)",
         )
     if result.valid:
         return Verdict(

@@ -96,6 +96,10 @@ def check(
 ) -> CheckResult:
     """Check ``history`` against ``model``; never runs much past ``time_budget_s``.
 
+    ``time_budget_s`` counts this thread's CPU time, so the same history gets the
+    same verdict on a busy machine; wall-clock time is capped at WALL_FACTOR
+    times it (`_budget`).
+
     ``max_steps`` caps the search steps over all keys (None: only time counts).
     ``initial`` is the model's initial value (register: null, counter: 0).
     ``model`` is a name, or a :class:`RateLimit` for the ``rate`` model.

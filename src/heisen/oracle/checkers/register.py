@@ -68,7 +68,8 @@ def _items(calls: Sequence[Call]) -> list[SearchItem]:
         else:
             payload = (CAS, freeze(call.input[0]), freeze(call.input[1]))
         returned = call.returned if call.type is OpType.OK else None
-        items.append(SearchItem(call.called, returned, payload))
+        # an ok read observes: accepted only in the state it returned, which it leaves as it was
+        items.append(SearchItem(call.called, returned, payload, observer=code == READ))
     return items
 
 
