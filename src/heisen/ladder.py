@@ -6,7 +6,8 @@ contain from `per_invariant.<target>`, chaos (one run of load under faults)
 from its `invariants:` verdicts (violated: 1 of 1, held: 0 of 1). A phase
 that errored or was inconclusive measured no rate: its step has nulls, as
 has one that did not check the target (`invariants:` of its section).
-`amplification` divides a step's rate by the previous step's that has one,
+`smallest_reproducing_burst` comes from the phase's burst sweep, when it
+checked the target (`heisen.stress.sweep_bursts`). `amplification` divides a step's rate by the previous step's that has one,
 always on the same invariant: never one race's rate over another's.
 
 `build_ladder` is pure (manifest in, `Ladder` out); the runner calls it
@@ -55,16 +56,27 @@ def _step(phase: str, outputs: Mapping[str, Any], target: str) -> LadderStep:
     if figures is None:
         figures = _from_verdicts(outputs.get("invariants") or [], target)
     condition = (outputs.get("escalation") or {}).get("reproduced_with")
+    smallest = _smallest_burst(outputs.get("sweep"), target)
     if not figures or figures.get("violation_rate") is None:
-        return LadderStep(phase=phase, condition=condition)
+        return LadderStep(phase=phase, condition=condition, smallest_reproducing_burst=smallest)
     interval = figures.get("ci95")
     return LadderStep(
         phase=phase,
         violation_rate=float(figures["violation_rate"]),
         ci95=(float(interval[0]), float(interval[1])) if interval else None,
         per_operation_rate=figures.get("per_operation_rate"),
+        smallest_reproducing_burst=smallest,
         condition=condition,
     )
+
+
+def _smallest_burst(sweep: Mapping[str, Any] | None, target: str) -> int | None:
+    """The sweep's smallest reproducing burst, when the sweep checked the target."""
+    if not sweep or sweep.get("target") != target:
+        return None
+    smallest = sweep.get("smallest_reproducing_load") or {}
+    requests = smallest.get("requests")
+    return int(requests) if requests else None
 
 
 def _from_verdicts(verdicts: list[Mapping[str, Any]], target: str) -> dict[str, Any] | None:

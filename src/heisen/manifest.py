@@ -79,7 +79,8 @@ class LadderStep(_Record):
     `amplification`: this step's violation rate over the previous measured step's, for the
     same invariant (None on the first step, or when that rate was 0). `per_operation_rate`:
     `{mean, ci95, trials}` of the invariant's `severity:` (None when it declares none).
-    `smallest_reproducing_burst` is not measured yet and is always None."""
+    `smallest_reproducing_burst`: the smallest burst of the phase's sweep that reproduced the
+    target in at least half its trials (None: no sweep, or none up to its max did)."""
 
     phase: str
     violation_rate: float | None = None

@@ -332,15 +332,17 @@ class _Checker:
                 f"no {kind.value} dependency named {on!r} (known: {', '.join(sorted(deps)) or 'none'})",
             )
 
+    def _check_setup_step(self, path: YamlPath, step: SetupStep) -> None:
+        if step.http:
+            self._check_call((*path, "http"), step.http, self._request_roots())
+        if step.sql is not None:
+            self._check_target(path, step.on, DependencyKind.POSTGRES)
+        if step.redis is not None:
+            self._check_target(path, step.on, DependencyKind.REDIS)
+
     def _check_scenario(self, scenario: Scenario) -> None:
         for index, step in enumerate(scenario.setup):
-            path: YamlPath = ("scenario", "setup", index)
-            if step.http:
-                self._check_call((*path, "http"), step.http, self._request_roots())
-            if step.sql is not None:
-                self._check_target(path, step.on, DependencyKind.POSTGRES)
-            if step.redis is not None:
-                self._check_target(path, step.on, DependencyKind.REDIS)
+            self._check_setup_step(("scenario", "setup", index), step)
         if not scenario.requests:
             self.add(("scenario", "requests"), "name at least one request")
         for name, request in scenario.requests.items():
@@ -463,13 +465,8 @@ class _Checker:
                         ("phases", phase, "invariants", index),
                         f"no invariant named {chosen!r}{did_you_mean(chosen, names)}",
                     )
-        if phases.stress and phases.stress.sweep is not None:
-            load = phases.stress.load or self.pipeline.scenario.load
-            if not any(step.burst is not None for step in load):
-                self.add(
-                    ("phases", "stress", "sweep"),
-                    "sweep grows a burst, but the load has no burst: step; add one or remove sweep:",
-                )
+        for phase in (PhaseName.STRESS, PhaseName.ISOLATE, PhaseName.CONTAIN):
+            self._check_sweep(phase)
         if phases.fuzz:
             if phases.fuzz.openapi:
                 self._file(("phases", "fuzz", "openapi"), phases.fuzz.openapi)
@@ -495,6 +492,30 @@ class _Checker:
                     )
         if phases.chaos:
             self._check_chaos(phases.chaos)
+
+    def _check_sweep(self, phase: PhaseName) -> None:
+        section = getattr(self.pipeline.phases, phase)
+        if section is None or section.sweep is None:
+            return
+        path: YamlPath = ("phases", phase, "sweep")
+        requests = self.pipeline.scenario.requests
+        sweep = section.sweep
+        if sweep.request is not None and sweep.request not in requests:
+            self.add(
+                (*path, "request"),
+                f"no request named {sweep.request!r} (requests: {', '.join(requests)})"
+                f"{did_you_mean(sweep.request, list(requests))}",
+            )
+        elif (
+            sweep.step(sweep.start, section.load or self.pipeline.scenario.load, requests) is None
+        ):
+            self.add(
+                path,
+                f"say which request each burst sends with request: (one of {', '.join(requests)}); "
+                "the load has no burst: step to copy",
+            )
+        for index, step in enumerate(sweep.setup or []):
+            self._check_setup_step((*path, "setup", index), step)
 
     def _check_link(self, path: YamlPath, link: str) -> None:
         source, sep, target = link.partition("->")

@@ -209,6 +209,10 @@ def test_a_meaningless_load_is_refused(tmp_path):
     found = problems(write(tmp_path, text))
     assert found[0].path == "scenario.load[0].burst"
     assert "never be sent" in found[0].message
-    text = VALID.replace("{trials: 2}", "{trials: 2, load: [{pause: {during: 1s}}], sweep: {}}")
-    found = problems(write(tmp_path, text))
-    assert [p.path for p in found] == ["phases.stress.sweep"]
+    text = VALID.replace(
+        '    go: {method: POST, path: /go, json: {n: "{{ i }}"}}',
+        '    go: {method: POST, path: /go, json: {n: "{{ i }}"}}\n    other: {path: /o}',
+    ).replace("{trials: 2}", "{trials: 2, load: [{pause: {during: 1s}}], sweep: {}}")
+    found = problems(write(tmp_path, text))  # which of the two requests would the bursts send?
+    assert [p.path for p in found] == ["scenario.load[0].burst", "phases.stress.sweep"]
+    assert "say which request each burst sends with request: (one of go, other)" in found[1].message

@@ -15,8 +15,8 @@ from __future__ import annotations
 from heisen.contain._limits import BackendRun
 from heisen.errors import SystemUnavailable
 from heisen.phase import PhaseContext
-from heisen.schema import ContainSection
-from heisen.stress import Conditions, run_trials
+from heisen.schema import ContainSection, PhaseName
+from heisen.stress import Conditions, phase_sweep, run_trials, sweep_bursts
 from heisen.system import format_cpu, format_memory
 
 
@@ -25,8 +25,12 @@ def run_kubernetes(ctx: PhaseContext, section: ContainSection) -> BackendRun:
     if system is None:
         raise SystemUnavailable("contain on Kubernetes needs the system the runner starts there")
     result = run_trials(ctx, Conditions.of_section("contain", section, ctx.options))
+    sweep = phase_sweep(ctx, section)
+    load = list(section.load or ctx.pipeline.scenario.load)
+    measured = sweep_bursts(ctx, PhaseName.CONTAIN, sweep, load) if sweep else None
     limits = {name: system.resources_of(name) for name in ctx.pipeline.services}
     extras = {
+        "sweep": measured.to_manifest() if measured is not None else None,
         "limits": {
             name: {"cpu": format_cpu(r.cpu), "memory": format_memory(r.memory)}
             for name, r in limits.items()

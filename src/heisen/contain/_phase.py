@@ -10,6 +10,9 @@ the summary.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from heisen import outputs
 from heisen._stats import amplification
 from heisen._thresholds import breached
@@ -18,7 +21,7 @@ from heisen.ladder import same_race_factor
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.schema import ContainSection, Pipeline
-from heisen.stress import vacuity
+from heisen.stress import sweep_words, vacuity
 
 
 def needs_system(pipeline: Pipeline) -> bool:
@@ -73,7 +76,8 @@ def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) ->
     target = ctx.loaded.pipeline.ladder_target()
     factor = same_race_factor(out.to_manifest(), ctx.outputs_of("stress"), target)
     same_race = f"{factor:.1f}x stress's {target} rate" if factor is not None else None
-    summary = _summary(out, measured.notes + messages, same_race)
+    earlier = {phase: ctx.outputs_of(phase) for phase in ("stress", "isolate")}
+    summary = _summary(out, measured.notes + messages, same_race, earlier)
     return PhaseResult(
         status, summary, out.to_manifest(), measured.result.artifacts, findings=findings
     )
@@ -101,7 +105,12 @@ def _vacuity(out: outputs.ContainOutputs) -> str | None:
     return vacuity(out.to_manifest())
 
 
-def _summary(out: outputs.ContainOutputs, notes: list[str], same_race: str | None) -> str:
+def _summary(
+    out: outputs.ContainOutputs,
+    notes: list[str],
+    same_race: str | None,
+    earlier: Mapping[str, Mapping[str, Any]],
+) -> str:
     limits = ", ".join(
         f"{name} " + " ".join(f"{k}={v}" for k, v in spec.to_manifest().items() if v is not None)
         for name, spec in out.limits_by_service.items()
@@ -112,6 +121,7 @@ def _summary(out: outputs.ContainOutputs, notes: list[str], same_race: str | Non
     p99 = _p99(out)
     if p99 is not None:
         text += f" (p99 {p99:.1f} ms)"
+    text += sweep_words(out.sweep, earlier)
     if notes:
         text += "; " + "; ".join(notes)
     return text

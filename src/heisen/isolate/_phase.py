@@ -10,8 +10,8 @@ from heisen.isolate._escalate import escalate, naming_condition, summary_note
 from heisen.ladder import same_race_factor
 from heisen.manifest import PhaseStatus, plain
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.schema import Toxic
-from heisen.stress import Conditions, run_trials, vacuity
+from heisen.schema import PhaseName, Toxic
+from heisen.stress import Conditions, phase_sweep, run_trials, sweep_bursts, sweep_words, vacuity
 from heisen.system import LinkTraffic, median_delay_ms
 
 
@@ -55,6 +55,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
         traffic = {
             link: system.link_traffic(link) - before for link, before in traffic_before.items()
         }
+        spec = phase_sweep(ctx, section)
+        load = list(section.load or ctx.pipeline.scenario.load)
+        sweep = sweep_bursts(ctx, PhaseName.ISOLATE, spec, load) if spec else None
         answered = {name: _stub_requests(url) for name, url in stubs.items()}
     finally:
         system.reset_faults()
@@ -73,6 +76,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         link: _round(counters.mean_toxic_delay_ms) for link, counters in traffic.items()
     }
     out.stub_requests = answered
+    out.sweep = sweep
     if escalated is not None:
         out.escalation = escalated.record
         findings = naming_condition(findings, escalated.record)
@@ -89,6 +93,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
     summary += f" with {len(stubs)} stub(s) and {len(applied)} toxic(s)"
     if escalated is not None:
         summary += "; " + summary_note(escalated.record)
+    summary += sweep_words(sweep, {"stress": ctx.outputs_of("stress")})
     if messages:
         summary += "; " + "; ".join(messages)
     return PhaseResult(status, summary, out.to_manifest(), result.artifacts, findings=findings)

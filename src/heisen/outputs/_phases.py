@@ -24,9 +24,12 @@ class StressTarget(OutputModel):
 
 
 class SweepStep(OutputModel):
+    """One burst size: its trials, how many violated the target, and whether at least half did."""
+
     requests: int = 0
     trials: int = 0
     violations: int = 0
+    reproduced: bool = False
 
 
 class SmallestLoad(OutputModel):
@@ -35,8 +38,11 @@ class SmallestLoad(OutputModel):
 
 
 class Sweep(OutputModel):
-    """The burst sizes tried, and the smallest that reproduced the race (None: none did)."""
+    """The burst sizes tried, and the smallest that reproduced the target (None: none up to
+    `max` did). `target` is the invariant the sweep checked (None: all of them)."""
 
+    target: str | None = None
+    max: int | None = None
     tried: list[SweepStep] = Field(default_factory=list)
     smallest_reproducing_load: SmallestLoad | None = None
 
@@ -66,6 +72,7 @@ class IsolateOutputs(LoadFigures):
     link_bytes: dict[str, int] = Field(default_factory=dict)
     toxic_delay_ms: dict[str, Number | None] = Field(default_factory=dict)
     stub_requests: dict[str, int] = Field(default_factory=dict)
+    sweep: Sweep | None = None
     escalation: Escalation | None = None  # only when the section names no toxic
     findings: list[FindingRecord] = Field(default_factory=list)
 
@@ -81,6 +88,7 @@ class ContainOutputs(LoadFigures):
     """`limits` is the first limited service's; `limits_by_service` holds them all."""
 
     throttled: Throttled = Field(default_factory=Throttled)
+    sweep: Sweep | None = None
     enforcement: str | dict[str, str] = ""
     cpu_used_s: Number | None = None
     wall_s: Number | None = None

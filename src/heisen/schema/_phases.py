@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -9,7 +10,7 @@ from pydantic import Field, model_validator
 
 from heisen._serialised import JsonObject
 from heisen.schema import limits as L
-from heisen.schema._system import LoadStep, Resources
+from heisen.schema._system import Burst, Inject, LoadStep, Resources, SetupStep
 from heisen.schema._types import Duration, Offset, Strict, Threshold, share
 
 
@@ -40,16 +41,32 @@ class PredictSection(PhaseSection):
 
 
 class Sweep(Strict):
-    start: int | None = L.SWEEP_SIZE.field(
-        None, description="first burst size; default: predict's smallest load"
-    )
+    """Bursts of growing size, each run `trials` times after the setup, up to the smallest
+    that reproduces the ladder's target in at least half of its trials."""
+
+    start: int = L.SWEEP_SIZE.field(2, description="first burst size")
     factor: float = L.SWEEP_FACTOR.field(2.0)
-    max: int = L.SWEEP_SIZE.field(1000)
+    max: int = L.SWEEP_SIZE.field(64)
     trials: int = L.SWEEP_TRIALS.field(5)
+    request: str | None = Field(
+        default=None,
+        description="the request each burst sends (default: the load's burst: step's, "
+        "or the scenario's only request)",
+    )
+    setup: list[SetupStep] | None = Field(
+        default=None,
+        description="the setup before each burst, instead of the scenario's (e.g. a capacity "
+        "small enough for a burst of 2 to overrun)",
+    )
+    spread: Duration | None = Field(
+        default=None,
+        description="send a round's requests evenly over this long instead of at once: a "
+        "ruler for the window, which then needs more than spread / window requests",
+    )
 
     @model_validator(mode="after")
     def _bounded(self) -> Sweep:
-        if self.start is not None and self.start > self.max:
+        if self.start > self.max:
             raise ValueError(f"start ({self.start}) is above max ({self.max}): nothing would run")
         rounds = self.rounds()
         if rounds * self.trials > L.SWEEP_TOTAL_TRIALS:
@@ -61,12 +78,36 @@ class Sweep(Strict):
         return self
 
     def rounds(self) -> int:
-        """Burst sizes the sweep tries at most, from start (1 when not given) to max."""
-        size, rounds = self.start or 1, 0
+        """How many burst sizes the sweep tries at most."""
+        return len(self.sizes())
+
+    def step(
+        self, size: int, load: Sequence[LoadStep], requests: Collection[str]
+    ) -> LoadStep | None:
+        """The load of one round: `size` requests of `request:`, else shaped like the load's
+        first burst, else of the scenario's only request (None: the sweep cannot tell which);
+        at once, or evenly over `spread`."""
+        shaped = next((step.burst for step in load if step.burst is not None), None)
+        if self.request is not None:
+            target: dict[str, Any] = {"request": self.request}
+        elif shaped is not None:
+            target = {"request": shaped.request, "mix": shaped.mix}
+        elif len(requests) == 1:
+            target = {"request": next(iter(requests))}
+        else:
+            return None
+        if self.spread is None:
+            return LoadStep(burst=Burst(requests=size, **target))
+        # offsets i * spread / size for i < size: exactly `size` requests
+        return LoadStep(inject=Inject(rate=size / self.spread, during=self.spread, **target))
+
+    def sizes(self) -> list[int]:
+        """The burst sizes, from start growing by `factor` (at least one) up to max."""
+        sizes, size = [], self.start
         while size <= self.max:
-            rounds += 1
+            sizes.append(size)
             size = max(size + 1, int(size * self.factor))
-        return rounds
+        return sizes
 
 
 class Confidence(Strict):
@@ -90,12 +131,16 @@ class TrialsSection(PhaseSection):
     load: list[LoadStep] | None = None
     thresholds: list[Threshold] = Field(default_factory=list)
     workers: Annotated[int, L.WORKERS.field()] | Literal["auto"] = 1
+    sweep: Sweep | None = Field(
+        default=None,
+        description="the smallest burst that reproduces the target (isolate and contain "
+        "default to stress's sweep)",
+    )
 
 
 class StressSection(TrialsSection):
     target: Literal["scenario", "hotspot"] = "scenario"
     hotspot: int = L.HOTSPOT.field(1)
-    sweep: Sweep | None = None
 
 
 class FuzzField(Strict):

@@ -9,7 +9,10 @@ It also owns the one load engine the other phases use:
   records while something else happens (chaos injects faults meanwhile);
   `check_invariants` then judges the pipeline's invariants over those records
   exactly as a trial does, one `heisen.oracle.Verdict` each.
-* `run_burst` sends requests as one synchronized burst (`BurstResult`).
+* `run_burst` sends requests as one synchronized burst (`BurstResult`);
+  `sweep_bursts` grows such a burst until it reproduces the ladder's target
+  (`phase_sweep` is the sweep a phase's section asks for, `sweep_words` its
+  summary).
 * `RequestRecord` is what is kept of every request (`SendCount` and
   `missing_records` check that each request sent has exactly one);
   `summarize` turns records into the manifest's load figures (`LoadSummary`);
@@ -26,6 +29,7 @@ from heisen.stress._records import ErrorKind, RequestRecord, SendCount, missing_
 from heisen.stress._render import RenderedRequest, RequestFactory
 from heisen.stress._request import HttpRequest
 from heisen.stress._stream import StreamingLoad
+from heisen.stress._sweep import phase_sweep, sweep_bursts, sweep_words
 from heisen.stress._trials import Conditions, TrialsResult, run_trials, vacuity
 from heisen.stress._verdicts import check_invariants
 
@@ -44,9 +48,12 @@ __all__ = [
     "check_invariants",
     "load_variables",
     "missing_records",
+    "phase_sweep",
     "run",
     "run_burst",
     "run_trials",
     "summarize",
+    "sweep_bursts",
+    "sweep_words",
     "vacuity",
 ]

@@ -1,9 +1,9 @@
 """The stress phase: reproduce the race with targeted load and measure how often it happens.
 
 Order: resolve the target (the scenario's load, or retargeted at predict's
-hotspot), optionally sweep the burst size up to the smallest load that
-reproduces the race, run the trials, then hold the results to the section's
-thresholds. A violated invariant or a breached threshold fails the phase;
+hotspot), run the trials, optionally sweep the burst size up to the smallest
+that reproduces the ladder's target (`_sweep.py`), then hold the results to the
+section's thresholds. A violated invariant or a breached threshold fails the phase;
 trials without either are inconclusive when they could not have shown the
 race (`vacuity`), and pass otherwise.
 """
@@ -11,19 +11,11 @@ race (`vacuity`), and pass otherwise.
 from __future__ import annotations
 
 from heisen._thresholds import parse_threshold
-from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus
-from heisen.outputs import (
-    RateFigures,
-    SmallestLoad,
-    StressOutputs,
-    StressTarget,
-    Sweep,
-    SweepStep,
-    ThresholdCheck,
-)
+from heisen.outputs import StressOutputs, StressTarget, ThresholdCheck
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.schema import Burst, LoadStep, StressSection
+from heisen.schema import LoadStep, PhaseName
+from heisen.stress._sweep import sweep_bursts, sweep_words
 from heisen.stress._targets import hotspot_request
 from heisen.stress._trials import Conditions, run_trials, vacuity
 
@@ -40,11 +32,11 @@ def run(ctx: PhaseContext) -> PhaseResult:
         load = [_retarget(step, name) for step in load]
         target = StressTarget(hotspot=rank, boundary=hotspot.get("boundary"), request=name)
         target_note = f" on hotspot #{rank} {hotspot.get('boundary')} ({hotspot.get('anomaly')})"
-    sweep = _sweep(ctx, section, load) if section.sweep is not None else None
     result = run_trials(
         ctx,
         Conditions.of_section("stress", section, ctx.options, load=load, workers=section.workers),
     )
+    sweep = sweep_bursts(ctx, PhaseName.STRESS, section.sweep, load) if section.sweep else None
     out = StressOutputs.from_manifest(result.outputs)
     if target is not None:
         out.target = target
@@ -66,9 +58,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         f"{out.violations}/{out.trials} trials violated an invariant{target_note} "
         f"({out.requests} requests, p99 {out.latency_ms.p99:.1f} ms)"
     )
-    smallest = out.sweep.smallest_reproducing_load if out.sweep is not None else None
-    if smallest is not None:
-        summary += f"; reproduced from a burst of {smallest.requests}"
+    summary += sweep_words(out.sweep)
     if breached:
         summary += "; " + "; ".join(breached)
     reason = None if failed else vacuity(out.to_manifest())
@@ -89,46 +79,3 @@ def _retarget(step: LoadStep, request: str) -> LoadStep:
     return step.model_copy(
         update={step.kind: model.model_copy(update={"request": request, "mix": None})}
     )
-
-
-def _sweep(ctx: PhaseContext, section: StressSection, load: list[LoadStep]) -> Sweep:
-    """Grow the first burst geometrically until the race reproduces; record the smallest load that did.
-
-    Terminates: the size grows by at least one each round and stops at `sweep.max`.
-    """
-    sweep = section.sweep
-    assert sweep is not None
-    where = next((i for i, step in enumerate(load) if step.burst is not None), None)
-    if where is None:
-        raise UsageError(
-            "phases.stress.sweep grows a burst, but the load has no burst: step; add one "
-            "or remove sweep:"
-        )
-    burst = load[where].burst
-    assert burst is not None
-    size = min(sweep.start or _predicted_start(ctx) or max(1, burst.requests // 8), sweep.max)
-    tried: list[SweepStep] = []
-    smallest: SmallestLoad | None = None
-    while size <= sweep.max:
-        stepped = list(load)
-        stepped[where] = LoadStep(burst=Burst(requests=size, request=burst.request, mix=burst.mix))
-        result = run_trials(
-            ctx,
-            Conditions(
-                label="stress-sweep", trials=sweep.trials, load=stepped, stop="first-violation"
-            ),
-        )
-        outcome = RateFigures.from_manifest(result.outputs)
-        tried.append(SweepStep(requests=size, trials=outcome.trials, violations=outcome.violations))
-        if outcome.violations:
-            smallest = SmallestLoad(requests=size, violation_rate=outcome.violation_rate)
-            break
-        size = max(size + 1, int(size * sweep.factor))
-    return Sweep(tried=tried, smallest_reproducing_load=smallest)
-
-
-def _predicted_start(ctx: PhaseContext) -> int | None:
-    value = ctx.outputs_of("predict").get("smallest_reproducing_load")
-    if isinstance(value, dict):
-        value = value.get("requests")
-    return int(value) if value else None

@@ -47,7 +47,7 @@ from heisen.outputs import (
     Undecided,
 )
 from heisen.phase import Finding, PhaseContext
-from heisen.schema import LoadStep, TrialsSection
+from heisen.schema import LoadStep, SetupStep, TrialsSection
 from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load import run_steps
@@ -75,6 +75,7 @@ class Conditions:
     invariants: Sequence[str] | None = None  # names to check; None = all
     workers: int | Literal["auto"] = 1
     confidence: Goal | None = None
+    setup: Sequence[SetupStep] | None = None  # instead of the scenario's; None = the scenario's
 
     @classmethod
     def of_section(
@@ -286,7 +287,7 @@ class _TrialRunner:
     def _trial(self, trial: int) -> tuple[TrialOutcome, list[RequestRecord], list[Finding]]:
         from heisen.oracle.pipeline_invariants import run_setup
 
-        run_setup(self.pipeline, self.system)
+        run_setup(self.pipeline, self.system, self.conditions.setup)
         factory = RequestFactory(
             self.pipeline.scenario.requests,
             trial=trial,

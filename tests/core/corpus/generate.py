@@ -103,7 +103,8 @@ CHAOS_ATTRS = "attributes: {distribution: lognormal, median_ms: 10, sigma: 0.5}"
 KILL = "{name: kill-inventory, kind: pod-delete, service: inventory, count: 2, interval: 6s, start: 500ms}"
 PROBE = "{name: available, http: GET /health, mode: Continuous, interval: 1s, availability: 0.8, tolerance: 0.1}"
 MIX = "- constant: {copies: 3, during: 300ms, mix: {update: 1, read: 3}}"
-TOXIC = "        type: latency\n"
+REDIS_LINK = "      - link: inventory->redis\n"
+TOXIC = REDIS_LINK + "        type: latency\n"
 IS = "phases.isolate.toxics[0]"
 EX0, EX1 = "phases.chaos.experiments[0]", "phases.chaos.experiments[1]"
 PR1 = "phases.chaos.probes[1]"
@@ -207,12 +208,8 @@ CASES: list[Case] = [
         at="sweep:",
     ),
     stress("sweep-trials-zero", "    sweep: {trials: 0}", f"{ST}.sweep.trials", at="sweep:"),
-    C(
-        "sweep-without-burst",
-        TRIALS,
-        TRIALS + "    sweep: {max: 100}\n    load: [{inject: {rate: 10, during: 1s}}]\n",
-        f"{ST}.sweep",
-        at="sweep:",
+    stress(
+        "sweep-unknown-request", "    sweep: {request: incr2}", f"{ST}.sweep.request", at="sweep:"
     ),
     # --- CPU and memory a machine can honour
     resources("cpu-1m", "{cpu: 1m}", "services.counter.resources.cpu"),
@@ -497,7 +494,7 @@ CASES: list[Case] = [
         f"{IS}.attributes.latency",
         at="attributes:",
     ),
-    T("toxic-unknown-type", TOXIC, "        type: lag\n", f"{IS}.type"),
+    T("toxic-unknown-type", TOXIC, REDIS_LINK + "        type: lag\n", f"{IS}.type", at="type:"),
     T(
         "toxic-toxicity-two",
         TOXIC,
@@ -529,7 +526,7 @@ CASES: list[Case] = [
     T(
         "toxic-bandwidth-negative",
         TOXIC + "        " + ISOLATE_ATTRS,
-        "        type: bandwidth\n        attributes: {rate: -5}",
+        REDIS_LINK + "        type: bandwidth\n        attributes: {rate: -5}",
         f"{IS}.attributes.rate",
         at="attributes:",
     ),

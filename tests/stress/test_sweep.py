@@ -1,0 +1,91 @@
+"""The burst sweep finds the smallest burst that reproduces the target: on a shop whose
+race window the test sets (window/window_service.py), that size is known in advance."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from support import heisen, manifest_of
+
+pytestmark = pytest.mark.slow
+
+WINDOW = Path(__file__).parent / "window"
+
+
+def shop(tmp_path: Path, *, capacity: int, window_ms: int, sweep: str) -> Path:
+    target = tmp_path / "shop"
+    shutil.copytree(WINDOW, target)
+    text = (WINDOW / "pipeline.yaml").read_text()
+    text = text.replace(
+        "capacity: 4, window_ms: 300", f"capacity: {capacity}, window_ms: {window_ms}"
+    )
+    text = text.replace("sweep: {max: 32, trials: 3}", f"sweep: {sweep}")
+    (target / "pipeline.yaml").write_text(text)
+    return target / "pipeline.yaml"
+
+
+@pytest.mark.parametrize(("capacity", "smallest"), [(1, 2), (4, 8)])
+def test_the_smallest_reproducing_burst_is_the_first_size_above_the_capacity(
+    tmp_path: Path, capacity: int, smallest: int
+) -> None:
+    # Every request of a burst lands inside a 300 ms window: a burst over the capacity
+    # oversells in every trial, and one within it never can.
+    pipeline = shop(tmp_path, capacity=capacity, window_ms=300, sweep="{max: 32, trials: 3}")
+    result = heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stderr
+    manifest = manifest_of(tmp_path / "run")
+    sweep = manifest["phases"]["stress"]["outputs"]["sweep"]
+    assert sweep["target"] == "no-oversell"
+    tried = {step["requests"]: step for step in sweep["tried"]}
+    assert list(tried) == [size for size in (2, 4, 8) if size <= smallest]
+    for size, step in tried.items():
+        assert step["trials"] == 3
+        assert step["violations"] == (3 if size > capacity else 0), step
+        assert step["reproduced"] is (size > capacity)
+    assert sweep["smallest_reproducing_load"] == {"requests": smallest, "violation_rate": 1.0}
+    assert manifest["ladder"]["steps"][0]["smallest_reproducing_burst"] == smallest
+    assert f"smallest reproducing burst {smallest}" in manifest["phases"]["stress"]["summary"]
+
+
+def test_a_sweep_that_never_reproduces_says_so_and_leaves_the_ladder_empty(tmp_path: Path) -> None:
+    pipeline = shop(tmp_path, capacity=8, window_ms=300, sweep="{max: 8, trials: 2}")
+    result = heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stderr  # the main load of 16 still oversells
+    manifest = manifest_of(tmp_path / "run")
+    sweep = manifest["phases"]["stress"]["outputs"]["sweep"]
+    assert [step["requests"] for step in sweep["tried"]] == [2, 4, 8]
+    assert not any(step["violations"] for step in sweep["tried"])
+    assert sweep["smallest_reproducing_load"] is None
+    assert manifest["ladder"]["steps"][0]["smallest_reproducing_burst"] is None
+    assert "no burst up to 8 reproduced no-oversell" in manifest["phases"]["stress"]["summary"]
+
+
+def test_a_sweep_needs_half_its_trials_to_reproduce_not_one(tmp_path: Path) -> None:
+    # The sweep's own setup: a window of 0 ms, where a burst of 2 over a capacity of 1
+    # overlaps only by chance; whatever it finds, one violation in 5 is not "reproduced".
+    pipeline = shop(
+        tmp_path,
+        capacity=1,
+        window_ms=300,
+        sweep="{max: 4, trials: 5, request: buy, setup: "
+        "[{http: {method: POST, path: /reset, json: {capacity: 1, window_ms: 0}}}]}",
+    )
+    heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run"))
+    sweep = manifest_of(tmp_path / "run")["phases"]["stress"]["outputs"]["sweep"]
+    for step in sweep["tried"]:
+        assert step["reproduced"] is (2 * step["violations"] >= step["trials"]), step
+    smallest = sweep["smallest_reproducing_load"]
+    assert (smallest is None) is not any(step["reproduced"] for step in sweep["tried"])
+
+
+def test_a_sweep_that_cannot_tell_which_request_to_send_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    pipeline = shop(tmp_path, capacity=1, window_ms=0, sweep="{max: 4, request: sell}")
+    result = heisen("validate", str(pipeline))
+    assert result.returncode == 2
+    assert "phases.stress.sweep.request" in result.stdout + result.stderr
+    assert "no request named 'sell'" in result.stdout + result.stderr
