@@ -24,8 +24,8 @@ from heisen.contain._limits import BackendRun, describe, effective_limits, summa
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.outputs import ContainOutputs, Throttled
 from heisen.phase import PhaseContext
-from heisen.schema import ContainSection, Resources
-from heisen.stress import Conditions, run_trials
+from heisen.schema import ContainSection, PhaseName, Resources
+from heisen.stress import Conditions, phase_sweep, run_trials, sweep_bursts
 from heisen.system_protocol import CpuThrottling, Replicas
 
 
@@ -55,6 +55,9 @@ def run_local(ctx: PhaseContext, section: ContainSection) -> BackendRun:
     )
     wall_s = time.monotonic() - started
     total = meter.total()
+    sweep = phase_sweep(ctx, section)
+    load = list(section.load or ctx.pipeline.scenario.load)
+    measured = sweep_bursts(ctx, PhaseName.CONTAIN, sweep, load) if sweep else None
     extras = _measurements(replica_sets, total, meter.cpu_used_s(), wall_s)
     for entry, throttled in zip(result.outputs.get("per_trial", []), meter.per_trial, strict=False):
         entry["throttled"] = _throttled(throttled).to_manifest()
@@ -71,7 +74,8 @@ def run_local(ctx: PhaseContext, section: ContainSection) -> BackendRun:
         notes.append(summary_note(escalated.record))
         result.findings = naming_condition(result.findings, escalated.record)
     by_service = {name: describe(resources).to_manifest() for name, resources in limits.items()}
-    return BackendRun(result, {"limits": by_service, **extras.to_manifest()}, notes)
+    found = {"sweep": measured.to_manifest()} if measured is not None else {}
+    return BackendRun(result, {"limits": by_service, **extras.to_manifest(), **found}, notes)
 
 
 def _check_limitable(ctx: PhaseContext, limits: dict[str, Resources]) -> None:
