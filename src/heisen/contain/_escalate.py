@@ -78,29 +78,32 @@ def escalate(
     deadline = time.monotonic() + budget
     original = {name: system.resources_of(name) for name in services}
     chosen: dict[str, Resources] = {}
-    try:
-        for cpu in CPU_STEPS:
-            if record.tried and time.monotonic() >= deadline:
-                record.budget_exhausted = True
-                break
-            chosen = {name: Resources(cpu=cpu, memory=_memory(limits, name)) for name in services}
-            label = f"{', '.join(services)} cpu={format_cpu(cpu)}"
-            ctx.emit(events.Progress("contain", f"escalation: trying {label}"))
-            for name, resources in chosen.items():
-                system.set_resources(name, resources)
-            before = _throttled_periods(ctx, services)
-            tried = _try(ctx, conditions, trials, target, deadline)
-            after = _throttled_periods(ctx, services)
-            tried.acted = None if before is None or after is None else after > before
-            tried.condition = label
-            record.tried.append(tried)
-            if tried.reproduced:
-                record.reproduced_with = label
-                ctx.emit(events.Progress("contain", f"escalation: reproduced with {label}"))
-                return Escalated(record, chosen)
-    finally:
-        for name, resources in original.items():
+    found = False
+    for cpu in CPU_STEPS:
+        if record.tried and time.monotonic() >= deadline:
+            record.budget_exhausted = True
+            break
+        chosen = {name: Resources(cpu=cpu, memory=_memory(limits, name)) for name in services}
+        label = f"{', '.join(services)} cpu={format_cpu(cpu)}"
+        ctx.emit(events.Progress("contain", f"escalation: trying {label}"))
+        for name, resources in chosen.items():
             system.set_resources(name, resources)
+        before = _throttled_periods(ctx, services)
+        tried = _try(ctx, conditions, trials, target, deadline)
+        after = _throttled_periods(ctx, services)
+        tried.acted = None if before is None or after is None else after > before
+        tried.condition = label
+        record.tried.append(tried)
+        if tried.reproduced:
+            record.reproduced_with = label
+            ctx.emit(events.Progress("contain", f"escalation: reproduced with {label}"))
+            found = True
+            break
+    # On an exception the services stay as they are: the runner stops the whole system.
+    for name, resources in original.items():
+        system.set_resources(name, resources)
+    if found:
+        return Escalated(record, chosen)
     return Escalated(record, dict(limits) or chosen)
 
 

@@ -139,6 +139,8 @@ def summary_note(record: outputs.Escalation) -> str:
     """What the phase's summary says of the search."""
     if record.reproduced_with is not None:
         return f"reproduced with {record.reproduced_with} (found by escalation: the section names no toxic)"
+    if not record.tried and not record.budget_exhausted:
+        return "escalation had no link to slow; the trials ran under no toxic"
     said = f"escalation tried {len(record.tried)} condition(s), none reproduced"
     if record.budget_exhausted:
         said += f"; it stopped at its {record.budget_s:g}s budget"
