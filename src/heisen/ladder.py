@@ -7,7 +7,9 @@ from its `invariants:` verdicts (violated: 1 of 1, held: 0 of 1). A phase
 that errored or was inconclusive measured no rate: its step has nulls, as
 has one that did not check the target (`invariants:` of its section).
 `smallest_reproducing_burst` comes from the phase's burst sweep, when it
-checked the target (`heisen.stress.sweep_bursts`). `amplification` divides a step's rate by the previous step's that has one,
+checked the target (`heisen.stress.sweep_bursts`). `condition` is what escalation found
+reproduces the race when the pipeline did not say (`escalation.reproduced_with` of isolate
+and contain: `a->b +100 ms`, `svc cpu=250m`). `amplification` divides a step's rate by the previous step's that has one,
 always on the same invariant: never one race's rate over another's.
 
 `build_ladder` is pure (manifest in, `Ladder` out); the runner calls it
