@@ -267,3 +267,40 @@ def test_a_sweep_with_spread_sends_one_request_every_spread_over_size(
     _, rates = predict_points(architecture, site, measured, cycles=300, seed=1)
     assert rates[16] == 0.0 and rates[64] >= 0.5
     assert smallest_burst(measured, rates)[0] in (32, 64)
+
+
+def test_a_sweep_starts_from_the_architectures_sweep_capacity_when_it_gives_one(
+    build: Callable[[str], Architecture],
+) -> None:
+    # The sweep's setup leaves one in stock: a round of 2 oversells, though 4 are in stock
+    # for the main load.
+    architecture = build(
+        SHOP.replace(
+            "capacity: {stock: 4}", "capacity: {stock: 4}\n  sweep: {capacity: {stock: 1}}"
+        )
+    )
+    assert architecture.workload.capacity == {"stock": 4}
+    assert architecture.workload.sweep_capacity == {"stock": 1}
+    measured = Measured.from_stress(stress(), "no-oversell", [2, 4, 8, 16])
+    site = target_site(architecture, 16, None)
+    assert site is not None and site.limit == 4
+    points, rates = predict_points(architecture, site, measured, cycles=300, seed=1)
+    assert rates[2] == 1.0 and rates[4] > 0.9
+    # The main load keeps the scenario's capacity: its site's limit is still 4.
+    assert next(p.predicted for p in points if p.observed.source == "stress") >= 0.5
+    no_sweep_capacity = build(SHOP)
+    _, before = predict_points(no_sweep_capacity, site, measured, cycles=300, seed=1)
+    assert before[2] == 0.0 and before[4] == 0.0
+
+
+def test_a_sweep_capacity_on_an_unknown_key_is_refused_with_its_path(
+    build: Callable[[str], Architecture],
+) -> None:
+    from heisen.errors import PipelineError
+
+    with pytest.raises(PipelineError, match=r"workload\.sweep\.capacity\.stok"):
+        build(
+            SHOP.replace(
+                "capacity: {stock: 4}", "capacity: {stock: 4}\n  sweep: {capacity: {stok: 1}}"
+            )
+        )

@@ -16,6 +16,10 @@ and every step may carry `latency` (`2ms`, or one of `fixed`, `uniform {low,
 high}`, `normal {mean, sd}`, `lognormal {median, sigma}`) and `cpu` (the CPU
 time it costs its replica, e.g. `100us`).
 
+`workload.sweep.capacity` (optional) gives the capacities stress's sweep
+rounds start from when the sweep's own `setup:` leaves other ones (one
+ticket, say); calibration uses it for the sweep's points.
+
 Loading validates the whole file before returning and reports every problem
 at once, each with its YAML path and line. What it returns is compiled: plain
 frozen dataclasses, durations in seconds, references resolved.
@@ -367,15 +371,25 @@ def _compile_workload(
         context.add(("workload", "mix"), "at least one operation needs a weight above 0")
     keys = {name: _key_space(item) for name, item in spec.keys.items()}
     written = {step.key for op in operations.values() for step in op.steps if step.key}
-    for pattern, value in spec.capacity.items():
-        if pattern not in written:
-            context.add(
-                ("workload", "capacity", pattern),
-                _unknown("key pattern", pattern, dict.fromkeys(written)),
-            )
-        if value < 0:
-            context.add(("workload", "capacity", pattern), "a capacity cannot be negative")
-    return Workload(arrivals, dict(spec.mix), keys, dict(spec.capacity))
+    sweep = spec.sweep.capacity if spec.sweep is not None else {}
+    for where, capacities in (
+        (("workload", "capacity"), spec.capacity),
+        (("workload", "sweep", "capacity"), sweep),
+    ):
+        for pattern, value in capacities.items():
+            if pattern not in written:
+                context.add(
+                    (*where, pattern), _unknown("key pattern", pattern, dict.fromkeys(written))
+                )
+            if value < 0:
+                context.add((*where, pattern), "a capacity cannot be negative")
+    return Workload(
+        arrivals,
+        dict(spec.mix),
+        keys,
+        dict(spec.capacity),
+        {**spec.capacity, **sweep} if spec.sweep is not None else None,
+    )
 
 
 def _key_space(spec: KeySpaceSpec) -> KeySpace:

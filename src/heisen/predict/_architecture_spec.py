@@ -167,11 +167,18 @@ class KeySpaceSpec(_Strict):
         return self
 
 
+class SweepWorkloadSpec(_Strict):
+    """What stress's sweep rounds start from where their `setup:` differs from the scenario's."""
+
+    capacity: dict[str, int] = Field(default_factory=dict)
+
+
 class WorkloadSpec(_Strict):
     arrivals: ArrivalsSpec
     mix: dict[str, float] = Field(min_length=1)
     keys: dict[str, KeySpaceSpec] = Field(default_factory=dict)
     capacity: dict[str, int] = Field(default_factory=dict)
+    sweep: SweepWorkloadSpec | None = None
 
 
 class ArchitectureSpec(_Strict):
@@ -195,5 +202,5 @@ class IncidentSpec(_Strict):
 SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     UniformSpec, NormalSpec, LognormalSpec, LatencySpec, StepSpec, OperationSpec,
     ServiceSpec, ResourceSpec, BurstSpec, RateSpec, ArrivalsSpec, ZipfSpec,
-    KeySpaceSpec, WorkloadSpec, ArchitectureSpec,
+    KeySpaceSpec, SweepWorkloadSpec, WorkloadSpec, ArchitectureSpec,
 )  # fmt: skip

@@ -47,9 +47,9 @@ predicted rate is at least 1/2 (the sweep's own rule: half of its trials),
 beside the sweep's. They are within one step when their places in the sizes
 differ by at most one; "none up to the max" counts as one place past the last.
 
-Limits: the capacity is the architecture's, so a sweep whose own `setup:`
-changes it is compared against the architecture's capacity, not the sweep's;
-and a sweep's round is modelled as released like stress's main burst (or with
+Limits: heisen cannot read what a sweep's own `setup:` leaves (one ticket,
+say), so its rounds start from the architecture's `workload.sweep.capacity`
+when it gives one, else from `workload.capacity`; and a sweep's round is modelled as released like stress's main burst (or with
 the architecture's arrivals when the main load was not a burst), or, with the
 sweep's `spread:`, one request every spread / size.
 """
@@ -268,9 +268,17 @@ def predict_points(
     """The swarm's rate at each observed load and at each of the sweep's sizes (the rates
     returned are the sweep's, by size). The main load runs the architecture's traffic mix; a
     sweep's burst sends one request, so its points run the hotspot's operation alone."""
+    workload = architecture.workload
     alone = replace(
-        architecture, workload=replace(architecture.workload, mix={site.operation: 1.0})
+        architecture,
+        workload=replace(
+            workload,
+            mix={site.operation: 1.0},
+            capacity=workload.sweep_capacity or workload.capacity,
+        ),
     )
+    # The same site, with the sweep's capacity as its limit.
+    swept_site = next((s for s in find_sites(alone, [site.operation]) if s.id == site.id), site)
 
     def rate(arch: Architecture, load: int, *, swept: bool = False) -> float:
         if swept and measured.sweep_spread_s is not None:
@@ -278,7 +286,8 @@ def predict_points(
             arch = replace(arch, workload=replace(arch.workload, arrivals=arrivals))
         else:
             arch = with_burst(arch, measured, load)
-        result = simulate(arch, requests=load, cycles=cycles, seed=seed, sites=(site,))
+        sites = (swept_site if swept else site,)
+        result = simulate(arch, requests=load, cycles=cycles, seed=seed, sites=sites)
         found = result.by_site().get(site.id)
         return found.rate if found is not None else 0.0
 

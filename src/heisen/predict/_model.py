@@ -163,6 +163,7 @@ class Workload:
     mix: Mapping[str, float]
     keys: Mapping[str, KeySpace]
     capacity: Mapping[str, int]
+    sweep_capacity: Mapping[str, int] | None = None  # calibration: what the sweep's setup leaves
 
 
 @dataclass(frozen=True, slots=True)
