@@ -53,6 +53,11 @@ class PhaseContext:
         record = self.manifest.phases.get(phase)
         return dict(record.outputs) if record else {}
 
+    def ladder_target(self) -> str | None:
+        """The invariant the ladder follows (`Pipeline.ladder_target`, given predict's hotspots)."""
+        hotspots = self.outputs_of("predict").get("hotspots") or []
+        return self.pipeline.ladder_target(hotspots)
+
     def notify(self, event: Event) -> None:
         self.emit(event)
 

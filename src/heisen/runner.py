@@ -255,7 +255,9 @@ class Runner:
 
     def save(self) -> None:
         if self._persist:
-            target = self.loaded.pipeline.ladder_target()
+            predicted = self.manifest.phases.get(PhaseName.PREDICT.value)
+            hotspots = (predicted.outputs or {}).get("hotspots") or [] if predicted else []
+            target = self.loaded.pipeline.ladder_target(hotspots)
             if target is not None:  # the ladder as the load phases have measured it so far
                 self.manifest.ladder = build_ladder(self.manifest, target) or self.manifest.ladder
             self.manifest.save(self.run_dir)

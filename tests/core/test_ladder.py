@@ -14,9 +14,10 @@ from heisen.console import make_console
 from heisen.ladder import build_ladder, same_race_factor
 from heisen.manifest import RunManifest
 from heisen.report import markdown, print_summary
-from support import COUNTER, copy_counter, manifest_of
+from support import COUNTER, ROOT, copy_counter, manifest_of
 from support import heisen as heisen_process
 
+TICKETING = ROOT / "examples" / "ticketing"
 SEVERITY = "    severity: (logged - n) / load.incr.ok\n"
 
 
@@ -248,3 +249,27 @@ def test_a_phase_compares_its_rate_with_stress_on_the_same_race_only() -> None:
     assert same_race_factor(isolate, stress, "no-stale-read") == 0.0  # 0% over 83%, not 0.6x
     assert same_race_factor(stress, isolate, "no-stale-read") is None  # isolate's 0: no factor
     assert same_race_factor(isolate, {}, "no-oversell") is None
+
+
+def test_without_target_the_ladder_follows_the_invariant_that_counts_the_top_hotspots_request() -> (
+    None
+):
+    from heisen.pipeline import load_pipeline
+
+    pipeline = load_pipeline(TICKETING / "pipeline.yaml").pipeline.model_copy(
+        update={"target": None}
+    )
+    checkout = {"endpoint": {"method": "POST", "path": "/events/{event}/checkout"}}
+    update = {"endpoint": "PUT /events/{event}"}
+    # no-oversell's severity counts load.checkout: the checkout hotspot's race
+    assert pipeline.ladder_target([checkout]) == "no-oversell"
+    # no invariant counts the update request: the first invariant
+    assert pipeline.ladder_target([update]) == pipeline.invariants[0].name
+    assert pipeline.ladder_target([{"endpoint": "DELETE /nowhere"}]) == pipeline.invariants[0].name
+    assert pipeline.ladder_target([]) == pipeline.invariants[0].name
+    reordered = pipeline.model_copy(update={"invariants": pipeline.invariants[::-1]})
+    # the last invariant, acknowledged-orders-persisted, now comes before no-oversell: its
+    # acknowledged.request is checkout
+    assert reordered.invariants[1].name == "acknowledged-orders-persisted"
+    assert reordered.ladder_target([checkout]) == "acknowledged-orders-persisted"
+    assert reordered.ladder_target([]) == "no-stale-read"

@@ -125,7 +125,7 @@ def _memory(limits: Mapping[str, Resources], name: str) -> int | None:
 
 
 def _target(ctx: PhaseContext, section: ContainSection) -> str | None:
-    target = ctx.loaded.pipeline.ladder_target()
+    target = ctx.ladder_target()
     if target is not None and section.invariants is not None and target not in section.invariants:
         return None
     return target
@@ -137,11 +137,13 @@ def _try(
     tried = outputs.EscalationTry(
         condition="", trials=0, violations=0, reproduced=False, acted=None, error=None
     )
-    for _ in range(trials):
+    for index in range(1, trials + 1):
         if tried.trials and time.monotonic() >= deadline:
             break
         try:
-            result = run_trials(ctx, conditions)
+            result = run_trials(
+                dataclasses.replace(ctx, emit=_numbered(ctx, index, trials)), conditions
+            )
         except NotEvaluated as exc:
             tried.error = str(exc)
             break
@@ -151,6 +153,17 @@ def _try(
             tried.reproduced = True
             break
     return tried
+
+
+def _numbered(ctx: PhaseContext, index: int, total: int) -> events.EventSink:
+    """The sink for one trial run alone: its progress reads `trial 2/3` of the condition."""
+
+    def sink(event: events.Event) -> None:
+        if isinstance(event, events.TrialFinished):
+            event = dataclasses.replace(event, trial=index, trials=total)
+        ctx.emit(event)
+
+    return sink
 
 
 def _violated(result: TrialsResult, target: str | None) -> bool:

@@ -73,7 +73,7 @@ def _result(ctx: PhaseContext, section: ContainSection, measured: BackendRun) ->
     if reason:
         return PhaseResult.inconclusive(reason, out.to_manifest(), measured.result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
-    target = ctx.loaded.pipeline.ladder_target()
+    target = ctx.ladder_target()
     factor = same_race_factor(out.to_manifest(), ctx.outputs_of("stress"), target)
     same_race = f"{factor:.1f}x stress's {target} rate" if factor is not None else None
     earlier = {phase: ctx.outputs_of(phase) for phase in ("stress", "isolate")}

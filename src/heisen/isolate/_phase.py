@@ -86,7 +86,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         return PhaseResult.inconclusive(reason, out.to_manifest(), result.artifacts)
     status = PhaseStatus.FAILED if failed else PhaseStatus.PASSED
     summary = f"{out.violations}/{out.trials} trials violated an invariant"
-    target = ctx.loaded.pipeline.ladder_target()
+    target = ctx.ladder_target()
     factor = same_race_factor(out.to_manifest(), ctx.outputs_of("stress"), target)
     if factor is not None:
         summary += f", {factor:.1f}x stress's {target} rate"

@@ -88,7 +88,7 @@ def calibrate(
     return calibration_of(
         architecture,
         stress,
-        target=loaded.pipeline.ladder_target(),
+        target=loaded.pipeline.ladder_target([hotspot.to_manifest()] if hotspot else []),
         sizes=sizes,
         hotspot=hotspot,
         cycles=cycles,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -36,18 +38,45 @@ class Pipeline(Strict):
     target: str | None = Field(
         default=None,
         description="the invariant whose race the reproduction ladder follows "
-        "(default: the first invariant)",
+        "(default: the one tied to predict's top hotspot, else the first invariant)",
     )
     phases: Phases = Field(default_factory=Phases)
 
-    def ladder_target(self) -> str | None:
-        """The invariant the ladder follows: `target:`, else the first invariant (None: none).
+    def ladder_target(self, hotspots: Sequence[Mapping[str, Any]] = ()) -> str | None:
+        """The invariant the ladder follows: `target:`, else the one tied to predict's top
+        hotspot, else the first invariant (None: none).
 
-        predict's hotspots name a boundary and an anomaly, not an invariant, so no hotspot
-        can choose one yet; the first invariant is the one a pipeline names first."""
+        An invariant is tied to a hotspot when it counts the scenario request the hotspot's
+        endpoint maps to: `load.<request>.` in its `expect:` or `severity:`, or that request
+        as its `acknowledged.request`."""
         if self.target is not None:
             return self.target
+        request = self.request_at(hotspots[0].get("endpoint")) if hotspots else None
+        if request is not None:
+            counting = re.compile(rf"(?<![\w.])load\.{re.escape(request)}\.")
+            for invariant in self.invariants:
+                said = f"{invariant.expect or ''} {invariant.severity or ''}"
+                acknowledged = invariant.acknowledged and invariant.acknowledged.request
+                if counting.search(said) or acknowledged == request:
+                    return invariant.name
         return self.invariants[0].name if self.invariants else None
+
+    def request_at(self, endpoint: object) -> str | None:
+        """The scenario request that an endpoint (`{method, path}` or 'POST /events/{id}')
+        names: same method, and its path matches with any one segment where `{id}` stands."""
+        if isinstance(endpoint, Mapping):
+            method, path = str(endpoint.get("method") or "GET"), str(endpoint.get("path") or "")
+        elif isinstance(endpoint, str):
+            method, _, path = endpoint.strip().partition(" ")
+        else:
+            return None
+        regex = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path.strip().split("?")[0]))
+        pattern = re.compile(f"^{regex}$")
+        for name, request in self.scenario.requests.items():
+            template_path = re.sub(r"\{\{[^}]*\}\}", "x", request.path.split("?")[0])
+            if request.method.upper() == method.upper() and pattern.match(template_path):
+                return name
+        return None
 
     def target_service(self, request: RequestTemplate | HttpCall) -> str:
         return request.service or next(iter(self.services))

@@ -43,7 +43,7 @@ def sweep_bursts(
     ctx: PhaseContext, phase: PhaseName, spec: SweepSpec, load: list[LoadStep]
 ) -> Sweep:
     """Grow the burst until it reproduces the target in at least half of its trials."""
-    target = ctx.loaded.pipeline.ladder_target()
+    target = ctx.ladder_target()
     requests = ctx.pipeline.scenario.requests
     tried: list[SweepStep] = []
     smallest: SmallestLoad | None = None

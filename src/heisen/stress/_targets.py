@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from heisen.errors import UsageError
 from heisen.phase import PhaseContext
-
-
-def _endpoint_parts(endpoint: Any) -> tuple[str, str]:
-    """(METHOD, path) from predict's `{method, path, body}` or a 'POST /path' string."""
-    if isinstance(endpoint, Mapping):
-        return str(endpoint.get("method") or "GET").upper(), str(endpoint.get("path") or "")
-    method, _, path = str(endpoint).strip().partition(" ")
-    return method.upper(), path.strip()
-
-
-def _path_pattern(path: str) -> re.Pattern[str]:
-    """`/events/{event}/checkout` matches any one segment where `{event}` stands."""
-    regex = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path.split("?")[0]))
-    return re.compile(f"^{regex}$")
 
 
 def hotspot_request(ctx: PhaseContext, rank: int) -> tuple[str, dict[str, Any]]:
@@ -41,15 +26,18 @@ def hotspot_request(ctx: PhaseContext, rank: int) -> tuple[str, dict[str, Any]]:
             f"hotspot #{rank} ({hotspot.get('boundary')}) names no endpoint: "
             "give its operation an endpoint: in architecture.yaml"
         )
-    method, path = _endpoint_parts(endpoint)
-    pattern = _path_pattern(path)
+    name = ctx.pipeline.request_at(endpoint)
+    if name is not None:
+        return name, hotspot
     requests = ctx.pipeline.scenario.requests
-    for name, request in requests.items():
-        template_path = re.sub(r"\{\{[^}]*\}\}", "x", request.path.split("?")[0])
-        if request.method.upper() == method and pattern.match(template_path):
-            return name, hotspot
-    known = ", ".join(f"{name} ({r.method.upper()} {r.path})" for name, r in requests.items())
+    known = ", ".join(f"{other} ({r.method.upper()} {r.path})" for other, r in requests.items())
     raise UsageError(
-        f"hotspot #{rank} ({hotspot.get('boundary')}) is {method} {path}, but no scenario request "
+        f"hotspot #{rank} ({hotspot.get('boundary')}) is {_shown(endpoint)}, but no scenario request "
         f"matches it (scenario.requests: {known}); add a request for it under scenario.requests"
     )
+
+
+def _shown(endpoint: Any) -> str:
+    if isinstance(endpoint, Mapping):
+        return f"{str(endpoint.get('method') or 'GET').upper()} {endpoint.get('path') or ''}"
+    return str(endpoint).strip()
