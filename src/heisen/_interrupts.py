@@ -72,11 +72,27 @@ def _handlers(handlers: dict[signal.Signals, Any]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def interrupts_raise() -> contextlib.AbstractContextManager[None]:
-    """SIGTERM and SIGINT raise in the main thread, whatever it is doing."""
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """SIGTERM and SIGINT raise in the main thread, whatever it is doing.
+
+    An error that leaves the block after one of them came is the interrupt's
+    doing, or cannot be told from it: code that caught the interrupt and raised
+    an error of its own (a driver whose wait was cut short, a worker that lost
+    its caller), or work that failed because the stop had begun. It leaves as
+    the interrupt, chained from the error, so a stop is never an error verdict.
+    """
     global _received
     _received = None
-    return _handlers({signal.SIGTERM: _raise_terminated, signal.SIGINT: _raise_interrupt})
+    with _handlers({signal.SIGTERM: _raise_terminated, signal.SIGINT: _raise_interrupt}):
+        try:
+            yield
+        except Exception as exc:
+            if _received is None:
+                raise
+            if _received is signal.SIGTERM:
+                raise Terminated("terminated by SIGTERM") from exc
+            raise KeyboardInterrupt from exc
 
 
 def signals_shielded() -> contextlib.AbstractContextManager[None]:

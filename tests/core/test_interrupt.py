@@ -199,3 +199,62 @@ def test_a_bad_stop_deadline_is_a_usage_error(tmp_path):
     )
     assert result.returncode == 2
     assert "HEISEN_STOP_DEADLINE='soon'" in result.stderr
+
+
+# An interrupt that heisen's own process turns into an error: the probe's wait is cut short by
+# the signal and re-raised as an error of its own, as a driver or a worker thread may.
+CONVERTING_HEISEN = """
+import os
+import signal
+import time
+
+import heisen.oracle.pipeline_invariants as invariants
+
+
+def converting_probe(*args, **kwargs):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM if os.environ["SIGNAL"] == "TERM" else signal.SIGINT)
+        for _ in range(500):
+            time.sleep(0.01)
+    except KeyboardInterrupt as exc:
+        raise RuntimeError("the connection was closed while waiting for the reply") from exc
+    raise AssertionError("the signal never came")
+
+
+invariants.evaluate_probe = converting_probe
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["TERM", "INT"])
+def test_an_error_raised_after_the_interrupt_is_the_interrupt(tmp_path, sig):
+    pipeline = tmp_path / "counter"
+    shutil.copytree(COUNTER, pipeline)
+    injected = tmp_path / "injected"
+    injected.mkdir()
+    (injected / "sitecustomize.py").write_text(CONVERTING_HEISEN)
+    marker = uuid.uuid4().hex
+    run_dir = tmp_path / f"converted-{marker[:8]}"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NO_COLOR": "1",
+        "PYTHONPATH": str(injected),
+        "SIGNAL": sig,
+        "HEISEN_INTERRUPT_TEST": marker,
+    }
+    command = [sys.executable, "-m", "heisen", "run", str(pipeline / "pipeline.yaml")]
+    result = subprocess.run(
+        [*command, "--run-dir", str(run_dir), "--ci"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 130, result.stderr[-3000:]
+    manifest = yaml.safe_load((run_dir / "manifest.yaml").read_text())
+    assert manifest["status"] == "interrupted"
+    stress = manifest["phases"]["stress"]
+    assert stress["status"] == "error"  # what the phase met is kept
+    assert "the connection was closed" in stress["error"]["message"]
+    assert not wait_gone(marker, 10.0)
+    assert not list(Path("/tmp").glob(f"heisen-{run_dir.name}-*"))
