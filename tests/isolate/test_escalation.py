@@ -1,7 +1,7 @@
 """isolate with no toxics: escalation finds the link whose latency reproduces the race.
 
 The wallet (tests/isolate/escalation) applies a deposit twice only when its ledger answers
-slower than the wallet's 120 ms client timeout; nothing in its pipeline says so.
+slower than the wallet's 150 ms client timeout; nothing in its pipeline says so.
 """
 
 import shutil

@@ -3,7 +3,7 @@
     PORT=8080 LEDGER_URL=http://127.0.0.1:8091 AUDIT_URL=http://127.0.0.1:8092 python wallet_service.py
 
 POST /deposit: logs the deposit to audit (best effort), then applies it at the ledger with a
-client timeout of TIMEOUT_MS (default 120). On that timeout it tries once more with a long
+client timeout of TIMEOUT_MS (default 150). On that timeout it tries once more with a long
 timeout: with MODE=buggy it sends no idempotency key, so when the first call did reach the
 ledger (it was only slow to answer) the deposit is applied twice; with MODE=fixed both calls
 carry the same key and the ledger applies it once. Nothing else ever retries: with a ledger
@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LEDGER = os.environ["LEDGER_URL"].rstrip("/")
 AUDIT = os.environ["AUDIT_URL"].rstrip("/")
-TIMEOUT_S = float(os.environ.get("TIMEOUT_MS", "120")) / 1000
+TIMEOUT_S = float(os.environ.get("TIMEOUT_MS", "150")) / 1000
 FIXED = os.environ.get("MODE", "buggy") == "fixed"
 
 lock = threading.Lock()
