@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 import support
+from heisen import outputs
+from heisen.isolate._escalate import naming_condition, summary_note
+from heisen.ladder import build_ladder
+from heisen.manifest import RunManifest
+from heisen.phase import Finding
 from support import manifest_of
-
-pytestmark = pytest.mark.slow
 
 WALLET = Path(__file__).resolve().parent / "escalation"
 
@@ -30,6 +33,7 @@ def _wallet(tmp_path: Path, *, mode: str = "buggy", isolate: str | None = None) 
     return pipeline
 
 
+@pytest.mark.slow
 def test_a_pipeline_naming_no_toxic_finds_the_slow_link(tmp_path: Path) -> None:
     pipeline = _wallet(tmp_path)
     run_dir = tmp_path / "run"
@@ -65,6 +69,7 @@ def test_a_pipeline_naming_no_toxic_finds_the_slow_link(tmp_path: Path) -> None:
     assert "wallet->ledger +100 ms" in replay
 
 
+@pytest.mark.slow
 def test_when_nothing_reproduces_every_condition_tried_is_listed(tmp_path: Path) -> None:
     pipeline = _wallet(
         tmp_path,
@@ -91,6 +96,7 @@ def test_when_nothing_reproduces_every_condition_tried_is_listed(tmp_path: Path)
     assert "escalation tried 12 condition(s), none reproduced" in isolate["summary"]
 
 
+@pytest.mark.slow
 def test_the_escalation_stops_at_its_budget_and_says_so(tmp_path: Path) -> None:
     pipeline = _wallet(
         tmp_path, mode="fixed", isolate="  isolate:\n    trials: 1\n    escalation: {budget: 1s}\n"
@@ -103,3 +109,65 @@ def test_the_escalation_stops_at_its_budget_and_says_so(tmp_path: Path) -> None:
     assert escalation["budget_s"] == 1.0
     assert 1 <= len(escalation["tried"]) < 12
     assert escalation["reproduced_with"] is None
+
+
+FOUND = outputs.Escalation(
+    tried=[
+        outputs.EscalationTry(condition="wallet->ledger +10 ms", trials=3, reproduced=False),
+        outputs.EscalationTry(
+            condition="wallet->ledger +100 ms", trials=1, violations=1, reproduced=True
+        ),
+    ],
+    reproduced_with="wallet->ledger +100 ms",
+    budget_s=60.0,
+    budget_exhausted=False,
+)
+
+
+def test_the_ladder_step_names_the_condition_escalation_found() -> None:
+    manifest = RunManifest.model_validate(
+        {
+            "run": {
+                "id": "r1",
+                "pipeline": "p.yaml",
+                "pipeline_sha256": "0",
+                "seed": 1,
+                "started_at": "2026-12-01T00:00:00Z",
+                "heisen_version": "0",
+            },
+            "status": "failed",
+            "phases": {
+                "isolate": {
+                    "status": "failed",
+                    "outputs": {
+                        "per_invariant": {
+                            "applied-once": {"violation_rate": 1.0, "ci95": [0.44, 1.0]}
+                        },
+                        "escalation": FOUND.to_manifest(),
+                    },
+                }
+            },
+        }
+    )
+    ladder = build_ladder(manifest, "applied-once")
+    assert ladder is not None
+    assert ladder.steps[0].condition == "wallet->ledger +100 ms"
+    assert (
+        outputs.IsolateOutputs.from_manifest({"escalation": FOUND.to_manifest()}).escalation
+        == FOUND
+    )
+
+
+def test_the_summary_and_the_replay_name_the_condition() -> None:
+    assert summary_note(FOUND).startswith("reproduced with wallet->ledger +100 ms")
+    finding = Finding("isolate", "applied-once", "trial 1", "heisen isolate p.yaml --seed 1")
+    (named,) = naming_condition([finding], FOUND)
+    assert named.replay is not None
+    assert named.replay.startswith("heisen isolate p.yaml --seed 1  # ")
+    assert "reproduced with wallet->ledger +100 ms" in named.replay
+    none = FOUND.model_copy(update={"reproduced_with": None, "budget_exhausted": True})
+    assert summary_note(none) == (
+        "escalation tried 2 condition(s), none reproduced; it stopped at its 60s budget; "
+        "the trials ran under no toxic"
+    )
+    assert naming_condition([finding], none) == [finding]
