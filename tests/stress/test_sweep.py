@@ -89,3 +89,26 @@ def test_a_sweep_that_cannot_tell_which_request_to_send_is_refused_with_its_line
     assert result.returncode == 2
     assert "phases.stress.sweep.request" in result.stdout + result.stderr
     assert "no request named 'sell'" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("window_ms", "smallest"), [(300, 4), (150, 8)])
+def test_spread_over_a_second_the_smallest_burst_halves_when_the_window_doubles(
+    tmp_path: Path, window_ms: int, smallest: int
+) -> None:
+    # One ticket; N buys 1000/N ms apart. The second buy oversells when it checks before the
+    # first one sells: when the spacing is below the window. 300 ms: 4 (250 ms apart) but
+    # not 2 (500 ms); 150 ms: 8 (125 ms) but not 4 (250 ms).
+    pipeline = shop(
+        tmp_path,
+        capacity=1,
+        window_ms=window_ms,
+        sweep="{max: 16, trials: 3, spread: 1s}",
+    )
+    result = heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stderr
+    sweep = manifest_of(tmp_path / "run")["phases"]["stress"]["outputs"]["sweep"]
+    assert [step["requests"] for step in sweep["tried"]] == [2, 4, 8][
+        : [2, 4, 8].index(smallest) + 1
+    ]
+    assert sweep["smallest_reproducing_load"]["requests"] == smallest, sweep["tried"]
+    assert all(step["violations"] == 0 for step in sweep["tried"][:-1]), sweep["tried"]
