@@ -48,14 +48,28 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
     }
     top = manifest["phases"]["predict"]["outputs"]["hotspots"][0]
     assert (top["boundary"], top["anomaly"]) == ("inventory → redis", "check-then-act")
-    # stress (stale reads in ~11/12 trials), contain (~5/6) and chaos (oversell under kills) catch
-    # the race in every run; isolate oversells in about 1 of 8 trials, so it may pass by chance.
-    for name in ("stress", "contain", "chaos"):
+    for name in ("stress", "isolate", "contain", "chaos"):
         assert manifest["phases"][name]["status"] == "failed", name
     isolate = manifest["phases"]["isolate"]["outputs"]
     assert isolate["trials"] == 8
     assert isolate["stub_requests"]["payments"] > 0, "checkouts reached the payments stub"
-    assert isolate["link_bytes"]["inventory->redis"] > 0, "the latency toxic's link carried traffic"
+    for link in ("inventory->redis", "inventory->payments"):
+        assert isolate["link_bytes"][link] > 0, f"the latency toxic on {link} carried traffic"
+    # The ladder follows the oversell. +100 ms on the payment, between the check and the
+    # decrement, widens its window past the sweep's spacing at 8 checkouts in 500 ms (62 ms):
+    # isolate reproduces with a burst of at most 8, stress (a window of a few ms) with no fewer.
+    ladder = manifest["ladder"]
+    assert ladder["target"] == "no-oversell"
+    steps = {step["phase"]: step for step in ladder["steps"]}
+    assert list(steps) == ["stress", "isolate", "contain", "chaos"]
+    stress_burst = steps["stress"]["smallest_reproducing_burst"]
+    isolate_burst = steps["isolate"]["smallest_reproducing_burst"]
+    assert isolate_burst is not None and isolate_burst <= 8, steps["isolate"]
+    assert stress_burst is None or stress_burst >= isolate_burst, (stress_burst, isolate_burst)
+    assert (
+        steps["isolate"]["per_operation_rate"]["mean"]
+        > steps["stress"]["per_operation_rate"]["mean"]
+    ), (steps["stress"], steps["isolate"])
     assert manifest["phases"]["fuzz"]["outputs"]["failures"]
     assert "ladder:" in result.stderr and "replay:" in result.stderr
     run_dir = tmp_path / "demo-pipeline"

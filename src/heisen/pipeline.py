@@ -506,9 +506,7 @@ class _Checker:
                 f"no request named {sweep.request!r} (requests: {', '.join(requests)})"
                 f"{did_you_mean(sweep.request, list(requests))}",
             )
-        elif (
-            sweep.step(sweep.start, section.load or self.pipeline.scenario.load, requests) is None
-        ):
+        elif sweep.step(sweep.start, section.load or self.pipeline.scenario.load, requests) is None:
             self.add(
                 path,
                 f"say which request each burst sends with request: (one of {', '.join(requests)}); "
