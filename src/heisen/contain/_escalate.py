@@ -3,7 +3,7 @@
 With no `cpu:` in `services.<s>.resources` nor in `phases.contain.resources`, contain on
 this machine tries `CPU_STEPS` (500m, then 250m, then 100m) on every service heisen
 starts, each service keeping its own memory limit. Each condition restarts the replicas
-under that limit and runs up to `TRIALS_PER_CONDITION` trials of the scenario, one at a
+under that limit and runs up to 3 trials of the scenario (`heisen.stress.Attempt`), one at a
 time, stopping at the first that violates the target invariant (the ladder's; any the
 section checks when it does not check the target). The limits fall, so the first that
 reproduces is the mildest starvation that shows the race. The phase's own trials then
@@ -21,20 +21,16 @@ counts as not reproduced.
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from heisen import events, outputs
-from heisen.errors import NotEvaluated
 from heisen.phase import Finding, PhaseContext
 from heisen.schema import ContainSection, Resources
-from heisen.stress import Conditions, TrialsResult, run_trials
+from heisen.stress import Attempt, replays_naming
 from heisen.system import format_cpu
 
 CPU_STEPS = (0.5, 0.25, 0.1)
-TRIALS_PER_CONDITION = 3
 LABEL = "contain-escalation"
 
 
@@ -70,17 +66,12 @@ def escalate(
     record = outputs.Escalation(
         tried=[], reproduced_with=None, budget_s=budget, budget_exhausted=False
     )
-    target = _target(ctx, section)
-    conditions = dataclasses.replace(
-        Conditions.of_section(LABEL, section, {}), trials=1, stop="first-violation", confidence=None
-    )
-    trials = min(section.trials, TRIALS_PER_CONDITION)
-    deadline = time.monotonic() + budget
+    attempt = Attempt.of_section(ctx, LABEL, section, budget)
     original = {name: system.resources_of(name) for name in services}
     chosen: dict[str, Resources] = {}
     found = False
     for cpu in CPU_STEPS:
-        if record.tried and time.monotonic() >= deadline:
+        if record.tried and attempt.out_of_time:
             record.budget_exhausted = True
             break
         chosen = {name: Resources(cpu=cpu, memory=_memory(limits, name)) for name in services}
@@ -89,10 +80,9 @@ def escalate(
         for name, resources in chosen.items():
             system.set_resources(name, resources)
         before = _throttled_periods(ctx, services)
-        tried = _try(ctx, conditions, trials, target, deadline)
+        tried = attempt.run(ctx, label)
         after = _throttled_periods(ctx, services)
         tried.acted = None if before is None or after is None else after > before
-        tried.condition = label
         record.tried.append(tried)
         if tried.reproduced:
             record.reproduced_with = label
@@ -124,56 +114,6 @@ def _memory(limits: Mapping[str, Resources], name: str) -> int | None:
     return own.memory if own is not None else None
 
 
-def _target(ctx: PhaseContext, section: ContainSection) -> str | None:
-    target = ctx.ladder_target()
-    if target is not None and section.invariants is not None and target not in section.invariants:
-        return None
-    return target
-
-
-def _try(
-    ctx: PhaseContext, conditions: Conditions, trials: int, target: str | None, deadline: float
-) -> outputs.EscalationTry:
-    tried = outputs.EscalationTry(
-        condition="", trials=0, violations=0, reproduced=False, acted=None, error=None
-    )
-    for index in range(1, trials + 1):
-        if tried.trials and time.monotonic() >= deadline:
-            break
-        try:
-            result = run_trials(
-                dataclasses.replace(ctx, emit=_numbered(ctx, index, trials)), conditions
-            )
-        except NotEvaluated as exc:
-            tried.error = str(exc)
-            break
-        tried.trials += len(result.trials)
-        if _violated(result, target):
-            tried.violations += 1
-            tried.reproduced = True
-            break
-    return tried
-
-
-def _numbered(ctx: PhaseContext, index: int, total: int) -> events.EventSink:
-    """The sink for one trial run alone: its progress reads `trial 2/3` of the condition."""
-
-    def sink(event: events.Event) -> None:
-        if isinstance(event, events.TrialFinished):
-            event = dataclasses.replace(event, trial=index, trials=total)
-        ctx.emit(event)
-
-    return sink
-
-
-def _violated(result: TrialsResult, target: str | None) -> bool:
-    return any(
-        verdict.violated and (target is None or verdict.name == target)
-        for outcome in result.trials
-        for verdict in outcome.verdicts
-    )
-
-
 def summary_note(record: outputs.Escalation) -> str:
     """What the phase's summary says of the search."""
     if record.reproduced_with is not None:
@@ -185,12 +125,5 @@ def summary_note(record: outputs.Escalation) -> str:
 
 
 def naming_condition(findings: Sequence[Finding], record: outputs.Escalation) -> list[Finding]:
-    """The findings with their replay naming the limit escalation found."""
-    condition = record.reproduced_with
-    if condition is None:
-        return list(findings)
-    note = f"  # reproduced with {condition}; pin it under phases.contain.resources"
-    return [
-        dataclasses.replace(finding, replay=finding.replay + note) if finding.replay else finding
-        for finding in findings
-    ]
+    """The findings with their replay naming the condition escalation found."""
+    return replays_naming(findings, record, "phases.contain.resources")

@@ -5,7 +5,7 @@ client's timeout, a link slow enough for a cancelled call. With no `toxics:`,
 isolate tries a lognormal latency (median `m` ms, sigma 0.5, on the responses) on
 each link in turn, `m` rising through `MAGNITUDES_MS`: every link at 1 ms, then
 every link at 10 ms, and so on, so the first condition that reproduces is the
-smallest. Each condition runs up to `TRIALS_PER_CONDITION` trials of the scenario
+smallest. Each condition runs up to 3 trials of the scenario (`heisen.stress.Attempt`)
 (fewer when the section asks for fewer), one at a time, and stops at the first that
 violates the target invariant (the ladder's; any invariant when the section does not
 check the target). The phase's own trials then run under the condition found, or
@@ -21,20 +21,16 @@ never as the race.
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from heisen import events, outputs
-from heisen.errors import NotEvaluated
 from heisen.phase import Finding, PhaseContext
 from heisen.schema import IsolateSection, Toxic
-from heisen.stress import Conditions, TrialsResult, run_trials
+from heisen.stress import Attempt, replays_naming
 
 MAGNITUDES_MS = (1, 10, 100, 500)
 SIGMA = 0.5
-TRIALS_PER_CONDITION = 3
 LABEL = "isolate-escalation"
 
 
@@ -62,15 +58,10 @@ def escalate(ctx: PhaseContext, section: IsolateSection) -> Escalated:
     record = outputs.Escalation(
         tried=[], reproduced_with=None, budget_s=budget, budget_exhausted=False
     )
-    target = _target(ctx, section)
-    conditions = dataclasses.replace(
-        Conditions.of_section(LABEL, section, {}), trials=1, stop="first-violation", confidence=None
-    )
-    trials = min(section.trials, TRIALS_PER_CONDITION)
-    deadline = time.monotonic() + budget
+    attempt = Attempt.of_section(ctx, LABEL, section, budget)
     for median_ms in MAGNITUDES_MS:
         for link in system.links():
-            if time.monotonic() >= deadline:
+            if attempt.out_of_time:
                 record.budget_exhausted = True
                 return Escalated(record, [])
             toxic = latency(link, median_ms)
@@ -84,68 +75,16 @@ def escalate(ctx: PhaseContext, section: IsolateSection) -> Escalated:
             )
             before = system.link_traffic(link)
             try:
-                tried = _try(ctx, conditions, trials, target, deadline)
+                tried = attempt.run(ctx, label)
                 tried.acted = (system.link_traffic(link) - before).toxic_chunks > 0
             finally:
                 system.remove_toxic(link, name)
-            tried.condition = label
             record.tried.append(tried)
             if tried.reproduced:
                 record.reproduced_with = label
                 ctx.emit(events.Progress("isolate", f"escalation: reproduced with {label}"))
                 return Escalated(record, [toxic])
     return Escalated(record, [])
-
-
-def _target(ctx: PhaseContext, section: IsolateSection) -> str | None:
-    """The invariant a condition must violate (None: any the section checks)."""
-    target = ctx.ladder_target()
-    if target is not None and section.invariants is not None and target not in section.invariants:
-        return None
-    return target
-
-
-def _try(
-    ctx: PhaseContext, conditions: Conditions, trials: int, target: str | None, deadline: float
-) -> outputs.EscalationTry:
-    tried = outputs.EscalationTry(
-        condition="", trials=0, violations=0, reproduced=False, acted=None, error=None
-    )
-    for index in range(1, trials + 1):
-        if tried.trials and time.monotonic() >= deadline:
-            break
-        try:
-            result = run_trials(
-                dataclasses.replace(ctx, emit=_numbered(ctx, index, trials)), conditions
-            )
-        except NotEvaluated as exc:
-            tried.error = str(exc)
-            break
-        tried.trials += len(result.trials)
-        if _violated(result, target):
-            tried.violations += 1
-            tried.reproduced = True
-            break
-    return tried
-
-
-def _numbered(ctx: PhaseContext, index: int, total: int) -> events.EventSink:
-    """The sink for one trial run alone: its progress reads `trial 2/3` of the condition."""
-
-    def sink(event: events.Event) -> None:
-        if isinstance(event, events.TrialFinished):
-            event = dataclasses.replace(event, trial=index, trials=total)
-        ctx.emit(event)
-
-    return sink
-
-
-def _violated(result: TrialsResult, target: str | None) -> bool:
-    return any(
-        verdict.violated and (target is None or verdict.name == target)
-        for outcome in result.trials
-        for verdict in outcome.verdicts
-    )
 
 
 def summary_note(record: outputs.Escalation) -> str:
@@ -161,13 +100,5 @@ def summary_note(record: outputs.Escalation) -> str:
 
 
 def naming_condition(findings: Sequence[Finding], record: outputs.Escalation) -> list[Finding]:
-    """The findings with their replay naming the condition escalation found (a replay escalates
-    again; the note says what to pin under `toxics:` so that it does not have to)."""
-    condition = record.reproduced_with
-    if condition is None:
-        return list(findings)
-    note = f"  # reproduced with {condition}; pin it under phases.isolate.toxics"
-    return [
-        dataclasses.replace(finding, replay=finding.replay + note) if finding.replay else finding
-        for finding in findings
-    ]
+    """The findings with their replay naming the condition escalation found."""
+    return replays_naming(findings, record, "phases.isolate.toxics")

@@ -13,6 +13,9 @@ It also owns the one load engine the other phases use:
   `sweep_bursts` grows such a burst until it reproduces the ladder's target
   (`phase_sweep` is the sweep a phase's section asks for, `sweep_words` its
   summary).
+* `Attempt` tries one condition at a time with a few single trials, for
+  the searches isolate and contain run when the pipeline names no condition
+  (`replays_naming` adds the condition found to the findings' replay).
 * `RequestRecord` is what is kept of every request (`SendCount` and
   `missing_records` check that each request sent has exactly one);
   `summarize` turns records into the manifest's load figures (`LoadSummary`);
@@ -21,6 +24,7 @@ It also owns the one load engine the other phases use:
   `HttpRequest`s and keeps what it sent (`RenderedRequest`).
 """
 
+from heisen.stress._attempts import Attempt, replays_naming
 from heisen.stress._burst import BurstResult, run_burst
 from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load_facts import load_variables
@@ -34,6 +38,7 @@ from heisen.stress._trials import Conditions, TrialsResult, run_trials, vacuity
 from heisen.stress._verdicts import check_invariants
 
 __all__ = [
+    "Attempt",
     "BurstResult",
     "Conditions",
     "ErrorKind",
@@ -49,6 +54,7 @@ __all__ = [
     "load_variables",
     "missing_records",
     "phase_sweep",
+    "replays_naming",
     "run",
     "run_burst",
     "run_trials",
