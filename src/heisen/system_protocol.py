@@ -14,14 +14,76 @@ into a warning event and a manifest entry).
 
 from __future__ import annotations
 
+import math
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from heisen._serialised import JsonObject
 from heisen.schema import DependencyKind, Resources
+
+ROUND_TRIP_BUCKETS = 4 * 27
+"""Buckets of a `LatencyHistogram`: 2^(k/4) µs wide steps from 1 µs up to about 134 s."""
+
+
+def round_trip_bucket(seconds: float) -> int:
+    """The bucket of a round trip of `seconds`: k with 2^(k/4) µs <= it < 2^((k+1)/4) µs.
+
+    Shorter than 1 µs goes to bucket 0; longer than the last bucket, to the last.
+    """
+    micros = seconds * 1e6
+    if micros <= 1.0:
+        return 0
+    return min(int(4 * math.log2(micros)), ROUND_TRIP_BUCKETS - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyHistogram:
+    """Counts of round trips per log bucket (`round_trip_bucket`); subtract two readings.
+
+    A round trip is what a link proxy saw between a request going in while none
+    was outstanding and the first byte of the answer coming out: the
+    dependency's service time as its client sees it, plus any toxic delay.
+    Percentiles are the geometric middle of their bucket (within about 9%).
+    """
+
+    counts: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, counts: Sequence[int]) -> LatencyHistogram:
+        """From counts as stored (trailing empty buckets may be left out)."""
+        values = [int(c) for c in counts[:ROUND_TRIP_BUCKETS]]
+        while values and values[-1] == 0:
+            values.pop()
+        return cls(tuple(values))
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def __sub__(self, earlier: LatencyHistogram) -> LatencyHistogram:
+        size = max(len(self.counts), len(earlier.counts))
+        mine = self.counts + (0,) * (size - len(self.counts))
+        theirs = earlier.counts + (0,) * (size - len(earlier.counts))
+        return LatencyHistogram.of([max(0, a - b) for a, b in zip(mine, theirs, strict=True)])
+
+    def percentile_ms(self, q: float) -> float | None:
+        """The round trip in ms below which a share `q` (0..1) of them fell; None when empty."""
+        total = self.count
+        if total == 0:
+            return None
+        rank = max(1, math.ceil(min(max(q, 0.0), 1.0) * total))
+        seen = 0
+        for bucket, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return 2 ** ((bucket + 0.5) / 4) / 1e3
+        return 2 ** ((len(self.counts) - 0.5) / 4) / 1e3  # pragma: no cover - rank <= total
+
+    def to_json(self) -> list[int]:
+        return list(self.counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +93,14 @@ class LinkTraffic:
     bytes: int
     toxic_chunks: int
     toxic_delay_s: float
+    round_trips: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def __sub__(self, earlier: LinkTraffic) -> LinkTraffic:
         return LinkTraffic(
             self.bytes - earlier.bytes,
             self.toxic_chunks - earlier.toxic_chunks,
             self.toxic_delay_s - earlier.toxic_delay_s,
+            self.round_trips - earlier.round_trips,
         )
 
     @property

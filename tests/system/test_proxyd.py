@@ -17,6 +17,7 @@ import pytest
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._process import ManagedProcess
 from heisen.system._proxy_client import ProxyControl, start_proxy_daemon
+from heisen.system_protocol import ROUND_TRIP_BUCKETS, LatencyHistogram, round_trip_bucket
 from support import is_listening
 
 pytestmark = pytest.mark.timeout(90)
@@ -286,3 +287,48 @@ def test_names_with_punctuation_and_a_proxy_with_no_upstream_yet(
     ping(host, port)
     assert control.add_toxic("svc:api/v1", {"name": "t 1", "type": "slow_close"})["name"] == "t 1"
     control.remove_toxic("svc:api/v1", "t 1")
+
+
+def test_round_trips_of_redis_pings_are_measured_at_the_proxy(
+    control: ProxyControl, embedded_redis
+) -> None:
+    import redis
+
+    host, port = control.create("timed", [f"{embedded_redis.host}:{embedded_redis.port}"])
+    client = redis.Redis(host=host, port=port, socket_timeout=5)
+    try:
+        client.ping()  # connect first
+
+        def pings() -> LatencyHistogram:
+            before = control.stats("timed").round_trips
+            for _ in range(30):
+                assert client.ping() is True
+            return control.stats("timed").round_trips - before
+
+        control.add_toxic("timed", {"type": "latency", "attributes": {"latency": 20}})
+        slowed = pings()
+        assert slowed.count == 30
+        p50 = slowed.percentile_ms(0.5)
+        assert p50 is not None and 18 <= p50 <= 24, slowed
+        control.remove_toxic("timed", "latency_downstream")
+        plain = pings()
+        assert plain.count == 30
+        p50 = plain.percentile_ms(0.5)
+        assert p50 is not None and p50 < 5, plain
+    finally:
+        client.close()
+
+
+def test_a_latency_histogram_subtracts_and_gives_percentiles() -> None:
+    empty = LatencyHistogram()
+    assert empty.count == 0 and empty.percentile_ms(0.5) is None
+    counts = [0] * ROUND_TRIP_BUCKETS
+    counts[round_trip_bucket(0.001)] = 9  # 1 ms
+    counts[round_trip_bucket(0.1)] = 1  # 100 ms
+    later = LatencyHistogram.of(counts)
+    assert later - empty == later and (later - later).count == 0
+    assert later.count == 10
+    p50, p99 = later.percentile_ms(0.5), later.percentile_ms(0.99)
+    assert p50 is not None and 0.9 <= p50 <= 1.2
+    assert p99 is not None and 90 <= p99 <= 120
+    assert round_trip_bucket(0.0) == 0 and round_trip_bucket(1e6) == ROUND_TRIP_BUCKETS - 1

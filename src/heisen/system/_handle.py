@@ -495,7 +495,10 @@ class SystemHandle:
         """What the link has carried so far, and what its toxics added to it."""
         stats = self._control().stats(self.link_proxy(link))
         return LinkTraffic(
-            stats.bytes_upstream + stats.bytes_downstream, stats.toxic_chunks, stats.toxic_delay_s
+            stats.bytes_upstream + stats.bytes_downstream,
+            stats.toxic_chunks,
+            stats.toxic_delay_s,
+            stats.round_trips,
         )
 
     def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> JsonObject:

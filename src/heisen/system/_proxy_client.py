@@ -26,6 +26,7 @@ from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._ports import LOOPBACK, free_port
 from heisen.system._process import ManagedProcess, spawn
 from heisen.system._tcpproxy import Address, ProxyStats
+from heisen.system_protocol import LatencyHistogram
 
 if TYPE_CHECKING:
     import httpx
@@ -139,6 +140,7 @@ class ProxyControl:
             upstream_connections=stats["upstream_connections"],
             toxic_chunks=stats["toxic_chunks"],
             toxic_delay_s=stats["toxic_delay_s"],
+            round_trips=LatencyHistogram.of(stats.get("round_trips", ())),
         )
 
     def peers(self, name: str) -> dict[str, str]:

@@ -19,6 +19,12 @@ transport buffer is over its high-water mark (`pause_writing`), or while its
 toxic queue holds more than `_QUEUE_HIGH` bytes, and starts again when both
 have drained. Each pause has a named reason so one never undoes the other.
 
+Round trips, for request/response protocols (RESP, PostgreSQL, HTTP/1.1):
+a client chunk that arrives while no request is outstanding starts one; the
+first chunk written back to the client ends it, and its duration goes into
+the proxy's histogram. Pipelined requests count as one round trip (the
+first); answers nobody asked for (pub/sub pushes) count as none.
+
 End of stream is passed on as a half-close (`write_eof`), so request/response
 protocols that shut down their writing side still get their answer. The
 link closes both sockets when both directions are finished, when a toxic
@@ -82,12 +88,17 @@ class Pipe:
     def feed(self, data: bytes) -> None:
         if self.done:
             return
+        link = self.link
         if self.stream is Stream.UPSTREAM:
-            self.link.proxy.stats_bytes_upstream += len(data)
+            link.proxy.stats_bytes_upstream += len(data)
+            if link.asked_at is None:
+                link.asked_at = link.loop.time()
         else:
-            self.link.proxy.stats_bytes_downstream += len(data)
+            link.proxy.stats_bytes_downstream += len(data)
         if self.fast:
             self.dst.write(data)  # type: ignore[union-attr]
+            if link.asked_at is not None and self.stream is Stream.DOWNSTREAM:
+                link.answered()
         else:
             self._push([(self.link.loop.time(), data)])
 
@@ -136,6 +147,8 @@ class Pipe:
                 self.queued_bytes -= len(item)
                 if item:
                     self.dst.write(item)  # type: ignore[union-attr]
+                    if self.link.asked_at is not None and self.stream is Stream.DOWNSTREAM:
+                        self.link.answered()
             elif item is Mark.CLOSE:
                 self.link.close()
                 return
@@ -296,6 +309,7 @@ class Link:
         self.up.src = client
         self.down.dst = client
         self.rolls: dict[str, tuple[float, bool]] = {}
+        self.asked_at: float | None = None  # when the outstanding request came in, if one is
         self.connect_task: asyncio.Task[None] | None = None
         self.client_lost = False
         self.server_lost = False
@@ -333,6 +347,12 @@ class Link:
             roll = (spec.toxicity, self.proxy.rng.random() < spec.toxicity)
             self.rolls[spec.name] = roll
         return roll[1]
+
+    def answered(self) -> None:
+        """The first bytes of an answer went to the client: one round trip is over."""
+        asked, self.asked_at = self.asked_at, None
+        if asked is not None:
+            self.proxy.record_round_trip(self.loop.time() - asked)
 
     def direction_done(self) -> None:
         if self.up.done and self.down.done:

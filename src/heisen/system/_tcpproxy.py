@@ -33,13 +33,14 @@ import logging
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._tcplink import ClientSide, Link
 from heisen.system._toxics import ToxicSpec, update_toxic
+from heisen.system_protocol import ROUND_TRIP_BUCKETS, LatencyHistogram, round_trip_bucket
 
 __all__ = [
     "PEERS_KEPT",
@@ -96,6 +97,8 @@ class ProxyStats:
     """Chunks of data that crossed a direction with toxics."""
     toxic_delay_s: float = 0.0
     """What the toxics added to those chunks' release times, in total."""
+    round_trips: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Request to first answer byte, as the proxy saw it (see `heisen.system._tcplink`)."""
 
     def to_json(self) -> JsonObject:
         return {
@@ -106,6 +109,7 @@ class ProxyStats:
             "upstream_connections": dict(self.upstream_connections),
             "toxic_chunks": self.toxic_chunks,
             "toxic_delay_s": round(self.toxic_delay_s, 6),
+            "round_trips": self.round_trips.to_json(),
         }
 
 
@@ -173,6 +177,7 @@ class TcpProxy:
         self.stats_bytes_downstream = 0
         self.stats_toxic_chunks = 0
         self.stats_toxic_delay_s = 0.0
+        self.stats_round_trips = [0] * ROUND_TRIP_BUCKETS
         self._per_upstream: dict[str, int] = {}
         # (client address as the socket gave it, upstream) of the last PEERS_KEPT connections
         self._peers: deque[tuple[Any, Address]] = deque(maxlen=PEERS_KEPT)
@@ -273,6 +278,9 @@ class TcpProxy:
     def link_closed(self, link: Link) -> None:
         self._links.discard(link)
 
+    def record_round_trip(self, seconds: float) -> None:
+        self.stats_round_trips[round_trip_bucket(seconds)] += 1
+
     def log_upstream_failure(self, upstream: Address) -> None:
         _log.warning("proxy %s: cannot connect to upstream %s", self.name, upstream)
 
@@ -298,6 +306,7 @@ class TcpProxy:
             upstream_connections=dict(self._per_upstream),
             toxic_chunks=self.stats_toxic_chunks,
             toxic_delay_s=self.stats_toxic_delay_s,
+            round_trips=LatencyHistogram.of(self.stats_round_trips),
         )
 
     def to_json(self) -> JsonObject:
