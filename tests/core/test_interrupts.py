@@ -1,5 +1,6 @@
 """Signals end a run promptly, and a stuck stop is cut short by the deadline."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,15 @@ def start(code: str) -> subprocess.Popen[str]:
         text=True,
     )
     assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
+    # Byte by byte from the pipe: a buffered readline() can take the lines after "ready" too,
+    # and communicate() reads the pipe itself, so they would be lost.
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = os.read(process.stdout.fileno(), 1)
+        if not byte:
+            break
+        line += byte
+    assert line.decode().strip() == "ready"
     return process
 
 
