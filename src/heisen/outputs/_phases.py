@@ -47,8 +47,18 @@ class Sweep(OutputModel):
     smallest_reproducing_load: SmallestLoad | None = None
 
 
+class LinkLatency(OutputModel):
+    """Round trips on one link during the trials, as its proxy measured them (ms)."""
+
+    p50: Number = 0.0
+    p90: Number = 0.0
+    p99: Number = 0.0
+    count: int = 0
+
+
 class StressOutputs(LoadFigures):
     target: StressTarget | None = None
+    link_latency_ms: dict[str, LinkLatency] = Field(default_factory=dict)
     sweep: Sweep | None = None
     thresholds: list[ThresholdCheck] = Field(default_factory=list)
     findings: list[FindingRecord] = Field(default_factory=list)
