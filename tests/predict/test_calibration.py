@@ -304,3 +304,51 @@ def test_a_sweep_capacity_on_an_unknown_key_is_refused_with_its_path(
                 "capacity: {stock: 4}", "capacity: {stock: 4}\n  sweep: {capacity: {stok: 1}}"
             )
         )
+
+
+def test_link_latencies_fit_their_boundaries_and_the_rest_is_shared_by_the_other_steps(
+    build: Callable[[str], Architecture],
+) -> None:
+    # The proxy on shop->stock measured 3 ms round trips (p90 6 ms); the link to no boundary
+    # of the model is left out.
+    links = {
+        "shop->stock": {"p50": 3.0, "p90": 6.0, "p99": 9.0, "count": 128},
+        "shop->postgres": {"p50": 1.0, "p90": 2.0, "p99": 3.0, "count": 10},
+    }
+    figures = stress(
+        latency_ms={"p50": 9.0, "p75": 9.5, "p90": 10.0, "p95": 10.5, "p99": 11.0, "max": 12.0},
+        link_latency_ms=links,
+    )
+    assert set(Measured.from_stress(figures, "no-oversell", []).links_ms) == set(links)
+    calibration, fitted = calibration_of(
+        build(SHOP),
+        figures,
+        target="no-oversell",
+        sizes=[2, 4, 8, 16],
+        hotspot=None,
+        cycles=100,
+        seed=1,
+        run="r",
+    )
+    buy = fitted.operations["shop.buy"]
+    for index in (0, 3):  # both steps on shop → stock: lognormal(3 ms, ln 2 / z90)
+        latency = buy.steps[index].latency
+        assert latency.kind == "lognormal" and latency.a == pytest.approx(3e-3)
+        assert latency.b == pytest.approx(math.log(2) / 1.2815515655446004)
+    # 9 ms measured - 1 ms CPU - 2 x 3 ms on stock leaves 2 ms for the call to window.
+    assert step_medians_ms(buy)["3 call window"] == pytest.approx(2.0)
+    assert calibration.model is not None
+    assert calibration.model.links_ms == {"shop → stock": {"p50": 3.0, "p90": 6.0, "p99": 9.0}}
+    assert calibration.unknown_keys() == []
+    # Without link latencies the stock steps are scaled with the rest, as before.
+    _, plain = calibration_of(
+        build(SHOP),
+        stress(latency_ms=figures.latency_ms.to_manifest()),
+        target="no-oversell",
+        sizes=[2, 4, 8, 16],
+        hotspot=None,
+        cycles=100,
+        seed=1,
+        run="r",
+    )
+    assert step_medians_ms(plain.operations["shop.buy"])["1 read stock"] == pytest.approx(2.0)

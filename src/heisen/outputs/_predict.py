@@ -106,6 +106,8 @@ class FittedModel(OutputModel):
     passed_check: Number | None = None
     arrival_window_ms: Number | None = None
     release_spread_ms: Number | None = None
+    links_ms: dict[str, dict[str, Number]] = Field(default_factory=dict)
+    """Boundaries fitted from their link's round trips (`{p50, p90, p99}`, ms), if any."""
 
 
 class Calibration(OutputModel):

@@ -14,14 +14,20 @@ What is read (the run's manifest, stress's outputs):
 
 The refit (per operation and step, not one global factor):
 
-* the operation's measured time, minus its steps' CPU time, is shared among
-  its I/O steps in proportion to their modelled medians; each step keeps the
-  shape of its distribution (a lognormal its sigma, a uniform or normal its
-  spread relative to its centre). Other operations keep their latencies.
-  heisen's link proxies count bytes per link, not the latency of each call,
-  so a stress run gives no per-link distribution to fit one step alone;
-  `heisen.predict._calibrate.calibrate` is that refit where per-link
-  percentiles are known.
+* per link: stress's `link_latency_ms` holds the round trips heisen's link
+  proxies measured on each `service->dependency` link during the trials
+  (request in, first byte of the answer out: the dependency's time as the
+  service saw it). A link named like a boundary of the architecture
+  (`inventory->redis` is `inventory → redis`) fits every step on that
+  boundary, in every operation, to a lognormal from its p50 and p90
+  (`heisen.predict._calibrate.calibrate`). Links that name no boundary are
+  left out. The boundaries so fitted are `model.links_ms`.
+* the hotspot's operation: its measured time, minus its steps' CPU time and
+  the medians of its steps fitted from links, is shared among its other I/O
+  steps in proportion to their modelled medians; each step keeps the shape of
+  its distribution (a lognormal its sigma, a uniform or normal its spread
+  relative to its centre). Other operations keep their latencies (but for
+  steps fitted from links).
 * arrivals: a burst of N in the model is uniform over a window w, whose
   expected range is w (N - 1) / (N + 1). The release spread S measured at the
   main burst of M requests is taken to grow linearly with the burst (the
@@ -57,12 +63,13 @@ sweep's `spread:`, one request every spread / size.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 from heisen import outputs
-from heisen.predict._calibrate import quantile
+from heisen.predict._architecture import normalize_boundary
+from heisen.predict._calibrate import calibrate, quantile
 from heisen.predict._model import Architecture, Arrivals, Latency, Operation, StepKind
 from heisen.predict._sites import Site, find_sites
 from heisen.predict._swarm import simulate, split_mix
@@ -98,6 +105,8 @@ class Measured:
     sizes: tuple[int, ...]  # the sweep's burst sizes (empty: no sweep ran)
     smallest_observed: int | None
     sweep_spread_s: float | None = None  # the sweep's `spread:` (None: each round at once)
+    # round trips per link as the proxies measured them: {link: {p50, p90, p99}} in ms
+    links_ms: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @classmethod
     def from_stress(
@@ -131,6 +140,11 @@ class Measured:
             sizes=tuple(sizes) if sweep is not None else (),
             smallest_observed=smallest.requests if smallest is not None else None,
             sweep_spread_s=sweep_spread_s,
+            links_ms={
+                link: {"p50": float(trips.p50), "p90": float(trips.p90), "p99": float(trips.p99)}
+                for link, trips in figures.link_latency_ms.items()
+                if trips.count and trips.p50 > 0
+            },
         )
 
 
@@ -154,23 +168,55 @@ def _passed_check_latency(figures: outputs.StressOutputs) -> tuple[float | None,
     return known[0][1], round(1 - share_refused, 4)
 
 
-def refit(architecture: Architecture, operation_id: str, latency_ms: float) -> Architecture:
-    """`architecture` with `operation_id`'s I/O steps scaled so the operation takes `latency_ms`."""
+def refit(
+    architecture: Architecture,
+    operation_id: str,
+    latency_ms: float,
+    *,
+    kept: Collection[str] = (),
+) -> Architecture:
+    """`architecture` with `operation_id`'s I/O steps scaled so the operation takes `latency_ms`.
+
+    Steps on the boundaries `kept` (`shop → stock`: fitted from their links) keep their
+    latency; the time left after them is what the other steps share."""
     op = architecture.operations[operation_id]
     cpu = sum(step.cpu_s for step in op.steps)
     medians = [_median(step.latency) for step in op.steps]
-    modelled = sum(medians)
-    budget = latency_ms / 1e3 - cpu
+    held = [
+        step.kind is not StepKind.CHECK and f"{op.service} → {step.target}" in kept
+        for step in op.steps
+    ]
+    modelled = sum(m for m, h in zip(medians, held, strict=True) if not h)
+    budget = latency_ms / 1e3 - cpu - sum(m for m, h in zip(medians, held, strict=True) if h)
     if modelled <= 0 or budget <= 0:
         return architecture
     factor = budget / modelled
     steps = tuple(
-        replace(step, latency=_scaled(step.latency, factor)) if medians[i] > 0 else step
+        replace(step, latency=_scaled(step.latency, factor))
+        if medians[i] > 0 and not held[i]
+        else step
         for i, step in enumerate(op.steps)
     )
     operations = dict(architecture.operations)
     operations[operation_id] = replace(op, steps=steps)
     return replace(architecture, operations=operations)
+
+
+def link_boundaries(
+    architecture: Architecture, links_ms: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
+    """The links named like a boundary of the architecture, by that boundary."""
+    known = {
+        f"{op.service} → {step.target}"
+        for op in architecture.operations.values()
+        for step in op.steps
+        if step.kind is not StepKind.CHECK and step.target is not None
+    }
+    return {
+        normalize_boundary(link): dict(percentiles)
+        for link, percentiles in links_ms.items()
+        if normalize_boundary(link) in known
+    }
 
 
 def _median(latency: Latency) -> float:
@@ -347,9 +393,10 @@ def calibration_of(
     site = target_site(architecture, measured.main_load or measured.points[0].load, hotspot)
     if site is None:
         return missing("the architecture has no place where a race can happen")
-    fitted = architecture
+    links = link_boundaries(architecture, measured.links_ms)
+    fitted = calibrate(architecture, links) if links else architecture
     if measured.latency_ms is not None:
-        fitted = refit(architecture, site.operation, measured.latency_ms)
+        fitted = refit(fitted, site.operation, measured.latency_ms, kept=links)
     points, rates = predict_points(fitted, site, measured, cycles=cycles, seed=seed)
     ratio = geometric_ratio(points)
     # The nested records (smallest burst, fitted model) are parsed from their manifest form,
@@ -370,7 +417,7 @@ def calibration_of(
             "sizes": list(measured.sizes),
         }
     op = fitted.operations[site.operation]
-    data["model"] = {
+    model: dict[str, object] = {
         "operation": site.operation,
         "steps_ms": step_medians_ms(op),
         "latency_ms": measured.latency_ms,
@@ -382,6 +429,9 @@ def calibration_of(
         else None,
         "release_spread_ms": measured.spread_ms,
     }
+    if links:
+        model["links_ms"] = links
+    data["model"] = model
     if not data["within_2x"]:
         data["reason"] = miss_reason(points)
     return outputs.Calibration.from_manifest(data), fitted
