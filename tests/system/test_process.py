@@ -100,3 +100,15 @@ def test_stop_ends_the_whole_process_group(tmp_path):
     child.stop(grace_s=1.0)
     assert not child.alive()
     wait_until(lambda: gone(grandchild), timeout=5.0, what=f"grandchild {grandchild} is gone")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups as on Linux")
+def test_stop_ends_what_a_leader_that_exited_on_its_own_left_in_its_group(tmp_path):
+    log = tmp_path / "orphan.log"
+    child = spawn("orphan", ["sh", "-c", "sleep 60 & echo $!"], log_path=log)
+    wait_until(lambda: log.read_text().strip(), timeout=5, what="the shell wrote its child's pid")
+    orphan = int(log.read_text().split()[0])
+    child.popen.wait(timeout=5)  # the leader is gone and reaped; its sleep is still in the group
+    assert not gone(orphan)
+    child.stop(grace_s=1.0)
+    wait_until(lambda: gone(orphan), timeout=5.0, what=f"orphan {orphan} is gone")

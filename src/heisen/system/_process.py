@@ -88,8 +88,30 @@ class ManagedProcess:
         return self.popen.poll()
 
     def signal(self, signum: int) -> None:
+        """Signal the child's process group: its leader and whatever the leader started.
+
+        Once the leader is reaped, its pid is free again and a new session leader
+        (another run's proxy, say) may take it, with the same number as its group: the
+        group is then signalled only while no process has that pid, so what is left of it
+        are this child's own orphans.
+        """
+        pid = self.popen.pid
+        if self.popen.returncode is not None and os.path.exists(f"/proc/{pid}"):
+            return  # the pid is someone else's now; this group has no leader left to signal
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signum)
+            os.killpg(pid, signum)
+
+    def _exited_unreaped(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for the leader to exit, leaving it a zombie (not reaped)."""
+        deadline = time.monotonic() + timeout_s
+        while self.popen.returncode is None and time.monotonic() < deadline:
+            try:
+                exited = os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # reaped elsewhere (Popen.poll in another thread)
+                return
+            if exited is not None:
+                return
+            time.sleep(0.01)
 
     def kill(self) -> None:
         """SIGKILL the whole process group at once, as a pod kill with grace 0."""
@@ -103,11 +125,9 @@ class ManagedProcess:
         if self.alive():
             self.signal(signal.SIGCONT)  # a duty-cycled child must be able to handle SIGTERM
             self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        # The group may still hold grandchildren even when the leader has exited.
+            self._exited_unreaped(grace_s)
+        # The group may still hold grandchildren even when the leader has exited; while the
+        # leader is not reaped its pid cannot be taken, so this reaches this group only.
         self.signal(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
