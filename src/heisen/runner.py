@@ -295,18 +295,20 @@ class Runner:
 
     def run(self) -> RunOutcome:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.manifest.status = RunStatus.RUNNING
-        self.manifest.run.finished_at = None
-        self.save()
-        self.sink(
-            events.RunStarted(
-                self.manifest.run.id, str(self.run_dir), self.seed, tuple(self.phases)
-            )
-        )
         outcome = RunOutcome(self.manifest, self.run_dir)
         with stop_deadline(self._stop_deadline_s, self._give_up_stopping):
             try:
+                # From the first save on, a signal ends the run as interrupted: the manifest
+                # exists, so it must say so.
                 with interrupts_raise():
+                    self.manifest.status = RunStatus.RUNNING
+                    self.manifest.run.finished_at = None
+                    self.save()
+                    self.sink(
+                        events.RunStarted(
+                            self.manifest.run.id, str(self.run_dir), self.seed, tuple(self.phases)
+                        )
+                    )
                     for name in self.phases:
                         result = self._run_phase(name)
                         outcome.findings.extend(result.findings)

@@ -25,7 +25,7 @@ def verify_command(
         str, typer.Option("--model", help="register, cas-register, counter, set or rate.")
     ],
     budget: Annotated[
-        float, typer.Option("--budget", help="Seconds the search may take before 'unknown'.")
+        float, typer.Option("--budget", help="CPU seconds the search may take before 'unknown'.")
     ] = 10.0,
     as_json: JsonOpt = False,
     limit: Annotated[
