@@ -339,6 +339,7 @@ def test_link_latencies_fit_their_boundaries_and_the_rest_is_shared_by_the_other
     assert step_medians_ms(buy)["3 call window"] == pytest.approx(2.0)
     assert calibration.model is not None
     assert calibration.model.links_ms == {"shop → stock": {"p50": 3.0, "p90": 6.0, "p99": 9.0}}
+    assert calibration.model.unattributed_ms == 0.0  # the call to window took what was left
     assert calibration.unknown_keys() == []
     # Without link latencies the stock steps are scaled with the rest, as before.
     _, plain = calibration_of(
@@ -352,3 +353,30 @@ def test_link_latencies_fit_their_boundaries_and_the_rest_is_shared_by_the_other
         run="r",
     )
     assert step_medians_ms(plain.operations["shop.buy"])["1 read stock"] == pytest.approx(2.0)
+
+
+def test_time_no_step_takes_is_recorded_when_every_step_was_fitted_from_its_link(
+    build: Callable[[str], Architecture],
+) -> None:
+    links = {
+        "shop->stock": {"p50": 3.0, "p90": 6.0, "p99": 9.0, "count": 128},
+        "shop->window": {"p50": 1.0, "p90": 2.0, "p99": 3.0, "count": 64},
+    }
+    figures = stress(
+        latency_ms={"p50": 9.0, "p75": 9.5, "p90": 10.0, "p95": 10.5, "p99": 11.0, "max": 12.0},
+        link_latency_ms=links,
+    )
+    calibration, fitted = calibration_of(
+        build(SHOP),
+        figures,
+        target="no-oversell",
+        sizes=[2, 4, 8, 16],
+        hotspot=None,
+        cycles=100,
+        seed=1,
+        run="r",
+    )
+    assert step_medians_ms(fitted.operations["shop.buy"])["3 call window"] == pytest.approx(1.0)
+    assert calibration.model is not None
+    assert set(calibration.model.links_ms) == {"shop → stock", "shop → window"}
+    assert calibration.model.unattributed_ms == pytest.approx(1.0)  # 9 - 1 CPU - 3 - 1 - 3

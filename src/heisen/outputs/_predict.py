@@ -108,6 +108,8 @@ class FittedModel(OutputModel):
     release_spread_ms: Number | None = None
     links_ms: dict[str, dict[str, Number]] = Field(default_factory=dict)
     """Boundaries fitted from their link's round trips (`{p50, p90, p99}`, ms), if any."""
+    unattributed_ms: Number | None = None
+    """Measured time no step took: every I/O step was fitted from its link (ms)."""
 
 
 class Calibration(OutputModel):

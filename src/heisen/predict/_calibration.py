@@ -21,7 +21,9 @@ The refit (per operation and step, not one global factor):
   (`inventory->redis` is `inventory → redis`) fits every step on that
   boundary, in every operation, to a lognormal from its p50 and p90
   (`heisen.predict._calibrate.calibrate`). Links that name no boundary are
-  left out. The boundaries so fitted are `model.links_ms`.
+  left out. The boundaries so fitted are `model.links_ms`; when they are all
+  of the operation's I/O steps, the measured time they leave (the service's
+  own time between calls) goes to no step and is `model.unattributed_ms`.
 * the hotspot's operation: its measured time, minus its steps' CPU time and
   the medians of its steps fitted from links, is shared among its other I/O
   steps in proportion to their modelled medians; each step keeps the shape of
@@ -217,6 +219,12 @@ def link_boundaries(
         for link, percentiles in links_ms.items()
         if normalize_boundary(link) in known
     }
+
+
+def unattributed_ms(op: Operation, latency_ms: float) -> float:
+    """What of the operation's measured time neither its CPU nor its steps' medians take."""
+    modelled = sum(step.cpu_s + _median(step.latency) for step in op.steps) * 1e3
+    return round(max(0.0, latency_ms - modelled), 4)
 
 
 def _median(latency: Latency) -> float:
@@ -431,6 +439,8 @@ def calibration_of(
     }
     if links:
         model["links_ms"] = links
+        if measured.latency_ms is not None:
+            model["unattributed_ms"] = unattributed_ms(op, measured.latency_ms)
     data["model"] = model
     if not data["within_2x"]:
         data["reason"] = miss_reason(points)
