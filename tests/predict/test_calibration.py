@@ -380,3 +380,44 @@ def test_time_no_step_takes_is_recorded_when_every_step_was_fitted_from_its_link
     assert calibration.model is not None
     assert set(calibration.model.links_ms) == {"shop → stock", "shop → window"}
     assert calibration.model.unattributed_ms == pytest.approx(1.0)  # 9 - 1 CPU - 3 - 1 - 3
+    # ... and that time is the service's own, between its calls: spread over the steps as CPU
+    before = sum(step.cpu_s for step in build(SHOP).operations["shop.buy"].steps)
+    after = sum(step.cpu_s for step in fitted.operations["shop.buy"].steps)
+    assert (after - before) * 1e3 == pytest.approx(1.0)
+
+
+def test_a_main_load_that_was_no_burst_arrives_evenly_over_its_duration(
+    build: Callable[[str], Architecture],
+) -> None:
+    # 16 buys over 10 s are 0.6 s apart: far wider than the ~40 ms window, so none oversells,
+    # where the same 16 released at once do.
+    no_burst = stress(
+        release_spread_ms=None,
+        violations=0,
+        violation_rate=0.0,
+        per_invariant={"no-oversell": {"trials": 4, "violations": 0, "violation_rate": 0.0}},
+    )
+    spread_out, _ = calibration_of(
+        build(SHOP),
+        no_burst,
+        target="no-oversell",
+        sizes=[2, 4, 8, 16],
+        hotspot=None,
+        cycles=300,
+        seed=1,
+        run="r",
+        main_during_s=10.0,  # without it: the architecture's 16 in 100 ms, which oversell
+    )
+    main = next(p for p in spread_out.points or [] if p.source == "stress")
+    assert (main.load, main.predicted, main.observed) == (16, 0.0, 0.0)
+    at_once, _ = calibration_of(
+        build(SHOP),
+        stress(),
+        target="no-oversell",
+        sizes=[2, 4, 8, 16],
+        hotspot=None,
+        cycles=300,
+        seed=1,
+        run="r",
+    )
+    assert next(p for p in at_once.points or [] if p.source == "stress").predicted == 1.0

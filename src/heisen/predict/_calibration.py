@@ -23,7 +23,8 @@ The refit (per operation and step, not one global factor):
   (`heisen.predict._calibrate.calibrate`). Links that name no boundary are
   left out. The boundaries so fitted are `model.links_ms`; when they are all
   of the operation's I/O steps, the measured time they leave (the service's
-  own time between calls) goes to no step and is `model.unattributed_ms`.
+  own time between calls, `model.unattributed_ms`) is spread over its steps as
+  CPU time, so the window between the check and the act keeps its share.
 * the hotspot's operation: its measured time, minus its steps' CPU time and
   the medians of its steps fitted from links, is shared among its other I/O
   steps in proportion to their modelled medians; each step keeps the shape of
@@ -35,7 +36,9 @@ The refit (per operation and step, not one global factor):
   main burst of M requests is taken to grow linearly with the burst (the
   client releases one request after another), so a burst of N spreads over
   S (N - 1) / (M - 1) and w = S (N + 1) / (M - 1). A main load that was not a
-  burst keeps the architecture's arrivals.
+  burst (`inject`, `constant`: no release spread) arrives evenly over its
+  steps' `during:`, as an open model at a steady rate does; a closed model is
+  only approximated so.
 
 The points, and how zeros are judged:
 
@@ -107,6 +110,7 @@ class Measured:
     sizes: tuple[int, ...]  # the sweep's burst sizes (empty: no sweep ran)
     smallest_observed: int | None
     sweep_spread_s: float | None = None  # the sweep's `spread:` (None: each round at once)
+    main_during_s: float | None = None  # an open or closed main load's duration (None: a burst)
     # round trips per link as the proxies measured them: {link: {p50, p90, p99}} in ms
     links_ms: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
@@ -117,6 +121,7 @@ class Measured:
         target: str,
         sizes: Sequence[int],
         sweep_spread_s: float | None = None,
+        main_during_s: float | None = None,
     ) -> Measured:
         points: list[Observed] = []
         main_load = max(1, figures.requests // figures.trials) if figures.trials else 0
@@ -142,6 +147,7 @@ class Measured:
             sizes=tuple(sizes) if sweep is not None else (),
             smallest_observed=smallest.requests if smallest is not None else None,
             sweep_spread_s=sweep_spread_s,
+            main_during_s=main_during_s,
             links_ms={
                 link: {"p50": float(trips.p50), "p90": float(trips.p90), "p99": float(trips.p99)}
                 for link, trips in figures.link_latency_ms.items()
@@ -190,15 +196,22 @@ def refit(
     ]
     modelled = sum(m for m, h in zip(medians, held, strict=True) if not h)
     budget = latency_ms / 1e3 - cpu - sum(m for m, h in zip(medians, held, strict=True) if h)
-    if modelled <= 0 or budget <= 0:
+    if budget <= 0 or not op.steps:
         return architecture
-    factor = budget / modelled
-    steps = tuple(
-        replace(step, latency=_scaled(step.latency, factor))
-        if medians[i] > 0 and not held[i]
-        else step
-        for i, step in enumerate(op.steps)
-    )
+    if modelled > 0:
+        factor = budget / modelled
+        steps = tuple(
+            replace(step, latency=_scaled(step.latency, factor))
+            if medians[i] > 0 and not held[i]
+            else step
+            for i, step in enumerate(op.steps)
+        )
+    else:
+        # Every I/O step is fitted from its link: what is left is the service's own time
+        # between its calls, spread over the steps as CPU, so the window between the check
+        # and the act keeps its share of it.
+        share = budget / len(op.steps)
+        steps = tuple(replace(step, cpu_s=step.cpu_s + share) for step in op.steps)
     operations = dict(architecture.operations)
     operations[operation_id] = replace(op, steps=steps)
     return replace(architecture, operations=operations)
@@ -338,6 +351,9 @@ def predict_points(
         if swept and measured.sweep_spread_s is not None:
             arrivals = Arrivals("even", load, window_s=measured.sweep_spread_s)
             arch = replace(arch, workload=replace(arch.workload, arrivals=arrivals))
+        elif not swept and measured.spread_ms is None and measured.main_during_s:
+            arrivals = Arrivals("even", load, window_s=measured.main_during_s)
+            arch = replace(arch, workload=replace(arch.workload, arrivals=arrivals))
         else:
             arch = with_burst(arch, measured, load)
         sites = (swept_site if swept else site,)
@@ -381,6 +397,7 @@ def calibration_of(
     seed: int,
     run: str,
     sweep_spread_s: float | None = None,
+    main_during_s: float | None = None,
 ) -> tuple[outputs.Calibration, Architecture]:
     """predict's `calibration` on what stress measured, and the refitted architecture."""
 
@@ -395,16 +412,19 @@ def calibration_of(
     if stress is None:
         return missing("stress measured nothing to calibrate on")
     tried = [step.requests for step in stress.sweep.tried] if stress.sweep is not None else []
-    measured = Measured.from_stress(stress, target, sizes if sizes else tried, sweep_spread_s)
+    measured = Measured.from_stress(
+        stress, target, sizes if sizes else tried, sweep_spread_s, main_during_s
+    )
     if not measured.points:
         return missing(f"stress recorded no rate for {target}")
     site = target_site(architecture, measured.main_load or measured.points[0].load, hotspot)
     if site is None:
         return missing("the architecture has no place where a race can happen")
     links = link_boundaries(architecture, measured.links_ms)
-    fitted = calibrate(architecture, links) if links else architecture
+    linked = calibrate(architecture, links) if links else architecture
+    fitted = linked
     if measured.latency_ms is not None:
-        fitted = refit(fitted, site.operation, measured.latency_ms, kept=links)
+        fitted = refit(linked, site.operation, measured.latency_ms, kept=links)
     points, rates = predict_points(fitted, site, measured, cycles=cycles, seed=seed)
     ratio = geometric_ratio(points)
     # The nested records (smallest burst, fitted model) are parsed from their manifest form,
@@ -440,7 +460,9 @@ def calibration_of(
     if links:
         model["links_ms"] = links
         if measured.latency_ms is not None:
-            model["unattributed_ms"] = unattributed_ms(op, measured.latency_ms)
+            model["unattributed_ms"] = unattributed_ms(
+                linked.operations[site.operation], measured.latency_ms
+            )
     data["model"] = model
     if not data["within_2x"]:
         data["reason"] = miss_reason(points)

@@ -11,6 +11,7 @@ refitted step latencies), and inside `heisen run` the runner calls
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from heisen import outputs
@@ -20,7 +21,7 @@ from heisen.predict._architecture import load_architecture, load_incidents
 from heisen.predict._calibration import calibration_of, calibration_words
 from heisen.predict._model import Architecture
 from heisen.predict._predict import predict
-from heisen.schema import LoadedPipeline
+from heisen.schema import LoadedPipeline, LoadStep
 from heisen.seeds import derive
 
 CALIBRATION_CYCLES = 2000  # cycles per calibrated point: a rate to within about 1%
@@ -95,6 +96,9 @@ def calibrate(
         seed=seed,
         run=run,
         sweep_spread_s=spec.spread if spec is not None else None,
+        main_during_s=_during_s(section.load or loaded.pipeline.scenario.load)
+        if section is not None
+        else None,
     )
 
 
@@ -133,3 +137,11 @@ def _uncalibrated(summary: str) -> str:
     for marker in ("; calibrated on ", "; not calibrated: "):
         summary = summary.split(marker)[0]
     return summary
+
+
+def _during_s(load: Sequence[LoadStep]) -> float | None:
+    """How long a load without a burst sends for (None: it has a burst, timed by its spread)."""
+    if any(step.burst is not None for step in load):
+        return None
+    models = (step.inject or step.ramp_inject or step.constant for step in load)
+    return sum(model.during for model in models if model is not None) or None
