@@ -4,8 +4,9 @@ A rate per trial saturates (0% or 100%) as soon as a race reproduces at all;
 the burst size it takes does not. `sweep_bursts` sends one synchronized
 burst of 2, 4, 8, ... requests (`Sweep.sizes()`), each size `sweep.trials`
 times after the setup, and checks the target invariant alone. A size
-reproduces when at least half of its trials violated it; the sweep stops at
-the first that does. A wider window needs fewer concurrent requests, so the
+reproduces when at least half of its trials violated it (a size's trials stop
+as soon as that is decided either way); the sweep stops at the first size
+that does. A wider window needs fewer concurrent requests, so the
 same sweep under stress, isolate and contain shows the window widen.
 
 The sweep's trials run under the phase's conditions (its stubs, toxics or
@@ -47,6 +48,7 @@ def sweep_bursts(
     requests = ctx.pipeline.scenario.requests
     tried: list[SweepStep] = []
     smallest: SmallestLoad | None = None
+    needed = (spec.trials + 1) // 2  # at least half of them
     for size in spec.sizes():
         step = spec.step(size, load, requests)
         if step is None:  # the pipeline checker refuses this sweep; a phase's own load may not
@@ -60,10 +62,13 @@ def sweep_bursts(
                 load=[step],
                 invariants=[target] if target is not None else None,
                 setup=spec.setup,
+                decided=lambda done, violating: (
+                    violating >= needed or violating + spec.trials - done < needed
+                ),
             ),
         )
         figures = RateFigures.from_manifest(result.outputs)
-        reproduced = figures.trials > 0 and 2 * figures.violations >= figures.trials
+        reproduced = figures.violations >= needed
         tried.append(
             SweepStep(
                 requests=size,

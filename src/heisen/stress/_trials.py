@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -76,6 +76,8 @@ class Conditions:
     workers: int | Literal["auto"] = 1
     confidence: Goal | None = None
     setup: Sequence[SetupStep] | None = None  # instead of the scenario's; None = the scenario's
+    # (trials run, violating trials) -> True once the caller's question is answered
+    decided: Callable[[int, int], bool] | None = None
 
     @classmethod
     def of_section(
@@ -206,12 +208,18 @@ class _TrialRunner:
             )
             if outcome.violated and (self.conditions.stop == "first-violation" or goal):
                 break
+            decided = self.conditions.decided
+            if decided is not None and decided(len(self.outcomes), self._violating()):
+                break
             if goal and time.monotonic() - self.started > goal.max_duration_s:
                 break
         artifacts = [self.history_path.name] if self.history_path.exists() else []
         return TrialsResult(
             self._outputs(), self.outcomes, _dedupe(self.findings), self.merged, artifacts
         )
+
+    def _violating(self) -> int:
+        return sum(outcome.violated for outcome in self.outcomes)
 
     def _not_evaluated(self, trial: int, where: str, fault: str, message: str) -> NotEvaluated:
         """Stop the trials: an invariant (or the setup) that cannot be evaluated decides nothing."""
