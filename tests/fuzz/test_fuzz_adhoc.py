@@ -100,7 +100,8 @@ def test_a_correct_service_exits_0_and_the_corpus_is_tried_first(tmp_path, capsy
     assert report["failures"] == [] and data["status"] == "passed"
 
 
-def test_the_table_for_humans(tmp_path, capsys):
+def test_the_table_for_humans(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the same table whatever terminal runs the tests
     with serve(make_app) as url:
         result = run_adhoc_fuzz(
             SPEC, url, operation="POST /orders", cases=40, seed=1, run_dir=tmp_path / "r"
