@@ -39,6 +39,7 @@ def run_demo(tmp_path: Path, name: str) -> tuple[subprocess.CompletedProcess, di
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # beside the suite's two workers; the test's own bound is below
 def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path):
     result, manifest, elapsed = run_demo(tmp_path, "pipeline.yaml")
     assert result.returncode == 1, result.stderr[-3000:]
@@ -78,6 +79,7 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # beside the suite's two workers (about 4.3 min); its own bound is below
 def test_the_fixed_demo_proves_the_fix_and_holds_under_chaos(tmp_path):
     result, manifest, elapsed = run_demo(tmp_path, "pipeline-fixed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
