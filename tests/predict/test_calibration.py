@@ -88,6 +88,28 @@ def stress(**extra: object) -> outputs.StressOutputs:
     return outputs.StressOutputs.from_manifest(figures)
 
 
+def calibrate_shop(
+    architecture: Architecture,
+    figures: outputs.StressOutputs,
+    *,
+    sizes: list[int],
+    cycles: int,
+    main_during_s: float | None = None,
+) -> tuple[outputs.Calibration, Architecture]:
+    """`calibration_of` for the target `no-oversell`, predict's first hotspot, seed 1."""
+    return calibration_of(
+        architecture,
+        figures,
+        target="no-oversell",
+        sizes=sizes,
+        hotspot=None,
+        cycles=cycles,
+        seed=1,
+        run="r",
+        main_during_s=main_during_s,
+    )
+
+
 def test_the_points_are_the_main_load_then_each_burst_the_sweep_tried() -> None:
     measured = Measured.from_stress(stress(), "no-oversell", [2, 4, 8, 16])
     assert [(p.source, p.load, p.trials, p.violations) for p in measured.points] == [
@@ -176,16 +198,7 @@ def test_a_burst_spreads_as_stress_released_it() -> None:
 def test_calibration_on_a_wide_window_predicts_the_sweep(
     build: Callable[[str], Architecture],
 ) -> None:
-    calibration, fitted = calibration_of(
-        build(SHOP),
-        stress(),
-        target="no-oversell",
-        sizes=[2, 4, 8, 16],
-        hotspot=None,
-        cycles=500,
-        seed=1,
-        run="r",
-    )
+    calibration, fitted = calibrate_shop(build(SHOP), stress(), sizes=[2, 4, 8, 16], cycles=500)
     assert [(p.load, p.predicted) for p in calibration.points or []] == [
         (16, 1.0),
         (2, 0.0),
@@ -201,15 +214,8 @@ def test_calibration_on_a_wide_window_predicts_the_sweep(
 def test_without_a_rate_for_the_target_calibration_says_why(
     build: Callable[[str], Architecture],
 ) -> None:
-    calibration, _ = calibration_of(
-        build(SHOP),
-        stress(per_invariant={}, sweep=None),
-        target="no-oversell",
-        sizes=[],
-        hotspot=None,
-        cycles=100,
-        seed=1,
-        run="r",
+    calibration, _ = calibrate_shop(
+        build(SHOP), stress(per_invariant={}, sweep=None), sizes=[], cycles=100
     )
     assert calibration.within_2x is False and calibration.points == []
     assert calibration.reason == "stress recorded no rate for no-oversell"
@@ -237,16 +243,7 @@ def test_a_sweeps_burst_is_the_hotspots_operation_alone_not_the_traffic_mix(
         "      look:\n        steps:\n          - read: stock\n            key: stock\n"
         "            as: left\n            latency: 1ms\nresources:",
     )
-    calibration, _ = calibration_of(
-        build(mixed),
-        stress(),
-        target="no-oversell",
-        sizes=[2, 4, 8, 16],
-        hotspot=None,
-        cycles=300,
-        seed=1,
-        run="r",
-    )
+    calibration, _ = calibrate_shop(build(mixed), stress(), sizes=[2, 4, 8, 16], cycles=300)
     assert [(p.source, p.load, p.predicted) for p in calibration.points or []] == [
         ("stress", 16, 1.0),
         ("sweep", 2, 0.0),
@@ -320,16 +317,7 @@ def test_link_latencies_fit_their_boundaries_and_the_rest_is_shared_by_the_other
         link_latency_ms=links,
     )
     assert set(Measured.from_stress(figures, "no-oversell", []).links_ms) == set(links)
-    calibration, fitted = calibration_of(
-        build(SHOP),
-        figures,
-        target="no-oversell",
-        sizes=[2, 4, 8, 16],
-        hotspot=None,
-        cycles=100,
-        seed=1,
-        run="r",
-    )
+    calibration, fitted = calibrate_shop(build(SHOP), figures, sizes=[2, 4, 8, 16], cycles=100)
     buy = fitted.operations["shop.buy"]
     for index in (0, 3):  # both steps on shop → stock: lognormal(3 ms, ln 2 / z90)
         latency = buy.steps[index].latency
@@ -342,15 +330,11 @@ def test_link_latencies_fit_their_boundaries_and_the_rest_is_shared_by_the_other
     assert calibration.model.unattributed_ms == 0.0  # the call to window took what was left
     assert calibration.unknown_keys() == []
     # Without link latencies the stock steps are scaled with the rest, as before.
-    _, plain = calibration_of(
+    _, plain = calibrate_shop(
         build(SHOP),
         stress(latency_ms=figures.latency_ms.to_manifest()),
-        target="no-oversell",
         sizes=[2, 4, 8, 16],
-        hotspot=None,
         cycles=100,
-        seed=1,
-        run="r",
     )
     assert step_medians_ms(plain.operations["shop.buy"])["1 read stock"] == pytest.approx(2.0)
 
@@ -366,16 +350,7 @@ def test_time_no_step_takes_is_recorded_when_every_step_was_fitted_from_its_link
         latency_ms={"p50": 9.0, "p75": 9.5, "p90": 10.0, "p95": 10.5, "p99": 11.0, "max": 12.0},
         link_latency_ms=links,
     )
-    calibration, fitted = calibration_of(
-        build(SHOP),
-        figures,
-        target="no-oversell",
-        sizes=[2, 4, 8, 16],
-        hotspot=None,
-        cycles=100,
-        seed=1,
-        run="r",
-    )
+    calibration, fitted = calibrate_shop(build(SHOP), figures, sizes=[2, 4, 8, 16], cycles=100)
     assert step_medians_ms(fitted.operations["shop.buy"])["3 call window"] == pytest.approx(1.0)
     assert calibration.model is not None
     assert set(calibration.model.links_ms) == {"shop → stock", "shop → window"}
@@ -397,27 +372,14 @@ def test_a_main_load_that_was_no_burst_arrives_evenly_over_its_duration(
         violation_rate=0.0,
         per_invariant={"no-oversell": {"trials": 4, "violations": 0, "violation_rate": 0.0}},
     )
-    spread_out, _ = calibration_of(
+    spread_out, _ = calibrate_shop(
         build(SHOP),
         no_burst,
-        target="no-oversell",
         sizes=[2, 4, 8, 16],
-        hotspot=None,
         cycles=300,
-        seed=1,
-        run="r",
         main_during_s=10.0,  # without it: the architecture's 16 in 100 ms, which oversell
     )
     main = next(p for p in spread_out.points or [] if p.source == "stress")
     assert (main.load, main.predicted, main.observed) == (16, 0.0, 0.0)
-    at_once, _ = calibration_of(
-        build(SHOP),
-        stress(),
-        target="no-oversell",
-        sizes=[2, 4, 8, 16],
-        hotspot=None,
-        cycles=300,
-        seed=1,
-        run="r",
-    )
+    at_once, _ = calibrate_shop(build(SHOP), stress(), sizes=[2, 4, 8, 16], cycles=300)
     assert next(p for p in at_once.points or [] if p.source == "stress").predicted == 1.0

@@ -119,3 +119,27 @@ def test_spread_over_a_second_the_smallest_burst_halves_when_the_window_doubles(
     ]
     assert sweep["smallest_reproducing_load"]["requests"] == smallest, sweep["tried"]
     assert all(step["violations"] == 0 for step in sweep["tried"][:-1]), sweep["tried"]
+
+
+def test_a_sweep_whose_bursts_test_nothing_says_so_instead_of_none_reproduced(
+    tmp_path: Path,
+) -> None:
+    # The sweep's own setup leaves no stock: every buy is refused, no check-then-act ever ran.
+    pipeline = shop(
+        tmp_path,
+        capacity=1,
+        window_ms=300,
+        sweep="{max: 8, trials: 2, setup: "
+        "[{http: {method: POST, path: /reset, json: {capacity: 0, window_ms: 300}}}]}",
+    )
+    result = heisen("stress", str(pipeline), "--run-dir", str(tmp_path / "run"))
+    assert result.returncode == 1, result.stderr  # the main load of 16 over 1 ticket oversells
+    manifest = manifest_of(tmp_path / "run")
+    sweep = manifest["phases"]["stress"]["outputs"]["sweep"]
+    assert [step["requests"] for step in sweep["tried"]] == [2], "it stops where nothing was tested"
+    assert sweep["unmeasured"].startswith("no request of the bursts of 2 succeeded"), sweep
+    assert "409" in sweep["unmeasured"]
+    assert sweep["smallest_reproducing_load"] is None
+    assert manifest["ladder"]["steps"][0]["smallest_reproducing_burst"] is None
+    summary = manifest["phases"]["stress"]["summary"]
+    assert "the burst sweep measured nothing" in summary and "no burst up to" not in summary

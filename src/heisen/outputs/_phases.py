@@ -39,12 +39,14 @@ class SmallestLoad(OutputModel):
 
 class Sweep(OutputModel):
     """The burst sizes tried, and the smallest that reproduced the target (None: none up to
-    `max` did). `target` is the invariant the sweep checked (None: all of them)."""
+    `max` did, or, with `unmeasured`, a size tested nothing and the sweep stopped there).
+    `target` is the invariant the sweep checked (None: all of them)."""
 
     target: str | None = None
     max: int | None = None
     tried: list[SweepStep] = Field(default_factory=list)
     smallest_reproducing_load: SmallestLoad | None = None
+    unmeasured: str | None = None
 
 
 class LinkLatency(OutputModel):

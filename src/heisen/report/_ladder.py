@@ -34,7 +34,6 @@ from heisen.outputs import (
     PerOperationRate,
     SmallestPredictedLoad,
     Sweep,
-    SweepStep,
 )
 from heisen.report._calibration import CalibrationView, calibration
 from heisen.report._facts import inconclusive_reason, trial_errors
@@ -267,12 +266,12 @@ def _burst(step: LadderStep, outputs: JsonObject, target: str) -> Burst | None:
             sweep = Sweep.from_manifest(outputs["sweep"])
         except ValidationError:
             sweep = None
-    if sweep is not None and getattr(sweep, "target", None) != target:
+    if sweep is not None and sweep.target != target:
         sweep = None
     tried = tuple(
         sorted(
             (
-                SweepTry(t.requests, t.trials, t.violations, _reproduced(t))
+                SweepTry(t.requests, t.trials, t.violations, t.reproduced)
                 for t in (sweep.tried if sweep else [])
             ),
             key=lambda t: t.requests,
@@ -281,18 +280,11 @@ def _burst(step: LadderStep, outputs: JsonObject, target: str) -> Burst | None:
     smallest = step.smallest_reproducing_burst
     if smallest is None and sweep is not None and sweep.smallest_reproducing_load is not None:
         smallest = sweep.smallest_reproducing_load.requests
-    up_to = getattr(sweep, "max", None)
     if smallest is None and not tried:
         return None
-    return Burst(smallest, tried, up_to if isinstance(up_to, int) else None)
-
-
-def _reproduced(step: SweepStep) -> bool:
-    """The sweep's own word when it wrote one, else at least half the trials violated."""
-    said = getattr(step, "reproduced", None)
-    if isinstance(said, bool):
-        return said
-    return step.trials > 0 and 2 * step.violations >= step.trials
+    # A sweep that stopped at a size which tested nothing found no "none up to max".
+    up_to = sweep.max if sweep is not None and sweep.unmeasured is None else None
+    return Burst(smallest, tried, up_to)
 
 
 def calibration_line(view: CalibrationView) -> str:

@@ -6,7 +6,8 @@ burst of 2, 4, 8, ... requests (`Sweep.sizes()`), each size `sweep.trials`
 times after the setup, and checks the target invariant alone. A size
 reproduces when at least half of its trials violated it (a size's trials stop
 as soon as that is decided either way); the sweep stops at the first size
-that does. A wider window needs fewer concurrent requests, so the
+that does, or at one that tested nothing (no request succeeded, the target
+could not be decided): then it says so, never "none reproduced". A wider window needs fewer concurrent requests, so the
 same sweep under stress, isolate and contain shows the window widen.
 
 The sweep's trials run under the phase's conditions (its stubs, toxics or
@@ -80,12 +81,33 @@ def sweep_bursts(
         if reproduced:
             smallest = SmallestLoad(requests=size, violation_rate=figures.violation_rate)
             break
+        unmeasured = _tested_nothing(size, result.outputs)
+        if unmeasured is not None:  # "not reproduced" here would claim what was never tried
+            return Sweep(
+                target=target,
+                max=spec.max,
+                tried=tried,
+                smallest_reproducing_load=None,
+                unmeasured=unmeasured,
+            )
     return Sweep(
         target=target,
         max=spec.max,
         tried=tried,
         smallest_reproducing_load=smallest,
     )
+
+
+def _tested_nothing(size: int, outputs: Mapping[str, Any]) -> str | None:
+    """Why a size's trials without a violation say nothing of the window (None: they do)."""
+    codes = outputs.get("status_codes") or {}
+    if not any(str(code).startswith("2") for code in codes):
+        shown = ", ".join(f"{code}: {count}" for code, count in codes.items()) or "none"
+        return f"no request of the bursts of {size} succeeded (status codes {shown})"
+    undecided = outputs.get("undecided") or []
+    if undecided:
+        return f"bursts of {size}: {undecided[0]['invariant']} could not be decided"
+    return None
 
 
 def sweep_words(sweep: Sweep | None, earlier: Mapping[str, Mapping[str, Any]] | None = None) -> str:
@@ -95,6 +117,8 @@ def sweep_words(sweep: Sweep | None, earlier: Mapping[str, Mapping[str, Any]] | 
         return ""
     if sweep.smallest_reproducing_load is not None:
         text = f"; smallest reproducing burst {sweep.smallest_reproducing_load.requests}"
+    elif sweep.unmeasured is not None:
+        text = f"; the burst sweep measured nothing: {sweep.unmeasured}"
     else:
         text = f"; no burst up to {sweep.max} reproduced {sweep.target or 'a violation'}"
     before = [
@@ -107,4 +131,6 @@ def sweep_words(sweep: Sweep | None, earlier: Mapping[str, Mapping[str, Any]] | 
 
 def _found(sweep: Sweep) -> str:
     smallest = sweep.smallest_reproducing_load
-    return str(smallest.requests) if smallest is not None else f"none up to {sweep.max}"
+    if smallest is not None:
+        return str(smallest.requests)
+    return "not measured" if sweep.unmeasured is not None else f"none up to {sweep.max}"
