@@ -109,6 +109,65 @@ class LinkTraffic:
 
 
 @dataclass(frozen=True, slots=True)
+class DependencyOperation:
+    """One command, statement or call a link proxy's tap decoded on its way to a dependency.
+
+    `start` is when its first byte reached the proxy, `end` when its answer was
+    complete (None: the connection ended first), both in CLOCK_MONOTONIC
+    seconds, the clock `time.monotonic()` reads in every process. `access`
+    says what it does to `keys` (Redis keys, SQL tables, an HTTP path):
+    `read`, `write`, `rmw` (an atomic read-modify-write: INCR, SET NX, a
+    script, `x = x - 1`) or `none` (PING, BEGIN). `detail` holds what only
+    one protocol has (see `heisen.system._tap`).
+    """
+
+    link: str
+    protocol: str
+    connection: int
+    start: float
+    end: float | None
+    command: str
+    keys: tuple[str, ...] = ()
+    access: str = "none"
+    text: str = ""
+    error: str | None = None
+    detail: JsonObject = field(default_factory=dict)
+
+    def to_json(self) -> JsonObject:
+        return {
+            "link": self.link,
+            "protocol": self.protocol,
+            "connection": self.connection,
+            "start": self.start,
+            "end": self.end,
+            "command": self.command,
+            "keys": list(self.keys),
+            "access": self.access,
+            "text": self.text,
+            "error": self.error,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> DependencyOperation:
+        end = data.get("end")
+        error = data.get("error")
+        return cls(
+            link=str(data["link"]),
+            protocol=str(data["protocol"]),
+            connection=int(data["connection"]),
+            start=float(data["start"]),
+            end=None if end is None else float(end),
+            command=str(data["command"]),
+            keys=tuple(str(k) for k in data.get("keys") or ()),
+            access=str(data.get("access", "none")),
+            text=str(data.get("text", "")),
+            error=None if error is None else str(error),
+            detail=dict(data.get("detail") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicaState:
     """One replica as last seen: where it listens, whether it is up, how often it came back.
 

@@ -44,6 +44,7 @@ from heisen.system._toxic_streams import Action, Mark, Segment, ToxicRun, make_r
 from heisen.system._toxics import Stream, ToxicSpec
 
 if TYPE_CHECKING:
+    from heisen.system._tap import Decoder
     from heisen.system._tcpproxy import Address, TcpProxy
 
 _QUEUE_HIGH = 1 << 20
@@ -101,6 +102,8 @@ class Pipe:
                 link.answered()
         else:
             self._push([(self.link.loop.time(), data)])
+        if link.tap is not None:
+            link.tapped(self.stream, data)
 
     def feed_eof(self) -> None:
         if self.src_done:
@@ -315,6 +318,7 @@ class Link:
         self.server_lost = False
         self.closed = False
         proxy.link_opened(self)
+        self.tap: Decoder | None = proxy.new_tap()
 
     async def connect(self) -> None:
         try:
@@ -347,6 +351,38 @@ class Link:
             roll = (spec.toxicity, self.proxy.rng.random() < spec.toxicity)
             self.rolls[spec.name] = roll
         return roll[1]
+
+    def tapped(self, stream: Stream, data: bytes) -> None:
+        """Hand a copy of forwarded bytes to the tap; a tap that fails stops, the bytes flow on."""
+        tap = self.tap
+        assert tap is not None
+        try:
+            if stream is Stream.UPSTREAM:
+                tap.from_client(data, self.loop.time())
+            else:
+                tap.from_server(data, self.loop.time())
+            operations = tap.take()
+        except Exception as exc:  # noqa: BLE001 - a decoder's bug must never break the link
+            self._untap(f"the tap failed: {type(exc).__name__}: {exc}")
+            return
+        if operations:
+            self.proxy.record_operations(operations)
+        if tap.lost is not None:
+            self._untap(tap.lost)
+
+    def _untap(self, reason: str) -> None:
+        self.tap = None
+        self.proxy.record_tap_lost(reason)
+
+    def _close_tap(self) -> None:
+        tap, self.tap = self.tap, None
+        if tap is None:
+            return
+        try:
+            tap.close(self.loop.time())
+            self.proxy.record_operations(tap.take())
+        except Exception as exc:  # noqa: BLE001 - see tapped()
+            self.proxy.record_tap_lost(f"the tap failed: {type(exc).__name__}: {exc}")
 
     def answered(self) -> None:
         """The first bytes of an answer went to the client: one round trip is over."""
@@ -406,6 +442,7 @@ class Link:
 
     def _finish(self) -> None:
         self.closed = True
+        self._close_tap()
         self.up.stop()
         self.down.stop()
         self.proxy.link_closed(self)

@@ -38,9 +38,15 @@ from typing import Any
 
 from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
+from heisen.system._tap import PROTOCOLS, Decoder, decoder_for
 from heisen.system._tcplink import ClientSide, Link
 from heisen.system._toxics import ToxicSpec, update_toxic
-from heisen.system_protocol import ROUND_TRIP_BUCKETS, LatencyHistogram, round_trip_bucket
+from heisen.system_protocol import (
+    ROUND_TRIP_BUCKETS,
+    DependencyOperation,
+    LatencyHistogram,
+    round_trip_bucket,
+)
 
 __all__ = [
     "PEERS_KEPT",
@@ -56,6 +62,9 @@ _log = logging.getLogger("heisen.proxy")
 
 PEERS_KEPT = 100_000
 """Accepted connections whose client address and upstream a proxy remembers (oldest dropped)."""
+
+OPERATIONS_KEPT = 200_000
+"""Tapped operations a proxy keeps for its readers (oldest dropped)."""
 
 
 class ToxicNotFound(UsageError):
@@ -181,6 +190,10 @@ class TcpProxy:
         self._per_upstream: dict[str, int] = {}
         # (client address as the socket gave it, upstream) of the last PEERS_KEPT connections
         self._peers: deque[tuple[Any, Address]] = deque(maxlen=PEERS_KEPT)
+        self.tap_protocol: str | None = None
+        self._operations: deque[DependencyOperation] = deque(maxlen=OPERATIONS_KEPT)
+        self.operations_total = 0
+        self.tap_lost: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -266,6 +279,35 @@ class TcpProxy:
         for link in list(self._links):
             if link.server is not None and not link.closed:
                 link.refresh()
+
+    # --- the protocol tap ----------------------------------------------------
+    def set_tap(self, protocol: str | None) -> None:
+        """Decode `protocol` on the connections opened from now on (None: stop tapping them)."""
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise UsageError(
+                f"no tap for protocol {protocol!r} (taps: {', '.join(PROTOCOLS)})"
+            )
+        self.tap_protocol = protocol
+
+    def new_tap(self) -> Decoder | None:
+        if self.tap_protocol is None:
+            return None
+        return decoder_for(self.tap_protocol, self.name, self.stats_connections)
+
+    def record_operations(self, operations: Iterable[DependencyOperation]) -> None:
+        for operation in operations:
+            self._operations.append(operation)
+            self.operations_total += 1
+
+    def record_tap_lost(self, reason: str) -> None:
+        self.tap_lost[reason] = self.tap_lost.get(reason, 0) + 1
+        _log.info("proxy %s: tap stopped on a connection: %s", self.name, reason)
+
+    def operations(self, since: int = 0) -> tuple[int, list[DependencyOperation]]:
+        """(operations decoded so far, those after the first `since` that are still kept)."""
+        newer = min(max(0, self.operations_total - since), len(self._operations))
+        recent = list(itertools.islice(reversed(self._operations), newer))
+        return self.operations_total, recent[::-1]
 
     # --- bookkeeping called by links -----------------------------------------
     def link_opened(self, link: Link) -> None:
