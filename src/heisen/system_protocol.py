@@ -317,6 +317,23 @@ class System(Protocol):
 
     def link_traffic(self, link: str) -> LinkTraffic: ...
 
+    def tap_links(self) -> dict[str, str]:
+        """Decode every link's protocol from now on (`{link: protocol}`): the replicas heisen
+        started restart, so that their connections are new ones the tap reads from the start."""
+        ...
+
+    def untap_links(self) -> None:
+        """Stop decoding on every link (at once, open connections included)."""
+        ...
+
+    def link_operations(self, link: str, since: int = 0) -> tuple[int, list[DependencyOperation]]:
+        """(operations decoded on `link` so far, those after the first `since`)."""
+        ...
+
+    def link_tap_lost(self, link: str) -> dict[str, int]:
+        """Connections of `link` whose tap stopped following them, by reason."""
+        ...
+
     def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> JsonObject:
         """Add a toxic (the proxy's JSON form: a serialisation boundary); returns it as stored."""
         ...

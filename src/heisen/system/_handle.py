@@ -36,7 +36,7 @@ from heisen.schema import Dependency, DependencyKind, LoadedPipeline, Resources,
 from heisen.system._addresses import check_address, host_port, with_host_port
 from heisen.system._context import DependencyEndpoint, Endpoint, TemplateContext
 from heisen.system._ports import LOOPBACK, free_port
-from heisen.system_protocol import LinkTraffic, TeardownProblem
+from heisen.system_protocol import DependencyOperation, LinkTraffic, TeardownProblem
 
 if TYPE_CHECKING:
     from heisen.system._cgroups import CgroupManager
@@ -500,6 +500,36 @@ class SystemHandle:
             stats.toxic_delay_s,
             stats.round_trips,
         )
+
+    def _link_protocol(self, link: str) -> str:
+        target = link.partition("->")[2]
+        dependency = self._dependencies.get(target)
+        return dependency.spec.kind.value if dependency is not None else "http"
+
+    def tap_links(self) -> dict[str, str]:
+        """Decode every link's protocol; the replicas heisen started restart, so that every
+        connection they open (their pools included) goes through the tap from its first byte."""
+        control = self._control()
+        protocols = {link: self._link_protocol(link) for link in self._links}
+        for link, protocol in protocols.items():
+            control.set_tap(link, protocol)
+        for running in self._services.values():
+            if running.replicas is not None:
+                self.set_resources(running.name, running.resources)
+        return protocols
+
+    def untap_links(self) -> None:
+        if self.proxies is None:
+            return
+        for link in self._links:
+            self.proxies.set_tap(link, None)
+
+    def link_operations(self, link: str, since: int = 0) -> tuple[int, list[DependencyOperation]]:
+        total, operations, _ = self._control().operations_since(self.link_proxy(link), since)
+        return total, operations
+
+    def link_tap_lost(self, link: str) -> dict[str, int]:
+        return self._control().operations_since(self.link_proxy(link), 1 << 62)[2]
 
     def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> JsonObject:
         return self._control().add_toxic(self.link_proxy(link), dict(toxic))

@@ -34,6 +34,7 @@ from heisen.system._kube_render import NAME_LABEL, KubeService, render
 from heisen.system._ports import LOOPBACK
 from heisen.system_protocol import (
     CpuThrottling,
+    DependencyOperation,
     Enforcement,
     LinkTraffic,
     ProcessGroup,
@@ -310,6 +311,18 @@ class KubeSystem:
         raise UsageError(f"no link {link!r}: {NO_LINKS}")
 
     def link_traffic(self, link: str) -> LinkTraffic:
+        raise UsageError(f"no link {link!r}: {NO_LINKS}")
+
+    def tap_links(self) -> dict[str, str]:
+        raise UsageError(f"no link to read the traffic of: {NO_LINKS}")
+
+    def untap_links(self) -> None:
+        """Nothing to stop: no link is tapped on a cluster."""
+
+    def link_operations(self, link: str, since: int = 0) -> tuple[int, list[DependencyOperation]]:
+        raise UsageError(f"no link {link!r}: {NO_LINKS}")
+
+    def link_tap_lost(self, link: str) -> dict[str, int]:
         raise UsageError(f"no link {link!r}: {NO_LINKS}")
 
     def add_toxic(self, link: str, toxic: Mapping[str, Any]) -> JsonObject:

@@ -26,7 +26,7 @@ from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._ports import LOOPBACK, free_port
 from heisen.system._process import ManagedProcess, spawn
 from heisen.system._tcpproxy import Address, ProxyStats
-from heisen.system_protocol import LatencyHistogram
+from heisen.system_protocol import DependencyOperation, LatencyHistogram
 
 if TYPE_CHECKING:
     import httpx
@@ -154,6 +154,20 @@ class ProxyControl:
         return int(document["connections"]), peers
 
     # --- toxics -------------------------------------------------------------
+    def set_tap(self, name: str, protocol: str | None) -> None:
+        """Decode `protocol` on the proxy's connections opened from now on (None: stop)."""
+        self._call("POST", f"/proxies/{_q(name)}", {"tap": protocol})
+
+    def operations_since(
+        self, name: str, since: int
+    ) -> tuple[int, list[DependencyOperation], dict[str, int]]:
+        """(operations decoded so far, those after the first `since`, connections the tap
+        stopped following by reason)."""
+        document = self._call("GET", f"/proxies/{_q(name)}/operations?since={int(since)}")
+        decoded = [DependencyOperation.from_json(item) for item in document["operations"]]
+        lost = {str(k): int(v) for k, v in (document.get("tap_lost") or {}).items()}
+        return int(document["total"]), decoded, lost
+
     def toxics(self, name: str) -> list[JsonObject]:
         result: list[JsonObject] = self._call("GET", f"/proxies/{_q(name)}/toxics")
         return result

@@ -17,7 +17,12 @@ The API follows Toxiproxy's where the two overlap, so its clients work:
     DELETE /proxies/{name}/toxics/{toxic}   -> 204
     POST   /reset                           enable every proxy, remove every toxic -> 204
 
-heisen's extensions: `"upstreams": ["h:p", ...]` wherever `upstream` is
+heisen's extensions: `"tap": "redis" | "postgres" | "http" | null` wherever a
+proxy is created or changed (decode that protocol on the connections opened
+from then on), `GET /proxies/{name}/operations[?since=N]` -> `{"total": N,
+"operations": [...], "tap_lost": {reason: connections}}`: the operations the
+tap decoded after the first N (see `heisen.system._tap`),
+`"upstreams": ["h:p", ...]` wherever `upstream` is
 accepted (round-robin over the ready ones), `POST /proxies/{name}/upstreams/ready
 {"upstream": "h:p", "ready": false}`, `stats` in every proxy document, and
 `GET /proxies/{name}/peers[?since=N]` -> `{"connections": total, "peers":
@@ -79,6 +84,7 @@ class CreateProxy(_Body):
     upstream: str | None = None
     upstreams: list[str | UpstreamEntry] | None = None
     enabled: bool = True
+    tap: str | None = None
     # Toxiproxy clients post back the whole proxy document; these parts are read-only.
     toxics: list[Any] | None = None
     stats: JsonObject | None = None
@@ -90,6 +96,7 @@ class UpdateProxy(_Body):
     upstream: str | None = None
     upstreams: list[str | UpstreamEntry] | None = None
     enabled: bool | None = None
+    tap: str | None = None  # changed only when the body names it
     toxics: list[Any] | None = None
     stats: JsonObject | None = None
 
@@ -144,6 +151,7 @@ class Registry:
             enabled=body.enabled,
         )
         _apply_readiness(proxy, body.upstreams)
+        proxy.set_tap(body.tap)
         await proxy.start()
         self.proxies[body.name] = proxy
         _log.info(
@@ -171,6 +179,8 @@ class Registry:
             _apply_readiness(proxy, body.upstreams)
         if body.enabled is not None:
             await proxy.set_enabled(body.enabled)
+        if "tap" in body.model_fields_set:
+            proxy.set_tap(body.tap)
         return proxy
 
     async def delete(self, name: str) -> None:
@@ -279,6 +289,21 @@ def make_app(registry: Registry) -> web.Application:
             raise UsageError(f"since must be a number of connections, not {since!r}")
         total = proxy.stats_connections
         return web.json_response({"connections": total, "peers": proxy.peers(int(since))})
+
+    @routes.get("/proxies/{proxy}/operations")
+    async def operations(request: web.Request) -> web.Response:
+        proxy = registry.get(request.match_info["proxy"])
+        since = request.query.get("since", "0")
+        if not since.isdigit():
+            raise UsageError(f"since must be a number of operations, not {since!r}")
+        total, decoded = proxy.operations(int(since))
+        return web.json_response(
+            {
+                "total": total,
+                "operations": [operation.to_json() for operation in decoded],
+                "tap_lost": dict(proxy.tap_lost),
+            }
+        )
 
     @routes.get("/proxies/{proxy}/toxics")
     async def list_toxics(request: web.Request) -> web.Response:

@@ -362,7 +362,7 @@ class Link:
             else:
                 tap.from_server(data, self.loop.time())
             operations = tap.take()
-        except Exception as exc:  # noqa: BLE001 - a decoder's bug must never break the link
+        except Exception as exc:
             self._untap(f"the tap failed: {type(exc).__name__}: {exc}")
             return
         if operations:
@@ -381,7 +381,7 @@ class Link:
         try:
             tap.close(self.loop.time())
             self.proxy.record_operations(tap.take())
-        except Exception as exc:  # noqa: BLE001 - see tapped()
+        except Exception as exc:
             self.proxy.record_tap_lost(f"the tap failed: {type(exc).__name__}: {exc}")
 
     def answered(self) -> None:

@@ -284,9 +284,7 @@ class TcpProxy:
     def set_tap(self, protocol: str | None) -> None:
         """Decode `protocol` on the connections opened from now on (None: stop tapping them)."""
         if protocol is not None and protocol not in PROTOCOLS:
-            raise UsageError(
-                f"no tap for protocol {protocol!r} (taps: {', '.join(PROTOCOLS)})"
-            )
+            raise UsageError(f"no tap for protocol {protocol!r} (taps: {', '.join(PROTOCOLS)})")
         self.tap_protocol = protocol
 
     def new_tap(self) -> Decoder | None:
@@ -360,6 +358,7 @@ class TcpProxy:
             "upstream": str(members[0]) if members else "",
             "upstreams": self.upstreams.to_json(),
             "enabled": self.enabled,
+            "tap": self.tap_protocol,
             "toxics": [spec.to_json() for spec in self.toxics.values()],
             "stats": self.stats().to_json(),
         }
