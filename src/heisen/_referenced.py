@@ -37,9 +37,12 @@ def check_referenced_files(
     if phases.predict:
         from heisen.predict import load_architecture, load_incidents
 
-        found.load(
-            ("phases", "predict", "architecture"), phases.predict.architecture, load_architecture
-        )
+        if phases.predict.architecture:
+            found.load(
+                ("phases", "predict", "architecture"),
+                phases.predict.architecture,
+                load_architecture,
+            )
         if phases.predict.incidents:
             found.load(("phases", "predict", "incidents"), phases.predict.incidents, load_incidents)
     if phases.fuzz and phases.fuzz.openapi:

@@ -41,6 +41,7 @@ from heisen.schema import (
     IsolateSection,
     LoadedPipeline,
     LoadStep,
+    Observe,
     PhaseName,
     Phases,
     Pipeline,
@@ -449,9 +450,21 @@ class _Checker:
                     f"(load. names one of {', '.join(requests)}){did_you_mean(request, requests)}",
                 )
 
+    def _check_observed_requests(self, observe: Observe | None) -> None:
+        requests = list(self.pipeline.scenario.requests)
+        for i, request in enumerate(observe.requests or () if observe else ()):
+            if request not in requests:
+                self.add(
+                    ("phases", "predict", "observe", "requests", i),
+                    f"the scenario has no request named {request!r} (requests: "
+                    f"{', '.join(requests)}){did_you_mean(request, requests)}",
+                )
+
     def _check_phases(self, phases: Phases) -> None:
         if phases.predict:
-            self._file(("phases", "predict", "architecture"), phases.predict.architecture)
+            if phases.predict.architecture:
+                self._file(("phases", "predict", "architecture"), phases.predict.architecture)
+            self._check_observed_requests(phases.predict.observe)
             if phases.predict.incidents:
                 self._file(("phases", "predict", "incidents"), phases.predict.incidents)
         names = [invariant.name for invariant in self.pipeline.invariants]

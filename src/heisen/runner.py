@@ -101,14 +101,14 @@ class RegisteredPhase:
     and the cluster it runs on instead, if the pipeline puts it on one."""
 
     run: PhaseRun
-    needs_system: Callable[[Pipeline], bool] = lambda pipeline: True
+    needs_system: Callable[[Pipeline, Mapping[str, Any]], bool] = lambda pipeline, options: True
     cluster: Callable[[Pipeline], Cluster | None] = lambda pipeline: None
 
 
 def _predict() -> RegisteredPhase:
     from heisen import predict
 
-    return RegisteredPhase(predict.run, needs_system=lambda pipeline: False)
+    return RegisteredPhase(predict.run, needs_system=predict.needs_system)
 
 
 def _stress() -> RegisteredPhase:
@@ -143,7 +143,11 @@ def _contain() -> RegisteredPhase:
             limits=contain.effective_limits(pipeline, section.resources),
         )
 
-    return RegisteredPhase(contain.run, needs_system=contain.needs_system, cluster=cluster)
+    return RegisteredPhase(
+        contain.run,
+        needs_system=lambda pipeline, options: contain.needs_system(pipeline),
+        cluster=cluster,
+    )
 
 
 def _chaos() -> RegisteredPhase:
@@ -383,7 +387,8 @@ class Runner:
         trials = section.trials if isinstance(section, TrialsSection) else None
         self.sink(events.PhaseStarted(name.value, trials))
         cluster = phase.cluster(self.loaded.pipeline)
-        if cluster is None and phase.needs_system(self.loaded.pipeline):
+        options = self.options.get(name.value, {})
+        if cluster is None and phase.needs_system(self.loaded.pipeline, options):
             self._start_system()
         try:
             if cluster is None:

@@ -52,11 +52,14 @@ from heisen.outputs._predict import (
     CalibrationPoint,
     Endpoint,
     Hotspot,
+    Observed,
+    ObservedRequest,
     PredictedLoad,
     PredictOutputs,
     ScoreTerms,
     Sensitivity,
     SmallestPredictedLoad,
+    WindowSpread,
 )
 from heisen.schema import PhaseName
 
@@ -98,6 +101,8 @@ __all__ = [
     "LinkLatency",
     "LoadFigures",
     "Number",
+    "Observed",
+    "ObservedRequest",
     "Outcomes",
     "OutputModel",
     "Overlap",
@@ -122,5 +127,6 @@ __all__ = [
     "TrialError",
     "TrialLine",
     "Undecided",
+    "WindowSpread",
     "WindowState",
 ]

@@ -35,6 +35,36 @@ class ScoreTerms(OutputModel):
     prior: Number = 0.0
 
 
+class WindowSpread(OutputModel):
+    """The observed race windows of a hotspot, in ms."""
+
+    median: Number = 0.0
+    p90: Number = 0.0
+    max: Number = 0.0
+    samples: int = 0
+
+
+class ObservedRequest(OutputModel):
+    """One scenario request as the observation pass sent it."""
+
+    request: str = ""
+    endpoint: Endpoint | None = None
+    sends: int = 0
+    replicas: list[int] = Field(default_factory=list)
+    operations: dict[str, int] = Field(default_factory=dict)
+    """Dependency operations per send, median, by link."""
+    latency_ms: Number = 0.0
+
+
+class Observed(OutputModel):
+    """What observe mode read: the links, the requests, the operations nobody sent."""
+
+    links: dict[str, str] = Field(default_factory=dict)
+    requests: list[ObservedRequest] = Field(default_factory=list)
+    background: int = 0
+    elapsed_s: Number = 0.0
+
+
 class Hotspot(OutputModel):
     """One ranked place where a race is predicted (`heisen.predict`'s `Hotspot.as_dict`)."""
 
@@ -56,6 +86,17 @@ class Hotspot(OutputModel):
     cycles: int = 0
     allowed_successes: int | None = None  # check-then-act with a limit
     mean_wait_ms: Number | None = None  # lock-timeout
+    # observe mode: what the traffic showed
+    request: str = ""
+    table: str = ""
+    pair: str = ""
+    window_spread_ms: WindowSpread | None = None
+    evidence: list[str] = Field(default_factory=list)
+    seen: str = ""
+    """In how many of the observed sends the pattern showed (`4/5`)."""
+    smallest_reproducing_burst: int | None = None
+    protected: str = ""
+    """What guards the pattern (`the lock lock:event:concert`); in `protected:` only."""
 
 
 class SmallestPredictedLoad(PredictedLoad):
@@ -130,7 +171,11 @@ class Calibration(OutputModel):
 
 
 class PredictOutputs(OutputModel):
+    mode: str = "model"
+    """`model` (an architecture simulated) or `observe` (the running system's traffic read)."""
     hotspots: list[Hotspot] = Field(default_factory=list)
+    protected: list[Hotspot] = Field(default_factory=list)
+    observed: Observed | None = None
     smallest_reproducing_load: SmallestPredictedLoad | None = None
     load: PredictedLoad = Field(default_factory=PredictedLoad)
     agents: int = 0

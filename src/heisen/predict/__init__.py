@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING
 from heisen.predict._architecture import load_architecture, load_incidents
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from heisen.manifest import RunManifest
     from heisen.phase import PhaseContext, PhaseResult
-    from heisen.schema import LoadedPipeline
+    from heisen.schema import LoadedPipeline, Pipeline
 
-__all__ = ["calibrate_from", "load_architecture", "load_incidents", "run"]
+__all__ = ["calibrate_from", "load_architecture", "load_incidents", "needs_system", "run"]
+
+
+def needs_system(pipeline: Pipeline, options: Mapping[str, object]) -> bool:
+    """Whether predict observes the running system (no architecture, `observe:`, `--observe`)."""
+    section = pipeline.phases.predict
+    return section is not None and (section.observes or bool(options.get("observe")))
 
 
 def calibrate_from(manifest: RunManifest, loaded: LoadedPipeline, *, seed: int) -> bool:

@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from heisen import outputs
+from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus, RunManifest
 from heisen.phase import PhaseContext, PhaseResult
 from heisen.predict._architecture import load_architecture, load_incidents
 from heisen.predict._calibration import calibration_of, calibration_words
 from heisen.predict._model import Architecture
+from heisen.predict._observed import run_observed
 from heisen.predict._predict import predict
 from heisen.schema import LoadedPipeline, LoadStep
 from heisen.seeds import derive
@@ -30,6 +32,14 @@ CALIBRATION_CYCLES = 2000  # cycles per calibrated point: a rate to within about
 def run(ctx: PhaseContext) -> PhaseResult:
     section = ctx.pipeline.phases.predict
     assert section is not None, "the runner skips predict when the pipeline has no section"
+    if section.observes or ctx.options.get("observe"):
+        if ctx.options.get("calibrate"):
+            raise UsageError(
+                "--calibrate refits an architecture model; observe mode has none "
+                "(give phases.predict.architecture, or leave out --calibrate)"
+            )
+        return run_observed(ctx, section)
+    assert section.architecture is not None, "a section without architecture observes"
     architecture = load_architecture(ctx.loaded.resolve(section.architecture))
     incidents = load_incidents(ctx.loaded.resolve(section.incidents)) if section.incidents else ()
     agents = int(ctx.options.get("agents") or section.agents)
@@ -113,6 +123,8 @@ def calibrate_from(manifest: RunManifest, loaded: LoadedPipeline, *, seed: int) 
     stress = manifest.phases.get("stress")
     if section is None or record is None or record.status is not PhaseStatus.PASSED:
         return False
+    if section.architecture is None or record.outputs.get("mode") == "observe":
+        return False  # calibration refits a model; observe mode's figures come from the system
     if stress is None or not stress.outputs:
         return False
     architecture = load_architecture(loaded.resolve(section.architecture))

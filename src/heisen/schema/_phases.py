@@ -33,11 +33,34 @@ class PhaseSection(Strict):
     enabled: bool = True
 
 
+class Observe(Strict):
+    """How predict watches the running system: each request sent alone, `repeat` times."""
+
+    repeat: int = L.OBSERVE_REPEAT.field(5)
+    requests: list[str] | None = Field(
+        default=None, description="the scenario requests to observe (default: all of them)"
+    )
+
+
 class PredictSection(PhaseSection):
-    architecture: str
+    architecture: str | None = Field(
+        default=None,
+        description="a model of the operations to simulate; without it predict observes the "
+        "running system's own traffic",
+    )
+    observe: Observe | None = None
     incidents: str | None = None
     agents: int = L.AGENTS.field(2000)
     cycles: int = L.CYCLES.field(2000)
+
+    @property
+    def observes(self) -> bool:
+        """Whether predict reads the running system (no architecture, or `observe:` given)."""
+        return self.architecture is None or self.observe is not None
+
+    @property
+    def observation(self) -> Observe:
+        return self.observe or Observe()
 
 
 class Sweep(Strict):

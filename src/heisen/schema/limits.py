@@ -115,6 +115,7 @@ COPIES = Range("copies", 1, 10_000)
 HOTSPOT = Range("hotspot", 1, 1000)
 AGENTS = Range("agents", 1, 1_000_000)
 CYCLES = Range("cycles", 1, 1_000_000)
+OBSERVE_REPEAT = Range("repeat", 1, 1000)
 FUZZ_CASES = Range("cases", 1, 100_000)
 CONCURRENCY = Range("concurrency", 1, 1000)
 MAX_STRING_BYTES = Range("max_string_bytes", 1, 64 * 1024 * 1024, "bytes")
@@ -157,6 +158,7 @@ ALL: tuple[Range, ...] = (
     HOTSPOT,
     AGENTS,
     CYCLES,
+    OBSERVE_REPEAT,
     FUZZ_CASES,
     CONCURRENCY,
     MAX_STRING_BYTES,
