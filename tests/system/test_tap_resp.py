@@ -402,6 +402,7 @@ def test_resp3_subscribe_is_confirmed_by_a_push_and_decoding_goes_on() -> None:
         (array(b"GET", b"k"), b"?what\r\n", "unparseable reply"),
         (array(b"GET", b"k"), b":12a\r\n", "unparseable reply"),
         (array(b"GET", b"k"), b"+OK\r\n+OK\r\n", "unparseable reply"),
+        (array(b"CLIENT", b"REPLY", b"OFF") + array(b"SET", b"k", b"1"), b"", "CLIENT REPLY"),
     ],
 )
 def test_what_cannot_be_read_stops_the_tap_without_raising(
@@ -413,3 +414,19 @@ def test_what_cannot_be_read_stops_the_tap_without_raising(
     decoder.from_server(b"$1\r\n1\r\n", 5.0)
     decoder.close(6.0)
     assert all(op.command == "GET" for op in decoder.take())
+
+
+def test_inline_commands_and_a_discarded_transaction() -> None:
+    sent = b"set seat:a1 alice\r\n\r\nMULTI\r\nexpire seat:a1 30 nx\r\nDISCARD\r\nttl seat:a1\r\n"
+    answers = b"+OK\r\n+OK\r\n+QUEUED\r\n+OK\r\n:-1\r\n"
+    ops = decode([sent], [answers]).take()
+    assert [(op.command, op.access, op.error) for op in ops] == [
+        ("SET", "write", None),
+        ("MULTI", "none", None),
+        ("EXPIRE", "rmw", "DISCARD: the transaction was dropped"),
+        ("DISCARD", "none", None),
+        ("TTL", "read", None),
+    ]
+    assert ops[0].text == "SET seat:a1 alice"
+    assert ops[2].detail == {"reply": "nil", "in_multi": True, "nx": True, "ttl_ms": 30_000}
+    assert ops[4].detail == {"reply": -1}

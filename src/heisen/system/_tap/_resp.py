@@ -337,6 +337,9 @@ class RespDecoder:
             self._watched = self._watched + [_text_of(key) for key in args[1:]]
         elif name == "HELLO" and len(args) > 1:
             self._resp3 = args[1] == b"3"
+        elif name == "CLIENT REPLY" and len(args) > 2 and args[2].upper() != b"ON":
+            self._lose("CLIENT REPLY OFF/SKIP: replies no longer answer every command")
+            return
         elif name == "SCRIPT LOAD" and len(args) > 2:
             _remember_script(args[2])
         elif name in ("EVAL", "EVAL_RO") and len(args) > 1:
@@ -441,7 +444,7 @@ class RespDecoder:
         if command.in_multi and value == "QUEUED":
             self._queued.append(command)
             return
-        if name == "EXEC" or name == "DISCARD":
+        if name == "EXEC" or name == "DISCARD" or name == "RESET":
             self._end_transaction(value, now)
         elif name == "HELLO" and isinstance(value, _Error):
             self._resp3 = False
@@ -571,7 +574,7 @@ def _command_text(args: Sequence[bytes], keys: Sequence[bytes]) -> str:
     parts: list[str] = []
     length = 0
     for index, arg in enumerate(args):
-        text = _text_of(arg)
+        text = _text_of(arg) if index else _text_of(arg).upper()
         if index and len(text) > _ARG_SHOWN and arg not in keys:
             text = text[:4] + "…"
         elif not text or " " in text:
