@@ -142,9 +142,7 @@ def test_the_schema_file_reads_as_its_statements() -> None:
         ('SELECT * FROM "Quoted"', ("quoted",), ()),
     ],
 )
-def test_tables_read_and_written(
-    sql: str, read: tuple[str, ...], written: tuple[str, ...]
-) -> None:
+def test_tables_read_and_written(sql: str, read: tuple[str, ...], written: tuple[str, ...]) -> None:
     facts = one(sql)
     assert (facts.tables_read, facts.tables_written) == (read, written)
     assert facts.tables == tuple(sorted({*read, *written}))
