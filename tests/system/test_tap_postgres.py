@@ -450,6 +450,31 @@ def test_statements_without_an_answer_end_with_the_connection() -> None:
     assert (operation.command, operation.start, operation.end) == ("UPDATE", 2.0, None)
 
 
+def test_an_error_before_the_sync_is_sent_skips_what_follows_up_to_it() -> None:
+    decoder = PostgresDecoder("db", 1)
+    hello_32 = struct.pack("!I", 3 << 16 | 2) + HELLO[4:]  # protocol 3.2 (PostgreSQL 18)
+    decoder.from_client(struct.pack("!I", len(hello_32) + 4) + hello_32, 1.0)
+    decoder.from_server(message(b"R", bytes(4)) + ready(b"I"), 1.1)
+    prepare = message(b"P", cstring("s1") + cstring("SELECT 1 FROM items") + b"\0\0")
+    decoder.from_client(prepare + SYNC, 1.2)
+    decoder.from_server(message(b"1") + ready(b"I"), 1.3)
+    decoder.from_client(extended("INSERT INTO items VALUES (1)") + message(b"H"), 2.0)
+    decoder.from_server(PARSED_BOUND + message(b"n") + error("23505", "duplicate key"), 2.1)
+    # the server skips these, the Close of s1 included: s1 still exists afterwards
+    closed = message(b"C", b"S" + cstring("s1"))
+    decoder.from_client(extended("UPDATE items SET stock = 0") + closed + SYNC, 3.0)
+    decoder.from_server(ready(b"I"), 3.1)
+    decoder.from_client(extended("", "s1", parse=False) + SYNC, 4.0)
+    decoder.from_server(message(b"2") + ROW + complete("SELECT 1") + ready(b"I"), 4.1)
+    decoder.close(5.0)
+    operations = decoder.take()
+    assert decoder.lost is None
+    assert [(op.command, op.text, op.start, op.end, op.error) for op in operations] == [
+        ("INSERT", "INSERT INTO items VALUES (1)", 2.0, 2.1, "23505 duplicate key"),
+        ("SELECT", "SELECT 1 FROM items", 4.0, 4.1, None),
+    ]
+
+
 @pytest.mark.parametrize(
     ("request_code", "answer", "lost"),
     [(80877103, b"S", "TLS"), (80877104, b"G", "GSSAPI encryption")],

@@ -21,9 +21,19 @@ the head of the queue:
   Execute ran nothing, so it makes no operation), and messages the client sends
   later are dropped too until its Sync.
 
+A simple Query's string is split into statements by the tap (`_sql`); should
+the split ever disagree with the server's, the query's ReadyForQuery still
+ends it, so the next query starts aligned.
+
 `in_transaction` is followed in the order statements complete: the status of
 each ReadyForQuery, then BEGIN, COMMIT and ROLLBACK as they complete, so a
 pipeline of BEGIN, statements, COMMIT before one Sync is read right.
+
+Each operation's `detail` holds the statement's facts (`tables_read`,
+`tables_written`, `columns_set`, `relative`, `lock`, `on_conflict`,
+`conflict_columns`, `transaction`, `isolation`, `where_columns`) and
+`in_transaction`, `rows` (from the CommandComplete tag), `sqlstate` (of an
+ErrorResponse) and `prepared` (it ran as a named prepared statement).
 
 Anything that does not fit the protocol stops the tap with `lost`; nothing raises.
 """
@@ -44,7 +54,7 @@ __all__ = ["PostgresDecoder"]
 _SSL_REQUEST = 80877103
 _GSSENC_REQUEST = 80877104
 _CANCEL_REQUEST = 80877102
-_PROTOCOL_3 = 3 << 16
+_PROTOCOL_MAJOR = 3  # 3.0, and 3.2 from PostgreSQL 18 on: the same messages here
 _MAX_MESSAGE = 1 << 30
 _MAX_STARTUP = 10_000
 _TEXT_KEPT = 500
@@ -277,10 +287,10 @@ class PostgresDecoder:
             self._one_byte_answer = "SSL"
         elif code == _GSSENC_REQUEST:
             self._one_byte_answer = "GSS"
-        elif code == _PROTOCOL_3 or code == _CANCEL_REQUEST:
+        elif code >> 16 == _PROTOCOL_MAJOR or code == _CANCEL_REQUEST:
             self._client.typed = True
         else:
-            self._lose(f"startup protocol {code >> 16}.{code & 0xFFFF} is not 3.0")
+            self._lose(f"startup protocol {code >> 16}.{code & 0xFFFF} is not 3.x")
 
     def _query(self, body: bytes) -> None:
         text, _ = _cstring(body, 0)
