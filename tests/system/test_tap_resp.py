@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heisen.system import EmbeddedRedis
 from heisen.system._tap._resp import RespDecoder
@@ -430,3 +433,39 @@ def test_inline_commands_and_a_discarded_transaction() -> None:
     assert ops[0].text == "SET seat:a1 alice"
     assert ops[2].detail == {"reply": "nil", "in_multi": True, "nx": True, "ttl_ms": 30_000}
     assert ops[4].detail == {"reply": -1}
+
+
+def test_getex_and_pexpire_carry_their_ttl() -> None:
+    sent = array(b"GETEX", b"k", b"PX", b"1500") + array(b"PEXPIRE", b"k", b"250", b"XX")
+    ops = decode([sent], [b"$1\r\n3\r\n:1\r\n"]).take()
+    assert [(op.command, op.access, op.detail) for op in ops] == [
+        ("GETEX", "rmw", {"reply": "3", "value": 3, "ttl_ms": 1500}),
+        ("PEXPIRE", "rmw", {"reply": 1, "xx": True, "ttl_ms": 250}),
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    client=st.binary(max_size=200),
+    server=st.binary(max_size=200),
+    cuts=st.lists(st.integers(min_value=0, max_value=len(CLIENT)), max_size=4),
+    noise=st.binary(min_size=1, max_size=8),
+)
+def test_no_input_makes_the_decoder_raise(
+    client: bytes, server: bytes, cuts: list[int], noise: bytes
+) -> None:
+    """Random bytes, and the recorded conversation with random bytes spliced in."""
+    for sent, answered in [(client, server), (spliced(CLIENT, cuts, noise), SERVER)]:
+        decoder = RespDecoder("cache", 1)
+        decoder.from_client(sent, 1.0)
+        decoder.from_server(spliced(answered, cuts, noise), 2.0)
+        decoder.close(3.0)
+        for op in decoder.take():
+            assert op.end is None or op.start <= op.end
+            assert json.dumps(op.to_json())
+
+
+def spliced(data: bytes, cuts: list[int], noise: bytes) -> bytes:
+    for cut in sorted(cuts, reverse=True):
+        data = data[:cut] + noise + data[cut:]
+    return data

@@ -504,7 +504,7 @@ class RespDecoder:
                 start=command.start,
                 end=end,
                 command=name,
-                keys=tuple(_text_of(key) for key in keys),
+                keys=tuple(map(_text_of, keys)),
                 access=access,
                 text=_command_text(args, keys),
                 error=error,
@@ -571,14 +571,15 @@ def _text_of(arg: bytes) -> str:
 
 def _command_text(args: Sequence[bytes], keys: Sequence[bytes]) -> str:
     """The command line as one would type it, long values shortened, at most ~200 chars."""
-    parts: list[str] = []
-    length = 0
-    for index, arg in enumerate(args):
-        text = _text_of(arg) if index else _text_of(arg).upper()
-        if index and len(text) > _ARG_SHOWN and arg not in keys:
-            text = text[:4] + "…"
-        elif not text or " " in text:
-            text = '"' + text.replace('"', '\\"') + '"'
+    parts = [args[0].decode("utf-8", "backslashreplace").upper()]
+    length = len(parts[0])
+    for arg in args[1:]:
+        if len(arg) > _ARG_SHOWN and arg not in keys:
+            text = arg[:4].decode("utf-8", "backslashreplace") + "…"
+        else:
+            text = arg.decode("utf-8", "backslashreplace")
+            if not arg or b" " in arg:
+                text = '"' + text.replace('"', '\\"') + '"'
         parts.append(text)
         length += len(text) + 1
         if length > _TEXT_MAX:
@@ -598,8 +599,9 @@ def _ttl_ms(argument: bytes, unit_ms: int) -> int | None:
 
 
 def _set_options(name: str, args: Sequence[bytes], detail: dict[str, Any], access: str) -> str:
-    """SET's options into `detail`; a conditional SET or SET GET reads what it replaces."""
-    options = [arg.upper() for arg in args[3:]]
+    """SET's (and GETEX's) options into `detail`; a conditional SET or SET GET reads what it
+    replaces."""
+    options = [arg.upper() for arg in args[3 if name == "SET" else 2 :]]
     for index, option in enumerate(options):
         if option in (b"NX", b"XX"):
             detail[option.decode().lower()] = True
@@ -662,6 +664,7 @@ def _setex_ttl(name: str, args: Sequence[bytes], detail: dict[str, Any], access:
 OptionReader = Callable[[str, Sequence[bytes], dict[str, Any], str], str]
 _OPTIONS: dict[str, OptionReader] = {
     "SET": _set_options,
+    "GETEX": _set_options,
     "ZADD": _conditions,
     **dict.fromkeys(_EXPIRES, _conditions),
     "SETEX": _setex_ttl,
