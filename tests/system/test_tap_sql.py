@@ -269,6 +269,24 @@ def test_what_sqlglot_cannot_read_keeps_its_first_word() -> None:
     assert facts.access == "none"
 
 
-def test_answers_are_cached_per_text() -> None:
+def test_answers_are_cached_per_text_and_each_caller_gets_its_own_list() -> None:
     sql = "SELECT * FROM cached_items WHERE id = $1"
-    assert statement_facts(sql) is statement_facts(sql)
+    first = statement_facts(sql)
+    first.clear()
+    again = statement_facts(sql)
+    assert len(again) == 1 and again[0] is statement_facts(sql)[0]
+
+
+@pytest.mark.parametrize(
+    ("sql", "command", "transaction"),
+    [
+        ("/* app=shop */ BEGIN", "BEGIN", "begin"),
+        ("-- why\nCOMMIT", "COMMIT", "commit"),
+        ("/* a /* nested */ one */ UPDATE t SET n = n + 1", "UPDATE", None),
+    ],
+)
+def test_leading_comments_do_not_hide_the_command(
+    sql: str, command: str, transaction: str | None
+) -> None:
+    facts = one(sql)
+    assert (facts.command, facts.transaction) == (command, transaction)

@@ -75,10 +75,14 @@ class StatementFacts:
 _READING_COMMANDS = frozenset({"SELECT", "VALUES", "TABLE", "COPY"})
 
 
-@functools.lru_cache(maxsize=_CACHED_TEXTS)
 def statement_facts(sql: str) -> list[StatementFacts]:
     """The facts of each statement in `sql`, in order (empty statements left out)."""
-    return [_facts(statement) for statement in split_statements(sql)]
+    return list(_cached_facts(sql))
+
+
+@functools.lru_cache(maxsize=_CACHED_TEXTS)
+def _cached_facts(sql: str) -> tuple[StatementFacts, ...]:
+    return tuple(_facts(statement) for statement in split_statements(sql))
 
 
 # --- splitting ------------------------------------------------------------------
@@ -115,6 +119,21 @@ def split_statements(sql: str) -> list[str]:
     if significant:
         statements.append(sql[start:].strip())
     return statements
+
+
+def _without_leading_comments(sql: str) -> str:
+    i = 0
+    while i < len(sql):
+        if sql[i].isspace():
+            i += 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end < 0 else end + 1
+        elif sql.startswith("/*", i):
+            i = _skip_block_comment(sql, i)
+        else:
+            break
+    return sql[i:]
 
 
 def _skip_block_comment(sql: str, i: int) -> int:
@@ -228,9 +247,9 @@ _COMMANDS: dict[type[exp.Expr], str] = {
 
 
 def _facts(text: str) -> StatementFacts:
-    words = [word.upper() for word in _WORDS.findall(text[:200], 0)[:3]]
+    words = [word.upper() for word in _WORDS.findall(_without_leading_comments(text)[:200])[:3]]
     if not words:
-        return StatementFacts(text, text.split(None, 1)[0].upper() if text.split() else "")
+        return StatementFacts(text, text.split(None, 1)[0].upper(), parsed=False)
     by_words = _by_words(text, words)
     if by_words is not None:
         return by_words
