@@ -78,16 +78,26 @@ def predict_command(
         Path | None,
         typer.Option(help="Refit latencies from an earlier run dir, then predict again."),
     ] = None,
+    observe: Annotated[
+        bool,
+        typer.Option(
+            "--observe",
+            help="Read the running system's own traffic, even when the pipeline gives an "
+            "architecture.",
+        ),
+    ] = False,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
     ci: CiOpt = False,
 ) -> None:
-    """Rank where races are likely with a seeded agent-swarm simulation of the architecture."""
+    """Rank where races are likely: from the running system's own traffic (observe mode, the
+    default without an architecture), or by simulating the pipeline's architecture model."""
     options = {
         "agents": agents,
         "cycles": cycles,
         "calibrate": str(calibrate) if calibrate else None,
+        "observe": observe,
     }
     _run_phase(
         PhaseName.PREDICT,

@@ -95,6 +95,8 @@ class Hotspot(OutputModel):
     seen: str = ""
     """In how many of the observed sends the pattern showed (`4/5`)."""
     smallest_reproducing_burst: int | None = None
+    burst_rates: dict[str, Number] = Field(default_factory=dict)
+    """Observe mode: the predicted hit rate at each burst size of the ruler (`{"8": 0.4}`)."""
     protected: str = ""
     """What guards the pattern (`the lock lock:event:concert`); in `protected:` only."""
 

@@ -1,8 +1,10 @@
 """The observation pass: send each scenario request alone and read what it did to its dependencies.
 
 With every link tapped (`System.tap_links`, which restarts the replicas so
-their pools reconnect through the tap), the pass runs the scenario's setup,
-then sends each observed request `repeat` times, one at a time, and charges
+their pools reconnect through the tap), the pass sends each observed request
+once to warm the new connections (not counted: a first send pays for
+connecting, and its windows would be the slowest), runs the scenario's
+setup, then sends each observed request `repeat` times, one at a time, and charges
 to it the dependency operations that started between its send and its
 response, on any link; the replica that served it comes from the service's
 front proxy. An operation that started while no request was in flight is
@@ -69,20 +71,24 @@ def observe(ctx: PhaseContext, spec: Observe) -> Observation:
     observation = Observation()
     observation.links = system.tap_links()
     try:
-        run_setup(pipeline, system)
-        cursors = {link: system.link_operations(link)[0] for link in observation.links}
         factory = RequestFactory(
             pipeline.scenario.requests, trial=0, seed=ctx.seed, run_id=ctx.manifest.run.id
         )
-        sends: list[tuple[str, int, RequestRecord]] = []
+        addresses = {
+            name: system.service_address(pipeline.target_service(pipeline.scenario.requests[name]))
+            for name in names
+        }
         index = 0
         for name in names:
-            service = pipeline.target_service(pipeline.scenario.requests[name])
-            host, port = system.service_address(service)
+            _send_alone(*addresses[name], factory.render(name, index))
+            index += 1
+        run_setup(pipeline, system)
+        cursors = {link: system.link_operations(link)[0] for link in observation.links}
+        sends: list[tuple[str, int, RequestRecord]] = []
+        for name in names:
             for attempt in range(spec.repeat):
-                request = factory.render(name, index)
+                record = _send_alone(*addresses[name], factory.render(name, index))
                 index += 1
-                record = _send_alone(host, port, request)
                 sends.append((name, attempt, record))
                 time.sleep(SETTLE_S)
         replicas = system.replica_of_peers()

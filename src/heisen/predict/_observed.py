@@ -128,6 +128,7 @@ def _hotspot(
             },
             "seen": f"{len(candidate.sightings)}/{candidate.attempts}",
             "smallest_reproducing_burst": smallest,
+            "burst_rates": {str(n): round(r, 4) for n, r in zip(sizes, rates, strict=True)},
             "evidence": list(middle.evidence),
             **({"protected": candidate.protected_by} if candidate.protected_by else {}),
         }

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from heisen import outputs
+from heisen._serialised import JsonObject
 from heisen.errors import UsageError
 from heisen.manifest import PhaseStatus, RunManifest
 from heisen.phase import PhaseContext, PhaseResult
@@ -22,6 +23,7 @@ from heisen.predict._architecture import load_architecture, load_incidents
 from heisen.predict._calibration import calibration_of, calibration_words
 from heisen.predict._model import Architecture
 from heisen.predict._observed import run_observed
+from heisen.predict._observed_calibration import observed_calibration
 from heisen.predict._predict import predict
 from heisen.schema import LoadedPipeline, LoadStep
 from heisen.seeds import derive
@@ -123,8 +125,12 @@ def calibrate_from(manifest: RunManifest, loaded: LoadedPipeline, *, seed: int) 
     stress = manifest.phases.get("stress")
     if section is None or record is None or record.status is not PhaseStatus.PASSED:
         return False
-    if section.architecture is None or record.outputs.get("mode") == "observe":
-        return False  # calibration refits a model; observe mode's figures come from the system
+    if record.outputs.get("mode") == "observe":
+        calibration = _observed_calibration(manifest, loaded, record.outputs)
+        record.outputs["calibration"] = calibration.to_manifest()
+        record.summary = _uncalibrated(record.summary or "") + calibration_words(calibration)
+        return True
+    assert section.architecture is not None, "predict without architecture observes"
     if stress is None or not stress.outputs:
         return False
     architecture = load_architecture(loaded.resolve(section.architecture))
@@ -142,6 +148,34 @@ def calibrate_from(manifest: RunManifest, loaded: LoadedPipeline, *, seed: int) 
     words = calibration_words(calibration)
     record.summary = _uncalibrated(record.summary or "") + words
     return True
+
+
+def _observed_calibration(
+    manifest: RunManifest, loaded: LoadedPipeline, predicted: JsonObject
+) -> outputs.Calibration:
+    pipeline = loaded.pipeline
+    record = manifest.phases.get("stress")
+    stress = (
+        outputs.StressOutputs.from_manifest(record.outputs)
+        if record is not None and record.outputs
+        else None
+    )
+    section = pipeline.phases.stress
+    spec = section.sweep if section is not None else None
+    earlier = outputs.PredictOutputs.from_manifest(predicted)
+
+    def race_of(hotspot: outputs.Hotspot) -> str | None:
+        request = pipeline.request_at(hotspot.endpoint.to_manifest() if hotspot.endpoint else None)
+        return pipeline.invariant_counting(request) if request is not None else None
+
+    return observed_calibration(
+        earlier,
+        stress,
+        target=pipeline.ladder_target(predicted.get("hotspots") or []),
+        race_of=race_of,
+        sizes=spec.sizes() if spec is not None else [],
+        run=manifest.run.id,
+    )
 
 
 def _uncalibrated(summary: str) -> str:

@@ -52,14 +52,20 @@ class Pipeline(Strict):
         if self.target is not None:
             return self.target
         request = self.request_at(hotspots[0].get("endpoint")) if hotspots else None
-        if request is not None:
-            counting = re.compile(rf"(?<![\w.])load\.{re.escape(request)}\.")
-            for invariant in self.invariants:
-                said = f"{invariant.expect or ''} {invariant.severity or ''}"
-                acknowledged = invariant.acknowledged and invariant.acknowledged.request
-                if counting.search(said) or acknowledged == request:
-                    return invariant.name
+        tied = self.invariant_counting(request) if request is not None else None
+        if tied is not None:
+            return tied
         return self.invariants[0].name if self.invariants else None
+
+    def invariant_counting(self, request: str) -> str | None:
+        """The first invariant that counts scenario request `request` (see `ladder_target`)."""
+        counting = re.compile(rf"(?<![\w.])load\.{re.escape(request)}\.")
+        for invariant in self.invariants:
+            said = f"{invariant.expect or ''} {invariant.severity or ''}"
+            acknowledged = invariant.acknowledged and invariant.acknowledged.request
+            if counting.search(said) or acknowledged == request:
+                return invariant.name
+        return None
 
     def request_at(self, endpoint: object) -> str | None:
         """The scenario request that an endpoint (`{method, path}` or 'POST /events/{id}')
