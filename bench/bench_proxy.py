@@ -1,6 +1,10 @@
 """What heisen's TCP proxy adds to a link when no toxic applies: latency and throughput.
 
     .venv/bin/python bench/bench_proxy.py [--pings 5000] [--megabytes 256]
+    .venv/bin/python bench/bench_proxy.py --tap [--ops 6000] [--rounds 40] [--protocols ...]
+
+`--tap` measures the protocol tap instead, against real Redis, PostgreSQL and
+HTTP servers: see bench_tap.py.
 
 Latency: a client sends 64 bytes and waits for them to be echoed, one
 request at a time over one connection, first straight to the echo server,
@@ -98,7 +102,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pings", type=int, default=5000)
     parser.add_argument("--megabytes", type=int, default=256)
+    parser.add_argument("--tap", action="store_true", help="measure the protocol tap instead")
+    parser.add_argument("--ops", type=int, default=6000, help="--tap: requests per way")
+    parser.add_argument("--rounds", type=int, default=40, help="--tap: turns of the three ways")
+    parser.add_argument("--protocols", default="redis,postgres,http", help="--tap: which ones")
     args = parser.parse_args()
+    if args.tap:
+        import bench_tap  # next to this file, so on sys.path when run as a script
+
+        bench_tap.main(args.ops, args.rounds, args.protocols.split(","))
+        return
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[0]})  # children inherit this
     echo, echo_port = start_server("echo")
