@@ -7,7 +7,11 @@ from typing import Any
 from rich.markup import escape
 
 from heisen import events as ev
+from heisen._serialised import JsonObject
 from heisen._units import format_duration
+
+_MAX_HOTSPOTS = 3
+_MAX_PROTECTED = 5
 
 STATUS_STYLE = {
     "passed": "green",
@@ -101,7 +105,8 @@ class TerminalView:
             self._close_progress()
 
     def _print_facts(self, event: ev.PhaseFinished) -> None:
-        """The invariants that could not be evaluated and the bound, as the phase ends."""
+        """The invariants that could not be evaluated and the bound, as the phase ends; after an
+        observing predict, its top hotspots with their evidence and what is protected."""
         from heisen.report._facts import bound_of, trial_errors
 
         errors = trial_errors(event.phase, event.outputs)
@@ -112,6 +117,35 @@ class TerminalView:
         bound = bound_of(event.phase, event.outputs, duration_s=event.duration_s)
         if bound is not None:
             self.console.print(f"  bound: {escape(bound.line())}")
+        if event.phase == "predict":
+            self._print_observed(event.outputs)
+
+    def _print_observed(self, outputs: JsonObject) -> None:
+        """Observe mode: the top hotspots with the operations that show them, then what is protected."""
+        from heisen.report._hotspots import hotspot_line, observed_outputs, protected_line
+        from heisen.report._summary import clean
+
+        observed = observed_outputs(outputs)
+        if observed is None:
+            return
+        for hotspot in observed.hotspots[:_MAX_HOTSPOTS]:
+            self.console.print(
+                f"  [bold]hotspot:[/] {clean(hotspot_line(hotspot))}", soft_wrap=True
+            )
+            for line in hotspot.evidence:
+                self.console.print(f"      {clean(line)}", soft_wrap=True)
+        if len(observed.hotspots) > _MAX_HOTSPOTS:
+            self.console.print(
+                f"  … and {len(observed.hotspots) - _MAX_HOTSPOTS} more in the report"
+            )
+        for hotspot in observed.protected[:_MAX_PROTECTED]:
+            self.console.print(
+                f"  [green]protected:[/] {clean(protected_line(hotspot))}", soft_wrap=True
+            )
+        if len(observed.protected) > _MAX_PROTECTED:
+            self.console.print(
+                f"  … and {len(observed.protected) - _MAX_PROTECTED} more protected in the report"
+            )
 
     def _close_progress(self) -> None:
         if self._progress is not None:

@@ -20,7 +20,14 @@ from typing import Any
 
 from heisen._serialised import JsonObject
 from heisen.manifest import PhaseRecord, RunManifest, write_atomically
-from heisen.outputs import FindingRecord, TimelineEntry, TrialLine
+from heisen.outputs import (
+    FindingRecord,
+    Hotspot,
+    Observed,
+    PredictOutputs,
+    TimelineEntry,
+    TrialLine,
+)
 from heisen.report import _ladder_charts, _svg
 from heisen.report._calibration import CalibrationView, calibration
 from heisen.report._facts import (
@@ -31,6 +38,7 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
+from heisen.report._hotspots import format_ms, observed_outputs, request_label, where, window_label
 from heisen.report._ladder import (
     Rung,
     format_rate,
@@ -115,19 +123,24 @@ def _table(
 ) -> str:
     """A table; ``rows`` hold HTML already escaped by the caller; ``numeric`` columns align right."""
     right = set(numeric)
-    head = "".join(
+    body = "".join(_row(row, right) for row in rows)
+    return f"<table>{_head(headers, right)}<tbody>{body}</tbody></table>"
+
+
+def _head(headers: Sequence[str], right: set[int]) -> str:
+    cells = "".join(
         f'<th scope="col"{" class=num" if i in right else ""}>{escape(h)}</th>'
         for i, h in enumerate(headers)
     )
-    body = "".join(
+    return f"<thead><tr>{cells}</tr></thead>"
+
+
+def _row(cells: Sequence[str], right: set[int]) -> str:
+    return (
         "<tr>"
-        + "".join(
-            f"<td{' class=num' if i in right else ''}>{cell}</td>" for i, cell in enumerate(row)
-        )
+        + "".join(f"<td{' class=num' if i in right else ''}>{c}</td>" for i, c in enumerate(cells))
         + "</tr>"
-        for row in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _pre(value: Any) -> str:
@@ -638,7 +651,11 @@ def _chaos_section(manifest: RunManifest) -> Section | None:
 
 
 def _hotspots_section(manifest: RunManifest) -> Section | None:
-    hotspots = _outputs(manifest.phases.get("predict")).get("hotspots") or []
+    outputs = _outputs(manifest.phases.get("predict"))
+    observed = observed_outputs(outputs)
+    if observed is not None:
+        return _observed_hotspots(observed)
+    hotspots = outputs.get("hotspots") or []
     if not hotspots:
         return None
     rows = []
@@ -679,3 +696,137 @@ def _hotspots_section(manifest: RunManifest) -> Section | None:
             (4, 5, 6),
         ),
     )
+
+
+def _observed_hotspots(outputs: PredictOutputs) -> Section:
+    """predict read the running system: each race with the operations that show it, the
+    patterns something guards, and the traffic it read."""
+    body = (
+        '<p class="muted">Observe mode: read from the running system\'s traffic. Each pattern '
+        "shows under its row the operations of one send, with their time since the request "
+        "was sent.</p>"
+    )
+    if outputs.hotspots:
+        body += _hotspot_rows(
+            [
+                "request",
+                "key or table",
+                "anomaly",
+                "window (median, p90)",
+                "seen",
+                "smallest burst",
+                "score",
+                "predicted rate",
+            ],
+            [
+                (
+                    *_pattern_cells(h),
+                    escape(window_label(h)),
+                    escape(h.seen),
+                    escape(_smallest_burst(h)),
+                    escape(f"{float(h.score):.1f}"),
+                    escape(_predicted_rate(h)),
+                )
+                for h in outputs.hotspots
+            ],
+            [h.evidence for h in outputs.hotspots],
+            (4, 5, 6, 7),
+        )
+    else:
+        body += "<p>No unguarded race pattern showed in the observed traffic.</p>"
+    if outputs.protected:
+        body += '<h3 id="protected">Protected patterns</h3>' + _hotspot_rows(
+            ["request", "key or table", "anomaly", "protected by", "window (median, p90)", "seen"],
+            [
+                (
+                    *_pattern_cells(h),
+                    escape(h.protected),
+                    escape(window_label(h)),
+                    escape(h.seen),
+                )
+                for h in outputs.protected
+            ],
+            [h.evidence for h in outputs.protected],
+            (5,),
+        )
+    if outputs.observed is not None:
+        body += _observed_traffic(outputs.observed)
+    return ("hotspots", "Predicted hotspots", body)
+
+
+def _pattern_cells(hotspot: Hotspot) -> tuple[str, str, str]:
+    name = hotspot.request or hotspot.operation
+    request = f"<code>{escape(request_label(hotspot))}</code>" + (
+        f' <span class="muted">{escape(name)}</span>' if name else ""
+    )
+    pair = f' <span class="muted">with {escape(hotspot.pair)}</span>' if hotspot.pair else ""
+    return request, f"<code>{escape(where(hotspot))}</code>", escape(hotspot.anomaly) + pair
+
+
+def _smallest_burst(hotspot: Hotspot) -> str:
+    if hotspot.smallest_reproducing_burst is not None:
+        return str(hotspot.smallest_reproducing_burst)
+    return f"none up to {hotspot.load.requests}" if hotspot.load.requests else "none"
+
+
+def _predicted_rate(hotspot: Hotspot) -> str:
+    rate = format_rate(float(hotspot.predicted_violation_rate))
+    return f"{rate} at {hotspot.load.requests}" if hotspot.load.requests else rate
+
+
+def _hotspot_rows(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    evidence: Sequence[Sequence[str]],
+    numeric: Iterable[int],
+) -> str:
+    """A table whose rows each carry their evidence lines on a full-width line beneath."""
+    right = set(numeric)
+    body = ""
+    for cells, lines in zip(rows, evidence, strict=True):
+        body += _row(cells, right)
+        if lines:
+            text = escape("\n".join(lines))
+            body += f'<tr><td colspan="{len(headers)}"><pre>{text}</pre></td></tr>'
+    return f"<table>{_head(headers, right)}<tbody>{body}</tbody></table>"
+
+
+def _observed_traffic(observed: Observed) -> str:
+    links = ", ".join(
+        f"<code>{escape(link)}</code> ({escape(protocol)})"
+        for link, protocol in observed.links.items()
+    )
+    sends = sum(r.sends for r in observed.requests)
+    body = (
+        '<h3 id="observed">Observed traffic</h3>'
+        f"<p>Links read: {links or 'none'}. {sends} send{'s' if sends != 1 else ''} "
+        f"in {format_ms(float(observed.elapsed_s))} s; {observed.background} operation"
+        f"{'s' if observed.background != 1 else ''} no request sent (background).</p>"
+    )
+    used = list(dict.fromkeys(link for r in observed.requests for link in r.operations))
+    if not observed.requests:
+        return body
+    rows = [
+        (
+            f"<code>{escape(_endpoint(r.endpoint.method, r.endpoint.path) if r.endpoint else '')}"
+            f'</code> <span class="muted">{escape(r.request)}</span>',
+            escape(str(r.sends)),
+            escape(", ".join(str(n) for n in r.replicas)),
+            escape(format_ms(float(r.latency_ms))),
+            *(escape(str(r.operations.get(link, 0))) for link in used),
+        )
+        for r in observed.requests
+    ]
+    return (
+        body
+        + _table(
+            ["request", "sends", "replicas", "latency ms", *used],
+            rows,
+            range(1, 4 + len(used)),
+        )
+        + '<p class="muted">Per link: the operations of one send (median over the sends).</p>'
+    )
+
+
+def _endpoint(method: str, path: str) -> str:
+    return f"{method} {path}".strip()

@@ -26,6 +26,12 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
+from heisen.report._hotspots import (
+    hotspot_line,
+    observed_outputs,
+    protected_line,
+    request_label,
+)
 from heisen.report._ladder import (
     Rung,
     calibration_line,
@@ -97,6 +103,7 @@ def render(manifest: RunManifest) -> str:
     elif calibrated is not None:
         lines += [text(calibration_line(calibrated)), ""]
     lines += _phases(manifest)
+    lines += _observed_hotspots(manifest)
     lines += _findings(manifest)
     lines += _fuzz(manifest)
     return "\n".join(lines).rstrip() + "\n"
@@ -185,6 +192,43 @@ def _phases(manifest: RunManifest) -> list[str]:
         duration = f"{record.duration_s:.1f}s" if record.duration_s is not None else ""
         lines.append(f"| {text(name)} | {text(record.status)} | {duration} | {text(summary)} |")
     return [*lines, ""]
+
+
+def _observed_hotspots(manifest: RunManifest) -> list[str]:
+    """Observe mode: the top hotspot with the operations that show it, and what is protected."""
+    record = manifest.phases.get("predict")
+    outputs = observed_outputs(record.outputs if record is not None else None)
+    if outputs is None:
+        return []
+    lines = ["### Observed race patterns", ""]
+    if outputs.hotspots:
+        top = outputs.hotspots[0]
+        burst = top.smallest_reproducing_burst
+        figures = [f"score {float(top.score):.1f}"]
+        figures += [f"smallest reproducing burst {burst}"] if burst is not None else []
+        lines += [
+            f"**Top hotspot:** {text(hotspot_line(top))} ({text(', '.join(figures))})",
+            "",
+            f"Request {text(request_label(top))}. Evidence (time since the request was sent):",
+            "",
+            code_block("\n".join(top.evidence) or "(no operation recorded)"),
+            "",
+        ]
+        others = len(outputs.hotspots) - 1
+        if others:
+            lines += [f"{others} more hotspot{'s' if others != 1 else ''} in the HTML report.", ""]
+    else:
+        lines += ["No unguarded race pattern showed in the observed traffic.", ""]
+    count = len(outputs.protected)
+    if count:
+        lines += [f"**{count} protected pattern{'s' if count != 1 else ''}:**", ""]
+        lines += [f"- {text(protected_line(h))}" for h in outputs.protected[:_MAX_FINDINGS]]
+        if count > _MAX_FINDINGS:
+            lines.append(f"- … and {count - _MAX_FINDINGS} more in the run manifest")
+        lines.append("")
+    else:
+        lines += ["No pattern was protected.", ""]
+    return lines
 
 
 def _findings(manifest: RunManifest) -> list[str]:
