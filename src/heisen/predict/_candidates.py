@@ -97,6 +97,7 @@ def find_candidates(observation: Observation, unique: UniqueKeys) -> list[Candid
 def _in_one_send(request: ObservedRequest, unique: UniqueKeys) -> Iterable[Candidate]:
     operations = request.operations
     yield from _redis_read_then_write(request, operations)
+    yield from _atomic_updates(request, operations)
     yield from _sql_check_then_write(request, operations, unique)
     yield from _leases(request, operations)
     yield from _retries(request, operations)
@@ -133,6 +134,50 @@ def _redis_read_then_write(
                 protected_by=_redis_guard(read, write, redis),
             )
             break
+
+
+def _atomic_updates(
+    request: ObservedRequest, operations: Sequence[DependencyOperation]
+) -> Iterable[Candidate]:
+    """A read-modify-write done by the dependency in one step (INCR, a script, `x = x + 1`)
+    with no separate read of its own before it: the lost update it would be is guarded."""
+    read: set[str] = set()
+    reported: set[tuple[str, str]] = set()
+    for op in operations:
+        if op.error is not None:
+            continue
+        if op.protocol == "redis" and op.access == "read":
+            read.update(op.keys)
+        guard = _atomic_guard(op)
+        if not guard or not op.keys or any(k in read for k in op.keys):
+            continue
+        where = op.keys[0]
+        if (op.link, where) in reported:
+            continue
+        reported.add((op.link, where))
+        table = where if op.protocol == "postgres" else ""
+        yield _candidate(
+            request,
+            "lost-update",
+            op.link,
+            op,
+            op,
+            key="" if table else where,
+            table=table,
+            protected_by=guard,
+        )
+
+
+def _atomic_guard(op: DependencyOperation) -> str:
+    if op.protocol == "redis" and op.access == "rmw" and not _is_lock(op):
+        if op.command.startswith(("EVAL", "FCALL")):
+            return f"{op.command}: a script reads and writes in one step"
+        if op.detail.get("nx") or op.command == "SETNX":
+            return "SET NX: written only if absent"
+        return f"{op.command}: one atomic command"
+    if op.protocol == "postgres" and op.command == "UPDATE" and op.detail.get("relative"):
+        return "a relative UPDATE (the new value computed from the row's own)"
+    return ""
 
 
 def _redis_guard(
@@ -478,7 +523,9 @@ def _invalidations(
         ):
             continue
         for op in operations[i + 1 :]:
-            if op.protocol != "redis" or op.command not in ("DEL", "UNLINK", "SET"):
+            if op.protocol != "redis" or not op.command.startswith(
+                ("DEL", "UNLINK", "SET", "EVAL", "FCALL")
+            ):
                 continue
             for key in op.keys:
                 if key in cached and not op.detail.get("in_multi"):
