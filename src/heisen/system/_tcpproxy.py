@@ -282,10 +282,15 @@ class TcpProxy:
 
     # --- the protocol tap ----------------------------------------------------
     def set_tap(self, protocol: str | None) -> None:
-        """Decode `protocol` on the connections opened from now on (None: stop tapping them)."""
+        """Decode `protocol` on the connections opened from now on; None stops decoding at
+        once, on open connections too (a stream cannot be picked up mid-way, so a protocol
+        only ever applies to connections from their first byte)."""
         if protocol is not None and protocol not in PROTOCOLS:
             raise UsageError(f"no tap for protocol {protocol!r} (taps: {', '.join(PROTOCOLS)})")
         self.tap_protocol = protocol
+        if protocol is None:
+            for link in self._links:
+                link.tap = None
 
     def new_tap(self) -> Decoder | None:
         if self.tap_protocol is None:
