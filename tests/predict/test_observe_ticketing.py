@@ -14,7 +14,16 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_buggy_checkout_ranks_first_with_its_commands(tmp_path: Path) -> None:
-    result = predict(TICKETING / "pipeline.yaml", tmp_path / "run")
+    shutil.copytree(TICKETING, tmp_path / "ticketing")
+    pipeline = tmp_path / "ticketing" / "pipeline.yaml"
+    five_endpoints = pipeline.read_text().replace(
+        "  requests:\n",
+        "  requests:\n    health: {method: GET, path: /health}\n"
+        "    missing: {method: GET, path: /events/nosuch}\n",
+        1,
+    )
+    pipeline.write_text(five_endpoints)
+    result = predict(pipeline, tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
     top = result.top
     assert (top["anomaly"], top["request"], top["key"]) == (
@@ -37,7 +46,8 @@ def test_the_buggy_checkout_ranks_first_with_its_commands(tmp_path: Path) -> Non
     checkout = next(r for r in observed["requests"] if r["request"] == "checkout")
     assert checkout["operations"]["inventory->payments"] >= 1
     assert len(checkout["replicas"]) >= 2, "sends reached several replicas"
-    assert observed["elapsed_s"] < 10
+    assert len(observed["requests"]) == 5
+    assert observed["elapsed_s"] < 10, "observing a service's five endpoints takes at most 10 s"
     assert "check-then-act" in result.stderr and "DECRBY inventory:concert" in result.stderr
 
 

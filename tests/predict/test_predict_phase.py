@@ -1,6 +1,7 @@
 """The predict phase through the CLI: hotspots in the manifest, and calibration against a measured run."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,17 +9,30 @@ from pathlib import Path
 import pytest
 import yaml
 
-PIPELINE = Path(__file__).resolve().parents[2] / "examples" / "ticketing" / "pipeline.yaml"
+TICKETING = Path(__file__).resolve().parents[2] / "examples" / "ticketing"
 
 
-def predict(*args: str) -> dict:
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ticketing pipeline with predict on its architecture model (the example observes)."""
+    folder = tmp_path_factory.mktemp("model") / "ticketing"
+    shutil.copytree(TICKETING, folder)
+    text = (folder / "pipeline.yaml").read_text()
+    start = text.index("  predict:")
+    end = text.index("    agents: 250")
+    model = "  predict:\n    architecture: architecture.yaml\n    incidents: incidents.yaml\n"
+    (folder / "pipeline.yaml").write_text(text[:start] + model + text[end:])
+    return folder / "pipeline.yaml"
+
+
+def predict(pipeline: Path, *args: str) -> dict:
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "heisen",
             "predict",
-            str(PIPELINE),
+            str(pipeline),
             "--cycles",
             "300",
             *args,
@@ -34,8 +48,8 @@ def predict(*args: str) -> dict:
 
 
 @pytest.mark.slow
-def test_hotspots_rank_the_checkout_race_first(tmp_path):
-    outputs = predict("--run-dir", str(tmp_path / "run"))
+def test_hotspots_rank_the_checkout_race_first(tmp_path, pipeline):
+    outputs = predict(pipeline, "--run-dir", str(tmp_path / "run"))
     top = outputs["hotspots"][0]
     assert (top["boundary"], top["anomaly"]) == ("inventory → redis", "check-then-act")
     assert {"score", "predicted_violation_rate", "load"} <= set(top)
@@ -43,7 +57,7 @@ def test_hotspots_rank_the_checkout_race_first(tmp_path):
 
 
 @pytest.mark.slow
-def test_calibration_sets_predicted_beside_observed(tmp_path):
+def test_calibration_sets_predicted_beside_observed(tmp_path, pipeline):
     measured = tmp_path / "measured"
     measured.mkdir()
     manifest = {
@@ -52,7 +66,7 @@ def test_calibration_sets_predicted_beside_observed(tmp_path):
         "status": "failed",
         "run": {
             "id": "m",
-            "pipeline": str(PIPELINE),
+            "pipeline": str(pipeline),
             "pipeline_sha256": "0",
             "seed": 1,
             "started_at": "t",
@@ -75,9 +89,9 @@ def test_calibration_sets_predicted_beside_observed(tmp_path):
         },
     }
     (measured / "manifest.yaml").write_text(yaml.safe_dump(manifest))
-    calibration = predict("--calibrate", str(measured), "--run-dir", str(tmp_path / "run"))[
-        "calibration"
-    ]
+    calibration = predict(
+        pipeline, "--calibrate", str(measured), "--run-dir", str(tmp_path / "run")
+    )["calibration"]
     assert calibration["target"] == "no-oversell"
     assert calibration["model"]["operation"] == "inventory.checkout"
     assert calibration["model"]["latency_ms"] == 13.0  # no request was refused: the p50

@@ -30,8 +30,14 @@ def _counter() -> str:
 
 
 def _ticketing() -> str:
+    """The ticketing example with predict on its architecture model, so that the cases can
+    break both files predict reads (observe mode reads none)."""
     text = (ROOT / "examples/ticketing/pipeline.yaml").read_text()
     body = text[text.index("apiVersion:") :]
+    predict = body[body.index("  predict:") : body.index("    agents: 250")]
+    body = body.replace(
+        predict, "  predict:\n    architecture: architecture.yaml\n    incidents: incidents.yaml\n"
+    )
     for name in ("schema.sql", "architecture.yaml", "incidents.yaml", "openapi.yaml"):
         body = body.replace(f": {name}", f": {TICKETING}/{name}")
     return body.replace("stub: stubs ", f"stub: {TICKETING}/stubs ")
@@ -904,6 +910,27 @@ CASES: list[Case] = [
         f"stub: {TICKETING}/stubs ",
         "stub: files/stubs-broken ",
         "dependencies.payments.stub",
+    ),
+    T(
+        "observe-repeat-zero",
+        f"    incidents: {TICKETING}/incidents.yaml\n",
+        "    observe: {repeat: 0}\n",
+        "phases.predict.observe.repeat",
+        at="repeat: 0",
+    ),
+    T(
+        "observe-unknown-request",
+        f"    incidents: {TICKETING}/incidents.yaml\n",
+        "    observe: {requests: [checkout, refund]}\n",
+        "phases.predict.observe.requests[1]",
+        at="refund",
+    ),
+    T(
+        "observe-unknown-key",
+        f"    incidents: {TICKETING}/incidents.yaml\n",
+        "    observe: {repeats: 3}\n",
+        "phases.predict.observe.repeats",
+        at="repeats",
     ),
 ]
 
