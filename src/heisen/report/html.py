@@ -242,7 +242,8 @@ def _error_box(name: str, record: PhaseRecord) -> str:
 
 _LADDER_CAPTION = (
     "Bars: share of trials that violated an invariant; "
-    "whiskers: Wilson 95% interval. predict is the simulation's estimate for the top hotspot."
+    "whiskers: Wilson 95% interval. predict is its estimate for the top hotspot (from the "
+    "observed traffic, or the architecture model)."
 )
 
 
