@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +31,7 @@ __all__ = [
     "LOOPBACK",
     "ROOT",
     "TESTS",
+    "LoopThread",
     "copy_counter",
     "free_port",
     "heisen",
@@ -53,6 +54,29 @@ COUNTER = TESTS / "core" / "counter"
 """The counter service and its pipeline (`MODE: buggy` loses updates, `MODE: fixed` does not)."""
 
 PLAIN_PATH = "/usr/bin:/bin"
+
+
+class LoopThread:
+    """An asyncio loop running in a daemon thread; `run` waits for a coroutine on it."""
+
+    def __init__(self, name: str = "test-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        async def call() -> T:
+            return fn(*args)
+
+        return self.run(call())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
 
 
 # ------------------------------------------------------------------ the command line

@@ -8,14 +8,12 @@ message, whole, cut at every byte and byte by byte.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import statistics
 import struct
-import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import psycopg
@@ -25,30 +23,13 @@ from heisen.system import EmbeddedPostgres
 from heisen.system._tap._postgres import PostgresDecoder
 from heisen.system._tcpproxy import Address, TcpProxy
 from heisen.system_protocol import DependencyOperation
-from support import wait_until
+from support import LoopThread, wait_until
 
 T = TypeVar("T")
 pytestmark = pytest.mark.timeout(60)
 
 
 # --- a tapped proxy in front of the embedded server ---------------------------------------------
-
-
-class LoopThread:
-    """An asyncio loop in a daemon thread; `run` waits for a coroutine on it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="tap-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 class Tapped:

@@ -17,7 +17,7 @@ import socketserver
 import statistics
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -25,33 +25,10 @@ import pytest
 from heisen.errors import UsageError
 from heisen.system._tcpproxy import Address, TcpProxy, ToxicConflict, ToxicNotFound
 from heisen.system._toxics import LatencyAttributes, make_delay_sampler, parse_toxic
-from support import wait_until
+from support import LoopThread, wait_until
 
 T = TypeVar("T")
 pytestmark = pytest.mark.timeout(60)
-
-
-class LoopThread:
-    """An asyncio loop running in a daemon thread; `run` waits for a coroutine on it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="proxy-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        async def call() -> T:
-            return fn(*args)
-
-        return self.run(call())
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 class EchoServer(socketserver.ThreadingTCPServer):
