@@ -302,7 +302,8 @@ def calibration_line(view: CalibrationView) -> str:
 
 def _predict_rung(manifest: RunManifest) -> Rung | None:
     """predict as the ladder's first rung: the calibrated prediction at the first load it was
-    compared at, else the top hotspot's rate; its burst is its predicted smallest one."""
+    compared at (observe mode: the largest burst), else the top hotspot's rate; its burst is its
+    predicted smallest one."""
     record = manifest.phases["predict"]
     status = str(record.status)
     if status in UNMEASURED:
@@ -319,7 +320,9 @@ def _predict_rung(manifest: RunManifest) -> Rung | None:
     if calibrated is not None and calibrated.burst is not None:
         burst = Burst(calibrated.burst.predicted, up_to=calibrated.burst.up_to)
     if calibrated is not None:
-        point = calibrated.points[0]
+        # A model's first point is stress's main load; observe mode predicts bursts only, and
+        # its largest is the one stress's rate is closest to.
+        point = calibrated.points[-1 if outputs.get("mode") == "observe" else 0]
         note = (
             f"calibrated at {point.load} requests: predicted {format_rate(float(point.predicted))}"
             f", observed {format_rate(float(point.observed))}"
