@@ -142,9 +142,10 @@ def _atomic_updates(
     """A read-modify-write done by the dependency in one step (INCR, a script, `x = x + 1`)
     with no separate read of its own before it: the lost update it would be is guarded."""
     read: set[str] = set()
+    locks = {op.keys[0] for op in operations if _is_lock(op)}  # their release is no update
     reported: set[tuple[str, str]] = set()
     for op in operations:
-        if op.error is not None:
+        if op.error is not None or locks.intersection(op.keys):
             continue
         if op.protocol == "redis" and op.access == "read":
             read.update(op.keys)
