@@ -47,8 +47,15 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
     assert all(manifest["phases"][name]["status"] in ("passed", "failed") for name in PHASES), {
         name: manifest["phases"][name]["status"] for name in PHASES
     }
-    top = manifest["phases"]["predict"]["outputs"]["hotspots"][0]
+    predicted = manifest["phases"]["predict"]["outputs"]
+    top = predicted["hotspots"][0]
     assert (top["boundary"], top["anomaly"]) == ("inventory → redis", "check-then-act")
+    assert (predicted["mode"], top["key"], top["request"]) == (
+        "observe",
+        "inventory:concert",
+        "checkout",
+    )
+    assert predicted["calibration"]["smallest_reproducing_burst"]["sizes"] == [2, 4, 8, 16, 32, 64]
     for name in ("stress", "isolate", "contain", "chaos"):
         assert manifest["phases"][name]["status"] == "failed", name
     isolate = manifest["phases"]["isolate"]["outputs"]
@@ -83,6 +90,9 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
 def test_the_fixed_demo_proves_the_fix_and_holds_under_chaos(tmp_path):
     result, manifest, elapsed = run_demo(tmp_path, "pipeline-fixed.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
+    predicted = manifest["phases"]["predict"]["outputs"]
+    assert predicted["hotspots"] == [], predicted["hotspots"]
+    assert "the lock lock:event:concert" in {p["protected"] for p in predicted["protected"]}
     for name in ("stress", "isolate", "contain"):
         outputs = manifest["phases"][name]["outputs"]
         bound = outputs["bound"]

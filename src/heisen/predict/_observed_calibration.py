@@ -41,11 +41,11 @@ def observed_calibration(
 
     if target is None:
         return missing("the pipeline has no invariant to calibrate on")
-    if stress is None or stress.sweep is None:
-        return missing("stress ran no burst sweep to compare the predicted burst sizes with")
     hotspot = next((h for h in predicted.hotspots if race_of(h) == target), None)
     if hotspot is None:
-        return missing(f"no observed hotspot is the race {target} checks")
+        return missing(f"no unguarded hotspot observed is the race {target} checks")
+    if stress is None or stress.sweep is None:
+        return missing("stress ran no burst sweep to compare the predicted burst sizes with")
     measured = Measured.from_stress(
         stress, target, sizes or [s.requests for s in stress.sweep.tried]
     )
