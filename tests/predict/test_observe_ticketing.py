@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from observing import OBSERVE, TICKETING, predict
 
+from support import heisen, phase_of
+
 pytestmark = pytest.mark.slow
 
 
@@ -87,3 +89,16 @@ def test_observing_a_request_the_scenario_lacks_is_a_located_error(tmp_path: Pat
     assert result.returncode == 2
     assert "phases.predict.observe.requests[0]" in result.stderr
     assert "did you mean 'increment'" in result.stderr.lower() or "increment" in result.stderr
+
+
+def test_stress_aimed_at_the_observed_hotspot_bursts_its_request(tmp_path: Path) -> None:
+    shutil.copytree(OBSERVE, tmp_path / "observe")
+    pipeline = tmp_path / "observe" / "counter-buggy.yaml"
+    text = pipeline.read_text().replace("    trials: 3\n", "    trials: 3\n    target: hotspot\n")
+    assert "target: hotspot" in text
+    pipeline.write_text(text)
+    result = heisen("run", str(pipeline), "--run-dir", str(tmp_path / "run"), "--ci", timeout=240)
+    assert result.returncode == 1, result.stderr[-3000:]
+    stress = phase_of(tmp_path / "run", "stress")
+    assert stress["outputs"]["target"]["request"] == "increment"
+    assert stress["status"] == "failed"
