@@ -69,15 +69,13 @@ def observe(ctx: PhaseContext, spec: Observe) -> Observation:
     names = spec.requests or list(pipeline.scenario.requests)
     started = time.monotonic()
     observation = Observation()
-    observation.links = system.tap_links()
+    services = {name: pipeline.target_service(pipeline.scenario.requests[name]) for name in names}
     try:
+        observation.links = system.tap_links()
         factory = RequestFactory(
             pipeline.scenario.requests, trial=0, seed=ctx.seed, run_id=ctx.manifest.run.id
         )
-        addresses = {
-            name: system.service_address(pipeline.target_service(pipeline.scenario.requests[name]))
-            for name in names
-        }
+        addresses = {name: system.service_address(services[name]) for name in names}
         index = 0
         for name in names:
             _send_alone(*addresses[name], factory.render(name, index))
@@ -91,7 +89,7 @@ def observe(ctx: PhaseContext, spec: Observe) -> Observation:
                 index += 1
                 sends.append((name, attempt, record))
                 time.sleep(SETTLE_S)
-        replicas = system.replica_of_peers()
+        replicas = {service: system.replica_of_peers(service) for service in set(services.values())}
         operations: list[DependencyOperation] = []
         for link, since in cursors.items():
             operations += system.link_operations(link, since)[1]
@@ -100,7 +98,7 @@ def observe(ctx: PhaseContext, spec: Observe) -> Observation:
     finally:
         system.untap_links()
     operations.sort(key=lambda operation: operation.start)
-    _attribute(observation, sends, operations, replicas, pipeline.scenario.requests)
+    _attribute(observation, sends, operations, replicas, services, pipeline.scenario.requests)
     observation.elapsed_s = time.monotonic() - started
     return observation
 
@@ -119,7 +117,8 @@ def _attribute(
     observation: Observation,
     sends: Sequence[tuple[str, int, RequestRecord]],
     operations: Sequence[DependencyOperation],
-    replicas: dict[int, int],
+    replicas: Mapping[str, Mapping[int, int]],
+    services: Mapping[str, str],
     templates: Mapping[str, RequestTemplate],
 ) -> None:
     """Charge each operation to the send in flight when it started, else to the background."""
@@ -146,7 +145,9 @@ def _attribute(
                 start=start,
                 end=end,
                 status=record.status,
-                replica=replicas.get(record.local_port) if record.local_port else None,
+                replica=replicas[services[name]].get(record.local_port)
+                if record.local_port
+                else None,
                 operations=tuple(mine),
             )
         )
