@@ -90,9 +90,8 @@ def test_every_fault_is_removed_when_the_phase_is_cut_short(tmp_path, how):
             and "slow-db" in event.message
         ):
             if how == "sigint":
-                signal.raise_signal(
-                    signal.SIGINT
-                )  # on this thread: the handler runs before the raise
+                # on this thread, so that its handler runs before the raise below
+                signal.raise_signal(signal.SIGINT)
             raise RuntimeError("a handler failed mid-chaos")
 
     expected = KeyboardInterrupt if how == "sigint" else RuntimeError
