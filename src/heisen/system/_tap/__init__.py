@@ -12,7 +12,19 @@ One decoder per connection, per protocol:
 - `postgres`: the frontend/backend protocol, statements read with sqlglot (`_postgres`, `_sql`),
 - `http`: HTTP/1.1 requests and responses (`_http`).
 
-Each completed operation becomes a `DependencyOperation` (`heisen.system_protocol`).
+Each completed operation becomes a `DependencyOperation` (`heisen.system_protocol`),
+whose `detail` holds what only its protocol has:
+
+- redis: `reply` (a short summary: "OK", "nil", an integer, "array(3)", the error),
+  `nx`/`xx`, `ttl_ms` (SET EX/PX, EXPIRE...), `in_multi` (queued between MULTI and
+  EXEC, answered at EXEC), `watched` (keys under WATCH when it was sent), `script`
+  and `sha1` (EVAL/EVALSHA), `value` (an integer a read returned);
+- postgres: `tables_read`, `tables_written`, `columns_set`, `relative` (a column set from
+  its own value), `lock` (FOR UPDATE...), `on_conflict`, `conflict_columns`, `transaction`
+  (begin, commit, rollback, savepoint...), `isolation`, `where_columns`, `in_transaction`,
+  `rows`, `sqlstate`, `prepared`;
+- http: `method`, `path`, `query`, `status`, `request_bytes`, `response_bytes`,
+  `idempotency_key`, `body_sha1`.
 """
 
 from __future__ import annotations
