@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -48,3 +49,20 @@ def no_leaked_processes() -> Iterator[None]:
         process.stop(grace_s=1.0)
     if leaked:
         pytest.fail(f"test leaked processes: {leaked}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_signal_handlers() -> Iterator[None]:
+    """Fail the test that leaves SIGINT or SIGTERM handled otherwise than it found them (and put
+    back what was there): a later test's Ctrl-C would go astray."""
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in watched}
+    yield
+    changed = {
+        sig: signal.getsignal(sig) for sig in watched if signal.getsignal(sig) != before[sig]
+    }
+    for sig in changed:
+        signal.signal(sig, before[sig])
+    if changed:
+        names = ", ".join(f"{sig.name}: {handler!r}" for sig, handler in changed.items())
+        pytest.fail(f"test left signal handlers changed: {names}", pytrace=False)

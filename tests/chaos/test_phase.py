@@ -95,12 +95,15 @@ def test_every_fault_is_removed_when_the_phase_is_cut_short(tmp_path, how):
             raise RuntimeError("a handler failed mid-chaos")
 
     expected = KeyboardInterrupt if how == "sigint" else RuntimeError
+    # Ctrl-C as a terminal delivers it (a test runner's worker may have set SIGINT aside)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(expected):
             chaos.run(context(path, system, tmp_path / "run", emit=cut))
         no_faults_left(system)
         assert all(i.ready and i.alive for i in system.replicas("ledger").replicas_info())
     finally:
+        signal.signal(signal.SIGINT, previous)
         system.stop()
 
 
