@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from support import heisen
 
 OBSERVE = Path(__file__).resolve().parent / "observe"
 TICKETING = Path(__file__).resolve().parents[2] / "examples" / "ticketing"
@@ -33,23 +33,7 @@ class Predicted:
 
 
 def predict(pipeline: Path, run_dir: Path, *args: str) -> Predicted:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "heisen",
-            "predict",
-            str(pipeline),
-            "--run-dir",
-            str(run_dir),
-            "--json",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
-    )
+    result = heisen("predict", str(pipeline), "--run-dir", str(run_dir), "--json", *args)
     document = json.loads(result.stdout) if result.stdout.strip() else {}
     record = (document.get("phases") or {}).get("predict") or {}
     return Predicted(
