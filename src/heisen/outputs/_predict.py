@@ -62,6 +62,8 @@ class Observed(OutputModel):
     links: dict[str, str] = Field(default_factory=dict)
     requests: list[ObservedRequest] = Field(default_factory=list)
     background: int = 0
+    tap_lost: dict[str, int] = Field(default_factory=dict)
+    """Connections a tap stopped reading, by reason: traffic the candidates could not see."""
     elapsed_s: Number = 0.0
 
 

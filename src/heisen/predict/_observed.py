@@ -173,6 +173,7 @@ def _observed(observation: Observation) -> outputs.Observed:
         links=dict(observation.links),
         requests=requests,
         background=len(observation.background),
+        tap_lost=dict(observation.lost),
         elapsed_s=round(observation.elapsed_s, 3),
     )
 
@@ -180,6 +181,10 @@ def _observed(observation: Observation) -> outputs.Observed:
 def _summary(result: outputs.PredictOutputs, observation: Observation) -> str:
     sends = len(observation.requests)
     seen = f"observed {sends} sends of {len({r.name for r in observation.requests})} request(s)"
+    if observation.lost:
+        unread = sum(observation.lost.values())
+        reasons = "; ".join(sorted(observation.lost))
+        seen += f" (the taps could not read {unread} connection(s): {reasons})"
     guarded = f"{len(result.protected)} protected" if result.protected else "none protected"
     if not result.hotspots:
         return f"{seen}: no race candidate unguarded ({guarded})"
