@@ -11,8 +11,6 @@ import asyncio
 import hashlib
 import json
 import random
-import statistics
-import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -554,34 +552,6 @@ def test_the_factory_gives_an_http_decoder() -> None:
     decoder = decoder_for("http", "api", 4)
     assert isinstance(decoder, HttpDecoder)
     assert (decoder.link, decoder.connection, decoder.lost) == ("api", 4, None)
-
-
-def test_an_exchange_takes_under_50_microseconds_at_the_median() -> None:
-    request = (
-        b"POST /v1/charges?expand=customer HTTP/1.1\r\nHost: payments.internal:8080\r\n"
-        b"User-Agent: python-httpx/0.28.1\r\nAccept: */*\r\nAccept-Encoding: gzip, deflate\r\n"
-        b"Connection: keep-alive\r\nContent-Type: application/json\r\nIdempotency-Key: 5f0c2a\r\n"
-        b'Content-Length: 44\r\n\r\n{"amount": 1200, "currency": "eur", "n": 17}'
-    )
-    response = (
-        b"HTTP/1.1 201 Created\r\nContent-Type: application/json; charset=utf-8\r\n"
-        b"Content-Length: 36\r\nDate: Tue, 01 Dec 2026 23:30:00 GMT\r\nServer: Python/3.12 aiohttp\r\n"
-        b'\r\n{"id": "ch_1", "status": "captured"}'
-    )
-    decoder = HttpDecoder("api", 1)
-    medians: list[float] = []
-    for _ in range(3):  # the best of three rounds: other processes share the machine's cores
-        timings: list[int] = []
-        for n in range(1000):
-            began = time.perf_counter_ns()
-            decoder.from_client(request, float(n))
-            decoder.from_server(response, float(n))
-            ops = decoder.take()
-            timings.append(time.perf_counter_ns() - began)
-            assert len(ops) == 1
-        medians.append(statistics.median(timings) / 1000)
-    assert decoder.lost is None
-    assert min(medians) < 50, f"{min(medians):.1f} µs per exchange at p50"
 
 
 def test_operations_survive_json() -> None:
