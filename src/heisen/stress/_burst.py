@@ -41,6 +41,18 @@ every connection opened is closed on return, on error and on cancellation
 rule: what is held back is something the server needs before it can
 dispatch.
 
+Over TLS (`tls=TlsClient`) the barrier holds the same way: asyncio's TLS
+transport encrypts each `write` at once into its own record(s) and hands them
+to the socket, so the prime goes out as records holding the prefix and the
+release write as a separate record holding the tail. A server decrypts whole
+records only, so it cannot see the held byte before the release record
+arrives. The handshake belongs to phase 1 (connect), so its cost stays out of
+the window; the release loop also encrypts each tail.
+Note that the TLS transport's write-buffer size counts its own buffers, not
+the socket's: the flush wait sees the prefixes leave the TLS layer, which on
+loopback is when the socket accepted them. HTTP/2 over TLS (ALPN "h2") writes
+each connection's frames in one `write`, hence one send of its records.
+
 To extend it (several release threads, io_uring batching), keep phase 3 free
 of anything but the writes.
 """
@@ -56,9 +68,9 @@ from dataclasses import dataclass
 
 from heisen.errors import SystemUnavailable
 from heisen.stress._http1 import Http1Connection, connect_error_kind, open_connection
-from heisen.stress._pool import unreachable_message
 from heisen.stress._records import ErrorKind, RequestRecord
 from heisen.stress._request import HttpRequest
+from heisen.stress._tls import TlsClient, connect_failure_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +99,16 @@ async def run_burst(
     settle_s: float = 0.02,
     connection_ids: Iterator[int] | None = None,
     streams_per_connection: int = 100,
+    tls: TlsClient | None = None,
 ) -> BurstResult:
     """Send `requests` as one synchronized burst; see the module docstring.
 
-    Raises SystemUnavailable when no connection at all can be opened. When only
-    some connect attempts fail, their requests are recorded as "refused" or
-    "timeout" and the rest of the burst goes ahead.
+    With `tls`, every connection is TLS (HTTP/2: ALPN "h2", `:scheme` https);
+    `Host`/`:authority` stay `host:port`. Raises SystemUnavailable when no
+    connection at all can be opened, naming the TLS problem when there is
+    one (certificate verification, a server that does not pick "h2"). When
+    only some connect attempts fail, their requests are recorded as
+    "refused" or "timeout" and the rest of the burst goes ahead.
     """
     ids = connection_ids if connection_ids is not None else itertools.count(1)
     if not requests:
@@ -109,8 +125,11 @@ async def run_burst(
             settle_s=settle_s,
             connection_ids=ids,
             streams_per_connection=streams_per_connection,
+            tls=tls,
         )
-    return await _run_http1_burst(host, port, requests, timeout_s, connect_timeout_s, settle_s, ids)
+    return await _run_http1_burst(
+        host, port, requests, timeout_s, connect_timeout_s, settle_s, ids, tls
+    )
 
 
 async def _run_http1_burst(
@@ -121,11 +140,12 @@ async def _run_http1_burst(
     connect_timeout_s: float,
     settle_s: float,
     ids: Iterator[int],
+    tls: TlsClient | None,
 ) -> BurstResult:
     n = len(requests)
     conn_ids = [next(ids) for _ in range(n)]
     opened = await asyncio.gather(
-        *(open_connection(host, port, cid, connect_timeout_s) for cid in conn_ids),
+        *(open_connection(host, port, cid, connect_timeout_s, tls) for cid in conn_ids),
         return_exceptions=True,
     )
     conns = [c for c in opened if isinstance(c, Http1Connection)]
@@ -134,7 +154,7 @@ async def _run_http1_burst(
             first = next(e for e in opened if isinstance(e, BaseException))
             if isinstance(first, asyncio.CancelledError):
                 raise first
-            raise SystemUnavailable(unreachable_message(host, port, first)) from first
+            raise SystemUnavailable(connect_failure_message(host, port, first)) from first
         return await _fire(host, port, requests, opened, conn_ids, timeout_s, settle_s)
     finally:
         for conn in conns:

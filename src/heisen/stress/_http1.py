@@ -19,8 +19,12 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from heisen.stress._records import BODY_CAP, ErrorKind
+
+if TYPE_CHECKING:
+    from heisen.stress._tls import TlsClient
 
 Done = Callable[["Http1Connection", int | None, bytes, ErrorKind | None], None]
 """on_done(connection, status, body, error), called once per request sent."""
@@ -266,14 +270,25 @@ class Http1Connection(asyncio.Protocol):
 
 
 async def open_connection(
-    host: str, port: int, conn_id: int, connect_timeout_s: float
+    host: str, port: int, conn_id: int, connect_timeout_s: float, tls: TlsClient | None = None
 ) -> Http1Connection:
-    """Connect one `Http1Connection`; raises OSError or TimeoutError."""
+    """Connect one `Http1Connection`, over TLS when `tls` is given.
+
+    Raises OSError or TimeoutError (a failed handshake is an `ssl.SSLError`, an OSError).
+    """
     loop = asyncio.get_running_loop()
-    _, protocol = await asyncio.wait_for(
-        loop.create_connection(lambda: Http1Connection(conn_id), host, port),
-        timeout=connect_timeout_s,
-    )
+    if tls is None:
+        connecting = loop.create_connection(lambda: Http1Connection(conn_id), host, port)
+    else:
+        connecting = loop.create_connection(
+            lambda: Http1Connection(conn_id),
+            host,
+            port,
+            ssl=tls.context,
+            server_hostname=tls.hostname_for(host),
+            ssl_handshake_timeout=connect_timeout_s,
+        )
+    _, protocol = await asyncio.wait_for(connecting, timeout=connect_timeout_s)
     return protocol
 
 

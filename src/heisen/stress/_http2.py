@@ -1,4 +1,4 @@
-"""HTTP/2 single-packet burst (prior-knowledge h2c), built on the `h2` state machine.
+"""HTTP/2 single-packet burst (h2c with prior knowledge, or h2 over TLS), on the `h2` state machine.
 
 The same four phases as the HTTP/1.1 barrier in `_burst`, with frames instead
 of bytes, and the same rule: hold back something the server needs before it
@@ -9,9 +9,16 @@ a header block cannot be left open on several streams at once: after a
 HEADERS frame without END_HEADERS the peer accepts nothing but that stream's
 CONTINUATION frames. So the whole of each stream is held back:
 
-1. *Connect.* Enough connections for the burst (`streams_per_connection`, at
-   most the server's SETTINGS_MAX_CONCURRENT_STREAMS), preface and SETTINGS
-   exchanged, TCP_NODELAY.
+1. *Connect.* Enough connections for the burst, preface and SETTINGS
+   exchanged, TCP_NODELAY. Each connection carries at most
+   `streams_per_connection` streams and at most what *its own* SETTINGS
+   allow (SETTINGS_MAX_CONCURRENT_STREAMS may differ between connections,
+   e.g. behind a load balancer): connections are opened in rounds until
+   every request has a place. A connection that could not be opened takes
+   its share of requests with it, recorded as "refused" or "timeout"; a
+   server that allows no stream at all is SystemUnavailable. Over TLS the
+   server must pick "h2" in ALPN, else the burst is SystemUnavailable
+   before any request byte is written.
 2. *Prime.* Every stream's frames (HEADERS, then DATA with the body and
    END_STREAM; HEADERS with END_STREAM for a bodiless request) are encoded
    into one buffer per connection, nothing of them written; `settle_s` lets
@@ -19,18 +26,22 @@ CONTINUATION frames. So the whole of each stream is held back:
 3. *Release.* With the garbage collector paused, each connection writes its
    buffer in a single `write`, which the kernel sends as one TCP segment when
    it fits the MSS (~20-30 requests per packet over the Internet; on loopback
-   the MTU is 64 KiB). The server can dispatch no stream before it: no byte
-   of any stream was on the wire. `release_spread_s` is the window between
-   the first and the last connection's write (0 with one connection).
+   the MTU is 64 KiB); over TLS that one write is encrypted into records
+   sent together. The server can dispatch no stream before it: no byte of
+   any stream was on the wire. `release_spread_s` is the window between the
+   first and the last connection's write (0 with one connection); every
+   stream's `sent_ns` is its connection's write.
 4. *Collect*, as for HTTP/1.1; streams still open after `timeout_s` are
-   recorded as "timeout".
+   recorded as "timeout". A stream the server refuses (RST_STREAM
+   REFUSED_STREAM, or above the last stream id of a GOAWAY) is "refused":
+   the server guarantees it did not process it. Other resets are "reset".
 
 Compared with a prime that writes the headers early, the server decodes the
 header blocks (HPACK) after the release, inside the window; the figures are
 in `bench/bench_burst_release.py`. No stream can be answered before the
 release (`early_responses` is 0 by construction); a connection lost before
 the release records its streams with `sent_ns=None` (never written) and its
-error.
+error. Every request gets exactly one record, in request order.
 
 Each stream gets its own record `connection` id: in the history a stream is a
 client of its own, since streams run concurrently. Bodies must fit the
@@ -49,6 +60,7 @@ from collections.abc import Iterator, Sequence
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
+from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
@@ -57,14 +69,14 @@ from h2.events import (
     StreamEnded,
     StreamReset,
 )
-from h2.exceptions import ProtocolError
+from h2.exceptions import ProtocolError, TooManyStreamsError
 
 from heisen.errors import SystemUnavailable
 from heisen.stress._burst import BurstResult
-from heisen.stress._http1 import local_port
-from heisen.stress._pool import unreachable_message
+from heisen.stress._http1 import connect_error_kind, local_port
 from heisen.stress._records import BODY_CAP, ErrorKind, RequestRecord
 from heisen.stress._request import HttpRequest
+from heisen.stress._tls import AlpnRefused, TlsClient, connect_failure_message
 
 _SKIP_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "upgrade"})
 
@@ -83,10 +95,11 @@ class _Stream:
 
 
 class _H2Client(asyncio.Protocol):
-    """One prior-knowledge h2c connection that collects responses per stream."""
+    """One HTTP/2 connection (h2c, or TLS with ALPN "h2") that collects responses per stream."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool) -> None:
         self.conn = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.scheme = "https" if tls else "http"
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
         self.open_streams = 0
@@ -95,6 +108,7 @@ class _H2Client(asyncio.Protocol):
         self.all_done = loop.create_future()
         self.max_streams = 100
         self.lost = False
+        self.terminated = False  # GOAWAY received
         self.local_port: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,6 +118,11 @@ class _H2Client(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
+            self.settings.set_exception(AlpnRefused("h2", ssl_object.selected_alpn_protocol()))
+            transport.abort()
+            return
         self.conn.initiate_connection()
         transport.write(self.conn.data_to_send())
 
@@ -111,7 +130,8 @@ class _H2Client(asyncio.Protocol):
         try:
             events = self.conn.receive_data(data)
         except ProtocolError:
-            self._fail_all("protocol")
+            # After a GOAWAY h2 rejects the frames of the streams the server still answers.
+            self._fail_all("closed" if self.terminated else "protocol")
             return
         for event in events:
             if isinstance(event, RemoteSettingsChanged):
@@ -133,9 +153,10 @@ class _H2Client(asyncio.Protocol):
             elif isinstance(event, StreamEnded):
                 self._end(event.stream_id, None)
             elif isinstance(event, StreamReset):
-                self._end(event.stream_id, "reset")
+                refused = event.error_code == ErrorCodes.REFUSED_STREAM
+                self._end(event.stream_id, "refused" if refused else "reset")
             elif isinstance(event, ConnectionTerminated):
-                self._fail_all("closed")
+                self._terminated(event.last_stream_id)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(self.conn.data_to_send())
 
@@ -145,6 +166,13 @@ class _H2Client(asyncio.Protocol):
             self.settings.set_exception(ConnectionError("closed before SETTINGS"))
         kind: ErrorKind = "reset" if isinstance(exc, ConnectionResetError) else "closed"
         self._fail_all(kind)
+
+    def _terminated(self, last_stream_id: int | None) -> None:
+        """GOAWAY: streams above its last id were not processed; the others may still end."""
+        self.terminated = True
+        for stream_id in list(self.streams):
+            if last_stream_id is None or stream_id > last_stream_id:
+                self._end(stream_id, "refused")
 
     def _end(self, stream_id: int, error: ErrorKind | None) -> None:
         stream = self.streams.get(stream_id)
@@ -162,32 +190,59 @@ class _H2Client(asyncio.Protocol):
         if not self.all_done.done():
             self.all_done.set_result(None)
 
-    def encode(self, stream: _Stream, request: HttpRequest, authority: str) -> None:
-        """Encode the stream's frames into the h2 buffer (not written) and track the stream."""
+    def encode(self, stream: _Stream, request: HttpRequest, authority: str) -> ErrorKind | None:
+        """Encode the stream's frames into the h2 buffer (not written) and track the stream.
+
+        Returns why the stream cannot be sent on this connection, if it cannot.
+        """
+        if not self.alive:
+            return "closed"
         headers = [
             (":method", request.method),
             (":path", request.path),
-            (":scheme", "http"),
+            (":scheme", self.scheme),
             (":authority", authority),
         ]
         headers += [(n.lower(), v) for n, v in request.headers if n.lower() not in _SKIP_HEADERS]
         body = request.body
-        self.conn.send_headers(stream.stream_id, headers, end_stream=not body)
+        try:
+            self.conn.send_headers(stream.stream_id, headers, end_stream=not body)
+        except TooManyStreamsError:  # the server lowered its limit since the connect
+            return "refused"
         size = self.conn.max_outbound_frame_size
         for start in range(0, len(body), size):
             chunk = body[start : start + size]
             self.conn.send_data(stream.stream_id, chunk, end_stream=start + size >= len(body))
         self.streams[stream.stream_id] = stream
         self.open_streams += 1
+        return None
 
     @property
     def alive(self) -> bool:
-        return self.transport is not None and not self.transport.is_closing() and not self.lost
+        """Open, and no GOAWAY: a stream written now could still be served."""
+        transport = self.transport
+        return (
+            transport is not None
+            and not transport.is_closing()
+            and not self.lost
+            and not self.terminated
+        )
 
 
-async def _connect(host: str, port: int, timeout_s: float) -> _H2Client:
+async def _connect(host: str, port: int, timeout_s: float, tls: TlsClient | None) -> _H2Client:
     loop = asyncio.get_running_loop()
-    _, client = await asyncio.wait_for(loop.create_connection(_H2Client, host, port), timeout_s)
+    if tls is None:
+        connecting = loop.create_connection(lambda: _H2Client(False), host, port)
+    else:
+        connecting = loop.create_connection(
+            lambda: _H2Client(True),
+            host,
+            port,
+            ssl=tls.context,
+            server_hostname=tls.hostname_for(host),
+            ssl_handshake_timeout=timeout_s,
+        )
+    _, client = await asyncio.wait_for(connecting, timeout_s)
     try:
         await asyncio.wait_for(client.settings, timeout_s)
     except BaseException:
@@ -195,6 +250,10 @@ async def _connect(host: str, port: int, timeout_s: float) -> _H2Client:
             client.transport.abort()
         raise
     return client
+
+
+_Share = tuple[_H2Client | BaseException, int]
+"""A connection (or why it could not be opened) and how many of the requests it carries."""
 
 
 async def run_h2_burst(
@@ -207,56 +266,120 @@ async def run_h2_burst(
     settle_s: float,
     connection_ids: Iterator[int],
     streams_per_connection: int,
+    tls: TlsClient | None = None,
 ) -> BurstResult:
     """The single-packet burst; called by `run_burst(..., http2=True)`."""
-    n = len(requests)
-    per_conn = max(1, streams_per_connection)
     clients: list[_H2Client] = []
     try:
-        first = await _open(host, port, connect_timeout_s)
-        clients.append(first)
-        per_conn = max(1, min(per_conn, first.max_streams))
-        more = math.ceil(n / per_conn) - 1
-        if more:
-            clients += await asyncio.gather(
-                *(_open(host, port, connect_timeout_s) for _ in range(more))
-            )
-        return await _fire(
-            host, port, requests, clients, per_conn, connection_ids, timeout_s, settle_s
+        shares = await _connect_all(
+            host,
+            port,
+            len(requests),
+            max(1, streams_per_connection),
+            connect_timeout_s,
+            tls,
+            clients,
         )
+        return await _fire(host, port, requests, shares, connection_ids, timeout_s, settle_s)
     finally:
         for client in clients:
             if client.transport is not None:
                 client.transport.abort()
 
 
-async def _open(host: str, port: int, timeout_s: float) -> _H2Client:
+async def _connect_all(
+    host: str,
+    port: int,
+    n: int,
+    per_conn: int,
+    timeout_s: float,
+    tls: TlsClient | None,
+    clients: list[_H2Client],
+) -> list[_Share]:
+    """Open connections in rounds until every request has a place (see phase 1).
+
+    Every connection opened is appended to `clients` (the caller closes them).
+    Terminates: each round either places at least one request or raises.
+    """
     try:
-        return await _connect(host, port, timeout_s)
+        first = await _connect(host, port, timeout_s, tls)
     except (OSError, TimeoutError) as exc:
-        raise SystemUnavailable(unreachable_message(host, port, exc)) from exc
+        raise SystemUnavailable(connect_failure_message(host, port, exc)) from exc
+    clients.append(first)
+    shares: list[_Share] = []
+    remaining = n
+    capacities: list[int] = []
+    attempts: list[_H2Client | BaseException] = [first]
+    while True:
+        placed = 0
+        for attempt in attempts:
+            if remaining == 0:
+                break
+            if isinstance(attempt, _H2Client):
+                capacity = min(per_conn, attempt.max_streams)
+                if capacity > 0:
+                    capacities.append(capacity)
+            else:
+                capacity = min(capacities, default=per_conn)  # its guessed share
+            take = min(remaining, capacity)
+            if take > 0:
+                shares.append((attempt, take))
+                remaining -= take
+                placed += take
+        if remaining == 0:
+            return shares
+        if placed == 0:
+            raise SystemUnavailable(
+                f"{host}:{port} allows no concurrent HTTP/2 stream on a new connection "
+                "(SETTINGS_MAX_CONCURRENT_STREAMS 0); it cannot take a burst now"
+            )
+        more = math.ceil(remaining / min(capacities, default=per_conn))
+        opened = await asyncio.gather(
+            *(_connect(host, port, timeout_s, tls) for _ in range(more)), return_exceptions=True
+        )
+        clients.extend(c for c in opened if isinstance(c, _H2Client))
+        for outcome in opened:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                raise outcome  # cancellation
+        attempts = list(opened)
 
 
 async def _fire(
     host: str,
     port: int,
     requests: Sequence[HttpRequest],
-    clients: list[_H2Client],
-    per_conn: int,
+    shares: list[_Share],
     ids: Iterator[int],
     timeout_s: float,
     settle_s: float,
 ) -> BurstResult:
     authority = f"{host}:{port}"
-    groups: list[list[tuple[_Stream, HttpRequest]]] = [[] for _ in clients]
-    for i, request in enumerate(requests):
-        client_no = i // per_conn
-        client = clients[client_no]
-        stream = _Stream(i, next(ids), client.conn.get_next_available_stream_id())
-        client.encode(stream, request, authority)
-        groups[client_no].append((stream, request))
+    records: list[RequestRecord | None] = [None] * len(requests)
+    groups: list[tuple[_H2Client, list[tuple[_Stream, HttpRequest]]]] = []
+    index = 0
+    for attempt, count in shares:
+        group: list[tuple[_Stream, HttpRequest]] = []
+        for request in requests[index : index + count]:
+            if isinstance(attempt, _H2Client):
+                stream = _Stream(index, next(ids), attempt.conn.get_next_available_stream_id())
+                unsent = attempt.encode(stream, request, authority)
+                if unsent is None:
+                    group.append((stream, request))
+                    index += 1
+                    continue
+                port_used = attempt.local_port
+            else:
+                stream = _Stream(index, next(ids), 0)
+                unsent, port_used = connect_error_kind(attempt), None
+            records[index] = RequestRecord(
+                index, stream.process, request.method, request.path, None, None,
+                time.monotonic_ns(), None, unsent, b"", request.body, port_used,
+            )  # fmt: skip
+            index += 1
+        if isinstance(attempt, _H2Client) and group:
+            groups.append((attempt, group))
     # Taken out of h2's buffer now, so that a write from `data_received` cannot send them early.
-    frames = [client.conn.data_to_send() for client in clients]
+    frames = [client.conn.data_to_send() for client, _ in groups]
     if settle_s > 0:
         await asyncio.sleep(settle_s)
 
@@ -264,7 +387,7 @@ async def _fire(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for client, data in zip(clients, frames, strict=True):
+        for (client, _), data in zip(groups, frames, strict=True):
             if client.alive and client.transport is not None:
                 sent.append(time.monotonic_ns())
                 client.transport.write(data)
@@ -274,31 +397,23 @@ async def _fire(
         if gc_was_enabled:
             gc.enable()
 
-    waits = [c.all_done for c in clients if c.open_streams]
+    waits = [client.all_done for client, _ in groups if client.open_streams]
     if waits:
         _, pending = await asyncio.wait(waits, timeout=timeout_s)
         if pending:
-            for client in clients:
+            for client, _ in groups:
                 client._fail_all("timeout")
-    records: list[RequestRecord] = []
-    for client, sent_ns, group in zip(clients, sent, groups, strict=True):
+    for (client, group), sent_ns in zip(groups, sent, strict=True):
         for stream, request in group:
-            records.append(
-                RequestRecord(
-                    stream.index,
-                    stream.process,
-                    request.method,
-                    request.path,
-                    None,
-                    sent_ns,
-                    stream.done or time.monotonic_ns(),
-                    stream.status,
-                    stream.error,
-                    bytes(stream.body),
-                    request.body,
-                    client.local_port,
-                )
-            )
+            records[stream.index] = RequestRecord(
+                stream.index, stream.process, request.method, request.path, None,
+                sent_ns,
+                stream.done or time.monotonic_ns(), stream.status, stream.error,
+                bytes(stream.body), request.body, client.local_port,
+            )  # fmt: skip
+    final = tuple(r for r in records if r is not None)
+    if len(final) != len(requests):
+        raise AssertionError(f"burst of {len(requests)} requests made {len(final)} records")
     stamps = [t for t in sent if t is not None]
     spread = (stamps[-1] - stamps[0]) / 1e9 if stamps else 0.0
-    return BurstResult(tuple(records), spread, len(clients), "h2")
+    return BurstResult(final, spread, len(groups), "h2")
