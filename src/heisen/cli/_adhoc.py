@@ -47,6 +47,9 @@ def load_renderables(result: AdHocResult) -> list[Any]:
     overview.add_row("requests", str(shown["requests"]))
     overview.add_row("rps", f"{shown['rps']:.1f}")
     overview.add_row("duration", f"{shown['duration_s']:.3f} s")
+    if "protocol" in shown:
+        chosen = shown["protocol"]
+        overview.add_row("protocol", f"{chosen['used']} ({chosen['reason']})")
     if "release_spread_ms" in shown:
         spread = shown["release_spread_ms"]
         overview.add_row(
@@ -79,7 +82,8 @@ def load_renderables(result: AdHocResult) -> list[Any]:
 
 def _describe(model: Mapping[str, Any]) -> str:
     if model["kind"] == "burst":
-        return f"burst of {model['requests']}" + (" (HTTP/2)" if model.get("http2") else "")
+        asked = model.get("protocol", "h2" if model.get("http2") else "http/1.1")
+        return f"burst of {model['requests']}" + ("" if asked == "http/1.1" else f" ({asked})")
     if model["kind"] == "rate":
         return f"{model['rate_per_s']:g}/s for {model['duration_s']:g} s"
     return f"{model['copies']} users for {model['duration_s']:g} s"

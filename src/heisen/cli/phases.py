@@ -127,9 +127,14 @@ def stress_command(
     concurrency: Annotated[int | None, typer.Option(help="Ad hoc: closed model copies.")] = None,
     duration: Annotated[str | None, typer.Option(help="Ad hoc: how long, e.g. 10s.")] = None,
     repeat: Annotated[int, typer.Option(help="Ad hoc: repeat the load K times.")] = 1,
-    http2: Annotated[
-        bool, typer.Option("--http2", help="Ad hoc: HTTP/2 (prior knowledge).")
-    ] = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Ad hoc: what a --burst speaks: http/1.1 (default), h2 (h2c prior knowledge) "
+            "or auto (h2 if the server answers the h2c preface)."
+        ),
+    ] = None,
+    http2: Annotated[bool, typer.Option("--http2", help="Ad hoc: same as --protocol h2.")] = False,
     hotspot: Annotated[int | None, typer.Option(help="Target predict's Nth hotspot.")] = None,
     trials: TrialsOpt = None,
     run_dir: RunDirOpt = None,
@@ -156,6 +161,7 @@ def stress_command(
             duration=duration,
             repeat=repeat,
             http2=http2,
+            protocol=protocol,
         )
         raise typer.Exit(show_load(run_adhoc(load), as_json=as_json))
     options = {"hotspot": hotspot, "trials": trials}

@@ -71,6 +71,36 @@ class Spread(OutputModel):
     max: Number = 0.0
 
 
+class BurstSpread(OutputModel):
+    """Release spreads over every burst of a phase (ms)."""
+
+    median: Number = 0.0
+    p90: Number = 0.0
+    max: Number = 0.0
+
+
+class BurstLine(OutputModel):
+    """One burst of one trial: `step` is its index in the load (from 0)."""
+
+    trial: int = 0
+    step: int = 0
+    protocol: str = ""
+    requests: int = 0
+    connections: int = 0
+    release_spread_ms: Number = 0.0
+
+
+class Bursts(OutputModel):
+    """Every burst of a phase's trials: how many, over which protocol (and why: `reasons`,
+    one line per distinct decision), how tightly released, and each one in `per_burst`."""
+
+    count: int = 0
+    protocols: dict[str, int] = Field(default_factory=dict)
+    reasons: list[str] = Field(default_factory=list)
+    release_spread_ms: BurstSpread = Field(default_factory=BurstSpread)
+    per_burst: list[BurstLine] = Field(default_factory=list)
+
+
 class Overlap(OutputModel):
     min_in_flight: int = 0
     trials_without_overlap: list[int] = Field(default_factory=list)
@@ -137,6 +167,7 @@ class LoadFigures(RateFigures):
     trials_per_s: Number | None = None
     bound: Bound | None = None
     release_spread_ms: Spread | None = None
+    bursts: Bursts | None = None
     overlap: Overlap = Field(default_factory=Overlap)
     outcomes: Outcomes = Field(default_factory=Outcomes)
     undecided: list[Undecided] = Field(default_factory=list)

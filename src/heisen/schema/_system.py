@@ -5,7 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from heisen.schema import limits as L
 from heisen.schema._types import (
@@ -121,7 +122,31 @@ class HistorySpec(Strict):
 
 class RequestTemplate(HttpCall):
     history: HistorySpec | None = None
-    http2: bool = False
+    protocol: Literal["auto", "http/1.1", "h2"] = Field(
+        default="http/1.1",
+        description="what a burst of this request speaks: http/1.1 (the last-byte barrier), h2 "
+        "(one HTTP/2 packet per connection: h2c prior knowledge, or ALPN h2 over TLS) or auto "
+        "(ask the server once: h2 if it answers the h2c preface or picks h2 in ALPN, else "
+        "http/1.1); sustained load always uses HTTP/1.1",
+    )
+    http2: bool = Field(default=False, description="the older spelling of protocol: h2")
+
+    @model_validator(mode="after")
+    def _http2_means_h2(self) -> RequestTemplate:
+        said = self.model_fields_set
+        if "http2" in said and "protocol" in said and self.http2 != (self.protocol == "h2"):
+            raise located(
+                self,
+                (
+                    ("http2",),
+                    f"http2: {str(self.http2).lower()} contradicts protocol: {self.protocol}; "
+                    "keep protocol: and drop http2: (http2: true is the older spelling of "
+                    "protocol: h2)",
+                ),
+            )
+        if self.http2:
+            object.__setattr__(self, "protocol", "h2")  # frozen: set once, while validating
+        return self
 
 
 class SetupStep(Strict):
@@ -296,6 +321,16 @@ class LoadStep(Strict):
         raise AssertionError("validated to have one")
 
 
+def located(model: Strict, *problems: tuple[tuple[str | int, ...], str]) -> ValidationError:
+    """Validation errors at places inside `model`, each `(loc, message)` (a validator's
+    ValueError would point at the model itself); raise it from a model validator."""
+    details = [
+        InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=model)
+        for loc, message in problems
+    ]
+    return ValidationError.from_exception_data(type(model).__name__, details)
+
+
 class Scenario(Strict):
     """The targeted scenario every phase from stress on re-runs: setup, load, invariants."""
 
@@ -311,3 +346,24 @@ class Scenario(Strict):
         description="the share of requests whose outcome may be unknown (timeouts, resets) "
         "before a run without violations is inconclusive",
     )
+
+    @model_validator(mode="after")
+    def _one_protocol_per_burst(self) -> Scenario:
+        problems = []
+        for index, step in enumerate(self.load):
+            if step.burst is None:
+                continue
+            names = step.burst.request_names() or [next(iter(self.requests))]
+            protocols = {
+                name: self.requests[name].protocol for name in names if name in self.requests
+            }
+            if len(set(protocols.values())) > 1:
+                said = ", ".join(f"{name}: {protocol}" for name, protocol in protocols.items())
+                message = (
+                    f"a burst speaks one protocol, but its requests ask for several ({said}); "
+                    "give them the same protocol:, or burst them in separate steps"
+                )
+                problems.append((("load", index, "burst"), message))
+        if problems:
+            raise located(self, *problems)
+        return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from heisen.stress._latency import LoadSummary, summarize
+from heisen.stress._protocol import PROBE_TIMEOUT_S, Negotiated, resolve
 from heisen.stress._records import RequestRecord
 from heisen.stress._request import Repeat
 from heisen.stress._workers import ModelSpec, run_model
@@ -13,24 +14,38 @@ if TYPE_CHECKING:
     from heisen.stress.adhoc import AdHocPlan, AdHocRun
 
 
-async def run_plan(plan: AdHocPlan) -> tuple[LoadSummary, list[AdHocRun]]:
-    """Every repetition's records merged and summarized, and each repetition's own summary."""
+async def run_plan(plan: AdHocPlan) -> tuple[LoadSummary, list[AdHocRun], Negotiated | None]:
+    """Every repetition's records merged and summarized, each repetition's own summary, and
+    the protocol a burst spoke and why (None for sustained load)."""
     from heisen.stress.adhoc import AdHocRun
 
+    chosen = None
+    if plan.model == "burst":
+        chosen = await resolve(plan.protocol, plan.host, plan.port, timeout_s=PROBE_TIMEOUT_S)
     merged: list[RequestRecord] = []
     runs: list[AdHocRun] = []
     for _ in range(plan.repeat):
-        records, spread = await _run_once(plan)
+        records, spread = await _run_once(plan, chosen)
         merged.extend(records)
-        runs.append(AdHocRun(summarize(records), None if spread is None else spread * 1000))
-    return summarize(merged), runs
+        runs.append(
+            AdHocRun(
+                summarize(records),
+                None if spread is None else spread * 1000,
+                None if chosen is None else chosen.protocol,
+            )
+        )
+    return summarize(merged), runs, chosen
 
 
-async def _run_once(plan: AdHocPlan) -> tuple[list[RequestRecord], float | None]:
-    if plan.model == "burst":
+async def _run_once(
+    plan: AdHocPlan, chosen: Negotiated | None
+) -> tuple[list[RequestRecord], float | None]:
+    if chosen is not None:
         from heisen.stress._burst import run_burst
 
-        burst = await run_burst(plan.host, plan.port, [plan.request] * plan.size, http2=plan.http2)
+        burst = await run_burst(
+            plan.host, plan.port, [plan.request] * plan.size, http2=chosen.protocol == "h2"
+        )
         return list(burst.records), burst.release_spread_s
     make = Repeat(plan.request)
     if plan.model == "rate":

@@ -11,6 +11,11 @@ ids (the history's processes): each step's ids start above the last step's.
 Every request a step attempts is counted where it is submitted, apart from
 the records (`SendCount`), so `LoadOutcome.requests_sent` is a check on the
 record keeping, not a restatement of it: `LoadOutcome.missing_records()`.
+
+A burst speaks the protocol its requests ask for (`protocol:`; `auto` asks
+the server once per process, `_protocol.negotiate`); the pipeline refuses a
+burst whose requests ask for different ones, and so does `run_steps` for a
+load it is handed directly. Each burst leaves a `BurstFacts`.
 """
 
 from __future__ import annotations
@@ -20,12 +25,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from heisen.errors import UsageError
 from heisen.schema import LoadStep, RequestTemplate
+from heisen.stress._protocol import PROBE_TIMEOUT_S, Asked, Negotiated, resolve
 from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory, StepRequests
 from heisen.stress._workers import ModelSpec, resolve_workers, run_distributed, run_model
 
 Workers = int | Literal["auto"]
+
+
+@dataclass(frozen=True, slots=True)
+class BurstFacts:
+    """One burst step of a trial: `step` is its index in the load (from 0), `protocol` what
+    it spoke and `reason` why (asked for, or what the probe saw), `release_spread_ms` the
+    client's release-write window."""
+
+    step: int
+    requests: int
+    connections: int
+    protocol: str
+    release_spread_ms: float
+    early_responses: int = 0
+    reason: str = "asked for"
 
 
 @dataclass(frozen=True)
@@ -42,6 +64,7 @@ class LoadOutcome:
     release_spread_s: float | None
     requests_sent: int
     early_responses: int = 0
+    bursts: tuple[BurstFacts, ...] = ()
 
     def missing_records(self) -> str | None:
         """None when every request sent has exactly one record, else the error to report."""
@@ -67,29 +90,43 @@ async def run_steps(
     records: list[RequestRecord] = []
     spread: float | None = None
     early = 0
+    bursts: list[BurstFacts] = []
     count = SendCount()
     index = 0
     connection_base = 0
-    for step in steps:
+    for number, step in enumerate(steps):
         if step.pause is not None:
             await pause(step.pause.during)
             continue
         make = factory.for_step(step, default, offset=index)
         if step.burst is not None:
+            chosen = await burst_protocol(
+                number, {name: templates[name].protocol for name in make.sequence}, host, port
+            )
             requests = [make(i) for i in range(step.burst.requests)]
-            http2 = any(templates[name].http2 for name in set(make.sequence))
             count.requests += len(requests)
             result = await run_burst(
                 host,
                 port,
                 requests,
-                http2=http2,
+                http2=chosen.protocol == "h2",
                 timeout_s=timeout_s,
                 connection_ids=itertools.count(connection_base + 1),
             )
             step_records = list(result.records)
             spread = max(spread or 0.0, result.release_spread_s)
             early += result.early_responses
+            bursts.append(
+                BurstFacts(
+                    number,
+                    len(requests),
+                    result.connections,
+                    result.protocol,
+                    result.release_spread_s * 1000,
+                    result.early_responses,
+                    chosen.reason,
+                )
+            )
             step_sent = len(requests)
         else:
             spec = model_spec(step, make, host=host, port=port, timeout_s=timeout_s)
@@ -110,7 +147,19 @@ async def run_steps(
         connection_base = max(
             connection_base, max((record.connection for record in step_records), default=0)
         )
-    return LoadOutcome(records, spread, count.requests, early)
+    return LoadOutcome(records, spread, count.requests, early, tuple(bursts))
+
+
+async def burst_protocol(step: int, asked: Mapping[str, Asked], host: str, port: int) -> Negotiated:
+    """The protocol of burst step `step`, whose requests ask for `asked` (name -> protocol)."""
+    protocols = set(asked.values())
+    if len(protocols) > 1:
+        said = ", ".join(f"{name}: {protocol}" for name, protocol in asked.items())
+        raise UsageError(
+            f"load step {step}: a burst speaks one protocol, but its requests ask for several "
+            f"({said}); give them the same protocol:, or burst them in separate steps"
+        )
+    return await resolve(protocols.pop(), host, port, timeout_s=PROBE_TIMEOUT_S)
 
 
 def model_spec(

@@ -22,6 +22,7 @@ could not decide); the phases report that as inconclusive.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,9 @@ from heisen.oracle import Verdict
 from heisen.oracle.probes import ProbeError, reusing_connections
 from heisen.outputs import (
     Bound,
+    BurstLine,
+    Bursts,
+    BurstSpread,
     InvariantFigures,
     LoadFigures,
     Outcomes,
@@ -50,7 +54,7 @@ from heisen.phase import Finding, PhaseContext
 from heisen.schema import LoadStep, SetupStep, TrialsSection
 from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import LoadSummary, summarize
-from heisen.stress._load import run_steps
+from heisen.stress._load import BurstFacts, run_steps
 from heisen.stress._load_facts import TOTAL, load_variables, max_in_flight
 from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
@@ -120,6 +124,7 @@ class TrialOutcome:
     release_spread_ms: float | None = None
     in_flight: int = 0
     records_problem: str | None = None  # not one record per request sent: nothing to judge
+    bursts: list[BurstFacts] = field(default_factory=list)
 
 
 @dataclass
@@ -255,6 +260,9 @@ class _TrialRunner:
             figures.release_spread_ms = Spread(
                 median=round(spreads[len(spreads) // 2], 3), max=round(spreads[-1], 3)
             )
+        bursts = every_burst(outcomes)
+        if bursts is not None:
+            figures.bursts = bursts
         figures.overlap = Overlap(
             min_in_flight=min((o.in_flight for o in outcomes), default=0),
             trials_without_overlap=[o.trial for o in outcomes if o.in_flight < 2],
@@ -330,6 +338,7 @@ class _TrialRunner:
             spread * 1000 if spread is not None else None,
             max_in_flight(loaded.records),
             loaded.missing_records(),
+            list(loaded.bursts),
         )
         return outcome, loaded.records, findings
 
@@ -402,6 +411,41 @@ def vacuity(outputs: Mapping[str, Any]) -> str | None:
         first = outputs["undecided"][0]
         return f"{first['invariant']} could not be decided in trial {first['trial']}: {first['message']}"
     return None
+
+
+def every_burst(outcomes: Sequence[TrialOutcome]) -> Bursts | None:
+    """Every burst of the trials, counted by protocol, with its release spread (None: no
+    burst). Percentiles are nearest-rank over the bursts."""
+    lines = [
+        BurstLine(
+            trial=o.trial,
+            step=b.step,
+            protocol=b.protocol,
+            requests=b.requests,
+            connections=b.connections,
+            release_spread_ms=round(b.release_spread_ms, 3),
+        )
+        for o in outcomes
+        for b in o.bursts
+    ]
+    if not lines:
+        return None
+    protocols: dict[str, int] = {}
+    for line in lines:
+        protocols[line.protocol] = protocols.get(line.protocol, 0) + 1
+    reasons = {f"{b.protocol}: {b.reason}": None for o in outcomes for b in o.bursts}
+    spreads = sorted(float(line.release_spread_ms) for line in lines)
+    return Bursts(
+        count=len(lines),
+        protocols=protocols,
+        reasons=list(reasons),
+        release_spread_ms=BurstSpread(
+            median=spreads[len(spreads) // 2],
+            p90=spreads[math.ceil(0.9 * len(spreads)) - 1],
+            max=spreads[-1],
+        ),
+        per_burst=lines,
+    )
 
 
 def per_invariant(

@@ -2,10 +2,13 @@
 
     heisen stress --url URL [-X METHOD] [-H 'K: V']... [-d BODY]
                   (--burst N | --rate R/s --duration D | --concurrency C --duration D)
-                  [--repeat K] [--http2] [--json]
+                  [--repeat K] [--protocol auto|http/1.1|h2] [--json]
 
 Exactly one load model: `--burst N` (N requests released together, the
-synchronized barrier of `_burst`; `--http2` sends it as one h2c packet),
+synchronized barrier of `_burst`; `--protocol h2`, or its older spelling
+`--http2`, sends it as one h2c packet per connection; `--protocol auto` asks
+the server first, `_protocol.negotiate`, and the result says what it chose
+and why),
 `--rate` (open model: requests at their intended times, latency corrected
 for coordinated omission) or `--concurrency` (closed model: C users back to
 back). `--repeat K` runs the load K times, one after the other, and reports
@@ -31,6 +34,7 @@ from heisen._serialised import JsonObject
 from heisen._units import parse_duration
 from heisen.errors import UsageError
 from heisen.stress._latency import LoadSummary
+from heisen.stress._protocol import Asked, Negotiated
 from heisen.stress._request import HttpRequest
 
 __all__ = ["AdHocLoad", "AdHocPlan", "AdHocResult", "AdHocRun", "parse_rate", "plan", "run_adhoc"]
@@ -52,6 +56,7 @@ class AdHocLoad:
     duration: str | None = None
     repeat: int = 1
     http2: bool = False
+    protocol: str | None = None  # "auto", "http/1.1" or "h2"; None: http/1.1, or h2 with http2
 
 
 @dataclass(frozen=True)
@@ -66,12 +71,22 @@ class AdHocPlan:
     rate_per_s: float = 0.0
     duration_s: float = 0.0
     repeat: int = 1
-    http2: bool = False
+    protocol: Asked = "http/1.1"
+
+    @property
+    def http2(self) -> bool:
+        """Whether the burst was asked to speak h2 (`--protocol h2` or `--http2`)."""
+        return self.protocol == "h2"
 
     def describe(self) -> JsonObject:
         """The model as `--json` shows it (serialisation boundary)."""
         if self.model == "burst":
-            return {"kind": "burst", "requests": self.size, "http2": self.http2}
+            return {
+                "kind": "burst",
+                "requests": self.size,
+                "http2": self.http2,
+                "protocol": self.protocol,
+            }
         if self.model == "rate":
             return {"kind": "rate", "rate_per_s": self.rate_per_s, "duration_s": self.duration_s}
         return {"kind": "concurrency", "copies": self.size, "duration_s": self.duration_s}
@@ -119,7 +134,7 @@ def plan(load: AdHocLoad) -> AdHocPlan:
         _request(load, parts.path or "/", parts.query),
         models[0].lstrip("-"),
         repeat=load.repeat,
-        http2=load.http2,
+        protocol=_protocol(load),
     )
     if load.burst is not None:
         if load.burst < 1 or load.burst > 10_000:
@@ -129,9 +144,10 @@ def plan(load: AdHocLoad) -> AdHocPlan:
                 "--duration goes with --rate or --concurrency; a --burst is sent at once"
             )
         return _replace(base, size=load.burst)
-    if load.http2:
+    if base.protocol != "http/1.1":
+        given = "--http2" if load.http2 else f"--protocol {base.protocol}"
         raise UsageError(
-            "--http2 applies to --burst only (sustained load uses HTTP/1.1 keep-alive)"
+            f"{given} applies to --burst only (sustained load uses HTTP/1.1 keep-alive)"
         )
     if load.duration is None:
         raise UsageError(f"{models[0]} needs --duration, e.g. --duration 10s")
@@ -142,6 +158,24 @@ def plan(load: AdHocLoad) -> AdHocPlan:
     if load.concurrency < 1 or load.concurrency > 10_000:
         raise UsageError(f"--concurrency takes 1 to 10000 users, got {load.concurrency}")
     return _replace(base, size=load.concurrency, duration_s=duration)
+
+
+def _protocol(load: AdHocLoad) -> Asked:
+    """`--protocol`, with `--http2` as its older spelling of `--protocol h2`."""
+    if load.protocol is None:
+        return "h2" if load.http2 else "http/1.1"
+    choice = _PROTOCOLS.get(load.protocol.strip().lower())
+    if choice is None:
+        raise UsageError(
+            f"--protocol {load.protocol!r}: choose auto, http/1.1 or h2 (auto asks the server: "
+            "h2 if it answers the h2c preface, else http/1.1)"
+        )
+    if load.http2 and choice != "h2":
+        raise UsageError(f"--http2 means --protocol h2, not --protocol {choice}: give one of them")
+    return choice
+
+
+_PROTOCOLS: dict[str, Asked] = {"auto": "auto", "http/1.1": "http/1.1", "h2": "h2"}
 
 
 def parse_rate(text: str) -> float:
@@ -183,15 +217,19 @@ def _replace(plan_: AdHocPlan, **changes: Any) -> AdHocPlan:
 
 @dataclass(frozen=True)
 class AdHocRun:
-    """One repetition of the load: its summary, and a burst's release spread (ms)."""
+    """One repetition of the load: its summary, and a burst's release spread (ms) and the
+    protocol it spoke."""
 
     summary: LoadSummary
     release_spread_ms: float | None = None
+    protocol: str | None = None
 
     def to_dict(self) -> JsonObject:
         data = self.summary.to_dict()
         if self.release_spread_ms is not None:
             data["release_spread_ms"] = round(self.release_spread_ms, 3)
+        if self.protocol is not None:
+            data["protocol"] = self.protocol
         return data
 
 
@@ -203,6 +241,7 @@ class AdHocResult:
     plan: AdHocPlan
     merged: LoadSummary
     runs: list[AdHocRun]
+    chosen: Negotiated | None = None  # a burst's protocol and why
 
     @property
     def method(self) -> str:
@@ -234,6 +273,12 @@ class AdHocResult:
         spread = self.release_spread_ms
         if spread is not None:
             data["release_spread_ms"] = {"median": round(spread[0], 3), "max": round(spread[1], 3)}
+        if self.chosen is not None:
+            data["protocol"] = {
+                "asked": self.plan.protocol,
+                "used": self.chosen.protocol,
+                "reason": self.chosen.reason,
+            }
         data["runs"] = [run.to_dict() for run in self.runs]
         return data
 
