@@ -15,14 +15,17 @@ The barrier moves all of that work before the critical window:
    never reads the body (aiohttp, Node, Go's net/http: withholding a *body*
    byte lets those answer before the release, and such a burst is no burst).
    The client then waits until every prefix has left its send buffer, and
-   `settle_s` more so that the server has read them.
-3. *Release.* With the garbage collector paused, one tight loop writes the
-   rest of every request, the held `\n` and the whole body in one
-   `transport.write` (one `send()` syscall, ~10 µs on loopback for a small
-   body), and notes the time of each write. The window the server sees is
-   the length of this loop: `release_spread_s`. Sending the body at release
-   costs the bytes of the body in that loop; `bench/bench_burst_release.py`
-   measures it.
+   `settle_s` more so that the server has read them (by default 1 ms plus
+   0.1 ms per connection, at most 20 ms: `default_settle_s`).
+3. *Release.* With the garbage collector paused, the rest of every request
+   (the held `\n` and the whole body) is written straight to each socket,
+   one write each, and the time of each write is noted (`_release`). The
+   window the server sees is the length of this loop: `release_spread_s`.
+   The kernel's own work per segment bounds it (5-10 µs on loopback), so a
+   burst of `PARALLEL_FROM` connections or more is released by two threads
+   on two cores when the process may use two (`release_threads`). Sending
+   the body at release costs the bytes of the body in that loop;
+   `bench/bench_burst_release.py` measures it.
 4. *Collect.* Responses are read as they come; a request without a response
    after `timeout_s` is recorded as "timeout".
 
@@ -53,14 +56,13 @@ the socket's: the flush wait sees the prefixes leave the TLS layer, which on
 loopback is when the socket accepted them. HTTP/2 over TLS (ALPN "h2") writes
 each connection's frames in one `write`, hence one send of its records.
 
-To extend it (several release threads, io_uring batching), keep phase 3 free
-of anything but the writes.
+To extend it (io_uring batching), keep phase 3 free of anything but the
+writes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import time
 from collections.abc import Iterator, Sequence
@@ -69,6 +71,7 @@ from dataclasses import dataclass
 from heisen.errors import SystemUnavailable
 from heisen.stress._http1 import Http1Connection, connect_error_kind, open_connection
 from heisen.stress._records import ErrorKind, RequestRecord
+from heisen.stress._release import Held, descriptor, release, release_threads, spread_ns
 from heisen.stress._request import HttpRequest
 from heisen.stress._tls import TlsClient, connect_failure_message
 
@@ -86,6 +89,18 @@ class BurstResult:
     connections: int
     protocol: str = "http/1.1"
     early_responses: int = 0
+    release_threads: int = 1
+
+
+def default_settle_s(connections: int) -> float:
+    """How long primed connections rest before the release: 1 ms + 0.1 ms each, at most 20 ms.
+
+    Time for the server (or a proxy in front of it) to accept every
+    connection and read every prefix, so that this work stays out of the
+    release window; small bursts, the most common in a proof of many
+    trials, stay cheap.
+    """
+    return min(0.02, 0.001 + 0.0001 * connections)
 
 
 async def run_burst(
@@ -96,12 +111,17 @@ async def run_burst(
     http2: bool = False,
     timeout_s: float = 10.0,
     connect_timeout_s: float = 5.0,
-    settle_s: float = 0.02,
+    settle_s: float | None = None,
     connection_ids: Iterator[int] | None = None,
     streams_per_connection: int = 100,
     tls: TlsClient | None = None,
+    release_threads: int | None = None,
 ) -> BurstResult:
     """Send `requests` as one synchronized burst; see the module docstring.
+
+    `settle_s` None: `default_settle_s` of the connections opened.
+    `release_threads` (HTTP/1.1 only) None: 2 for a large plain burst on a
+    process allowed two cores, else 1; a TLS burst is always released by one.
 
     With `tls`, every connection is TLS (HTTP/2: ALPN "h2", `:scheme` https);
     `Host`/`:authority` stay `host:port`. Raises SystemUnavailable when no
@@ -122,13 +142,18 @@ async def run_burst(
             requests,
             timeout_s=timeout_s,
             connect_timeout_s=connect_timeout_s,
-            settle_s=settle_s,
+            settle_s=(
+                settle_s
+                if settle_s is not None
+                else default_settle_s(-(-len(requests) // max(1, streams_per_connection)))
+            ),
             connection_ids=ids,
             streams_per_connection=streams_per_connection,
             tls=tls,
         )
+    settle = settle_s if settle_s is not None else default_settle_s(len(requests))
     return await _run_http1_burst(
-        host, port, requests, timeout_s, connect_timeout_s, settle_s, ids, tls
+        host, port, requests, timeout_s, connect_timeout_s, settle, ids, tls, release_threads
     )
 
 
@@ -141,6 +166,7 @@ async def _run_http1_burst(
     settle_s: float,
     ids: Iterator[int],
     tls: TlsClient | None,
+    threads: int | None,
 ) -> BurstResult:
     n = len(requests)
     conn_ids = [next(ids) for _ in range(n)]
@@ -155,7 +181,7 @@ async def _run_http1_burst(
             if isinstance(first, asyncio.CancelledError):
                 raise first
             raise SystemUnavailable(connect_failure_message(host, port, first)) from first
-        return await _fire(host, port, requests, opened, conn_ids, timeout_s, settle_s)
+        return await _fire(host, port, requests, opened, conn_ids, timeout_s, settle_s, threads)
     finally:
         for conn in conns:
             conn.abort()
@@ -169,6 +195,7 @@ async def _fire(
     conn_ids: list[int],
     timeout_s: float,
     settle_s: float,
+    threads: int | None,
 ) -> BurstResult:
     loop = asyncio.get_running_loop()
     authority = f"{host}:{port}"
@@ -226,21 +253,15 @@ async def _fire(
         await asyncio.sleep(settle_s)
 
     # Phase 3: release. Nothing but the writes and one clock read each.
-    first_ns = last_ns = 0
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        clock = time.monotonic_ns
-        for i, conn, tail in tails:
-            if conn.in_flight and conn.transport is not None:
-                sent[i] = clock()
-                conn.transport.write(tail)
-        stamps = [s for s in (sent[i] for i, _, _ in tails) if s is not None]
-        if stamps:
-            first_ns, last_ns = stamps[0], stamps[-1]
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    held: list[tuple[int, Held]] = [
+        (i, Held(conn.transport, tail, descriptor(conn.transport)))
+        for i, conn, tail in tails
+        if conn.in_flight and conn.transport is not None and not conn.transport.is_closing()
+    ]
+    chosen = threads if threads is not None else release_threads([h for _, h in held])
+    release([h for _, h in held], chosen)
+    for i, h in held:
+        sent[i] = h.sent_ns
 
     # Phase 4: collect.
     if remaining > 0:
@@ -253,7 +274,13 @@ async def _fire(
     final = tuple(r for r in records if r is not None)
     if len(final) != n:
         raise AssertionError(f"burst of {n} requests made {len(final)} records")
-    return BurstResult(final, (last_ns - first_ns) / 1e9, len(tails), early_responses=early)
+    return BurstResult(
+        final,
+        spread_ns([h for _, h in held]) / 1e9,
+        len(tails),
+        early_responses=early,
+        release_threads=chosen,
+    )
 
 
 def split_at_head_end(data: bytes) -> tuple[bytes, bytes]:
