@@ -274,7 +274,8 @@ async def open_connection(
 ) -> Http1Connection:
     """Connect one `Http1Connection`, over TLS when `tls` is given.
 
-    Raises OSError or TimeoutError (a failed handshake is an `ssl.SSLError`, an OSError).
+    Raises OSError or TimeoutError (a failed handshake is an `ssl.SSLError`, a server that
+    picks another protocol than HTTP/1.1 in ALPN is `_tls.AlpnRefused`: both are OSErrors).
     """
     loop = asyncio.get_running_loop()
     if tls is None:
@@ -288,7 +289,15 @@ async def open_connection(
             server_hostname=tls.hostname_for(host),
             ssl_handshake_timeout=connect_timeout_s,
         )
-    _, protocol = await asyncio.wait_for(connecting, timeout=connect_timeout_s)
+    transport, protocol = await asyncio.wait_for(connecting, timeout=connect_timeout_s)
+    if tls is not None:
+        from heisen.stress._tls import check_alpn
+
+        try:
+            check_alpn(transport, "http/1.1")  # a server that picked h2 would misread every byte
+        except ConnectionError:
+            transport.abort()
+            raise
     return protocol
 
 

@@ -71,12 +71,12 @@ from h2.events import (
 )
 from h2.exceptions import ProtocolError, TooManyStreamsError
 
-from heisen.errors import SystemUnavailable
+from heisen.errors import SystemUnavailable, UsageError
 from heisen.stress._burst import BurstResult
 from heisen.stress._http1 import connect_error_kind, local_port
 from heisen.stress._records import BODY_CAP, ErrorKind, RequestRecord
 from heisen.stress._request import HttpRequest
-from heisen.stress._tls import AlpnRefused, TlsClient, connect_failure_message
+from heisen.stress._tls import AlpnRefused, TlsClient, check_alpn, connect_failure_message
 
 _SKIP_HEADERS = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "upgrade"})
 
@@ -118,9 +118,10 @@ class _H2Client(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
-            self.settings.set_exception(AlpnRefused("h2", ssl_object.selected_alpn_protocol()))
+        try:
+            check_alpn(transport, "h2")
+        except AlpnRefused as refused:
+            self.settings.set_exception(refused)
             transport.abort()
             return
         self.conn.initiate_connection()
@@ -269,6 +270,11 @@ async def run_h2_burst(
     tls: TlsClient | None = None,
 ) -> BurstResult:
     """The single-packet burst; called by `run_burst(..., http2=True)`."""
+    if tls is not None and tls.alpn is not None and "h2" not in tls.alpn:
+        raise UsageError(
+            f"an HTTP/2 burst over TLS must offer 'h2' in ALPN, not {list(tls.alpn)}: "
+            "TlsClient.make(..., alpn=('h2',))"
+        )
     clients: list[_H2Client] = []
     try:
         shares = await _connect_all(

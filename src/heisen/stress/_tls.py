@@ -8,6 +8,7 @@ on which the server picked anything else.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,10 +19,15 @@ from heisen.stress._pool import unreachable_message
 
 @dataclass(frozen=True, slots=True)
 class TlsClient:
-    """A client SSL context; `server_hostname` overrides the name checked and sent in SNI."""
+    """A client SSL context; `server_hostname` overrides the name checked and sent in SNI.
+
+    `alpn` is what the context offers, when known (`make` knows it): an HTTP/2
+    burst refuses a context known not to offer "h2".
+    """
 
     context: ssl.SSLContext
     server_hostname: str | None = None
+    alpn: tuple[str, ...] | None = None
 
     @classmethod
     def make(
@@ -43,11 +49,21 @@ class TlsClient:
             context.load_cert_chain(str(cert), str(key) if key is not None else None)
         if alpn:
             context.set_alpn_protocols(list(alpn))
-        return cls(context, server_hostname)
+        return cls(context, server_hostname, tuple(alpn))
 
     def hostname_for(self, host: str) -> str:
         """The name the certificate must carry (and SNI sends): `host` unless overridden."""
         return self.server_hostname if self.server_hostname is not None else host
+
+
+def check_alpn(transport: asyncio.BaseTransport, wanted: str) -> None:
+    """Raise AlpnRefused when a TLS server picked a protocol other than `wanted` in ALPN."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return
+    selected = ssl_object.selected_alpn_protocol()
+    if selected != wanted and (wanted == "h2" or selected is not None):
+        raise AlpnRefused(wanted, selected)
 
 
 class AlpnRefused(ConnectionError):
@@ -64,15 +80,16 @@ def connect_failure_message(host: str, port: int, exc: BaseException) -> str:
     where = f"{host}:{port}"
     if isinstance(exc, AlpnRefused):
         chose = f"chose {exc.selected!r}" if exc.selected else "chose no protocol"
+        other = "over HTTP/1.1" if exc.wanted == "h2" else "over HTTP/2 (http2=True)"
         return (
             f"{where} does not speak {exc.wanted} over TLS: in the handshake (ALPN) it {chose}; "
-            f"offer {exc.wanted!r} (TlsClient.make(alpn=({exc.wanted!r},))) to a server that "
-            "supports it, or burst over HTTP/1.1"
+            f"offer only {exc.wanted!r} (TlsClient.make(alpn=({exc.wanted!r},))) to a server "
+            f"that supports it, or burst {other}"
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (
             f"TLS handshake with {where} failed: certificate verify failed: "
-            f"{exc.verify_message}; pass the CA that signed the server's certificate "
+            f"{str(exc.verify_message).rstrip('.')}; pass the CA that signed the server's certificate "
             "(TlsClient.make(ca=...)), name the host it was issued for (server_hostname=...), "
             "or skip verification (insecure=True)"
         )
