@@ -1,16 +1,20 @@
-"""How tightly an HTTP/1.1 burst lands at the kernel: heisen's burst engine beside naive peers.
+"""How tightly a burst lands at the kernel: heisen's burst engine beside naive peers.
 
     .venv/bin/python bench/bench_burst_kernel.py [--sizes 2 20 200 1000] [--rounds 7]
 
 One loopback server (`_kernel_arrivals.py`, a child process pinned to core 1;
 this client is pinned to core 0 on a machine with two cores or more) notes
 the kernel receive time (SO_TIMESTAMPNS, CLOCK_REALTIME) of the segment that
-carried each request's final byte. Each burst is N `GET /` on N connections,
-sent by one of:
+carried each request's final byte; it speaks HTTP/1.1 and prior-knowledge
+h2c. Each burst is N `GET /`, sent by one of:
 
-- `heisen`: `run_burst` over HTTP/1.1 (connect, prime all but the head's
-  last byte, settle 20 ms, release every last byte in one loop);
-- `heisen s=0`: the same with `settle_s=0`, what the settle costs end to end;
+- `heisen 1t`: `run_burst` over HTTP/1.1, N connections (connect, prime all
+  but the head's last byte, settle, release every last byte from one thread);
+- `heisen 2t`: the same, released by two threads, one per core (the client
+  is allowed both cores for the call, so its second thread shares the
+  server's core: what a two-core machine offers);
+- `heisen h2`: `run_burst(http2=True)`, h2c single-packet: 100 streams per
+  connection, each connection's frames in one write;
 - `aio cold`: `asyncio.gather` of N `session.get` on a new aiohttp session
   (`TCPConnector(limit=0, force_close=False)`), connections opened inside
   the gather;
@@ -18,8 +22,13 @@ sent by one of:
   each) before the burst;
 - `httpx cold`: `asyncio.gather` of N `client.get` on a new
   `httpx.AsyncClient` (`max_connections=N`);
+- `heisen tls`, `heisen h2 tls`: `heisen 1t` and `heisen h2` over TLS (ALPN
+  http/1.1 and h2; a certificate made for the run by trustme), at the same
+  server decrypting on memory buffers;
 - `raw loop`: N blocking sockets connected, all but the last byte sent,
-  20 ms of settle, then `for s in socks: s.send(last)`.
+  20 ms of settle, then `for s in socks: s.send(last)`;
+- `httpx h2`: `asyncio.gather` of N `client.get` on an `httpx.AsyncClient`
+  speaking h2c (`http1=False, http2=True`), its streams on one connection.
 
 Rounds are interleaved (each round runs every size and every client, the
 clients' order rotated round by round). Figures are the median over the
@@ -50,7 +59,7 @@ from pathlib import Path
 from _kernel_arrivals import KernelArrivalServer  # beside this file: run it as a script
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTLE_S = 0.02  # run_burst's default settle, used by the raw loop too
+SETTLE_S = 0.02  # the raw loop waits as long as run_burst does for a large burst
 
 
 @dataclass(frozen=True)
@@ -66,19 +75,52 @@ Client = Callable[[int, int], Awaitable[Call]]
 
 
 # -- clients -------------------------------------------------------------------
-async def heisen(port: int, n: int, settle_s: float = SETTLE_S) -> Call:
+async def heisen(
+    port: int, n: int, *, threads: int = 1, http2: bool = False, tls: bool = False
+) -> Call:
     from heisen.stress import HttpRequest, run_burst
+    from heisen.stress._tls import TlsClient
 
     requests = [HttpRequest.get("/") for _ in range(n)]
-    start_ns, start = time.time_ns(), time.perf_counter()
-    result = await run_burst("127.0.0.1", port, requests, settle_s=settle_s)
-    e2e = (time.perf_counter() - start) * 1e3
-    assert all(r.status == 200 for r in result.records), "heisen's burst lost requests"
+    client_tls = (
+        TlsClient.make(TLS_SERVER.ca_path, alpn=("h2",) if http2 else ("http/1.1",))
+        if tls
+        else None
+    )
+    pinned = os.sched_getaffinity(0)
+    if threads > 1:  # the second release thread needs a second core: the server's
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    try:
+        start_ns, start = time.time_ns(), time.perf_counter()
+        result = await run_burst(
+            "127.0.0.1", port, requests, http2=http2, release_threads=threads, tls=client_tls
+        )
+        e2e = (time.perf_counter() - start) * 1e3
+    finally:
+        os.sched_setaffinity(0, pinned)
+    lost = [r for r in result.records if r.status != 200]
+    assert not lost, f"heisen's burst lost {len(lost)} requests: {lost[0].error}"
     return Call(start_ns, e2e, result.release_spread_s * 1e3)
 
 
-async def heisen_unsettled(port: int, n: int) -> Call:
-    return await heisen(port, n, settle_s=0.0)
+async def heisen_one_thread(port: int, n: int) -> Call:
+    return await heisen(port, n, threads=1)
+
+
+async def heisen_two_threads(port: int, n: int) -> Call:
+    return await heisen(port, n, threads=2)
+
+
+async def heisen_h2(port: int, n: int) -> Call:
+    return await heisen(port, n, http2=True)
+
+
+async def heisen_tls(port: int, n: int) -> Call:
+    return await heisen(port, n, tls=True)
+
+
+async def heisen_h2_tls(port: int, n: int) -> Call:
+    return await heisen(port, n, http2=True, tls=True)
 
 
 async def aiohttp_gather(port: int, n: int, warm: bool) -> Call:
@@ -124,6 +166,18 @@ async def httpx_cold(port: int, n: int) -> Call:
     return Call(start_ns, e2e)
 
 
+async def httpx_h2(port: int, n: int) -> Call:
+    import httpx
+
+    url = f"http://127.0.0.1:{port}/"
+    async with httpx.AsyncClient(http1=False, http2=True) as client:
+        start_ns, start = time.time_ns(), time.perf_counter()
+        responses = await asyncio.gather(*(client.get(url) for _ in range(n)))
+        e2e = (time.perf_counter() - start) * 1e3
+    assert all(r.status_code == 200 for r in responses), "the httpx h2 gather lost requests"
+    return Call(start_ns, e2e)
+
+
 async def raw_loop(port: int, n: int) -> Call:
     """Blocking sockets on purpose: nothing between the last-byte sends but the loop itself."""
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port
@@ -153,12 +207,16 @@ async def raw_loop(port: int, n: int) -> Call:
 
 
 CLIENTS: dict[str, Client] = {
-    "heisen": heisen,
-    "heisen s=0": heisen_unsettled,
+    "heisen 1t": heisen_one_thread,
+    "heisen 2t": heisen_two_threads,
+    "heisen h2": heisen_h2,
+    "heisen tls": heisen_tls,
+    "heisen h2 tls": heisen_h2_tls,
     "aio cold": aiohttp_cold,
     "aio warm": aiohttp_warm,
     "httpx cold": httpx_cold,
     "raw loop": raw_loop,
+    "httpx h2": httpx_h2,
 }
 
 
@@ -179,11 +237,12 @@ def spread_ms(stamps: list[int]) -> tuple[float, float]:
     return (deciles[-1] - deciles[0]) / 1e6, (ordered[-1] - ordered[0]) / 1e6
 
 
-async def one_round(client: Client, n: int) -> Round:
-    await asyncio.to_thread(SERVER.arrivals)
+async def one_round(name: str, n: int) -> Round:
+    server = TLS_SERVER if name.endswith("tls") else SERVER
+    await asyncio.to_thread(server.arrivals)
     gc.collect()
-    call = await client(SERVER.port, n)
-    stamps, unstamped = await asyncio.to_thread(SERVER.arrivals)
+    call = await CLIENTS[name](server.port, n)
+    stamps, unstamped = await asyncio.to_thread(server.arrivals)
     if unstamped or len(stamps) != n:
         raise SystemExit(f"{n} requests sent, {len(stamps)} stamped, {unstamped} without a stamp")
     p1090, maxmin = spread_ms(stamps)
@@ -203,7 +262,7 @@ async def run(
             for name in order:
                 if name == SLOW[0] and n >= SLOW[1] and r >= slow_rounds:
                     continue
-                results[name, n].append(await one_round(CLIENTS[name], n))
+                results[name, n].append(await one_round(name, n))
         print(f"  round {r + 1}/{rounds} done", file=sys.stderr)
     return results
 
@@ -239,10 +298,11 @@ def raise_fd_limit(needed: int) -> None:
 
 
 SERVER: KernelArrivalServer
+TLS_SERVER: KernelArrivalServer  # the same server over TLS, for the clients named "... tls"
 
 
 def main() -> None:
-    global SERVER
+    global SERVER, TLS_SERVER
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 20, 200, 1000])
     parser.add_argument("--rounds", type=int, default=7)
@@ -256,8 +316,12 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     load_before = os.getloadavg()
     began = datetime.now(UTC)
-    with KernelArrivalServer(cpu=1 if two_cores else None) as server:
-        SERVER = server
+    server_cpu = 1 if two_cores else None
+    with (
+        KernelArrivalServer(cpu=server_cpu) as server,
+        KernelArrivalServer(cpu=server_cpu, tls=True) as tls_server,
+    ):
+        SERVER, TLS_SERVER = server, tls_server
         results = asyncio.run(run(args.sizes, args.rounds, args.clients, args.slow_rounds))
     load_after = os.getloadavg()
     took = (datetime.now(UTC) - began).total_seconds()
