@@ -47,14 +47,17 @@ dispatch.
 Over TLS (`tls=TlsClient`) the barrier holds the same way: asyncio's TLS
 transport encrypts each `write` at once into its own record(s) and hands them
 to the socket, so the prime goes out as records holding the prefix and the
-release write as a separate record holding the tail. A server decrypts whole
+release as a separate record holding the tail. A server decrypts whole
 records only, so it cannot see the held byte before the release record
-arrives. The handshake belongs to phase 1 (connect), so its cost stays out of
-the window; the release loop also encrypts each tail.
-Note that the TLS transport's write-buffer size counts its own buffers, not
-the socket's: the flush wait sees the prefixes leave the TLS layer, which on
-loopback is when the socket accepted them. HTTP/2 over TLS (ALPN "h2") writes
-each connection's frames in one `write`, hence one send of its records.
+arrives (`tests/stress/test_burst_tls_h2.py` checks what it decrypted and
+when). The handshake belongs to phase 1, out of the window. A TLS tail
+cannot go straight to the socket: the release writes it through the
+transport, on one thread, which also encrypts it. The transport's
+write-buffer size counts the TLS layer's buffers, not the socket's, so the
+flush wait sees the prefixes leave the TLS layer; a prefix still in the
+socket's buffer delays the release of its tail, never reorders it. HTTP/2
+over TLS (ALPN "h2") writes each connection's frames in one `write`, hence
+one send of its records.
 
 To extend it (io_uring batching), keep phase 3 free of anything but the
 writes.
