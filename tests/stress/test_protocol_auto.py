@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trustme
 
+from heisen.cli._adhoc import show_load
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.schema import LoadStep, RequestTemplate
 from heisen.stress import _protocol
@@ -258,3 +259,15 @@ def test_adhoc_http2_is_protocol_h2() -> None:
 def test_adhoc_protocol_mistakes_are_usage_errors(load: AdHocLoad, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         plan(load)
+
+
+def test_adhoc_table_says_the_protocol_and_why(
+    h2_server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    url = f"http://{h2_server.host}:{h2_server.port}/"
+    assert show_load(run_adhoc(AdHocLoad(url=url, burst=4, protocol="auto")), as_json=False) == 0
+    shown = capsys.readouterr().err
+    assert "burst of 4 (auto)" in shown
+    assert "h2 (server answered the h2c preface)" in shown

@@ -37,7 +37,12 @@ def test_burst_reports_the_release_spread(
 ) -> None:
     result = run_json(AdHocLoad(url=url_of(aiohttp_server), burst=50, repeat=2), capsys)
     assert result["requests"] == 100 and result["status_codes"] == {"200": 100}
-    assert result["model"] == {"kind": "burst", "requests": 50, "http2": False, "protocol": "http/1.1"}
+    assert result["model"] == {
+        "kind": "burst",
+        "requests": 50,
+        "http2": False,
+        "protocol": "http/1.1",
+    }
     assert result["protocol"] == {"asked": "http/1.1", "used": "http/1.1", "reason": "asked for"}
     assert len(result["runs"]) == 2
     assert 0 <= result["release_spread_ms"]["median"] <= result["release_spread_ms"]["max"] < 200
