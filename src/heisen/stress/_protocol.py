@@ -52,7 +52,8 @@ _SETTINGS = 0x4
 _GOAWAY = 0x7
 # a frame head: length (3 bytes), type, flags, stream id (4 bytes)
 _EMPTY_SETTINGS = b"\x00\x00\x00" + bytes([_SETTINGS]) + b"\x00" * 5
-_GOAWAY_NO_ERROR = b"\x00\x00\x08" + bytes([_GOAWAY]) + b"\x00" * 5 + b"\x00" * 8  # no error
+# a GOAWAY (length 8) on stream 0: last stream 0, error code NO_ERROR
+_GOAWAY_NO_ERROR = b"\x00\x00\x08" + bytes([_GOAWAY]) + b"\x00" * 5 + b"\x00" * 8
 
 
 @dataclass(frozen=True, slots=True)
