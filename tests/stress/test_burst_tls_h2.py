@@ -202,6 +202,27 @@ def test_refused_streams_and_goaway_are_recorded(tmp_path: Path) -> None:
     assert len({r.sent_ns for r in result.records}) == 1  # all written, in one release write
 
 
+def test_bodies_spread_over_connections_by_flow_control_window(
+    hypercorn_h2c: RunningServer,
+) -> None:
+    """100 bodies of 1,000 bytes outgrow one connection's 64 KiB window, not its 100 streams."""
+    requests = [HttpRequest.post("/buy", b"x" * 1000) for _ in range(100)]
+    result = burst(hypercorn_h2c, requests, http2=True)
+    assert all(r.status == 200 for r in result.records)
+    assert_released_together(result, per_connection=100)
+    sent_per_connection: dict[int | None, int] = defaultdict(int)
+    for record in result.records:
+        sent_per_connection[record.local_port] += len(record.request_body)
+    assert result.connections == 2
+    assert max(sent_per_connection.values()) <= 65535
+
+
+def test_a_body_larger_than_the_window_is_a_usage_error(hypercorn_h2c: RunningServer) -> None:
+    requests = [HttpRequest.get("/"), HttpRequest.post("/buy", b"x" * 70_000)]
+    with pytest.raises(UsageError, match=r"request 1 has a body of 70000 bytes.*HTTP/1\.1"):
+        burst(hypercorn_h2c, requests, http2=True)
+
+
 @pytest.mark.parametrize("http2", [True, False], ids=["h2", "http1"])
 def test_a_certificate_from_an_unknown_ca_is_a_clear_error(
     http2: bool, hypercorn_tls: RunningServer, certs: Certificates

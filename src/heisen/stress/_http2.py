@@ -13,8 +13,9 @@ CONTINUATION frames. So the whole of each stream is held back:
    exchanged, TCP_NODELAY. Each connection carries at most
    `streams_per_connection` streams and at most what *its own* SETTINGS
    allow (SETTINGS_MAX_CONCURRENT_STREAMS may differ between connections,
-   e.g. behind a load balancer): connections are opened in rounds until
-   every request has a place. A connection that could not be opened takes
+   e.g. behind a load balancer) and whose bodies fit its flow-control
+   windows (64 KiB per connection unless the server grants more):
+   connections are opened in rounds until every request has a place. A connection that could not be opened takes
    its share of requests with it, recorded as "refused" or "timeout"; a
    server that allows no stream at all is SystemUnavailable. Over TLS the
    server must pick "h2" in ALPN, else the burst is SystemUnavailable
@@ -44,9 +45,9 @@ the release records its streams with `sent_ns=None` (never written) and its
 error. Every request gets exactly one record, in request order.
 
 Each stream gets its own record `connection` id: in the history a stream is a
-client of its own, since streams run concurrently. Bodies must fit the
-initial flow-control window (64 KiB per connection); larger bursts should use
-HTTP/1.1.
+client of its own, since streams run concurrently. A body larger than the
+flow-control window of a new connection cannot be sent whole at release:
+it is a UsageError, and such a burst should use HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ from h2.events import (
     StreamEnded,
     StreamReset,
 )
-from h2.exceptions import ProtocolError, TooManyStreamsError
+from h2.exceptions import FlowControlError, ProtocolError, TooManyStreamsError
 
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.stress._burst import BurstResult
@@ -210,13 +211,30 @@ class _H2Client(asyncio.Protocol):
             self.conn.send_headers(stream.stream_id, headers, end_stream=not body)
         except TooManyStreamsError:  # the server lowered its limit since the connect
             return "refused"
-        size = self.conn.max_outbound_frame_size
-        for start in range(0, len(body), size):
-            chunk = body[start : start + size]
-            self.conn.send_data(stream.stream_id, chunk, end_stream=start + size >= len(body))
+        try:
+            size = self.conn.max_outbound_frame_size
+            for start in range(0, len(body), size):
+                chunk = body[start : start + size]
+                self.conn.send_data(stream.stream_id, chunk, end_stream=start + size >= len(body))
+        except FlowControlError:  # the server shrank its window since the connect
+            self.conn.reset_stream(stream.stream_id, ErrorCodes.CANCEL)
+            return "refused"
         self.streams[stream.stream_id] = stream
         self.open_streams += 1
         return None
+
+    def room_for(self, requests: Sequence[HttpRequest], limit: int) -> int:
+        """How many of `requests`, from the first, fit: streams and flow-control windows."""
+        conn_window = self.conn.outbound_flow_control_window
+        stream_window = self.conn.remote_settings.initial_window_size
+        used = count = 0
+        for request in requests[: min(limit, self.max_streams)]:
+            size = len(request.body)
+            if size > stream_window or used + size > conn_window:
+                break
+            used += size
+            count += 1
+        return count
 
     @property
     def alive(self) -> bool:
@@ -280,7 +298,7 @@ async def run_h2_burst(
         shares = await _connect_all(
             host,
             port,
-            len(requests),
+            requests,
             max(1, streams_per_connection),
             connect_timeout_s,
             tls,
@@ -296,7 +314,7 @@ async def run_h2_burst(
 async def _connect_all(
     host: str,
     port: int,
-    n: int,
+    requests: Sequence[HttpRequest],
     per_conn: int,
     timeout_s: float,
     tls: TlsClient | None,
@@ -304,7 +322,9 @@ async def _connect_all(
 ) -> list[_Share]:
     """Open connections in rounds until every request has a place (see phase 1).
 
-    Every connection opened is appended to `clients` (the caller closes them).
+    Requests are placed in order: each connection takes as many of the next
+    ones as its stream limit and its flow-control windows allow. Every
+    connection opened is appended to `clients` (the caller closes them).
     Terminates: each round either places at least one request or raises.
     """
     try:
@@ -313,33 +333,28 @@ async def _connect_all(
         raise SystemUnavailable(connect_failure_message(host, port, exc)) from exc
     clients.append(first)
     shares: list[_Share] = []
-    remaining = n
-    capacities: list[int] = []
+    placed = 0
+    taken: list[int] = []  # what each connection took: the guess for the next round
     attempts: list[_H2Client | BaseException] = [first]
     while True:
-        placed = 0
+        before = placed
         for attempt in attempts:
-            if remaining == 0:
+            if placed == len(requests):
                 break
             if isinstance(attempt, _H2Client):
-                capacity = min(per_conn, attempt.max_streams)
-                if capacity > 0:
-                    capacities.append(capacity)
-            else:
-                capacity = min(capacities, default=per_conn)  # its guessed share
-            take = min(remaining, capacity)
+                take = attempt.room_for(requests[placed:], per_conn)
+                if take > 0:
+                    taken.append(take)
+            else:  # it carries its guessed share, recorded as its connect error
+                take = min(len(requests) - placed, min(taken, default=per_conn))
             if take > 0:
                 shares.append((attempt, take))
-                remaining -= take
                 placed += take
-        if remaining == 0:
+        if placed == len(requests):
             return shares
-        if placed == 0:
-            raise SystemUnavailable(
-                f"{host}:{port} allows no concurrent HTTP/2 stream on a new connection "
-                "(SETTINGS_MAX_CONCURRENT_STREAMS 0); it cannot take a burst now"
-            )
-        more = math.ceil(remaining / min(capacities, default=per_conn))
+        if placed == before:
+            raise _unplaceable(host, port, requests, placed, attempts)
+        more = math.ceil((len(requests) - placed) / min(taken, default=per_conn))
         opened = await asyncio.gather(
             *(_connect(host, port, timeout_s, tls) for _ in range(more)), return_exceptions=True
         )
@@ -348,6 +363,29 @@ async def _connect_all(
             if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                 raise outcome  # cancellation
         attempts = list(opened)
+
+
+def _unplaceable(
+    host: str,
+    port: int,
+    requests: Sequence[HttpRequest],
+    index: int,
+    attempts: list[_H2Client | BaseException],
+) -> Exception:
+    """Why no new connection can take request `index`: no stream allowed, or its body."""
+    client = next(a for a in attempts if isinstance(a, _H2Client))
+    if client.max_streams == 0:
+        return SystemUnavailable(
+            f"{host}:{port} allows no concurrent HTTP/2 stream on a new connection "
+            "(SETTINGS_MAX_CONCURRENT_STREAMS 0); it cannot take a burst now"
+        )
+    window = min(client.conn.outbound_flow_control_window,
+                 client.conn.remote_settings.initial_window_size)  # fmt: skip
+    return UsageError(
+        f"request {index} has a body of {len(requests[index].body)} bytes, more than the "
+        f"HTTP/2 flow-control window {host}:{port} grants a new connection ({window} bytes): "
+        "the single-packet burst sends whole requests at release; burst it over HTTP/1.1"
+    )
 
 
 async def _fire(
