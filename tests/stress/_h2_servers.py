@@ -5,7 +5,7 @@
     python _h2_servers.py uneven PORT
                 an h2c server on `h2` whose first connection allows 10 concurrent streams
                 and every later one 4; the third connection closes 20 ms after its SETTINGS
-                (before any release, given settle_s=0.1); GET /refuse is refused (RST_STREAM REFUSED_STREAM);
+                (before any release, given settle_s=0.3); GET /refuse is refused (RST_STREAM REFUSED_STREAM);
                 GET /goaway answers nothing and sends GOAWAY naming the stream before it
 
 Certificates are made per test run with trustme (`make_certificates`).
@@ -170,7 +170,8 @@ class UnevenServer(asyncio.Protocol):
             self.start()
         for event in self.conn.receive_data(data):
             if isinstance(event, RequestReceived):
-                self.paths[event.stream_id] = dict(event.headers)[":path"]
+                headers = {str(name): str(value) for name, value in event.headers or ()}
+                self.paths[event.stream_id] = headers[":path"]
             elif isinstance(event, StreamEnded):
                 sid = event.stream_id
                 path = self.paths[sid]
