@@ -19,12 +19,9 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from heisen.stress._records import BODY_CAP, ErrorKind
-
-if TYPE_CHECKING:
-    from heisen.stress._tls import TlsClient
+from heisen.stress._tls import TlsClient, check_alpn
 
 Done = Callable[["Http1Connection", int | None, bytes, ErrorKind | None], None]
 """on_done(connection, status, body, error), called once per request sent."""
@@ -291,8 +288,6 @@ async def open_connection(
         )
     transport, protocol = await asyncio.wait_for(connecting, timeout=connect_timeout_s)
     if tls is not None:
-        from heisen.stress._tls import check_alpn
-
         try:
             check_alpn(transport, "http/1.1")  # a server that picked h2 would misread every byte
         except ConnectionError:

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from heisen.stress._pool import unreachable_message
-
 
 @dataclass(frozen=True, slots=True)
 class TlsClient:
@@ -77,6 +75,8 @@ class AlpnRefused(ConnectionError):
 
 def connect_failure_message(host: str, port: int, exc: BaseException) -> str:
     """Why no connection could be used, naming the TLS problem when there is one."""
+    from heisen.stress._pool import unreachable_message  # _pool imports _http1, which imports us
+
     where = f"{host}:{port}"
     if isinstance(exc, AlpnRefused):
         chose = f"chose {exc.selected!r}" if exc.selected else "chose no protocol"
