@@ -365,6 +365,8 @@ class _Checker:
             if step.kind == "pause":
                 continue
             names = model.request_names()
+            if step.burst is not None:
+                self._check_one_protocol((*path, index, "burst"), names or [next(iter(requests))])
             if step.burst is not None:  # here, not in Burst: a sweep builds smaller bursts
                 for name, share in step.burst.shares().items():
                     if step.burst.requests * share < 1:
@@ -386,6 +388,17 @@ class _Checker:
                         (*path, index, step.kind, where),
                         f"no request named {name!r} (requests: {', '.join(requests)})",
                     )
+
+    def _check_one_protocol(self, path: YamlPath, names: list[str]) -> None:
+        requests = self.pipeline.scenario.requests
+        protocols = {name: requests[name].protocol for name in names if name in requests}
+        if len(set(protocols.values())) > 1:
+            said = ", ".join(f"{name}: {protocol}" for name, protocol in protocols.items())
+            self.add(
+                path,
+                f"a burst speaks one protocol, but its requests ask for several ({said}); "
+                "give them the same protocol:, or burst them in separate steps",
+            )
 
     def _check_invariant(self, path: YamlPath, invariant: Invariant) -> None:
         from heisen.oracle.expr import ExpressionError, parse_expression

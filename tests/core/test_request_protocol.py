@@ -75,6 +75,31 @@ def test_a_burst_of_requests_asking_for_different_protocols_is_refused_at_the_bu
     assert "(a: auto, b: h2)" in found.message
 
 
+PHASE_BURST = """\
+apiVersion: heisen/v1
+kind: Pipeline
+name: t
+services:
+  web: {url: "http://127.0.0.1:8080"}
+scenario:
+  requests:
+    a: {method: GET, path: /a, protocol: h2}
+    b: {method: GET, path: /b}
+  load:
+    - burst: {requests: 10, request: a}
+phases:
+  isolate:
+    load:
+      - burst: {requests: 4, mix: {a: 1, b: 1}}
+"""
+
+
+def test_a_phase_burst_mixing_protocols_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    found = problems(write(tmp_path, PHASE_BURST))
+    assert [(p.path, p.line) for p in found] == [("phases.isolate.load[0].burst", 15)]
+    assert "(a: h2, b: http/1.1)" in found[0].message
+
+
 def test_heisen_validate_exits_2_naming_the_line(tmp_path: Path) -> None:
     path = pipeline(tmp_path, "http2: true, protocol: http/1.1", "protocol: h2")
     result = heisen("validate", str(path))

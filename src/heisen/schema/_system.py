@@ -346,24 +346,3 @@ class Scenario(Strict):
         description="the share of requests whose outcome may be unknown (timeouts, resets) "
         "before a run without violations is inconclusive",
     )
-
-    @model_validator(mode="after")
-    def _one_protocol_per_burst(self) -> Scenario:
-        problems = []
-        for index, step in enumerate(self.load):
-            if step.burst is None:
-                continue
-            names = step.burst.request_names() or [next(iter(self.requests))]
-            protocols = {
-                name: self.requests[name].protocol for name in names if name in self.requests
-            }
-            if len(set(protocols.values())) > 1:
-                said = ", ".join(f"{name}: {protocol}" for name, protocol in protocols.items())
-                message = (
-                    f"a burst speaks one protocol, but its requests ask for several ({said}); "
-                    "give them the same protocol:, or burst them in separate steps"
-                )
-                problems.append((("load", index, "burst"), message))
-        if problems:
-            raise located(self, *problems)
-        return self
