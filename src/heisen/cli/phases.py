@@ -191,8 +191,16 @@ def fuzz_command(
     ci: CiOpt = False,
     expect: ExpectOpt = None,
     allow_inconclusive: AllowInconclusiveOpt = False,
+    replay_args: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
 ) -> None:
-    """Send edge-case payloads concurrently, shrink what fails, and print how to replay it."""
+    """Send edge-case payloads concurrently, shrink what fails, and print how to replay it
+    ('replay RUN_DIR CASE_ID': resend one failing case, exit 1 while it still fails)."""
+    if pipeline == Path("replay"):
+        from heisen.cli.fuzz_replay import replay_case
+
+        raise typer.Exit(replay_case(replay_args or []))
+    if replay_args:
+        raise UsageError(f"heisen fuzz takes one pipeline file, not also {' '.join(replay_args)}")
     if openapi is not None or url is not None:
         from heisen import events
         from heisen.cli._adhoc import FuzzProgress, show_fuzz
