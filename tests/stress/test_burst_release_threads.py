@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
+from _h2_servers import make_certificates
 
 from heisen.stress._burst import default_settle_s, run_burst
 from heisen.stress._release import PARALLEL_FROM
 from heisen.stress._request import HttpRequest
+from heisen.stress._tls import TlsClient
 
 Server = Any
 
@@ -73,3 +77,41 @@ def test_the_settle_grows_with_the_burst_and_stops_at_twenty_milliseconds() -> N
     assert default_settle_s(2) < 0.002
     assert default_settle_s(2) < default_settle_s(64) < default_settle_s(150)
     assert default_settle_s(1000) == default_settle_s(10_000) == 0.02
+
+
+class _Answering(asyncio.Protocol):
+    """Answers each complete GET head; counts the bytes of every read."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.pending = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        while b"\r\n\r\n" in self.pending:
+            _, _, self.pending = self.pending.partition(b"\r\n\r\n")
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+@two_cores
+def test_a_tls_burst_releases_one_byte_per_connection_from_two_threads(tmp_path: Path) -> None:
+    # The tail is sealed into its TLS record before the release and all of it
+    # but the last byte goes out with the prime, so the release writes one
+    # byte per connection straight to its socket, threads included.
+    certs = make_certificates(tmp_path)
+
+    async def scenario() -> Any:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certs.cert, certs.key)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Answering, "127.0.0.1", 0, ssl=context, backlog=512)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            requests = [HttpRequest.get(f"/?i={i}") for i in range(PARALLEL_FROM)]
+            return await run_burst("127.0.0.1", port, requests, tls=TlsClient.make(certs.ca))
+
+    result = asyncio.run(scenario())
+    assert result.release_threads == 2
+    assert [r.index for r in result.records] == list(range(PARALLEL_FROM))
+    assert all(r.status == 200 and r.body == b"ok" for r in result.records)
+    assert result.early_responses == 0

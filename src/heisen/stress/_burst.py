@@ -44,20 +44,17 @@ every connection opened is closed on return, on error and on cancellation
 rule: what is held back is something the server needs before it can
 dispatch.
 
-Over TLS (`tls=TlsClient`) the barrier holds the same way: asyncio's TLS
-transport encrypts each `write` at once into its own record(s) and hands them
-to the socket, so the prime goes out as records holding the prefix and the
-release as a separate record holding the tail. A server decrypts whole
-records only, so it cannot see the held byte before the release record
-arrives (`tests/stress/test_burst_tls_h2.py` checks what it decrypted and
-when). The handshake belongs to phase 1, out of the window. A TLS tail
-cannot go straight to the socket: the release writes it through the
-transport, on one thread, which also encrypts it. The transport's
-write-buffer size counts the TLS layer's buffers, not the socket's, so the
-flush wait sees the prefixes leave the TLS layer; a prefix still in the
-socket's buffer delays the release of its tail, never reorders it. HTTP/2
-over TLS (ALPN "h2") writes each connection's frames in one `write`, hence
-one send of its records.
+Over TLS (`tls=TlsClient`) the connection's TLS layer runs on memory
+buffers (`_tls_stream`): the prefix goes out as its own record(s) with the
+prime, and the tail is sealed into a record of its own then too, all of
+which but its last byte is sent with the prime. The release writes that
+one byte straight to the socket, as for a plain connection, so a TLS burst
+is as tight as a plain one. A server authenticates and decrypts whole
+records only, so it can act on nothing of the tail before its last byte
+(`tests/stress/test_burst_tls_h2.py` checks what it decrypted and when).
+The handshake belongs to phase 1, out of the window. HTTP/2 over TLS (ALPN
+"h2") writes each connection's frames in one `write`, hence one send of
+its records.
 
 To extend it (io_uring batching), keep phase 3 free of anything but the
 writes.
@@ -77,6 +74,7 @@ from heisen.stress._records import ErrorKind, RequestRecord
 from heisen.stress._release import Held, descriptor, release, release_threads, spread_ns
 from heisen.stress._request import HttpRequest
 from heisen.stress._tls import TlsClient, connect_failure_message
+from heisen.stress._tls_stream import TlsStream, tls_stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +230,7 @@ async def _fire(
 
     # Phase 2: prime every live connection with its head but the head's last byte.
     tails: list[tuple[int, Http1Connection, bytes]] = []
+    sealed: list[TlsStream] = []
     for i, (req, conn) in enumerate(zip(requests, opened, strict=True)):
         if not isinstance(conn, Http1Connection):
             kind = connect_error_kind(conn)
@@ -250,6 +249,12 @@ async def _fire(
         remaining += 1
         primed[i] = time.monotonic_ns()
         conn.send_prefix(prefix, finisher(i), head=req.method == "HEAD")  # type: ignore[arg-type]
+        stream = tls_stream(conn.transport)
+        if stream is not None and stream.raw is not None:
+            record = stream.seal(tail)
+            stream.raw.write(record[:-1])
+            tail = record[-1:]
+            sealed.append(stream)
         tails.append((i, conn, tail))
     await _flushed([c for _, c, _ in tails], timeout_s)
     if settle_s > 0:
@@ -257,7 +262,7 @@ async def _fire(
 
     # Phase 3: release. Nothing but the writes and one clock read each.
     held: list[tuple[int, Held]] = [
-        (i, Held(conn.transport, tail, descriptor(conn.transport)))
+        (i, _held(conn.transport, tail))
         for i, conn, tail in tails
         if conn.in_flight and conn.transport is not None and not conn.transport.is_closing()
     ]
@@ -265,6 +270,8 @@ async def _fire(
     release([h for _, h in held], chosen)
     for i, h in held:
         sent[i] = h.sent_ns
+    for stream in sealed:
+        stream.resume()
 
     # Phase 4: collect.
     if remaining > 0:
@@ -284,6 +291,14 @@ async def _fire(
         early_responses=early,
         release_threads=chosen,
     )
+
+
+def _held(transport: asyncio.Transport, tail: bytes) -> Held:
+    """A plain connection's tail, or the last byte of a TLS connection's sealed tail record."""
+    stream = tls_stream(transport)
+    if stream is not None and stream.raw is not None:
+        return Held(stream.raw, tail, descriptor(stream.raw))
+    return Held(transport, tail, descriptor(transport))
 
 
 def split_at_head_end(data: bytes) -> tuple[bytes, bytes]:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from heisen.stress._records import BODY_CAP, ErrorKind
 from heisen.stress._tls import TlsClient, check_alpn
+from heisen.stress._tls_stream import open_tls
 
 Done = Callable[["Http1Connection", int | None, bytes, ErrorKind | None], None]
 """on_done(connection, status, body, error), called once per request sent."""
@@ -274,26 +275,20 @@ async def open_connection(
     Raises OSError or TimeoutError (a failed handshake is an `ssl.SSLError`, a server that
     picks another protocol than HTTP/1.1 in ALPN is `_tls.AlpnRefused`: both are OSErrors).
     """
-    loop = asyncio.get_running_loop()
     if tls is None:
+        loop = asyncio.get_running_loop()
         connecting = loop.create_connection(lambda: Http1Connection(conn_id), host, port)
-    else:
-        connecting = loop.create_connection(
-            lambda: Http1Connection(conn_id),
-            host,
-            port,
-            ssl=tls.context,
-            server_hostname=tls.hostname_for(host),
-            ssl_handshake_timeout=connect_timeout_s,
-        )
-    transport, protocol = await asyncio.wait_for(connecting, timeout=connect_timeout_s)
-    if tls is not None:
-        try:
-            check_alpn(transport, "http/1.1")  # a server that picked h2 would misread every byte
-        except ConnectionError:
-            transport.abort()
-            raise
-    return protocol
+        _, protocol = await asyncio.wait_for(connecting, timeout=connect_timeout_s)
+        return protocol
+    connection = Http1Connection(conn_id)
+    stream = await open_tls(connection, host, port, tls, connect_timeout_s)
+    try:
+        assert connection.transport is not None  # set once the handshake is done
+        check_alpn(connection.transport, "http/1.1")  # a server on h2 would misread every byte
+    except ConnectionError:
+        stream.abort()
+        raise
+    return connection
 
 
 def local_port(transport: asyncio.BaseTransport) -> int | None:
