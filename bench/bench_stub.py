@@ -1,6 +1,11 @@
 """heisen's stub server side by side with WireMock standalone, in one run.
 
-    .venv/bin/python bench/bench_stub.py [--duration 10] [--connections 50]
+    .venv/bin/python bench/bench_stub.py [--duration 10] [--connections 50] [--loop both]
+
+`--loop asyncio|uvloop|both` picks the event loop of heisen's stub (an
+asyncio policy set before the stub's module runs); with `both` (the default) it runs
+once on each, one after the other, and the two rows are printed together.
+The aiohttp load loop, when wrk is missing, stays on asyncio either way.
 
 Both servers get the same two mappings (a plain `/stub`, and `/slow` with a
 lognormal(median 20 ms, sigma 0.4) delay), run pinned to core 1, and are
@@ -45,6 +50,18 @@ done = function(summary, latency, requests)
   end
   io.write("}}\\n")
 end
+"""
+
+
+# The child's event loop, chosen here rather than through HEISEN_EVENT_LOOP so the
+# comparison does not depend on which call sites have switched to heisen._eventloop.
+_LOOP_BOOT = r"""
+import asyncio, runpy, sys
+loop, module = sys.argv.pop(1), sys.argv.pop(1)
+if loop == "uvloop":
+    import uvloop
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
@@ -162,6 +179,10 @@ async def _aiohttp_load(url: str, seconds: float, connections: int) -> dict[str,
     return figures
 
 
+def stub_args(root: Path, port: int) -> list[str]:
+    return ["--root", str(root), "--port", str(port)]
+
+
 def _run(
     name: str, argv: list[str], base: str, args: argparse.Namespace, lua: Path, warm_s: float
 ) -> dict[str, dict[str, float]]:
@@ -192,6 +213,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--skip-wiremock", action="store_true")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="both")
     args = parser.parse_args()
     (HERE / "out").mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_stub_"))
@@ -211,15 +233,18 @@ def main() -> None:
         else "no taskset: unpinned"
     )
     results: dict[str, dict[str, dict[str, float]]] = {}
-    port = _free_port()
-    results["heisen stub"] = _run(
-        "heisen",
-        [sys.executable, "-m", "heisen.system.stub", "--root", str(root), "--port", str(port)],
-        f"http://127.0.0.1:{port}",
-        args,
-        lua,
-        3,
-    )
+    loops = ("asyncio", "uvloop") if args.loop == "both" else (args.loop,)
+    print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
+    for loop in loops:
+        port = _free_port()
+        results[f"heisen stub ({loop})"] = _run(
+            f"heisen_{loop}",
+            [sys.executable, "-c", _LOOP_BOOT, loop, "heisen.system.stub", *stub_args(root, port)],
+            f"http://127.0.0.1:{port}",
+            args,
+            lua,
+            3,
+        )
     jar = _wiremock_jar()
     java = shutil.which("java")
     if args.skip_wiremock:
@@ -255,6 +280,7 @@ def main() -> None:
             15,
         )
     _print(results)
+    print(f"\nload average after: {Path('/proc/loadavg').read_text().strip()}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

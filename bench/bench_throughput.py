@@ -1,6 +1,11 @@
 """Sustained requests/s and latency: heisen's closed model vs Locust FastHttpUser vs wrk.
 
-    .venv/bin/python bench/bench_throughput.py [--seconds 10] [--connections 50]
+    .venv/bin/python bench/bench_throughput.py [--seconds 10] [--connections 50] [--loop both]
+
+`--loop asyncio|uvloop|both` picks the event loop heisen's generator runs on
+(HEISEN_EVENT_LOOP in its environment, through `heisen._eventloop.run`);
+with `both` (the default) the two alternate, `--rounds` times each, and
+each row is the median round.
 
 Targets (each pinned to core 1): nginx with a minimal config written here,
 listening on 127.0.0.1 only (needs the `nginx` binary: `apt-get install -y
@@ -121,10 +126,13 @@ def serve_aiohttp(port: int) -> None:
 
 
 # -- generators ------------------------------------------------------------------
-def gen_heisen(port: int, seconds: float, connections: int) -> dict[str, float] | str:
+def gen_heisen(
+    port: int, seconds: float, connections: int, loop: str = "auto"
+) -> dict[str, float] | str:
     out = subprocess.run(
         [sys.executable, __file__, "--heisen-child", str(port), str(seconds), str(connections)],
         capture_output=True, text=True, timeout=seconds + 60,
+        env={**os.environ, "HEISEN_EVENT_LOOP": loop},
     )  # fmt: skip
     if out.returncode != 0:
         return f"failed: {out.stderr.strip()[-300:]}"
@@ -132,17 +140,16 @@ def gen_heisen(port: int, seconds: float, connections: int) -> dict[str, float] 
 
 
 def heisen_child(port: int, seconds: float, connections: int) -> None:
-    import asyncio
-
     sys.path.insert(0, str(ROOT / "src"))
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {GEN_CORE})
+    from heisen._eventloop import run
     from heisen.stress._latency import summarize
     from heisen.stress._models import constant
     from heisen.stress._request import HttpRequest, Repeat
 
     warmup_s = 1.0
-    records = asyncio.run(
+    records = run(
         constant(
             connections, seconds + warmup_s, host="127.0.0.1", port=port,
             make_request=Repeat(HttpRequest.get("/")),
@@ -214,12 +221,34 @@ def gen_locust(port: int, seconds: float, connections: int) -> dict[str, float] 
         }
 
 
+def heisen_rounds(
+    port: int, args: argparse.Namespace, loops: tuple[str, ...]
+) -> dict[str, dict[str, float] | str]:
+    """heisen's generator on each loop, alternating `args.rounds` times: the median round of each."""
+    rounds: dict[str, list[dict[str, float]]] = {loop: [] for loop in loops}
+    for _ in range(args.rounds):
+        for loop in loops:
+            result = gen_heisen(port, args.seconds, args.connections, loop)
+            if isinstance(result, str):
+                return {f"heisen ({loop})": result}
+            rounds[loop].append(result)
+    for loop, runs in rounds.items():
+        by_round = ", ".join(f"{run['rps']:.0f}" for run in runs)
+        print(f"  heisen ({loop}) req/s by round: {by_round}")
+    return {
+        f"heisen ({loop})": sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+        for loop, runs in rounds.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--serve-aiohttp", type=int)
     parser.add_argument("--heisen-child", nargs=3)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop", "both"), default="both")
+    parser.add_argument("--rounds", type=int, default=1, help="turns of each loop, alternating")
     args = parser.parse_args()
     if args.serve_aiohttp:
         serve_aiohttp(args.serve_aiohttp)
@@ -228,10 +257,12 @@ def main() -> None:
         port, seconds, conns = args.heisen_child
         heisen_child(int(port), float(seconds), int(conns))
         return
-    generators = {"heisen": gen_heisen, "locust-fast": gen_locust, "wrk": gen_wrk}
+    loops = ("asyncio", "uvloop") if args.loop == "both" else (args.loop,)
+    peers = {"locust-fast": gen_locust, "wrk": gen_wrk}
     print(f"{args.connections} connections, {args.seconds:g} s per run, generator on core "
           f"{GEN_CORE}, target on core {TARGET_CORE}")  # fmt: skip
-    print(f"{'target':<10}{'generator':<14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"load average before: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"{'target':<10}{'generator':<18}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     with tempfile.TemporaryDirectory(prefix="heisen-bench-") as tmp:
         for target in ("nginx", "aiohttp"):
             started = start_nginx(Path(tmp) / "nginx") if target == "nginx" else start_aiohttp()
@@ -239,12 +270,14 @@ def main() -> None:
                 continue
             proc, port = started
             try:
-                for name, run in generators.items():
-                    result = run(port, args.seconds, args.connections)
+                results = heisen_rounds(port, args, loops)
+                for name, run in peers.items():
+                    results[name] = run(port, args.seconds, args.connections)
+                for name, result in results.items():
                     if isinstance(result, str):
-                        print(f"{target:<10}{name:<14}  {result}")
+                        print(f"{target:<10}{name:<18}  {result}")
                         continue
-                    print(f"{target:<10}{name:<14}{result['rps']:>10.0f}{result['p50']:>9.2f}"
+                    print(f"{target:<10}{name:<18}{result['rps']:>10.0f}{result['p50']:>9.2f}"
                           f"{result['p99']:>9.2f}{result['errors']:>8.0f}")  # fmt: skip
             finally:
                 proc.terminate()
@@ -252,6 +285,7 @@ def main() -> None:
                     proc.wait(10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+    print(f"load average after: {Path('/proc/loadavg').read_text().strip()}")
 
 
 if __name__ == "__main__":
