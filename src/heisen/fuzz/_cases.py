@@ -50,6 +50,8 @@ class FuzzCase:
     kind: EdgeKind
     path_params: Mapping[str, Any] = field(default_factory=dict)
     query: Mapping[str, Any] = field(default_factory=dict)
+    field_path: tuple[str | int, ...] | None = None
+    """The one body field this case changed from the baseline (None: several, or unknown)."""
 
     @property
     def body(self) -> bytes:
@@ -73,10 +75,13 @@ def make_case(
     kind: EdgeKind,
     path_params: Mapping[str, Any] | None = None,
     query: Mapping[str, Any] | None = None,
+    field_path: tuple[str | int, ...] | None = None,
 ) -> FuzzCase:
     path_params = dict(path_params or {})
     query = dict(query or {})
-    return FuzzCase(case_id(payload, path_params, query), payload, label, kind, path_params, query)
+    return FuzzCase(
+        case_id(payload, path_params, query), payload, label, kind, path_params, query, field_path
+    )
 
 
 def case_id(
@@ -269,7 +274,9 @@ def _fits_url(edge: Edge) -> bool:
 
 
 def _apply_case(base: _Parts, mutation: _Mutation) -> FuzzCase:
-    return _apply(base, mutation).case(mutation.label, mutation.kind)
+    body, path, query = _apply(base, mutation)
+    field_path = mutation.path if mutation.area == "body" else None
+    return make_case(body, mutation.label, mutation.kind, path, query, field_path)
 
 
 def _apply(state: _Parts, mutation: _Mutation) -> _Parts:

@@ -20,28 +20,22 @@ from typing import Any
 
 from heisen import events, outputs, seeds
 from heisen.errors import PipelineError, UsageError
+from heisen.fuzz._campaign import Budget, Failure, run_campaign
 from heisen.fuzz._cases import FuzzCase, generate_cases
 from heisen.fuzz._corpus import CORPUS_DIR, Corpus, load_previous
 from heisen.fuzz._openapi import Operation, find_operation, load_openapi
-from heisen.fuzz._replay import curl_command, replay_command
+from heisen.fuzz._replay import curl_command
 from heisen.fuzz._schema import FieldSpec, Schema, schema_from_fields
-from heisen.fuzz._send import (
-    Budget,
-    Failure,
-    Outcome,
-    Sender,
-    SystemChecks,
-    Target,
-    Verdict,
-    run_campaign,
-)
-from heisen.fuzz._values import encode_text
+from heisen.fuzz._send import Outcome, Sender, SystemChecks, Target, Verdict
+from heisen.fuzz._values import encode_payload, encode_text
+from heisen.fuzz.replay import REPLAY_DIR, ReplayCase, save_case
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.schema import FuzzSection
 
 MAX_SHOWN_PAYLOAD = 2000
 MAX_FINDINGS = 10
+MAX_LISTED_CASES = 20
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -93,8 +87,18 @@ def run(ctx: PhaseContext) -> PhaseResult:
     )
     base_url = _user_url(ctx)
     rerun = shlex.join(["heisen", "fuzz", str(ctx.loaded.path), "--seed", str(ctx.seed)])
+    name = target_service(ctx) or next(iter(ctx.pipeline.services))
+    started = ctx.pipeline.services[name].url is None
     entries = [
-        failure_record(f, target, base_url, ctx.run_dir, openapi=openapi, rerun=rerun)
+        failure_record(
+            f,
+            target,
+            base_url,
+            ctx.run_dir,
+            openapi=openapi,
+            rerun=rerun,
+            started=(name, str(ctx.loaded.path)) if started else None,
+        )
         for f in failures
     ]
     by_outcome = Counter(f.outcome.value for f in failures)
@@ -112,14 +116,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
         replay_base_url=base_url,
         shrink_attempts=sum(f.shrink_attempts for f in failures),
     )
-    findings = [_finding(entry) for entry in entries if not entry.duplicate_of][:MAX_FINDINGS]
+    findings = [_finding(entry) for entry in entries][:MAX_FINDINGS]
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(by_outcome.items())) or "none"
+    hits = sum(f.hits for f in failures)
     summary = (
         f"{len(cases)} cases ({len(previous)} from earlier runs), {section.concurrency} at a time: "
-        f"{len(failures)} failing ({counts}); {sender.tally.requests} requests"
+        f"{len(failures)} distinct failures ({counts}) in {hits} failing cases; "
+        f"{sender.tally.requests} requests"
     )
     status = PhaseStatus.FAILED if failures else PhaseStatus.PASSED
-    artifacts = [CORPUS_DIR] if failures else []
+    artifacts = [CORPUS_DIR, REPLAY_DIR] if failures else []
     if (ctx.run_dir / "fuzz-cases").is_dir():
         artifacts.append("fuzz-cases")
     return PhaseResult(status, summary, result.to_manifest(), artifacts, findings=findings)
@@ -284,24 +290,38 @@ def failure_record(
     *,
     openapi: Path | None,
     rerun: str | None,
+    started: tuple[str, str] | None = None,
 ) -> outputs.FuzzFailure:
-    """One item of `outputs.failures`: what failed, how small it got, how to replay it."""
+    """One item of `outputs.failures`, one distinct bug: what failed, how often, how small it
+    got, and how to replay it (`curl` reads the body from `fuzz/<case>.json` in the run dir).
+
+    `started` is (service, pipeline file) when heisen starts the service, so the replay does too.
+    """
+    from heisen.fuzz._request_schema import request_problems
+
     case = failure.case
-    body_file = run_dir / "fuzz-cases" / f"{case.id}.json"
-    large = len(encode_text(failure.shrunk)) > 4096
+    path = target.concrete_path(case)
+    if case.query:
+        from heisen.fuzz._replay import render_query
+
+        path += "?" + render_query(case.query)
     nonconforming = failure.outcome is Outcome.NONCONFORMING and openapi is not None
-    replay = replay_command(
-        base_url,
-        target.method,
-        target.concrete_path(case),
-        failure.shrunk,
-        dict(target.headers),
-        failure.outcome.fail_on,
-        query=case.query,
-        body_file=body_file if large else None,
-        openapi=openapi.resolve() if nonconforming and openapi else None,
+    stored = ReplayCase(
+        id=case.id,
+        method=target.method.upper(),
+        target=path,
+        headers=dict(target.headers),
+        fail_on=failure.outcome.fail_on,
+        base_url=None if started else base_url,
+        service=started[0] if started else None,
+        pipeline=started[1] if started else None,
+        signature=failure.signature.text,
+        openapi=str(openapi.resolve()) if nonconforming and openapi else None,
         operation=target.key if nonconforming else None,
     )
+    save_case(run_dir, stored, encode_payload(failure.shrunk))
+    body_file = Path(REPLAY_DIR) / f"{case.id}.json"
+    replay = shlex.join(["heisen", "fuzz", "replay", str(run_dir), case.id])
     record = outputs.FuzzFailure(
         id=case.id,
         outcome=failure.outcome.value,
@@ -318,21 +338,44 @@ def failure_record(
             failure.shrunk,
             dict(target.headers),
             query=case.query,
-            body_file=body_file if large else None,
+            body_file=body_file,
+            write=False,
         ),
         shrink_attempts=failure.shrink_attempts,
+        # fields the report may not know yet: see FuzzFailure's extra keys
+        **_extra(failure, openapi, target, body_file, request_problems),
     )
     if rerun:
         record.rerun = rerun
     if case.path_params:
         record.path_params = {k: encode_text(v) for k, v in case.path_params.items()}
-    if failure.duplicate_of:
-        record.duplicate_of = failure.duplicate_of
     return record
 
 
+def _extra(
+    failure: Failure,
+    openapi: Path | None,
+    target: Target,
+    body_file: Path,
+    request_problems: Callable[[Path, str, Any], list[str] | None],
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {
+        "signature": failure.signature.text,
+        "field": failure.signature.field,
+        "hits": failure.hits,
+        "cases": list(failure.case_ids[:MAX_LISTED_CASES]),
+        "body_file": str(body_file),
+    }
+    if openapi is not None and target.operation is not None:
+        problems = request_problems(openapi, target.key, failure.shrunk)
+        if problems is not None:
+            extra["conforming"] = not problems
+    return extra
+
+
 def _finding(entry: outputs.FuzzFailure) -> Finding:
-    message = f"{entry.label}; shrunk to {entry.shrunk} ({entry.detail})"
+    hits = getattr(entry, "hits", 1)
+    message = f"{entry.label}; shrunk to {entry.shrunk} ({entry.detail}); {hits} case(s) hit it"
     return Finding(
         "fuzz",
         entry.outcome,

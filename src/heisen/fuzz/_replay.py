@@ -109,12 +109,16 @@ def curl_command(
     *,
     query: Mapping[str, Any] | None = None,
     body_file: Path | None = None,
+    write: bool = True,
 ) -> str:
-    """The same request as `curl`, for a human to read and paste."""
+    """The same request as `curl`, for a human to read and paste (`write=False`: the caller
+    has written `body_file` already, and it may be relative to the run dir)."""
     words = ["curl", "-sS", "-i", "-X", method.upper(), full_url(base_url, path, query)]
     merged = {"Content-Type": "application/json", **(headers or {})}
     for name, value in merged.items():
         words += ["-H", f"{name}: {value}"]
+    if body_file is not None and not write:
+        return shlex.join([*words, "--data-binary", f"@{body_file}"])
     body = _body_words(payload, body_file, "--data-binary", "--data-binary")
     if body and body[0] == "--data-binary" and body_file is not None:
         body[1] = "@" + body[1]

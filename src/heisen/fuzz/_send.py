@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from heisen.errors import NotEvaluated, SystemUnavailable
-from heisen.fuzz._cases import FuzzCase, make_case
+from heisen.fuzz._cases import FuzzCase
 from heisen.fuzz._openapi import Operation
 from heisen.fuzz._replay import full_url, render_path, render_query
+from heisen.fuzz._signature import Signature, error_shape
 
 if TYPE_CHECKING:
     from heisen.stress import HttpRequest, RequestRecord
@@ -109,6 +110,15 @@ class Verdict:
     outcome: Outcome | None
     detail: str
     statuses: tuple[int, ...] = ()
+    status: int | None = None
+    """The status that showed the failure (None: no answer)."""
+    shape: str = ""
+    """The shape of the error (see `heisen.fuzz._signature.error_shape`)."""
+
+    def signature(self, field: str | None) -> Signature:
+        assert self.outcome is not None
+        shape = self.shape or re.sub(r"\d+", "N", self.detail)
+        return Signature(self.outcome.value, self.status, shape, field)
 
 
 @dataclass
@@ -274,7 +284,7 @@ class Sender:
                 died = self.checks.replica_died(before)
             if died is not None:
                 self.checks.wait_ready()
-                return Verdict(Outcome.REPLICA_DIED, died, verdict.statuses)
+                return Verdict(Outcome.REPLICA_DIED, died, verdict.statuses, shape="replica died")
             if verdict.outcome is None or verdict.outcome is Outcome.NONCONFORMING:
                 broken = self.checks.violated(self.sent)
                 if broken is not None:
@@ -299,7 +309,11 @@ def classify(records: Sequence[RequestRecord], operation: Operation | None) -> V
     if server_errors:
         first = server_errors[0]
         return Verdict(
-            Outcome.SERVER_ERROR, f"status {first.status}: {_snippet(first.body)}", statuses
+            Outcome.SERVER_ERROR,
+            f"status {first.status}: {_snippet(first.body)}",
+            statuses,
+            first.status,
+            error_shape(first.body),
         )
     if operation is not None:
         from heisen.fuzz._conformance import check_response
@@ -310,7 +324,10 @@ def classify(records: Sequence[RequestRecord], operation: Operation | None) -> V
             headers = _headers_of(record)
             problems = check_response(operation, record.status, headers, _body_of(record))
             if problems:
-                return Verdict(Outcome.NONCONFORMING, "; ".join(problems[:3]), statuses)
+                shape = re.sub(r"\d+", "N", "; ".join(sorted(problems)))
+                return Verdict(
+                    Outcome.NONCONFORMING, "; ".join(problems[:3]), statuses, record.status, shape
+                )
     return Verdict(None, "passed", statuses)
 
 
@@ -333,133 +350,3 @@ def _body_of(record: RequestRecord) -> bytes:
 def _snippet(body: bytes, limit: int = 120) -> str:
     text = bytes(body or b"").decode("utf-8", "replace").strip().replace("\n", " ")
     return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")
-
-
-# -- a campaign: every case, then one failure per symptom shrunk, all stored ----------------------
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failing case, its smallest known payload, and the failure whose symptom it shares."""
-
-    case: FuzzCase
-    verdict: Verdict
-    shrunk: Any
-    shrink_attempts: int = 0
-    duplicate_of: str | None = None
-
-    @property
-    def outcome(self) -> Outcome:
-        assert self.verdict.outcome is not None
-        return self.verdict.outcome
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Bounds on shrinking: attempts per failure and over the whole campaign."""
-
-    per_failure: int = 120
-    total: int = 1000
-    enabled: bool = True
-
-
-def symptom(verdict: Verdict) -> tuple[str, str]:
-    """Failures with the same outcome and the same detail (numbers aside) are taken as one bug."""
-    return str(verdict.outcome), re.sub(r"\d+", "N", verdict.detail)
-
-
-def run_campaign(
-    sender: Sender,
-    cases: Sequence[FuzzCase],
-    *,
-    budget: Budget,
-    schema: Any = None,
-    corpus: Any = None,
-    operation: str | None = None,
-    shrunk_before: frozenset[str] = frozenset(),
-    progress: Callable[[int, int, FuzzCase, Verdict], None] | None = None,
-) -> list[Failure]:
-    """Send every case; shrink one failure per symptom (the smallest); store every failure in `corpus`.
-
-    Shrinking one representative per symptom keeps the cost bounded when many
-    edges hit the same bug (int32 max + 1, int64 max, int64 max + 1 …); the
-    others point at it with `duplicate_of`. Cases in `shrunk_before` (taken
-    from an earlier run's corpus) are not shrunk again.
-    """
-    failing: list[tuple[FuzzCase, Verdict]] = []
-    for index, case in enumerate(cases, 1):
-        verdict = sender.outcome(case)
-        if progress is not None:
-            progress(index, len(cases), case, verdict)
-        if verdict.outcome is not None:
-            failing.append((case, verdict))
-    groups: dict[tuple[str, str], list[tuple[FuzzCase, Verdict]]] = {}
-    for item in failing:
-        groups.setdefault(symptom(item[1]), []).append(item)
-    representatives: dict[tuple[str, str], tuple[str, Any, int]] = {}
-    spent = 0
-    for key, members in groups.items():
-        head, verdict = min(
-            members, key=lambda m: (m[0].id not in shrunk_before, shrink_effort(m[0].payload))
-        )
-        shrunk, attempts = head.payload, 0
-        if (
-            budget.enabled
-            and sender.target.has_body
-            and spent < budget.total
-            and head.id not in shrunk_before
-        ):
-            shrunk, attempts = _shrink(
-                sender, head, verdict, schema, min(budget.per_failure, budget.total - spent)
-            )
-            spent += attempts
-        representatives[key] = (head.id, shrunk, attempts)
-    failures = []
-    for case, verdict in failing:
-        head_id, shrunk, attempts = representatives[symptom(verdict)]
-        if head_id == case.id:
-            failure = Failure(case, verdict, shrunk, attempts)
-        else:
-            failure = Failure(case, verdict, case.payload, 0, head_id)
-        failures.append(failure)
-        if corpus is not None:
-            small = None
-            if failure.shrunk is not case.payload:
-                small = make_case(
-                    failure.shrunk, case.label, case.kind, case.path_params, case.query
-                )
-            corpus.add(case, outcome=failure.outcome.value, operation=operation, shrunk=small)
-    return failures
-
-
-def shrink_effort(payload: Any) -> int:
-    """About how many attempts shrinking `payload` takes: a few per node, bisection steps per number and string."""
-    effort, stack = 0, [payload]
-    while stack:
-        value = stack.pop()
-        effort += 1
-        if isinstance(value, dict):
-            stack += value.values()
-        elif isinstance(value, list):
-            stack += value
-        elif isinstance(value, str):
-            effort += len(value).bit_length()
-        elif isinstance(value, int) and not isinstance(value, bool):
-            effort += abs(value).bit_length()
-        elif isinstance(value, float):
-            effort += 64
-    return effort
-
-
-def _shrink(
-    sender: Sender, case: FuzzCase, verdict: Verdict, schema: Any, attempts: int
-) -> tuple[Any, int]:
-    from heisen.fuzz._shrink import shrink
-
-    kind = verdict.outcome
-
-    def still_fails(candidate: Any) -> bool:
-        return sender.outcome(case, candidate, use_payload=True).outcome is kind
-
-    result = shrink(case.payload, still_fails, max_attempts=attempts, schema=schema)
-    return result.shrunk, result.attempts

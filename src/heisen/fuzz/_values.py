@@ -231,8 +231,8 @@ class ValueFactory:
             found.append(Edge(EdgeKind.EMPTY, "empty object", {}))
         if schema.enum:
             found.append(Edge(EdgeKind.ENUM, "value outside the enum", _outside_enum(schema.enum)))
-        if not schema.nullable:
-            found.append(Edge(EdgeKind.NULL, "null", None))
+        # null is sent to nullable fields too: it conforms, so a 5xx on it is a plain bug
+        found.append(Edge(EdgeKind.NULL, "null (nullable)" if schema.nullable else "null", None))
         found += [Edge(EdgeKind.WRONG_TYPE, label, value) for label, value in wrong_types(schema)]
         found.append(
             Edge(

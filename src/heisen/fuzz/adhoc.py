@@ -47,11 +47,12 @@ class OperationReport:
 
     @property
     def unique_failures(self) -> list[FuzzFailure]:
-        return [f for f in self.failures if not f.duplicate_of]
+        """One failure per distinct bug (signature): all of them, now that they are grouped."""
+        return list(self.failures)
 
     def alike(self, failure: FuzzFailure) -> int:
-        """How many later cases failed like `failure`."""
-        return sum(1 for f in self.failures if f.duplicate_of == failure.id)
+        """How many other cases failed like `failure` (with its signature)."""
+        return int(getattr(failure, "hits", 1)) - 1
 
     def to_dict(self) -> JsonObject:
         return {
@@ -183,10 +184,11 @@ def _fuzz_operation(
     emit: events.EventSink,
 ) -> OperationReport:
     from heisen import seeds
+    from heisen.fuzz._campaign import Budget, run_campaign
     from heisen.fuzz._cases import generate_cases
     from heisen.fuzz._corpus import Corpus
     from heisen.fuzz._phase import failure_record, previous_cases, unique_cases
-    from heisen.fuzz._send import Budget, Sender, Target, run_campaign
+    from heisen.fuzz._send import Sender, Target
 
     def warn(text: str) -> None:
         emit(events.Warning("fuzz", text))
