@@ -9,6 +9,9 @@ import typer
 
 from heisen import __version__
 
+# -h as well as --help, on the root and every command (subcommands inherit it).
+HELP_OPTIONS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
+
 app = typer.Typer(
     name="heisen",
     help="Find race conditions before production does: predict, stress, fuzz, isolate, contain, chaos.",
@@ -16,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
 
 
