@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from html import escape
 
 from heisen._serialised import JsonObject
-from heisen.outputs import TimelineEntry, TrialLine
+from heisen.outputs import TrialLine
 from heisen.schema import LOAD_PHASES
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "nice_step",
     "p99_chart",
     "text_at",
-    "timeline_chart",
     "trial_strips",
 ]
 
@@ -59,22 +58,27 @@ class Scale:
             fraction = (value - self.lo) / ((self.hi - self.lo) or 1.0)
         return self.start + fraction * (self.end - self.start)
 
-    def ticks(self) -> list[float]:
+    def ticks(self, *, integer: bool = False) -> list[float]:
+        """Round ticks inside the domain: decades when ``log``, else multiples of 1, 2 or 5
+        times 10^k (whole numbers when ``integer``)."""
         if self.log:
             first, last = math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi))
             return [
                 10.0**k for k in range(first, last + 1) if self.lo <= 10.0**k <= self.hi * 1.0001
             ]
-        step = nice_step((self.hi - self.lo) / 5)
-        count = int((self.hi - self.lo) / step + 1e-9)
-        return [self.lo + i * step for i in range(count + 1)]
+        step = nice_step((self.hi - self.lo) / 5, integer=integer)
+        first = math.ceil(self.lo / step - 1e-9)
+        last = math.floor(self.hi / step + 1e-9)
+        return [round(k * step, 12) for k in range(first, last + 1)]
 
 
-def nice_step(raw: float) -> float:
+def nice_step(raw: float, *, integer: bool = False) -> float:
+    """The smallest round step (1, 2 or 5 times 10^k) at least ``raw``; at least 1 for counts."""
     if raw <= 0:
         return 1.0
     power = 10.0 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+    return max(step, 1.0) if integer else step
 
 
 def chart(title: str, desc: str, height: float, body: Iterable[str], width: int = WIDTH) -> str:
@@ -164,7 +168,7 @@ def p99_chart(series: Mapping[str, Sequence[TrialLine]]) -> str:
             f'<line x1="{left}" x2="{right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" class="grid"/>'
         )
         body.append(text_at(left - 6, y(tick) + 4, f"{_number(tick)} ms", "tick", "end"))
-    for tick in Scale(0, last, left, right).ticks():
+    for tick in Scale(0, last, left, right).ticks(integer=True):
         if tick >= 1:
             body.append(text_at(x(tick), bottom + 18, f"{tick:g}", "tick", "middle"))
     body.append(text_at(right, bottom + 30, "trial", "tick", "end"))
@@ -213,48 +217,6 @@ def trial_strips(series: Mapping[str, Sequence[TrialLine]]) -> str:
         for phase, rows in series.items()
     )
     return chart("Violations per trial, one strip per phase", desc, 12 + row * len(series), body)
-
-
-def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) -> str:
-    """Chaos events on a time axis; labels stagger over three rows so they do not collide."""
-    left, right, axis = 30, WIDTH - 30, 120
-    end = max([float(e.t_s or 0) for e in events] + [duration_s or 0.0, 1.0])
-    x = Scale(0, end, left, right)
-    body = [f'<line x1="{left}" x2="{right}" y1="{axis}" y2="{axis}" class="axis"/>']
-    for tick in x.ticks():
-        body.append(
-            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{axis}" y2="{axis + 5}" class="axis"/>'
-        )
-        body.append(text_at(x(tick), axis + 18, f"{tick:g}s", "tick", "middle"))
-    for i, event in enumerate(events):
-        px, level = x(float(event.t_s or 0)), 22 + (i % 3) * 30
-        kind = event.event
-        cls = (
-            "ev-check"
-            if "steady" in kind
-            else "ev-heal"
-            if kind in ("heal", "restart", "recover")
-            else "ev-fault"
-        )
-        body.append(
-            f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{level + 4}" y2="{axis}" class="stem {cls}"/>'
-        )
-        tip = f"{event.t_s}s {kind}: {event.detail}"
-        body.append(
-            f'<circle cx="{px:.1f}" cy="{axis}" r="5" class="{cls}"><title>{escape(tip)}</title></circle>'
-        )
-        anchor = "start" if px < right - 150 else "end"
-        body.append(
-            text_at(
-                px + (4 if anchor == "start" else -4),
-                level,
-                f"{kind} @{event.t_s}s",
-                "label",
-                anchor,
-            )
-        )
-    desc = "; ".join(f"{e.t_s}s {e.event}: {e.detail}" for e in events)
-    return chart("Chaos timeline: what was injected when", desc, axis + 28, body)
 
 
 def history_chart(operations: Sequence[JsonObject]) -> str:

@@ -28,8 +28,9 @@ from heisen.outputs import (
     TimelineEntry,
     TrialLine,
 )
-from heisen.report import _ladder_charts, _svg
+from heisen.report import _chaos_timeline, _ladder_charts, _svg
 from heisen.report._calibration import CalibrationView, calibration
+from heisen.report._chaos_view import over_time_section, steady_state_table
 from heisen.report._facts import (
     bounds,
     error_headline,
@@ -38,6 +39,7 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
+from heisen.report._fuzz_cases import fuzz_failures
 from heisen.report._hotspots import format_ms, observed_outputs, request_label, where, window_label
 from heisen.report._ladder import (
     Rung,
@@ -69,11 +71,12 @@ _CSP = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-sr
 
 def write(manifest: RunManifest, run_dir: Path) -> Path:
     """Write ``report.html`` into the run dir; the path relative to it."""
-    write_atomically(Path(run_dir) / FILE_NAME, render(manifest))
+    write_atomically(Path(run_dir) / FILE_NAME, render(manifest, Path(run_dir)))
     return Path(FILE_NAME)
 
 
-def render(manifest: RunManifest) -> str:
+def render(manifest: RunManifest, run_dir: Path | None = None) -> str:
+    """The page; ``run_dir``, when given, adds what the phases left there (load over time)."""
     css = resources.files("heisen.report").joinpath("assets/report.css").read_text(encoding="utf-8")
     sections = [
         s
@@ -83,6 +86,7 @@ def render(manifest: RunManifest) -> str:
             _phases_section(manifest),
             _findings_section(manifest),
             _latency_section(manifest),
+            over_time_section(manifest, run_dir),
             _trials_section(manifest),
             _fuzz_section(manifest),
             _contain_section(manifest),
@@ -561,21 +565,27 @@ def _fuzz_section(manifest: RunManifest) -> Section | None:
     record = manifest.phases.get("fuzz")
     if record is None or not record.outputs:
         return None
-    failures = record.outputs.get("failures") or []
+    failures = fuzz_failures(record.outputs)
+    raw = {str(f.get("id")): f for f in record.outputs.get("failures") or []}
+    count = len(record.outputs.get("failures") or [])
     intro = (
-        f"<p>{escape(str(record.outputs.get('cases', 0)))} cases sent, {len(failures)} failed.</p>"
+        f"<p>{escape(str(record.outputs.get('cases', 0)))} cases sent, {count} failed: "
+        f"{len(failures)} distinct failure{'s' if len(failures) != 1 else ''}.</p>"
     )
     rows = [
         (
-            escape(str(f.get("id"))),
-            escape(str(f.get("outcome", ""))),
-            _pre(f.get("payload")),
-            _pre(f.get("shrunk")),
-            replay_block(f"fuzz-replay-{i}", str(f.get("replay", ""))),
+            escape(f.name.removeprefix("fuzz: "))
+            + (
+                f' <span class="muted">and {f.duplicates} more cases</span>' if f.duplicates else ""
+            ),
+            escape(f.message),
+            _pre(raw.get(f.case_id, {}).get("payload")),
+            _pre(raw.get(f.case_id, {}).get("shrunk")),
+            replay_block(f"fuzz-replay-{i}", str(raw.get(f.case_id, {}).get("replay", ""))),
         )
         for i, f in enumerate(failures)
     ]
-    table = _table(["case", "outcome", "payload", "shrunk", "replay"], rows) if rows else ""
+    table = _table(["case → result", "detail", "payload", "shrunk", "replay"], rows) if rows else ""
     return ("fuzz", "Fuzz failures", intro + table)
 
 
@@ -605,18 +615,14 @@ def _chaos_section(manifest: RunManifest) -> Section | None:
     if not any(outputs.get(k) for k in ("experiments", "steady_state", "timeline", "data_loss")):
         return None
     body = ""
-    steady = outputs.get("steady_state") or {}
-    if steady:
-        body += (
-            "<p>Steady state: "
-            + ", ".join(f"{escape(k)} {_badge(v)}" for k, v in steady.items())
-            + "</p>"
-        )
+    body += steady_state_table(outputs.get("steady_state") or {})
     timeline = [TimelineEntry.from_manifest(entry) for entry in outputs.get("timeline") or []]
     if timeline:
         body += _figure(
-            _svg.timeline_chart(timeline, record.duration_s if record else None),
-            "Red: faults injected; green: recovery; blue: steady-state checks.",
+            _chaos_timeline.timeline_chart(timeline, record.duration_s if record else None),
+            "One lane per fault. Red bars: while the fault was active; red dots: injected; "
+            "green dots: recovered or removed; blue dots: steady-state checks (red when a "
+            "probe failed). Hover a mark for its detail.",
         )
         body += _table(
             ["t", "event", "detail"],

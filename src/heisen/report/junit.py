@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from heisen._serialised import JsonObject
-from heisen.manifest import PhaseRecord, RunManifest, dump_yaml, write_atomically
+from heisen.manifest import PhaseRecord, RunManifest, write_atomically
 from heisen.outputs import FindingRecord, TrialLine
 from heisen.report._facts import (
     TrialError,
@@ -36,6 +36,7 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
+from heisen.report._fuzz_cases import fuzz_failures
 from heisen.schema import LOAD_PHASES
 
 __all__ = ["FILE_NAME", "render", "write"]
@@ -88,16 +89,26 @@ def render(manifest: RunManifest) -> str:
 
 
 def phase_cases(manifest: RunManifest, phase: str, record: PhaseRecord) -> list[Case]:
-    """The testcases of one phase, before its status (skipped, error) is applied."""
+    """The testcases of one phase, before its status (skipped, error) is applied.
+
+    A phase that did not run (skipped, pending) is one testcase named after it:
+    its invariants were not tested, so no testcase bears their names.
+    """
     outputs = record.outputs or {}
+    if str(record.status) in _NOT_RUN:
+        return [Case(phase)]
     if phase == "fuzz":
-        cases = [_fuzz_case(failure) for failure in outputs.get("failures") or []]
-        return cases or [Case(f"{outputs.get('cases', 0)} cases")]
+        failures = [
+            Case(f.name, "failure", f.message, f.detail, "FuzzFailure")
+            for f in fuzz_failures(outputs)
+        ]
+        return failures or [Case(f"{outputs.get('cases', 0)} cases")]
     if phase not in LOAD_PHASES:
         return [Case(phase)]
     findings = {
         finding.name: finding
         for finding in map(FindingRecord.from_manifest, outputs.get("findings") or [])
+        if not (finding.name == THRESHOLD_FINDING and outputs.get("thresholds"))
     }
     trials = [TrialLine.from_manifest(line) for line in outputs.get("per_trial") or []]
     errors: dict[str, list[TrialError]] = {}
@@ -108,18 +119,24 @@ def phase_cases(manifest: RunManifest, phase: str, record: PhaseRecord) -> list[
         _invariant_case(name, findings.get(name), trials, outputs, errors.get(name, []))
         for name in names
     ]
-    for threshold in outputs.get("thresholds") or []:
-        held = threshold.get("held", True)
-        text = str(threshold.get("threshold"))
-        cases.append(
-            Case(
-                f"threshold: {text}",
-                "passed" if held else "failure",
-                f"threshold breached: {text}",
-                kind="ThresholdBreached",
-            )
-        )
+    cases += [_threshold_case(threshold) for threshold in outputs.get("thresholds") or []]
     return cases or [Case(phase)]
+
+
+_NOT_RUN = ("skipped", "pending", "running")
+THRESHOLD_FINDING = "threshold"  # the finding a phase adds per breached threshold
+
+
+def _threshold_case(threshold: JsonObject) -> Case:
+    """One testcase per threshold: its finding says the same, so it is not a second one."""
+    text = str(threshold.get("threshold"))
+    if threshold.get("held", True):
+        return Case(f"threshold: {text}")
+    observed = threshold.get("observed")
+    detail = f"threshold breached: {text}" + (
+        f" (observed {observed})" if observed is not None else ""
+    )
+    return Case(f"threshold: {text}", "failure", detail, detail, "ThresholdBreached")
 
 
 def _suite(
@@ -238,18 +255,3 @@ def _error_case(name: str, errors: list[TrialError]) -> Case:
     lines += ["", *dict.fromkeys(f"{e.kind} error: {e.meaning}" for e in errors)]
     lines += ["", "nothing was decided about this invariant in these trials: it is not a pass"]
     return Case(name, "error", first.describe(), "\n".join(lines), "NotEvaluated")
-
-
-def _fuzz_case(failure: JsonObject) -> Case:
-    name = str(failure.get("id", "fuzz case"))
-    message = str(failure.get("outcome", "failed"))
-    lines = [message, "", f"replay: {failure.get('replay', '')}"]
-    lines += _block("payload", failure.get("payload"))
-    lines += _block("shrunk", failure.get("shrunk"))
-    return Case(name, "failure", message, "\n".join(lines), "FuzzFailure")
-
-
-def _block(title: str, value: Any) -> Iterable[str]:
-    if value is None:
-        return []
-    return ["", f"{title}:", dump_yaml(value).rstrip()]

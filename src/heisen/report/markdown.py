@@ -26,6 +26,7 @@ from heisen.report._facts import (
     inconclusive_reason,
     trial_errors,
 )
+from heisen.report._fuzz_cases import fuzz_failures
 from heisen.report._hotspots import (
     hotspot_line,
     observed_outputs,
@@ -266,15 +267,30 @@ def _findings(manifest: RunManifest) -> list[str]:
 
 def _fuzz(manifest: RunManifest) -> list[str]:
     record = manifest.phases.get("fuzz")
-    failures = (record.outputs.get("failures") or []) if record is not None else []
+    outputs = record.outputs if record is not None else {}
+    failures = fuzz_failures(outputs)
     if not failures:
         return []
-
+    raw = {str(f.get("id")): f for f in outputs.get("failures") or [] if isinstance(f, dict)}
     lines = [f"### Fuzz failures ({len(failures)})", ""]
     for failure in failures[:_MAX_FINDINGS]:
-        lines += [f"**{text(failure.get('id'))}**: {text(failure.get('outcome', ''))}", ""]
-        shrunk = failure.get("shrunk", failure.get("payload"))
-        lines += [code_block(json.dumps(shrunk, ensure_ascii=False, default=str), "json"), ""]
-        if failure.get("replay"):
-            lines += [code_block(str(failure["replay"]), "sh"), ""]
+        more = f" (and {failure.duplicates} more cases)" if failure.duplicates else ""
+        lines += [f"**{text(failure.name)}**{more}: {text(failure.message)}", ""]
+        case = raw.get(failure.case_id, {})
+        lines += [payload_block(case.get("shrunk", case.get("payload"))), ""]
+        if case.get("replay"):
+            lines += [code_block(str(case["replay"]), "sh"), ""]
+    if len(failures) > _MAX_FINDINGS:
+        lines += [f"… and {len(failures) - _MAX_FINDINGS} more in the run manifest.", ""]
     return lines
+
+
+def payload_block(payload: Any) -> str:
+    """The payload as JSON once: a string that already is JSON is shown as it is."""
+    if isinstance(payload, str):
+        try:
+            json.loads(payload)
+        except ValueError:
+            return code_block(payload)  # not JSON (cut short, or a raw body): shown as text
+        return code_block(payload, "json")
+    return code_block(json.dumps(payload, ensure_ascii=False, default=str), "json")
