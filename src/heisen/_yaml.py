@@ -10,7 +10,8 @@ and while walking it refuses an alias bomb (a few lines that expand to
 billions of nodes), duplicate keys (naming both lines), tags beyond plain
 data (`!!binary`, `!!timestamp`, `!!set`, `!python/...`, custom `!tags`),
 scalars an explicit tag cannot construct (`!!int "abc"`) and NUL bytes in
-strings. Merge keys (`<<: *defaults`) are handled as YAML 1.1 says: the
+strings. A bare `on:` key stays the word "on" (YAML 1.1 would read the
+boolean true, and heisen's `on:` fields name a dependency). Merge keys (`<<: *defaults`) are handled as YAML 1.1 says: the
 mapping's own keys win, then earlier merged mappings over later ones.
 
 The walk records the line and column of every mapping key and value, so a
@@ -385,6 +386,9 @@ class _Walker:
             )
             return None
         key = self._scalar(node, path)
+        explicit = id(node) in self.explicit
+        if key is True and node.value.lower() == "on" and node.style is None and not explicit:
+            key = "on"  # YAML 1.1 reads a bare `on:` as true; heisen's keys named on mean the word
         if not isinstance(key, str | int | float | bool) and key is not None:
             key = str(key)
         return key

@@ -272,6 +272,7 @@ class _Checker:
             self._file((*path, "stub"), dep.stub, directory=True)
         if dep.command:
             self._templates((*path, "command"), dep.command, self._service_roots())
+        self._templates((*path, "env"), dep.env, self._service_roots())
         self._check_reach(path, {"dsn": dep.dsn, "url": dep.url})
 
     def _check_service(self, name: str, service: Service) -> None:
@@ -362,6 +363,8 @@ class _Checker:
         requests = self.pipeline.scenario.requests
         for index, step in enumerate(load):
             model = getattr(step, step.kind)
+            if step.replica is not None:
+                self._check_replica((*path, index, "replica"), step.replica)
             if step.kind == "pause":
                 continue
             names = model.request_names()
@@ -388,6 +391,26 @@ class _Checker:
                         (*path, index, step.kind, where),
                         f"no request named {name!r} (requests: {', '.join(requests)})",
                     )
+
+    def _check_replica(self, path: YamlPath, replica: int) -> None:
+        """A step's `replica:` names one of the replicas of the service the load goes to."""
+        if not self.pipeline.services:
+            return
+        name, service = next(iter(self.pipeline.services.items()))
+        if service.url is not None:
+            self.add(
+                path,
+                f"replica: sends straight to a replica heisen starts, but service {name!r} "
+                "is already running at url:; drop replica: or give the service command:",
+            )
+        elif replica >= service.replicas:
+            self.add(
+                path,
+                f"service {name!r} has {service.replicas} "
+                f"replica{'s' if service.replicas != 1 else ''} (replica: 0"
+                f"{f' to {service.replicas - 1}' if service.replicas > 1 else ''}); "
+                f"there is no replica {replica}",
+            )
 
     def _check_one_protocol(self, path: YamlPath, names: list[str]) -> None:
         requests = self.pipeline.scenario.requests

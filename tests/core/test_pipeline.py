@@ -118,9 +118,9 @@ def test_python_probe_reference_must_import_and_bind(tmp_path):
 
 
 def test_bad_template_syntax(tmp_path):
-    found = problems(write(tmp_path, VALID.replace('"{{ i }}"', '"{{ i + 1 }}"')))
+    found = problems(write(tmp_path, VALID.replace('"{{ i }}"', '"{{ i ** 2 }}"')))
     assert found[0].path == "scenario.requests.go.json.n"
-    assert "not a name" in found[0].message
+    assert "unexpected '**'" in found[0].message
 
 
 def test_unknown_request_in_load_and_link_in_isolate(tmp_path):

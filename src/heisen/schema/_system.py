@@ -27,6 +27,18 @@ class DependencyKind(StrEnum):
     HTTP = "http"
 
 
+class Health(Strict):
+    """`health: /ready` or `health: {path: /ready, timeout: 20s}`, for services and dependencies."""
+
+    path: str = "/health"
+    timeout: Duration = 30.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+
 class Dependency(Strict):
     """A database, cache or HTTP API the services use: started by heisen or already running."""
 
@@ -41,7 +53,10 @@ class Dependency(Strict):
     stub: str | None = Field(
         default=None, description="a WireMock mapping root isolate serves instead"
     )
-    health: str = "/health"
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment of a command: dependency, templated"
+    )
+    health: Health = Field(default_factory=Health)
 
     @model_validator(mode="after")
     def _one_way_to_reach_it(self) -> Dependency:
@@ -59,14 +74,11 @@ class Dependency(Strict):
             raise ValueError(
                 "command: starts an HTTP dependency; use embedded: true for postgres and redis"
             )
+        if self.env and not self.command:
+            raise located(self, (("env",), "env: is for a dependency heisen starts with command:"))
         if self.init and not (self.embedded and self.kind == DependencyKind.POSTGRES):
             raise ValueError("init: (an SQL file) applies to an embedded postgres only")
         return self
-
-
-class Health(Strict):
-    path: str = "/health"
-    timeout: Duration = 30.0
 
 
 class Resources(Strict):
@@ -289,7 +301,14 @@ class Constant(_Targeted):
 
 
 class Pause(Strict):
+    """`pause: {during: 1s}`, or `pause: 1s` for short."""
+
     during: Duration
+
+    @model_validator(mode="before")
+    @classmethod
+    def _duration_alone(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else {"during": value}
 
 
 class LoadStep(Strict):
@@ -300,6 +319,12 @@ class LoadStep(Strict):
     ramp_inject: RampInject | None = None
     constant: Constant | None = None
     pause: Pause | None = None
+    replica: int | None = Field(
+        default=None,
+        ge=0,
+        description="send this step's requests straight to this replica of the service, "
+        "not through its front proxy (for a race between requests on one process)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LoadStep:
@@ -311,6 +336,8 @@ class LoadStep(Strict):
                 "a load step is exactly one of burst:, inject:, ramp_inject:, constant:, pause: "
                 f"(found {', '.join(kinds) or 'none'})"
             )
+        if self.replica is not None and self.pause is not None:
+            raise located(self, (("replica",), "replica: aims requests; a pause sends none"))
         return self
 
     @property

@@ -16,6 +16,10 @@ A burst speaks the protocol its requests ask for (`protocol:`; `auto` asks
 the server once per process, `_protocol.negotiate`); the pipeline refuses a
 burst whose requests ask for different ones, and so does `run_steps` for a
 load it is handed directly. Each burst leaves a `BurstFacts`.
+
+A step with `replica: n` goes straight to that replica's own address (from
+`replicas`, index -> (host, port)), past the front proxy that would spread it
+over all of them; its records say `replica=n`.
 """
 
 from __future__ import annotations
@@ -80,12 +84,18 @@ async def run_steps(
     templates: Mapping[str, RequestTemplate],
     timeout_s: float,
     workers: Workers = 1,
+    replicas: Mapping[int, tuple[str, int]] | None = None,
 ) -> LoadOutcome:
-    """Run `steps` in order; records of all of them, indices and connection ids unique."""
+    """Run `steps` in order; records of all of them, indices and connection ids unique.
+
+    `host`, `port`: the service's front; `replicas`: each replica's own address,
+    for the steps aimed at one (`replica:`).
+    """
     from heisen.stress._burst import run_burst
     from heisen.stress._models import pause
 
     default = next(iter(templates))
+    front = (host, port)
     processes = resolve_workers(workers)
     records: list[RequestRecord] = []
     spread: float | None = None
@@ -99,6 +109,7 @@ async def run_steps(
             await pause(step.pause.during)
             continue
         make = factory.for_step(step, default, offset=index)
+        host, port = aimed_address(number, step, front, replicas)
         if step.burst is not None:
             chosen = await burst_protocol(
                 number, {name: templates[name].protocol for name in make.sequence}, host, port
@@ -142,12 +153,32 @@ async def run_steps(
                 make.remember([record.index for record in step_records])
             count.requests += step_count.requests
             step_sent = step_count.requests if processes == 1 else 0
+        if step.replica is not None:
+            step_records = [replace(record, replica=step.replica) for record in step_records]
         records.extend(replace(record, index=record.index + index) for record in step_records)
         index += max(step_sent, max((record.index for record in step_records), default=-1) + 1)
         connection_base = max(
             connection_base, max((record.connection for record in step_records), default=0)
         )
     return LoadOutcome(records, spread, count.requests, early, tuple(bursts))
+
+
+def aimed_address(
+    number: int,
+    step: LoadStep,
+    front: tuple[str, int],
+    replicas: Mapping[int, tuple[str, int]] | None,
+) -> tuple[str, int]:
+    """Where load step `number` sends: the front, or the replica it names."""
+    if step.replica is None:
+        return front
+    if not replicas or step.replica not in replicas:
+        known = ", ".join(str(index) for index in sorted(replicas or {})) or "none known"
+        raise UsageError(
+            f"load step {number}: replica: {step.replica}, but the service's replicas "
+            f"are {known}; aim at one of them"
+        )
+    return replicas[step.replica]
 
 
 async def burst_protocol(step: int, asked: Mapping[str, Asked], host: str, port: int) -> Negotiated:

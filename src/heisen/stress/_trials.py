@@ -322,11 +322,12 @@ class _TrialRunner:
                 templates=self.pipeline.scenario.requests,
                 timeout_s=self.pipeline.scenario.timeout,
                 workers=self.conditions.workers,
+                replicas=self._replica_addresses(),
             )
         )
         # which replica served each record, by its connection ({} where that is unknown)
         loaded = replace(
-            loaded, records=with_replicas(loaded.records, self.system.replica_of_peers())
+            loaded, records=with_proxied_replicas(loaded.records, self.system.replica_of_peers())
         )
         verdicts, findings = self._check(trial, loaded.records, factory)
         spread = loaded.release_spread_s
@@ -371,6 +372,16 @@ class _TrialRunner:
         ]
         return verdicts, findings
 
+    def _replica_addresses(self) -> dict[int, tuple[str, int]] | None:
+        """Each replica's own address, when a load step aims at one (`replica:`)."""
+        if all(step.replica is None for step in self.load):
+            return None
+        from heisen.system import LOOPBACK
+
+        return {
+            state.index: (LOOPBACK, state.port) for state in self.system.replicas().replicas_info()
+        }
+
     def _replay_command(self) -> str:
         """A seed fixes heisen's choices, not the system's timing: the replay re-runs the
         scenario REPLAY_TRIALS times and its violation rate says how often it reproduced."""
@@ -387,6 +398,18 @@ REPLAY_TRIALS = 20
 UNKNOWN_OUTCOMES_LIMIT = 0.05
 """Above this share of requests with an unknown outcome (timeouts, resets), a trial run proves
 nothing; `scenario.unknown_outcomes` sets another."""
+
+
+def with_proxied_replicas(
+    records: Sequence[RequestRecord], replica_of_port: Mapping[int, int]
+) -> list[RequestRecord]:
+    """`records` with the replica the front proxy gave each connection; a record that already
+    names its replica (its step was aimed at one, past the proxy) keeps it."""
+    proxied = with_replicas(records, replica_of_port)
+    return [
+        sent if sent.replica is not None else stamped
+        for sent, stamped in zip(records, proxied, strict=True)
+    ]
 
 
 def vacuity(outputs: Mapping[str, Any]) -> str | None:

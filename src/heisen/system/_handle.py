@@ -243,7 +243,16 @@ class SystemHandle:
             redis.start()
             return _RunningDependency(name, dep, redis.url, redis)
         if dep.command:
-            replicas = self._replica_set(name, dep.command, 1, None, {}, dep.health, Resources())
+            replicas = self._replica_set(
+                name,
+                dep.command,
+                1,
+                None,
+                dep.env,
+                dep.health.path,
+                Resources(),
+                startup_s=dep.health.timeout,
+            )
             replicas.start()
             host, port = replicas.ready_endpoints()[0]
             return _RunningDependency(name, dep, f"http://{host}:{port}", replicas)

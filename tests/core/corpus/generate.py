@@ -321,7 +321,7 @@ CASES: list[Case] = [
     body("dunder-import", '"{{ __import__ }}"'),
     body("faker-call-syntax", '"{{ faker.user_name() }}"'),
     body("unbalanced-braces", '"{{ i }"'),
-    body("template-expression", '"{{ i * 1000000 }}"'),
+    body("template-expression", '"{{ i ** 1000000 }}"'),
     body("template-underscore-part", '"{{ faker._factories }}"'),
     body("template-unknown-root", '"{{ os.environ }}"'),
     body("template-in-list", '["{{ i }}", "{{ faker.nme }}"]', "scenario.requests.incr.json.by[1]"),
