@@ -1,4 +1,4 @@
-"""How the ad hoc modes' results are shown: a table on stderr for people, or only JSON on stdout.
+"""How the ad hoc modes' results are shown: a table on stdout for people, or only JSON there.
 
 `heisen stress --url ...` (`heisen.stress.adhoc.AdHocResult`) and `heisen fuzz
 --openapi ... --url ...` (`heisen.fuzz.adhoc.AdHocFuzzResult`) return what they
@@ -25,7 +25,7 @@ def show_load(result: AdHocResult, *, as_json: bool) -> int:
     if as_json:
         write_json(result.to_dict())
         return EXIT_OK
-    console = make_console(stderr=True)
+    console = make_console(stderr=False)
     for renderable in load_renderables(result):
         if isinstance(renderable, str):
             console.print(renderable, markup=False)
@@ -112,13 +112,13 @@ class FuzzProgress:
 
 
 def show_fuzz(result: AdHocFuzzResult, *, as_json: bool, console: Any = None) -> int:
-    """Show an ad hoc fuzz run; 1 when a case failed, else 0."""
+    """Show an ad hoc fuzz run (on stdout unless given a console); 1 when a case failed, else 0."""
     from heisen.console import make_console, write_json
 
     if as_json:
         write_json(result.to_dict())
     else:
-        _fuzz_table(console or make_console(stderr=True), result)
+        _fuzz_table(console or make_console(stderr=False), result)
     return EXIT_VIOLATION if result.failures else EXIT_OK
 
 

@@ -34,6 +34,7 @@ def execute(
     resume: bool = False,
     allow_inconclusive: bool = False,
 ) -> int:
+    from heisen.cli._throttle import ThrottledProgress
     from heisen.console import make_console, write_json
     from heisen.pipeline import load_pipeline
     from heisen.report import TerminalView, finish_run
@@ -54,19 +55,20 @@ def execute(
     from heisen.cli._writable import ensure_writable_dir
 
     ensure_writable_dir(run_dir)  # exit 3 naming the path, before anything starts
-    console = make_console(stderr=True, plain=plain)
+    console = make_console(stderr=True, plain=plain)  # progress and errors
+    results = make_console(stderr=False, plain=plain)  # the summary, the ladder, report paths
     view = TerminalView(console, live=not plain)
     runner = Runner(
         loaded,
         run_dir=run_dir,
         phases=phases,
         seed=seed,
-        sink=view,
+        sink=view if view.live else ThrottledProgress(view),
         options=options,
         manifest=manifest,
     )
     outcome = runner.run()
-    finish_run(outcome.manifest, outcome.run_dir, console=console, ci=plain, quiet=as_json)
+    finish_run(outcome.manifest, outcome.run_dir, console=results, ci=plain, quiet=as_json)
     if as_json:
         write_json(outcome.manifest.to_plain())
     if outcome.error is not None:

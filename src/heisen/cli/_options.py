@@ -27,12 +27,19 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout, and nothing else there.")
 ]
 CiOpt = Annotated[
-    bool, typer.Option("--ci", help="Plain, log-friendly output; write JUnit and Markdown reports.")
+    bool,
+    typer.Option(
+        "--ci",
+        help="Output for CI logs: plain ASCII, no colour, no live bar, lines never wrapped "
+        "(also when $CI is set); the JUnit and Markdown reports are written either way.",
+    ),
 ]
 ExpectOpt = Annotated[
     str | None,
     typer.Option(
-        "--expect", help="'violation': exit 0 only if a violation was found (a regression test)."
+        "--expect",
+        metavar="violation",
+        help="'violation': exit 0 only if a violation was found (a regression test).",
     ),
 ]
 AllowInconclusiveOpt = Annotated[

@@ -16,6 +16,7 @@ def check_command(
     """Start the system, run the setup and every invariant once, print each value and verdict, stop."""
     from rich.markup import escape
 
+    from heisen.cli._throttle import ThrottledProgress
     from heisen.console import make_console, write_json
     from heisen.pipeline import load_pipeline
     from heisen.report import TerminalView
@@ -28,7 +29,7 @@ def check_command(
         run_dir=run_dir or default_run_dir(),
         phases=[],
         seed=loaded.pipeline.seed or 0,
-        sink=TerminalView(console, live=False),
+        sink=ThrottledProgress(TerminalView(console, live=False)),
     )
     outcome = runner.check()
     for name in outcome.from_load:

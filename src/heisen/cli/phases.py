@@ -225,7 +225,7 @@ def fuzz_command(
             )
         finally:
             progress.close()
-        raise typer.Exit(show_fuzz(result, as_json=as_json, console=console))
+        raise typer.Exit(show_fuzz(result, as_json=as_json))
     _run_phase(
         PhaseName.FUZZ,
         pipeline,
@@ -234,61 +234,6 @@ def fuzz_command(
         as_json,
         ci,
         expect,
-        allow_inconclusive=allow_inconclusive,
-    )
-
-
-@app.command("isolate")
-def isolate_command(
-    pipeline: Annotated[
-        str, typer.Argument(help="The pipeline file, or 'serve' to run the stub server alone.")
-    ],
-    root: Annotated[
-        Path | None, typer.Option(help="serve: the WireMock root (mappings/, __files/).")
-    ] = None,
-    port: Annotated[int, typer.Option(help="serve: the port.", min=0, max=65535)] = 8080,
-    host: Annotated[str, typer.Option(help="serve: the address.")] = "127.0.0.1",
-    journal_limit: Annotated[
-        int, typer.Option(help="serve: requests kept in the journal (0: none).")
-    ] = 10_000,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="HOST",
-            help="serve: a host a proxyBaseUrl may reach besides loopback (repeatable).",
-        ),
-    ] = None,
-    trials: TrialsOpt = None,
-    run_dir: RunDirOpt = None,
-    seed: SeedOpt = None,
-    as_json: JsonOpt = False,
-    ci: CiOpt = False,
-    expect: ExpectOpt = None,
-    allow_inconclusive: AllowInconclusiveOpt = False,
-) -> None:
-    """Widen the race window with latency-injecting stubs and TCP proxy toxics ('serve': a stub server alone)."""
-    if pipeline == "serve":
-        from heisen.system.stub import serve
-
-        serve(
-            root,
-            host=host,
-            port=port,
-            seed=seed or 0,
-            journal_limit=journal_limit,
-            verbose=True,
-            allow_hosts=allow_host or [],
-        )
-        raise typer.Exit(0)
-    _run_phase(
-        PhaseName.ISOLATE,
-        Path(pipeline),
-        run_dir,
-        seed,
-        as_json,
-        ci,
-        expect,
-        {"trials": trials} if trials else None,
         allow_inconclusive=allow_inconclusive,
     )
 

@@ -19,7 +19,23 @@ from heisen.cli._options import (
 )
 from heisen.errors import UsageError
 
-PhaseList = Annotated[list[str] | None, typer.Option(help="Phases to run or skip (repeatable).")]
+PHASES = "predict, stress, fuzz, isolate, contain, chaos"
+OnlyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--only",
+        metavar="PHASE",
+        help=f"Run only this phase ({PHASES}); repeat for more, e.g. --only stress --only fuzz.",
+    ),
+]
+SkipOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--skip",
+        metavar="PHASE",
+        help="Run every phase but this one; repeat for more, e.g. --skip contain --skip chaos.",
+    ),
+]
 
 
 @app.command("run")
@@ -27,12 +43,23 @@ def run_command(
     pipeline: OptionalPipelineArg = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
-    only: PhaseList = None,
-    skip: PhaseList = None,
-    start_from: Annotated[str | None, typer.Option("--from", help="Start at this phase.")] = None,
+    only: OnlyOpt = None,
+    skip: SkipOpt = None,
+    start_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="PHASE",
+            help="Skip the phases before this one, e.g. --from isolate runs isolate, contain, chaos.",
+        ),
+    ] = None,
     resume_dir: Annotated[
         str | None,
-        typer.Option("--resume", help="Continue the interrupted or failed run in RUN_DIR."),
+        typer.Option(
+            "--resume",
+            metavar="RUN_DIR",
+            help="Continue the interrupted or failed run in RUN_DIR, skipping the phases it passed.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
     ci: CiOpt = False,
