@@ -79,7 +79,7 @@ def test_the_buggy_demo_finds_the_race_in_every_phase_that_measures_it(tmp_path)
         > steps["stress"]["per_operation_rate"]["mean"]
     ), (steps["stress"], steps["isolate"])
     assert manifest["phases"]["fuzz"]["outputs"]["failures"]
-    assert "ladder:" in result.stderr and "replay:" in result.stderr
+    assert "ladder:" in result.stdout and "replay:" in result.stdout
     run_dir = tmp_path / "demo-pipeline"
     assert (run_dir / "report.html").exists() and (run_dir / "junit.xml").exists()
     assert elapsed < 300, f"the demo took {elapsed:.0f} s; the README promises under 5 minutes"

@@ -239,7 +239,7 @@ def test_a_stress_run_writes_the_targets_ladder(tmp_path: Path) -> None:
     low, high = per_operation["ci95"]
     assert 0 < per_operation["mean"] <= 1  # lost increments per increment that succeeded
     assert 0 <= low <= per_operation["mean"] <= high
-    assert "ladder: no-lost-update: stress 100% [" in " ".join(result.stderr.split())
+    assert "ladder: no-lost-update: stress 100% [" in " ".join(result.stdout.split())
 
 
 def test_a_phase_compares_its_rate_with_stress_on_the_same_race_only() -> None:

@@ -56,7 +56,7 @@ def test_a_real_race_exits_1_with_the_manifest_contract(counter, tmp_path):
     assert outputs["violations"] >= 1
     assert set(outputs["latency_ms"]) >= {"p50", "p90", "p99", "max"}
     assert outputs["ci95"][0] <= outputs["violation_rate"] <= outputs["ci95"][1]
-    assert "replay: heisen stress" in result.stderr
+    assert "replay: heisen stress" in result.stdout
     assert (run_dir / "logs" / "counter-0.log").exists()
 
 

@@ -136,8 +136,8 @@ def test_a_lossy_counter_is_caught_over_the_load_with_the_values_compared(tmp_pa
     assert evidence["load.incr.ok"] == 40
     assert evidence["body.n"] < 40
     assert (
-        f"body.n={evidence['body.n']}" in result.stderr.replace(" ", "")
-        or "body.n" in result.stderr
+        f"body.n={evidence['body.n']}" in result.stdout.replace(" ", "")
+        or "body.n" in result.stdout
     )
 
 

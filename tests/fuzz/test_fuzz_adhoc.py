@@ -108,11 +108,11 @@ def test_the_table_for_humans(tmp_path, capsys, monkeypatch):
         )
         code = show_fuzz(result, as_json=False)
     captured = capsys.readouterr()
-    assert code == 1 and captured.out == ""
+    assert code == 1 and captured.err == ""
     assert (
-        "POST /orders" in captured.err
-        and "nonconforming" in captured.err
-        and "failed:" in captured.err
+        "POST /orders" in captured.out
+        and "nonconforming" in captured.out
+        and "failed:" in captured.out
     )
 
 

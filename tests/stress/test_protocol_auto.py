@@ -268,6 +268,6 @@ def test_adhoc_table_says_the_protocol_and_why(
     monkeypatch.setenv("COLUMNS", "120")
     url = f"http://{h2_server.host}:{h2_server.port}/"
     assert show_load(run_adhoc(AdHocLoad(url=url, burst=4, protocol="auto")), as_json=False) == 0
-    shown = capsys.readouterr().err
+    shown = capsys.readouterr().out
     assert "burst of 4 (auto)" in shown
     assert "h2 (server answered the h2c preface)" in shown

@@ -70,12 +70,12 @@ def test_concurrency_posts_the_body_with_headers(
     assert result["requests"] > 4 and set(result["status_codes"]) == {"200"}
 
 
-def test_human_output_is_a_table_on_stderr(
+def test_human_output_is_a_table_on_stdout(
     aiohttp_server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert show_load(run_adhoc(AdHocLoad(url=url_of(aiohttp_server), burst=10)), as_json=False) == 0
     captured = capsys.readouterr()
-    assert captured.out == ""
+    assert captured.err == ""
     for word in (
         "requests",
         "rps",
@@ -85,7 +85,7 @@ def test_human_output_is_a_table_on_stderr(
         "status codes",
         "burst release spread",
     ):
-        assert word in captured.err
+        assert word in captured.out
 
 
 @pytest.mark.parametrize(

@@ -264,7 +264,7 @@ def test_register_history_over_a_mix_from_two_workers(
         a["time"] <= b["time"] for a, b in itertools.pairwise(lines) if a["trial"] == b["trial"]
     )
     finding = next(
-        line for line in result.stderr.splitlines() if "✗" in line and "linearizable" in line
+        line for line in result.stdout.splitlines() if "✗" in line and "linearizable" in line
     )
     assert "trial" in finding
     assert "stress-history.jsonl" in str(stress["artifacts"])
@@ -297,4 +297,4 @@ def test_acknowledged_counts_lost_writes(register: Callable[..., Path], tmp_path
     assert evidence["acknowledged"] == 25 and evidence["unknown"] == 0
     assert evidence["persisted"] == persisted and evidence["lost"] == 25 - persisted
     assert 4 <= evidence["lost"] <= 5 and len(evidence["lost_ids"]) == evidence["lost"]
-    assert f"25 acknowledged, {persisted} persisted" in result.stderr
+    assert f"25 acknowledged, {persisted} persisted" in result.stdout
