@@ -112,3 +112,10 @@ def any_run(request: pytest.FixtureRequest) -> RunManifest:
 def target_run() -> RunManifest:
     """A ladder on no-oversell with sweeps, a severity: and predict's calibration."""
     return load("target")
+
+
+@pytest.fixture
+def chaos_fuzz_run() -> RunManifest:
+    """From a real ticketing run: fuzz failures as fuzz writes them (labels, duplicates), a
+    breached threshold, a skipped phase, and chaos's probes and named experiments."""
+    return load("chaos-fuzz")

@@ -164,3 +164,42 @@ def test_failure_text_holds_the_compared_values(failed_run: RunManifest, tmp_pat
         'evidence: body.sold=109, load.checkout.ok=100, body.event="<b>gala</b> [/]"'
         in (contain.text or "")
     )
+
+
+def test_one_readable_case_per_distinct_fuzz_failure(
+    chaos_fuzz_run: RunManifest, tmp_path: Path
+) -> None:
+    fuzz = _suite(_parse(chaos_fuzz_run, tmp_path), "fuzz")
+    cases = {c.get("name"): c for c in fuzz.iter("testcase")}
+    assert list(cases) == [
+        "fuzz: qty: 0 (one below the minimum) → response not as documented (201)",
+        "fuzz: user: null + body: empty object + user: NUL byte → 500",
+        "fuzz: qty: 2147483648 (int32 max + 1) → 500",
+        "fuzz: qty: -1 (minus one) → response not as documented (201)",
+    ]  # six failures, two of them the same bug as another: four cases, no hash for a name
+    assert fuzz.get("tests") == "4" and fuzz.get("failures") == "4"
+    overflow = cases["fuzz: qty: 2147483648 (int32 max + 1) → 500"].find("failure")
+    assert overflow is not None and "integer out of range" in (overflow.get("message") or "")
+    assert "10ab2c8485d945cb: qty: NaN" in (overflow.text or "")  # the duplicate, listed under it
+
+
+def test_a_breached_threshold_is_one_failing_case(
+    chaos_fuzz_run: RunManifest, tmp_path: Path
+) -> None:
+    stress = _suite(_parse(chaos_fuzz_run, tmp_path), "stress")
+    names = [c.get("name") for c in stress.iter("testcase")]
+    assert names.count("threshold: p99 < 10ms") == 1 and "threshold" not in names
+    breached = [c for c in stress.iter("testcase") if c.get("name", "").startswith("threshold")]
+    failure = breached[0].find("failure")
+    assert failure is not None and "observed 30.006" in (failure.get("message") or "")
+
+
+def test_a_skipped_phase_is_one_skipped_case_named_after_it(
+    chaos_fuzz_run: RunManifest, tmp_path: Path
+) -> None:
+    contain = _suite(_parse(chaos_fuzz_run, tmp_path), "contain")
+    cases = list(contain.iter("testcase"))
+    assert [c.get("name") for c in cases] == ["contain"]
+    skipped = cases[0].find("skipped")
+    assert skipped is not None and "cgroup" in (skipped.get("message") or "")
+    assert (contain.get("tests"), contain.get("skipped")) == ("1", "1")

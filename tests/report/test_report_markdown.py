@@ -102,3 +102,18 @@ def test_evidence_under_each_finding(failed_run: RunManifest) -> None:
         'Evidence: body.sold=109, load.checkout.ok=100, body.event="&lt;b&gt;gala&lt;/b&gt; \\[/\\]"'
         in text
     )
+
+
+def test_fuzz_payloads_are_json_once(chaos_fuzz_run: RunManifest) -> None:
+    text = markdown.render(chaos_fuzz_run)
+    fuzz = text.split("### Fuzz failures (4)")[1]
+    assert '```json\n{"qty":2147483648}\n```' in fuzz
+    assert '"{\\"' not in fuzz  # no JSON string holding JSON
+    assert "**fuzz: qty: 2147483648 (int32 max + 1) → 500** (and 1 more cases)" in fuzz
+
+
+def test_a_payload_that_is_not_json_is_shown_as_text() -> None:
+    assert markdown.payload_block('{"user":"AAAA…\n  (65555 characters)') == (
+        '```\n{"user":"AAAA…\n  (65555 characters)\n```'
+    )
+    assert markdown.payload_block({"qty": 1}) == '```json\n{"qty": 1}\n```'

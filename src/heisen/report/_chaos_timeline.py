@@ -134,6 +134,7 @@ _LEGEND = (
     ("recovery", "recovered / removed"),
     ("check", "check passed"),
     ("check-fail", "check failed"),
+    ("run", "load, rollback"),
 )
 _OFFSET = {"fault": -4, "recovery": 4}  # a recovery and the next injection often share a time
 
@@ -148,7 +149,7 @@ def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) ->
     x = Scale(0, end, left, right)
     body: list[str] = []
     for i, (kind, words) in enumerate(_LEGEND):
-        cx = left + i * 180
+        cx = left + i * 150
         body.append(f'<circle cx="{cx + 6}" cy="12" r="5" class="ev-{kind}"/>')
         body.append(text_at(cx + 16, 16, words, "label"))
     for tick in x.ticks():

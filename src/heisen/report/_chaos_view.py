@@ -100,13 +100,14 @@ def over_time_section(manifest: RunManifest, run_dir: Path | None) -> tuple[str,
         if not seconds:
             continue
         windows = _windows(record.outputs) if name == "chaos" else []
-        figures.append(
-            f"<figure>{series_chart(name, seconds, windows)}<figcaption>{escape(_CAPTION)}"
-            "</figcaption></figure>"
-        )
+        figures.append(f"<h3>{escape(name)}</h3>{series_chart(name, seconds, windows)}")
     if not figures:
         return None
-    return ("over-time", "Load over time", "".join(figures))
+    return (
+        "over-time",
+        "Load over time",
+        f'<p class="muted">{escape(_CAPTION)}</p>' + "".join(figures),
+    )
 
 
 def _windows(outputs: Mapping[str, object]) -> list[FaultWindow]:
