@@ -3,10 +3,11 @@ history files a run leaves in its run dir."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
+
+from history_files import write_history as _history
 
 from conftest import load
 from heisen.manifest import RunManifest
@@ -15,29 +16,6 @@ from heisen.report import html
 from heisen.report._chaos_timeline import fault_windows, lanes, timeline_chart
 from heisen.report._svg import Scale, nice_step
 from heisen.report._timeseries import per_second, read_series
-
-S = 1_000_000_000
-
-
-def _history(path: Path, seconds: list[list[tuple[float, float, str]]]) -> Path:
-    """A history file: for each second, requests ``(start s, latency ms, outcome)``."""
-    lines = [{"process": -1, "f": "write", "value": 0, "type": "invoke", "time": 5}]
-    base, process = 10**12, 0
-    for requests in seconds:
-        for start, latency_ms, outcome in requests:
-            process += 1
-            t0 = base + int(start * S)
-            lines.append({"process": process, "f": "read", "type": "invoke", "time": t0})
-            lines.append(
-                {
-                    "process": process,
-                    "f": "read",
-                    "type": outcome,
-                    "time": t0 + int(latency_ms * 1e6),
-                }
-            )
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def test_per_second_counts_latency_percentiles_and_outcomes(tmp_path: Path) -> None:

@@ -148,10 +148,11 @@ def timeline_chart(events: Sequence[TimelineEntry], duration_s: float | None) ->
     axis = top + row * len(found) + 4
     x = Scale(0, end, left, right)
     body: list[str] = []
-    for i, (kind, words) in enumerate(_LEGEND):
-        cx = left + i * 150
-        body.append(f'<circle cx="{cx + 6}" cy="12" r="5" class="ev-{kind}"/>')
+    cx = float(left)
+    for kind, words in _LEGEND:
+        body.append(f'<circle cx="{cx + 6:.0f}" cy="12" r="5" class="ev-{kind}"/>')
         body.append(text_at(cx + 16, 16, words, "label"))
+        cx += 16 + 8 * len(words) + 24  # 13px text is under 8px a character
     for tick in x.ticks():
         body.append(
             f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top - 6}" y2="{axis + 5}" class="grid"/>'

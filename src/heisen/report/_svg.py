@@ -171,7 +171,7 @@ def p99_chart(series: Mapping[str, Sequence[TrialLine]]) -> str:
     for tick in Scale(0, last, left, right).ticks(integer=True):
         if tick >= 1:
             body.append(text_at(x(tick), bottom + 18, f"{tick:g}", "tick", "middle"))
-    body.append(text_at(right, bottom + 30, "trial", "tick", "end"))
+    body.append(text_at(right, bottom + 36, "trial", "tick", "end"))
     colours = _palette(list(series))
     for phase, rows in series.items():
         pts = [(x(t.trial), y(float(t.p99_ms)), t) for t in rows if t.p99_ms is not None]
@@ -191,7 +191,7 @@ def p99_chart(series: Mapping[str, Sequence[TrialLine]]) -> str:
         f"{max((float(t.p99_ms or 0) for t in rows), default=0):g} ms"
         for phase, rows in series.items()
     )
-    return chart("p99 latency per trial (violating trials ringed)", desc, bottom + 34, body)
+    return chart("p99 latency per trial (violating trials ringed)", desc, bottom + 42, body)
 
 
 def trial_strips(series: Mapping[str, Sequence[TrialLine]]) -> str:

@@ -83,7 +83,7 @@ def series_chart(phase: str, seconds: Sequence[Second], windows: Sequence[FaultW
         body += draw(y)
     bottom = _TOP + 3 * _PANEL + 2 * _GAP
     for tick in x.ticks(integer=True):
-        body.append(text_at(x(tick), bottom + 16, f"{tick:g} s", "tick", "middle"))
+        body.append(text_at(x(tick), bottom + 22, f"{tick:g} s", "tick", "middle"))
     peak_rps = max((s.requests for s in seconds), default=0)
     worst = max((s.p99_ms or 0.0 for s in seconds), default=0.0)
     desc = (
@@ -95,7 +95,7 @@ def series_chart(phase: str, seconds: Sequence[Second], windows: Sequence[FaultW
             else "no fault"
         )
     )
-    return chart(f"{phase} over time: requests/s, latency, not ok", desc, bottom + 26, body)
+    return chart(f"{phase} over time: requests/s, latency, not ok", desc, bottom + 30, body)
 
 
 def _line(
