@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
+from typing import Any
 
 import pytest
 from history_files import write_history
@@ -63,7 +65,7 @@ def _measured(page: Path) -> Path:
     return copy
 
 
-def _layout(chromium: Path, tmp_path: Path, page: Path) -> dict[str, object]:
+def _layout(chromium: Path, tmp_path: Path, page: Path) -> dict[str, Any]:
     result = _chromium(
         chromium, tmp_path, "--window-size=1280,2000", "--dump-dom", _measured(page).as_uri()
     )
@@ -72,13 +74,7 @@ def _layout(chromium: Path, tmp_path: Path, page: Path) -> dict[str, object]:
         assert marker not in result.stderr, result.stderr[-2000:]
     found = re.search(r'<pre id="layout-check">(.*?)</pre>', result.stdout, re.S)
     assert found is not None, result.stdout[-2000:]
-    data: dict[str, object] = json.loads(
-        found.group(1)
-        .replace("&amp;", "&")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", '"')
-    )
+    data: dict[str, Any] = json.loads(unescape(found.group(1)))
     return data
 
 
@@ -90,7 +86,7 @@ def test_the_overlap_check_sees_overlapping_labels(chromium: Path, tmp_path: Pat
         encoding="utf-8",
     )
     layout = _layout(chromium, tmp_path, page)
-    assert [(o["a"], o["b"]) for o in layout["overlaps"]] == [("first label", "second label")]  # type: ignore[index, union-attr]
+    assert [(o["a"], o["b"]) for o in layout["overlaps"]] == [("first label", "second label")]
 
 
 @pytest.mark.parametrize("fixture", ["chaos_fuzz_run", "failed_run", "target_run"])
@@ -105,7 +101,7 @@ def test_no_two_chart_labels_overlap(
     write_history(run_dir / "stress-history.jsonl", [*bursts[:8], [(8.5, 12.0, "fail")]])
     page = run_dir / html.write(manifest, run_dir)
     layout = _layout(chromium, tmp_path, page)
-    assert int(layout["labels"]) > 20  # type: ignore[call-overload]
+    assert int(layout["labels"]) > 20
     assert layout["overlaps"] == [], json.dumps(layout["overlaps"], indent=1)[:3000]
     screenshot = tmp_path / "report.png"
     shot = _chromium(

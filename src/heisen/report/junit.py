@@ -1,14 +1,18 @@
 """JUnit XML for CI: a testsuite per phase, a testcase per invariant (and per fuzz failure).
 
+``fuzz`` gets one testcase per distinct failure, named by what was sent and what came back
+(``fuzz: qty: 2147483648 (int32 max + 1) → 500``; `_fuzz_cases`). A breached threshold is
+one failing testcase (the finding the phase adds for it says the same). A phase that did
+not run (skipped, pending) is one ``<skipped>`` testcase named after the phase.
+
 Each load-bearing phase (stress, isolate, contain, chaos) gets one testcase per
 invariant of the pipeline (plus any the findings or trial errors name): passed,
 a ``<failure>`` carrying the message, the compared values (evidence), the
 violating trials and the replay command, or an ``<error>`` when the invariant
 could not be evaluated (``outputs.trial_errors``: which trial, whether the
 pipeline or the environment is at fault, the message) — never a pass.
-Thresholds become testcases too. ``fuzz`` gets one testcase per failure;
-``predict`` one testcase for the phase. A skipped or never-run phase marks its
-testcases ``<skipped>``; an inconclusive one marks its passing testcases
+Thresholds become testcases too; ``predict`` one testcase for the phase. An
+inconclusive phase marks its passing testcases
 ``<skipped message="inconclusive: <reason>">`` (they proved nothing); a phase
 that errored without naming the invariant at fault marks them ``<error>``. A
 phase's confidence bound is its ``bound`` property, in words.
