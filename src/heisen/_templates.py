@@ -397,6 +397,10 @@ def _check_name(text: str, parts: tuple[str, ...], roots: Mapping[str, Any]) -> 
             extra = (BUILTINS if "i" in roots else BUILTINS[:1]) if depth == 0 else ()
             known = _known(level, part, extra) if isinstance(level, Mapping) else ""
             prefix = ".".join(parts[:depth]) or "the template"
+            if "-" in part and part.split("-")[0] in level:
+                known = (
+                    f" ('-' is part of a name; subtract with spaces: {part.replace('-', ' - ')})"
+                )
             return [f"{text}: {prefix} has no {part!r}{known}"]
         level = level[part]
     if isinstance(level, Mapping) and len(level):

@@ -152,6 +152,7 @@ def test_choice_is_drawn_from_the_seed_and_the_index_so_a_replay_sends_the_same(
         ('"{{ i // 0 }}"', "divides by zero"),
         ('"{{ choice([]) }}"', "needs at least one option"),
         ('"{{ nope + 1 }}"', "the template has no 'nope' (known: faker"),
+        ('"{{ i-1 }}"', "subtract with spaces: i - 1"),
         ('"{{ seat | default(\\"x\\") }}"', "default(...) follows an environment variable"),
     ],
 )
