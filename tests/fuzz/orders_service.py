@@ -3,11 +3,12 @@
 Buggy: qty is not range-checked (0 and negative are accepted and echoed,
 which the document forbids), a qty past 2**31 - 1 raises (500), and a NUL
 in the user name drops the connection without an answer. `fixed=True`
-answers 400 to all of these.
+answers 400 to all of these, as does `switch["fixed"]` while it is true.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from aiohttp import web
 INT32_MAX = 2**31 - 1
 
 
-def make_app(*, fixed: bool = False) -> web.Application:
+def make_app(*, fixed: bool = False, switch: Mapping[str, bool] | None = None) -> web.Application:
     orders: dict[str, dict[str, Any]] = {}
 
     async def create(request: web.Request) -> web.StreamResponse:
@@ -28,7 +29,8 @@ def make_app(*, fixed: bool = False) -> web.Application:
         user, qty = body.get("user"), body.get("qty")
         if not isinstance(user, str) or isinstance(qty, bool) or not isinstance(qty, int):
             return web.json_response({"error": "user is a string, qty an integer"}, status=400)
-        if fixed and (not 1 <= qty <= 10 or not 1 <= len(user) <= 32 or "\x00" in user):
+        fixed_now = fixed or (switch is not None and switch["fixed"])
+        if fixed_now and (not 1 <= qty <= 10 or not 1 <= len(user) <= 32 or "\x00" in user):
             return web.json_response({"error": "qty 1..10, user 1..32 characters"}, status=400)
         if "\x00" in user:
             assert request.transport is not None

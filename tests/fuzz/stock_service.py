@@ -8,7 +8,8 @@ POST /items/{item}/take {"qty": int, "note": str} takes `qty` units of an item:
 - the note is stored as text: a NUL byte fails in the database (500), or, with
   CRASH_ON_NUL=1, kills the process (a replica dies).
 
-FIXED=1 validates qty (1..10), the note and the item name, answering 400 (404) instead.
+FIXED=1 validates qty (1..10), the note and the item name, answering 400 (404) instead;
+in a thread, `fixed=True` does, or `switch["fixed"]` while it is true.
 Run as a script (PORT, DATABASE_URL) or serve `make_app(dsn)` in a thread.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -36,7 +38,13 @@ class Refused(Exception):
         self.status, self.message = status, message
 
 
-def make_app(dsn: str, *, fixed: bool = False, crash_on_nul: bool = False) -> web.Application:
+def make_app(
+    dsn: str,
+    *,
+    fixed: bool = False,
+    crash_on_nul: bool = False,
+    switch: Mapping[str, bool] | None = None,
+) -> web.Application:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA)
     connection: list[psycopg.Connection] = []
@@ -51,6 +59,7 @@ def make_app(dsn: str, *, fixed: bool = False, crash_on_nul: bool = False) -> we
         return web.json_response({"status": "ok"})
 
     async def take(request: web.Request) -> web.Response:
+        fixed_now = fixed or (switch is not None and switch["fixed"])
         try:
             body = json.loads(await request.read())
         except ValueError:
@@ -62,10 +71,10 @@ def make_app(dsn: str, *, fixed: bool = False, crash_on_nul: bool = False) -> we
             os._exit(3)
         if isinstance(qty, bool) or not isinstance(qty, int) or not isinstance(note, str):
             return web.json_response({"error": "qty is an integer, note a string"}, status=400)
-        if fixed and (not 1 <= qty <= 10 or "\x00" in note):
+        if fixed_now and (not 1 <= qty <= 10 or "\x00" in note):
             return web.json_response({"error": "qty must be 1..10, note without NUL"}, status=400)
         item = request.match_info["item"]
-        if fixed and not (item.isascii() and item.isprintable()):
+        if fixed_now and not (item.isascii() and item.isprintable()):
             return web.json_response({"error": "no such item"}, status=404)
         try:
             return store(item, qty, note)

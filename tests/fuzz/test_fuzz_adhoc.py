@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from functools import partial
 from pathlib import Path
 
@@ -33,7 +32,8 @@ def failures_by_outcome(report: dict) -> dict[str, list[dict]]:
 @pytest.mark.slow
 def test_a_buggy_service_exits_1_with_pure_json_and_replays_that_fail(tmp_path):
     run_dir = tmp_path / "runs" / "a"
-    with serve(make_app) as url:
+    switch = {"fixed": False}
+    with serve(lambda: make_app(switch=switch)) as url:
         result = heisen(
             "--openapi",
             str(SPEC),
@@ -56,27 +56,36 @@ def test_a_buggy_service_exits_1_with_pure_json_and_replays_that_fail(tmp_path):
         assert get["failures"] == [] and get["requests"] >= get["cases"]
         found = failures_by_outcome(post)
         assert set(found) == {"5xx", "nonconforming", "reset"}
-        shrunk = {
-            (f["outcome"], f["shrunk"]) for f in post["failures"] if not f.get("duplicate_of")
-        }
-        assert ("5xx", '{"user":"","qty":2147483648}') in shrunk
-        assert ("nonconforming", '{"user":"","qty":0}') in shrunk
-        assert ("reset", '{"user":"\\u0000","qty":0}') in shrunk
+        # one finding per bug: no two share a signature, and the cases that hit it are counted
+        assert len({f["signature"] for f in post["failures"]}) == len(post["failures"])
+        for failure in post["failures"]:
+            assert "duplicate_of" not in failure
+            assert failure["cases"][0] == failure["id"] and len(failure["cases"]) == failure["hits"]
+        (server_error,) = found["5xx"]  # every integer past int32 is the same 500
+        (reset,) = found["reset"]
+        assert server_error["field"] == "qty" and server_error["hits"] >= 2
+        assert server_error["shrunk"] == '{"user":"","qty":2147483648}'
+        assert reset["field"] == "user" and reset["shrunk"] == '{"user":"\\u0000","qty":0}'
+        # qty 0 is echoed against the document; shrinking keeps a 1-character user, since an
+        # empty one is another finding (another signature), and the user one stays separate
+        nonconforming = {f["field"]: f for f in found["nonconforming"]}
+        (below,) = [f for f in found["nonconforming"] if "below the minimum" in f["signature"]]
+        assert below["field"] == "qty" and below["hits"] >= 2  # 0 and -1 alike
+        small = json.loads(below["shrunk"])
+        assert small["qty"] == 0 and len(small["user"]) == 1, below["shrunk"]
+        assert "user" in nonconforming and "qty" in nonconforming
         assert (run_dir / "fuzz-corpus").is_dir()
-        for outcome in ("5xx", "nonconforming", "reset"):
-            head = next(f for f in found[outcome] if not f.get("duplicate_of"))
-            replay = subprocess.run(
-                shlex.split(head["replay"]), capture_output=True, text=True, timeout=30
+        for failure in (server_error, reset, below):
+            assert failure["replay"] == shlex.join(
+                ["heisen", "fuzz", "replay", str(run_dir), failure["id"]]
             )
-            assert replay.returncode == 1, (outcome, replay.stderr)
+            replay = heisen("replay", str(run_dir), failure["id"])
+            assert replay.returncode == 1, (failure["outcome"], replay.stderr)
         assert "--seed 3" in post["rerun"]
-    with serve(lambda: make_app(fixed=True)) as fixed_url:
-        head = next(f for f in found["5xx"] if not f.get("duplicate_of"))
-        words = [
-            fixed_url + "/orders" if w.endswith("/orders") else w
-            for w in shlex.split(head["replay"])
-        ]
-        assert subprocess.run(words, capture_output=True, timeout=30).returncode == 0
+        switch["fixed"] = True
+        for failure in (server_error, reset, below):
+            replay = heisen("replay", str(run_dir), failure["id"])
+            assert replay.returncode == 0, (failure["outcome"], replay.stderr)
 
 
 def test_a_correct_service_exits_0_and_the_corpus_is_tried_first(tmp_path, capsys):
@@ -114,6 +123,13 @@ def test_the_table_for_humans(tmp_path, capsys, monkeypatch):
         and "nonconforming" in captured.out
         and "failed:" in captured.out
     )
+    # a row per finding, saying how many more cases failed alike
+    (report,) = result.operations
+    for failure in report.failures:
+        assert failure.label in captured.out
+        if failure.hits > 1:
+            assert f"{failure.outcome} (+{failure.hits - 1} alike)" in captured.out
+    assert any(failure.hits > 1 for failure in report.failures)
 
 
 def test_usage_and_environment_errors(tmp_path, free_tcp_port):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
 import shutil
 import subprocess
+import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -16,6 +20,7 @@ from fuzz_servers import serve
 from stock_service import make_app
 
 import support
+from heisen.outputs import FuzzOutputs
 
 pytestmark = pytest.mark.slow
 
@@ -63,9 +68,27 @@ def dsn(embedded_postgres) -> str:
 
 
 @pytest.fixture
-def buggy_url(dsn) -> Iterator[str]:
-    with serve(lambda: make_app(dsn)) as url:
+def switch() -> dict[str, bool]:
+    """Flip `switch["fixed"]` to fix the service the `buggy_url` fixture serves, in place."""
+    return {"fixed": False}
+
+
+@pytest.fixture
+def buggy_url(dsn, switch) -> Iterator[str]:
+    with serve(lambda: make_app(dsn, switch=switch)) as url:
         yield url
+
+
+def shell(command: str) -> subprocess.CompletedProcess[str]:
+    """A command a finding prints, run as a user runs it: `heisen` found on PATH."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{support.inherited_path()}"
+    return subprocess.run(
+        shlex.split(command),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"NO_COLOR": "1", "PATH": path},
+    )
 
 
 def write_pipeline(folder: Path, dsn: str, service: str, fuzz: str) -> Path:
@@ -80,7 +103,7 @@ def by_shrunk(failures: list[dict]) -> dict[tuple[str, str], dict]:
     return {(f["outcome"], f["shrunk"]): f for f in failures}
 
 
-def test_fuzz_finds_shrinks_and_replays_the_qty_bugs(tmp_path, dsn, buggy_url):
+def test_fuzz_finds_shrinks_and_replays_the_qty_bugs(tmp_path, dsn, buggy_url, switch):
     fuzz = "    request: take\n    openapi: openapi.yaml\n    operation: POST /items/{item}/take\n    cases: 45"
     pipeline = write_pipeline(tmp_path, dsn, f"    url: {buggy_url}", fuzz)
     first = tmp_path / "runs" / "first"
@@ -99,31 +122,41 @@ def test_fuzz_finds_shrinks_and_replays_the_qty_bugs(tmp_path, dsn, buggy_url):
     # qty 0 is accepted and echoed: the 201 breaks the document
     assert ("nonconforming", '{"qty":0}') in shrunk
     assert set(outputs["by_outcome"]) >= {"5xx", "invariant", "nonconforming"}
-    assert outputs["by_outcome"]["5xx"] >= 2
+    # every edge past INTEGER (int32 max + 1, int64 max, ...) is the same bug: one finding, its hits
+    out_of_range = shrunk[("5xx", '{"qty":2147483648}')]
+    assert out_of_range["field"] == "qty" and out_of_range["hits"] >= 2
+    assert [f["signature"] for f in outputs["failures"]].count(out_of_range["signature"]) == 1
+    assert outputs["by_outcome"] == dict(Counter(f["outcome"] for f in outputs["failures"]))
     for failure in outputs["failures"]:
         assert set(failure) >= {"id", "outcome", "payload", "shrunk", "replay", "rerun"}
-        assert (first / "fuzz-corpus" / f"{failure['id']}.json").is_file()
+        assert set(failure) >= {"signature", "field", "hits", "cases", "body_file", "curl"}
+        assert failure["cases"][0] == failure["id"] and len(failure["cases"]) == failure["hits"]
+        for case_id in failure["cases"]:
+            assert (first / "fuzz-corpus" / f"{case_id}.json").is_file()
+        # the body the curl line sends is the shrunk payload, byte for byte
+        assert (first / failure["body_file"]).read_text() == failure["shrunk"]
+        assert f"--data-binary @{failure['body_file']}" in failure["curl"]
+    assert len({f["signature"] for f in outputs["failures"]}) == len(outputs["failures"])
     assert outputs["corpus"] == "fuzz-corpus"
+    assert FuzzOutputs.from_manifest(outputs).unknown_keys() == []  # every key is declared
     findings = outputs["findings"]
     assert {f["name"] for f in findings} >= {"5xx", "invariant", "nonconforming"}
     assert all(f["phase"] == "fuzz" and f["replay"] for f in findings)
 
-    # the single-request replays exit 1 while the bug is there, 0 against the fixed service
-    server_error = shrunk[("5xx", '{"qty":2147483648}')]
+    # the single-request replays exit 1 while the bug is there, 0 once the service is fixed
     nonconforming = shrunk[("nonconforming", '{"qty":0}')]
-    for failure in (server_error, nonconforming):
-        replay = subprocess.run(
-            shlex.split(failure["replay"]), capture_output=True, text=True, timeout=30
-        )
+    for failure in (out_of_range, nonconforming):
+        assert failure["replay"] == f"heisen fuzz replay {first} {failure['id']}"
+        assert buggy_url in failure["curl"]
+        replay = shell(failure["replay"])
         assert replay.returncode == 1, replay.stderr
-    assert "heisen.fuzz._replay" in server_error["replay"] and buggy_url in server_error["replay"]
-    with serve(lambda: make_app(dsn, fixed=True)) as fixed_url:
-        for failure in (server_error, nonconforming):
-            words = [
-                fixed_url + w[len(buggy_url) :] if w.startswith(buggy_url) else w
-                for w in shlex.split(failure["replay"])
-            ]
-            assert subprocess.run(words, capture_output=True, timeout=30).returncode == 0
+    stored = json.loads((first / "fuzz" / f"{out_of_range['id']}.replay.json").read_text())
+    assert stored["base_url"] == buggy_url
+    switch["fixed"] = True
+    for failure in (out_of_range, nonconforming):
+        replay = shell(failure["replay"])
+        assert replay.returncode == 0, replay.stderr
+    switch["fixed"] = False
     # an invariant needs the system: its replay reruns the phase with the run's seed
     invariant = shrunk[("invariant", '{"qty":-1}')]
     assert invariant["replay"] == invariant["rerun"]

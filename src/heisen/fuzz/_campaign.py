@@ -16,7 +16,7 @@ from typing import Any
 from heisen.fuzz._cases import FuzzCase, make_case
 from heisen.fuzz._send import Outcome, Sender, Verdict
 from heisen.fuzz._signature import Signature, attribute, case_field
-from heisen.fuzz._values import EdgeKind
+from heisen.fuzz._values import EdgeKind, encode_text
 
 _MISSING = object()
 
@@ -81,9 +81,7 @@ def run_campaign(
     failures: list[Failure] = []
     spent = 0
     for signature, members in groups.items():
-        head, verdict = min(
-            members, key=lambda m: (m[0].id not in shrunk_before, shrink_effort(m[0].payload))
-        )
+        head, verdict = min(members, key=lambda m: _example_order(m[0], shrunk_before))
         shrunk, attempts = head.payload, 0
         if (
             budget.enabled
@@ -106,6 +104,13 @@ def run_campaign(
                     case, outcome=member_verdict.outcome.value, operation=operation, shrunk=small
                 )
     return failures
+
+
+def _example_order(case: FuzzCase, shrunk_before: frozenset[str]) -> tuple[bool, int, int, str]:
+    """Already shrunk first, then the cheapest to shrink, then the shortest on the wire: the
+    same example whatever order the cases came in (a regression run picks the earlier one)."""
+    wire = encode_text(case.payload)
+    return case.id not in shrunk_before, shrink_effort(case.payload), len(wire), wire
 
 
 def shrink_effort(payload: Any) -> int:

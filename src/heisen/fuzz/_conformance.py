@@ -29,8 +29,7 @@ def check_response(
     """Every way this response departs from `operation`'s documented responses."""
     spec = operation.response_for(status)
     if spec is None:
-        documented = ", ".join(operation.responses) or "none"
-        return [f"status {status} is not documented for {operation.key} (documented: {documented})"]
+        return check_status(operation, status)
     lowered = {str(name).lower(): str(value) for name, value in headers.items()}
     problems = [
         f"status {status}: required header {name!r} is missing"
@@ -62,6 +61,14 @@ def check_response(
         return problems
     problems += [f"status {status}: {message}" for message in validate(schema, value, "body")]
     return problems
+
+
+def check_status(operation: Operation, status: int) -> list[str]:
+    """The one problem a status alone can show: it is not documented for `operation`."""
+    if operation.response_for(status) is not None:
+        return []
+    documented = ", ".join(operation.responses) or "none"
+    return [f"status {status} is not documented for {operation.key} (documented: {documented})"]
 
 
 def validate(schema: Schema, value: Any, where: str = "$", depth: int = 0) -> list[str]:

@@ -20,6 +20,8 @@ from heisen.fuzz._cases import FuzzCase, make_case
 from heisen.fuzz._values import EdgeKind, decode_payload, encode_text
 
 CORPUS_DIR = "fuzz-corpus"
+CORPUS_LABEL = "corpus: "
+"""What the label of a case read back from a corpus starts with."""
 FORMAT_VERSION = 1
 
 
@@ -115,7 +117,7 @@ def _read(path: Path) -> CorpusEntry:
         kind = EdgeKind(record["kind"])
     except ValueError as exc:
         raise fail("kind", f"unknown kind {record['kind']!r}") from exc
-    label = f"corpus: {record['label']}"
+    label = f"{CORPUS_LABEL}{record['label']}"
     case = make_case(record["payload"], label, kind, record.get("path_params"), record.get("query"))
     shrunk = None
     if isinstance(record.get("shrunk"), dict):

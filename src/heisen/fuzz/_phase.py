@@ -97,7 +97,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
             ctx.run_dir,
             openapi=openapi,
             rerun=rerun,
-            started=(name, str(ctx.loaded.path)) if started else None,
+            started=(name, str(ctx.loaded.path.resolve())) if started else None,
         )
         for f in failures
     ]
@@ -342,9 +342,16 @@ def failure_record(
             write=False,
         ),
         shrink_attempts=failure.shrink_attempts,
-        # fields the report may not know yet: see FuzzFailure's extra keys
-        **_extra(failure, openapi, target, body_file, request_problems),
+        signature=failure.signature.text,
+        field=failure.signature.field,
+        hits=failure.hits,
+        cases=list(failure.case_ids[:MAX_LISTED_CASES]),
+        body_file=str(body_file),
     )
+    if openapi is not None and target.operation is not None:
+        problems = request_problems(openapi, target.key, failure.shrunk)
+        if problems is not None:
+            record.conforming = not problems
     if rerun:
         record.rerun = rerun
     if case.path_params:
@@ -352,30 +359,10 @@ def failure_record(
     return record
 
 
-def _extra(
-    failure: Failure,
-    openapi: Path | None,
-    target: Target,
-    body_file: Path,
-    request_problems: Callable[[Path, str, Any], list[str] | None],
-) -> dict[str, Any]:
-    extra: dict[str, Any] = {
-        "signature": failure.signature.text,
-        "field": failure.signature.field,
-        "hits": failure.hits,
-        "cases": list(failure.case_ids[:MAX_LISTED_CASES]),
-        "body_file": str(body_file),
-    }
-    if openapi is not None and target.operation is not None:
-        problems = request_problems(openapi, target.key, failure.shrunk)
-        if problems is not None:
-            extra["conforming"] = not problems
-    return extra
-
-
 def _finding(entry: outputs.FuzzFailure) -> Finding:
-    hits = getattr(entry, "hits", 1)
-    message = f"{entry.label}; shrunk to {entry.shrunk} ({entry.detail}); {hits} case(s) hit it"
+    message = (
+        f"{entry.label}; shrunk to {entry.shrunk} ({entry.detail}); {entry.hits} case(s) hit it"
+    )
     return Finding(
         "fuzz",
         entry.outcome,

@@ -8,7 +8,7 @@ its signature stays the same, so a shrunk payload never drifts to another bug.
 
 The field comes from the case itself when it changed one field of the
 baseline (`FuzzCase.field_path`), else from the case label (`user: 65 chars`
-→ `user`); a case that changed several fields at once has none of its own
+→ `user`, also when an earlier run's corpus gave it: `corpus: user: 65 chars`); a case that changed several fields at once has none of its own
 and joins the finding of one of its fields that failed alike (`attribute`).
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 
 from heisen._yaml import format_path
 from heisen.fuzz._cases import FuzzCase
+from heisen.fuzz._corpus import CORPUS_LABEL
 
 MAX_SHAPE = 120
 _COMBINED = " + "
@@ -52,7 +53,12 @@ def error_shape(body: bytes | str | None) -> str:
         return _shape(json.loads(raw), 0)[:MAX_SHAPE]
     except (ValueError, RecursionError):
         text = raw.decode("utf-8", "replace").strip().replace("\n", " ")
-        return re.sub(r"\d+", "N", text)[:MAX_SHAPE] or "(empty body)"
+        return without_numbers(text)[:MAX_SHAPE] or "(empty body)"
+
+
+def without_numbers(text: str) -> str:
+    """`qty: -1 is below the minimum 1` → `qty: N is below the minimum N`: one shape for every value."""
+    return re.sub(r"-?\d+", "N", text)
 
 
 def _shape(value: Any, depth: int) -> str:
@@ -72,14 +78,21 @@ def case_field(case: FuzzCase) -> str | None:
     """The field a case changed: `user`, `items[0].qty`, `query.limit`; None for several."""
     if case.field_path is not None:
         return format_path(case.field_path) or "body"
-    if _COMBINED in case.label or ":" not in case.label:
+    label = _own_label(case)
+    if _COMBINED in label or ":" not in label:
         return None
-    return case.label.split(":", 1)[0].strip() or None
+    return label.split(":", 1)[0].strip() or None
 
 
 def combined_fields(case: FuzzCase) -> list[str]:
     """The fields of a case that changed several at once, from its label."""
-    return [part.split(":", 1)[0].strip() for part in case.label.split(_COMBINED) if ":" in part]
+    return [
+        part.split(":", 1)[0].strip() for part in _own_label(case).split(_COMBINED) if ":" in part
+    ]
+
+
+def _own_label(case: FuzzCase) -> str:
+    return case.label.removeprefix(CORPUS_LABEL)
 
 
 def attribute(signature: Signature, case: FuzzCase, known: Iterable[Signature]) -> Signature:

@@ -52,7 +52,7 @@ class OperationReport:
 
     def alike(self, failure: FuzzFailure) -> int:
         """How many other cases failed like `failure` (with its signature)."""
-        return int(getattr(failure, "hits", 1)) - 1
+        return failure.hits - 1
 
     def to_dict(self) -> JsonObject:
         return {

@@ -8,10 +8,18 @@ from heisen.outputs._base import FindingRecord, OutputModel
 
 
 class FuzzFailure(OutputModel):
-    """One failing case: what failed, how small it got, and the commands that replay it.
+    """One distinct bug: the case that shows it, how small it got, how many cases hit it, and
+    the commands that replay it.
 
-    `replay` exits 1 while the case still fails (for an invariant, it is `rerun`: the
-    whole phase with the same seed); `duplicate_of` names an earlier case that failed alike.
+    `signature` is what makes two failures the same bug (outcome, status, error shape and
+    `field`, the field the case changed; None when it changed several); `hits` counts the cases
+    that failed with it and `cases` lists their ids (the example, `id`, first; at most 20).
+    `body_file` is the shrunk body as sent, relative to the run dir (`fuzz/<id>.json`, which
+    `curl` reads); `conforming` says whether that body is one the OpenAPI document allows (set
+    only when the operation documents a JSON body). `replay` exits 1 while the case still fails
+    (for an invariant, it is `rerun`: the whole phase with the same seed). `duplicate_of` is
+    read from manifests of earlier versions, which listed every failing case and named there
+    the earlier one that failed alike.
     """
 
     id: str = ""
@@ -26,6 +34,12 @@ class FuzzFailure(OutputModel):
     shrink_attempts: int = 0
     rerun: str | None = None
     path_params: dict[str, str] | None = None
+    signature: str = ""
+    field: str | None = None
+    hits: int = 1
+    cases: list[str] = Field(default_factory=list)
+    body_file: str | None = None
+    conforming: bool | None = None
     duplicate_of: str | None = None
 
 
