@@ -205,3 +205,48 @@ def test_a_correct_service_passes(tmp_path, dsn):
     outputs = fuzz_outputs(run_dir)["outputs"]
     assert outputs["failures"] == [] and outputs["corpus"] is None
     assert outputs["operation"] == "POST /items/{item}/take"
+
+
+def processes_marked(mark: str) -> list[int]:
+    """The live processes whose environment holds `REPLAY_MARK=mark` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if f"REPLAY_MARK={mark}".encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_replay_starts_the_service_heisen_started_and_stops_it(tmp_path, dsn):
+    mark = uuid.uuid4().hex
+    service = (
+        '    command: ["{{ python }}", "stock_service.py"]\n'
+        f'    env: {{DATABASE_URL: "{{{{ deps.postgres.dsn }}}}", FIXED: "0", REPLAY_MARK: {mark}}}\n'
+        "    health: {path: /health, timeout: 20s}"
+    )
+    fuzz = "    request: take\n    openapi: openapi.yaml\n    cases: 20"
+    pipeline = write_pipeline(tmp_path, dsn, service, fuzz)
+    run_dir = tmp_path / "runs" / "one"
+    result = heisen("fuzz", str(pipeline), "--run-dir", str(run_dir))
+    assert result.returncode == 1, result.stderr
+    failures = fuzz_outputs(run_dir)["outputs"]["failures"]
+    echoed = by_shrunk(failures)[("nonconforming", '{"qty":0}')]
+    stored = json.loads((run_dir / "fuzz" / f"{echoed['id']}.replay.json").read_text())
+    # no URL outlives the run: the replay names the pipeline and the service to start
+    assert stored["base_url"] is None and stored["service"] == "stock"
+    assert stored["pipeline"] == str(pipeline.resolve())
+    assert processes_marked(mark) == []
+
+    replay = heisen("fuzz", "replay", str(run_dir), echoed["id"])
+    assert replay.returncode == 1, replay.stderr  # the service answered: it was started
+    assert processes_marked(mark) == []  # and stopped
+
+    pipeline.write_text(pipeline.read_text().replace('FIXED: "0"', 'FIXED: "1"'))
+    replay = heisen("fuzz", "replay", str(run_dir), echoed["id"])
+    assert replay.returncode == 0, replay.stderr
+    assert processes_marked(mark) == []
