@@ -1,6 +1,6 @@
 """Which event loop runs heisen's coroutines: uvloop when it is installed, else asyncio's.
 
-    HEISEN_EVENT_LOOP=auto      uvloop if importable (the `heisen[fast]` extra), else asyncio (default)
+    HEISEN_EVENT_LOOP=auto      uvloop if importable (a dependency except on Windows), else asyncio (default)
     HEISEN_EVENT_LOOP=asyncio   the standard library's loop, always
     HEISEN_EVENT_LOOP=uvloop    uvloop, or a UsageError saying how to install it
 
@@ -63,8 +63,8 @@ def name() -> str:
         return "uvloop"
     if choice is EventLoopChoice.UVLOOP:
         raise UsageError(
-            f"{EVENT_LOOP_VARIABLE}=uvloop, but uvloop is not installed: install the extra "
-            f"(`pip install 'heisen[fast]'`) or set {EVENT_LOOP_VARIABLE}=auto or asyncio"
+            f"{EVENT_LOOP_VARIABLE}=uvloop, but uvloop is not installed (it has no Windows "
+            f"build): `pip install uvloop`, or set {EVENT_LOOP_VARIABLE}=auto or asyncio"
         )
     return "asyncio"
 

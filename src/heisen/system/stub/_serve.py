@@ -8,6 +8,7 @@ import signal
 from collections.abc import Collection
 from pathlib import Path
 
+from heisen._eventloop import run as run_loop
 from heisen._redact import redact_text
 from heisen.system.stub._http import HttpRequest
 from heisen.system.stub._mappings import Mapping
@@ -44,7 +45,7 @@ def serve(
     )
     if verbose:
         server.on_request = _log_request
-    asyncio.run(_serve(server, port_file))
+    run_loop(_serve(server, port_file))
 
 
 async def _serve(server: StubServer, port_file: Path | None) -> None:

@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import cast
 
 from heisen.errors import SystemUnavailable
 from heisen.system._addresses import is_loopback_address
@@ -112,8 +113,7 @@ class _Connection(asyncio.Protocol):
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else ""
         self.server._connections.add(self)
