@@ -4,7 +4,11 @@ The body schema is validated in place, as a `$ref` into the document, so
 local refs (`#/components/schemas/Order`) resolve against the document and
 relative ones (`common.yaml#/Money`) against the file it came from, through a
 `referencing` registry that reads them on demand. The whole JSON Schema
-vocabulary holds (`not`, `uniqueItems`, `oneOf` with a `discriminator`…).
+vocabulary holds (`not`, `uniqueItems`…), and OpenAPI's `discriminator`
+beside a `oneOf` or `anyOf` chooses the one alternative the body must match
+by its property (through `mapping`, else by schema name), as OpenAPI says,
+where plain JSON Schema would ask that exactly one alternative match, which
+alternatives that differ only by the discriminator's value never do.
 OpenAPI 3.0 documents are Draft 4 with `nullable: true`, which is rewritten
 as a `null` type (and a `null` in an `enum`); 3.1 documents are Draft 2020-12.
 """
@@ -12,6 +16,7 @@ as a `null` type (and a `null` in an `enum`); 3.1 documents are Draft 2020-12.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -35,7 +40,7 @@ def request_problems(openapi: Path, operation: str, payload: Any) -> list[str] |
 
 @functools.lru_cache(maxsize=32)
 def _validator(openapi: Path, operation: str) -> Any:
-    from jsonschema import Draft4Validator, Draft202012Validator
+    from jsonschema import Draft4Validator, Draft202012Validator, validators
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4, DRAFT202012
 
@@ -54,8 +59,62 @@ def _validator(openapi: Path, operation: str) -> Any:
     registry: Registry[Any] = Registry(retrieve=retrieve).with_resource(  # type: ignore[call-arg]
         uri, Resource.from_contents(_prepared(document, legacy), default_specification=spec)
     )
-    cls = Draft4Validator if legacy else Draft202012Validator
+    base = Draft4Validator if legacy else Draft202012Validator
+    keywords = {key: _discriminated(base.VALIDATORS[key]) for key in ("oneOf", "anyOf")}
+    cls = validators.extend(base, keywords)
     return cls({"$ref": f"{uri}#{pointer}"}, registry=registry)
+
+
+_Keyword = Callable[[Any, Any, Any, dict[str, Any]], Iterator[Any]]
+
+
+def _discriminated(plain: _Keyword) -> _Keyword:
+    """`oneOf`/`anyOf` that, beside a `discriminator`, validate the alternative it names."""
+
+    def check(validator: Any, alternatives: Any, instance: Any, schema: dict[str, Any]) -> Any:
+        from jsonschema import ValidationError
+
+        discriminator = schema.get("discriminator")
+        name = discriminator.get("propertyName") if isinstance(discriminator, dict) else None
+        if not isinstance(name, str) or not isinstance(instance, dict):
+            yield from plain(validator, alternatives, instance, schema)
+            return
+        if name not in instance:
+            yield ValidationError(f"{name!r} is required: it chooses the schema (discriminator)")
+            return
+        assert isinstance(discriminator, dict)
+        chosen = _chosen(discriminator.get("mapping"), instance[name], alternatives)
+        if chosen is None:
+            yield ValidationError(
+                f"{name} {instance[name]!r} names none of the schemas the discriminator allows"
+            )
+            return
+        yield from validator.descend(instance, chosen)
+
+    return check
+
+
+def _chosen(mapping: Any, value: Any, alternatives: Any) -> Any:
+    """The alternative a discriminator value names: through `mapping` (a `$ref` or a schema
+    name), else the alternative whose `$ref` ends with that name; None when none does."""
+    if not isinstance(value, str) or not isinstance(alternatives, list):
+        return None
+    target = mapping.get(value) if isinstance(mapping, dict) else None
+    refs = [
+        alt for alt in alternatives if isinstance(alt, dict) and isinstance(alt.get("$ref"), str)
+    ]
+    if isinstance(target, str):
+        for alt in refs:
+            if alt["$ref"] == target:
+                return alt
+        for alt in refs:
+            if alt["$ref"].rsplit("/", 1)[-1] == target.rsplit("/", 1)[-1]:
+                return alt
+        return {"$ref": target} if "/" in target or "#" in target else None
+    for alt in refs:
+        if alt["$ref"].rsplit("/", 1)[-1] == value:
+            return alt
+    return None
 
 
 def _body_pointer(document: dict[str, Any], operation: str) -> str | None:
