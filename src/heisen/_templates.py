@@ -18,14 +18,7 @@ placeholder is at most `MAX_PLACEHOLDER` characters. A value that is a single
 placeholder keeps the type of what it gives (`qty: "{{ i + 1 }}"` renders to
 an int).
 
-Grammar (`parse` is its recursive-descent parser):
-
-    placeholder := sum ( "|" "default" "(" STRING ")" )?
-    sum         := product ( ("+" | "-") product )*
-    product     := unary ( ("*" | "//" | "%") unary )*
-    unary       := "-" unary | atom
-    atom        := INT | NAME | "choice" "(" "[" literal ("," literal)* ","? "]" ")" | "(" sum ")"
-    literal     := STRING | "-"? INT
+The grammar and its parser are in `_template_grammar`.
 """
 
 from __future__ import annotations
@@ -35,254 +28,49 @@ import functools
 import inspect
 import json
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from heisen import seeds
+from heisen._template_grammar import (
+    MAX_PLACEHOLDER,
+    Choice,
+    Default,
+    Expression,
+    Literal,
+    Name,
+    Placeholder,
+    TemplateError,
+    choices_in,
+    names_in,
+    parse,
+    placeholders,
+    shown,
+    zero_divisors,
+)
 from heisen._yaml import clipped
 
-_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<int>\d+)
-      | (?P<name>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)
-      | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-      | (?P<op>//|\*\*|[-+*%|(),\[\]])
-    )""",
-    re.VERBOSE,
-)
-_ESCAPE = re.compile(r"\\(.)")
+__all__ = [
+    "BUILTINS",
+    "MAX_PLACEHOLDER",
+    "FakerProviders",
+    "Placeholder",
+    "TemplateError",
+    "check_names",
+    "evaluate",
+    "faker_provider_names",
+    "mapping_resolver",
+    "names_in",
+    "parse",
+    "placeholders",
+    "render",
+    "render_text",
+]
+
 _MAX_KNOWN_SHOWN = 12
-MAX_PLACEHOLDER = 200
-"""Characters inside one `{{ ... }}`."""
-_MAX_NESTING = 8
 FAKER_LOCALE = "en_US"
 BUILTINS = ("env", "choice([...])")
 """What every template may use besides the names its context offers (messages list them)."""
-
-
-class TemplateError(ValueError):
-    """A placeholder that is malformed or names nothing the context offers."""
-
-
-@dataclass(frozen=True, slots=True)
-class Name:
-    parts: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Literal:
-    value: str | int
-
-
-@dataclass(frozen=True, slots=True)
-class Arithmetic:
-    operator: str
-    left: Expression
-    right: Expression
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    options: tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Default:
-    name: Name
-    fallback: str
-
-
-Expression = Name | Literal | Arithmetic | Choice | Default
-
-
-@dataclass(frozen=True, slots=True)
-class Placeholder:
-    text: str
-    expression: Expression
-
-
-def placeholders(text: str) -> list[Placeholder]:
-    """Every placeholder in `text`, raising TemplateError for a malformed one."""
-    if text.count("{{") != text.count("}}"):
-        raise TemplateError(f"unbalanced braces in {clipped(text)}: every '{{{{' needs its '}}}}'")
-    return [Placeholder(m.group(0), parse(m.group(1).strip())) for m in _PLACEHOLDER.finditer(text)]
-
-
-def parse(inner: str) -> Expression:
-    """The expression inside one `{{ ... }}`, or TemplateError saying what is wrong."""
-    shown = f"{{{{ {inner} }}}}" if len(inner) <= 60 else f"{{{{ {inner[:55]}... }}}}"
-    if len(inner) > MAX_PLACEHOLDER:
-        raise TemplateError(f"{shown}: a placeholder is at most {MAX_PLACEHOLDER} characters")
-    if not inner:
-        raise TemplateError("{{ }} is empty: write a name such as {{ deps.postgres.dsn }}")
-    return _Parser(inner, shown).placeholder()
-
-
-class _Parser:
-    def __init__(self, inner: str, shown: str) -> None:
-        self.shown = shown
-        self.tokens: list[tuple[str, str]] = []
-        position = 0
-        inner = inner.rstrip()
-        while position < len(inner):
-            match = _TOKEN.match(inner, position)
-            if match is None or match.end() == position:
-                rest = inner[position:].strip()
-                if rest.startswith("/"):
-                    raise self.error("'/' is not an operator here: '//' divides integers")
-                raise self.error(f"cannot read {rest[:20]!r}")
-            kind = match.lastgroup
-            assert kind is not None
-            self.tokens.append((kind, match.group(kind)))
-            position = match.end()
-        self.at = 0
-        self.depth = 0
-
-    def error(self, message: str) -> TemplateError:
-        return TemplateError(
-            f"{self.shown}: {message}; a placeholder is a name ({{{{ deps.postgres.dsn }}}}), "
-            '{{ env.NAME | default("x") }}, integer arithmetic ({{ i % 5 }}) or '
-            '{{ choice(["a", "b"]) }}'
-        )
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.at] if self.at < len(self.tokens) else None
-
-    def take(self, kind: str, value: str | None = None) -> str:
-        token = self.peek()
-        if token is None or token[0] != kind or (value is not None and token[1] != value):
-            wanted = (
-                repr(value) if value is not None else f"a {'string' if kind == 'str' else kind}"
-            )
-            found = repr(token[1]) if token else "the end"
-            raise self.error(f"expected {wanted}, found {found}")
-        self.at += 1
-        return token[1]
-
-    def accept(self, value: str) -> bool:
-        if self.peek() == ("op", value):
-            self.at += 1
-            return True
-        return False
-
-    def placeholder(self) -> Expression:
-        expression = self.sum()
-        if self.accept("|"):
-            if not isinstance(expression, Name) or expression.parts[0] != "env":
-                raise self.error("| default(...) follows an environment variable (env.NAME) only")
-            self.take("name", "default")
-            self.take("op", "(")
-            fallback = _unquote(self.take("str"))
-            self.take("op", ")")
-            expression = Default(expression, fallback)
-        if self.peek() is not None:
-            raise self.error(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
-        return expression
-
-    def sum(self) -> Expression:
-        self.depth += 1
-        if self.depth > _MAX_NESTING:
-            raise self.error(f"nested deeper than {_MAX_NESTING} parentheses")
-        expression = self.product()
-        while (token := self.peek()) in (("op", "+"), ("op", "-")):
-            self.at += 1
-            expression = Arithmetic(token[1], expression, self.product())
-        self.depth -= 1
-        return expression
-
-    def product(self) -> Expression:
-        expression = self.unary()
-        while (token := self.peek()) in (("op", "*"), ("op", "//"), ("op", "%")):
-            self.at += 1
-            expression = Arithmetic(token[1], expression, self.unary())
-        return expression
-
-    def unary(self) -> Expression:
-        if self.accept("-"):
-            return Arithmetic("-", Literal(0), self.unary())
-        return self.atom()
-
-    def atom(self) -> Expression:
-        token = self.peek()
-        if token is None:
-            raise self.error("expected a name or a number, found the end")
-        kind, value = token
-        self.at += 1
-        if kind == "int":
-            return Literal(int(value))
-        if kind == "name" and value == "choice" and self.peek() == ("op", "("):
-            return self.choice()
-        if kind == "name":
-            parts = tuple(value.split("."))
-            if any(part.startswith("_") for part in parts):
-                raise TemplateError(
-                    f"{self.shown}: names starting with '_' are not allowed in templates"
-                )
-            if parts[0] == "env" and len(parts) != 2:
-                raise self.error("an environment variable is written env.NAME")
-            return Name(parts)
-        if (kind, value) == ("op", "("):
-            inner = self.sum()
-            self.take("op", ")")
-            return inner
-        if kind == "str":
-            raise self.error("a string stands alone only inside choice([...]) or default(...)")
-        raise self.error(f"unexpected {value!r}")
-
-    def choice(self) -> Choice:
-        self.take("op", "(")
-        self.take("op", "[")
-        options: list[str | int] = []
-        while not self.accept("]"):
-            token = self.peek()
-            if token is not None and token[0] == "str":
-                self.at += 1
-                options.append(_unquote(token[1]))
-            else:
-                negative = self.accept("-")
-                number = int(self.take("int"))
-                options.append(-number if negative else number)
-            if not self.accept(","):
-                self.take("op", "]")
-                break
-        self.take("op", ")")
-        if not options:
-            raise self.error("choice([...]) needs at least one option")
-        return Choice(tuple(options))
-
-
-def _unquote(token: str) -> str:
-    return _ESCAPE.sub(r"\1", token[1:-1])
-
-
-def names_in(expression: Expression) -> Iterator[Name]:
-    """The names an expression reads (an env.NAME under a default included)."""
-    if isinstance(expression, Name):
-        yield expression
-    elif isinstance(expression, Default):
-        yield expression.name
-    elif isinstance(expression, Arithmetic):
-        yield from names_in(expression.left)
-        yield from names_in(expression.right)
-
-
-def _choices_in(expression: Expression) -> Iterator[Choice]:
-    if isinstance(expression, Choice):
-        yield expression
-    elif isinstance(expression, Arithmetic):
-        yield from _choices_in(expression.left)
-        yield from _choices_in(expression.right)
-
-
-def _zero_divisors(expression: Expression) -> Iterator[Arithmetic]:
-    if isinstance(expression, Arithmetic):
-        if expression.operator in ("//", "%") and expression.right == Literal(0):
-            yield expression
-        yield from _zero_divisors(expression.left)
-        yield from _zero_divisors(expression.right)
 
 
 class FakerProviders(Mapping[str, Any]):
@@ -378,12 +166,12 @@ def check_names(
                     )
                 continue
             problems += _check_name(placeholder.text, name.parts, roots)
-        if any(True for _ in _choices_in(expression)) and not {"i", "seed"} <= set(roots):
+        if any(True for _ in choices_in(expression)) and not {"i", "seed"} <= set(roots):
             problems.append(
                 f"{placeholder.text}: choice([...]) draws one option per request (from the run "
                 "seed and the request index i), so it works in scenario requests only"
             )
-        if any(True for _ in _zero_divisors(expression)):
+        if any(True for _ in zero_divisors(expression)):
             problems.append(f"{placeholder.text} divides by zero")
     return problems
 
@@ -459,10 +247,10 @@ def evaluate(expression: Expression, resolve: Resolver) -> Any:
             json.dumps(expression.options),
         )
         return draw.choice(expression.options)
-    left = _integer(evaluate(expression.left, resolve), _shown(expression.left))
-    right = _integer(evaluate(expression.right, resolve), _shown(expression.right))
+    left = _integer(evaluate(expression.left, resolve), shown(expression.left))
+    right = _integer(evaluate(expression.right, resolve), shown(expression.right))
     if expression.operator in ("//", "%") and right == 0:
-        raise TemplateError(f"{_shown(expression)} divides by zero")
+        raise TemplateError(f"{shown(expression)} divides by zero")
     return _OPERATIONS[expression.operator](left, right)
 
 
@@ -481,16 +269,6 @@ def _integer(value: Any, what: str) -> int:
             f"{what} is {clipped(value)}, not an integer: template arithmetic is on integers only"
         )
     return value
-
-
-def _shown(expression: Expression) -> str:
-    if isinstance(expression, Name):
-        return ".".join(expression.parts)
-    if isinstance(expression, Literal):
-        return repr(expression.value)
-    if isinstance(expression, Arithmetic):
-        return f"({_shown(expression.left)} {expression.operator} {_shown(expression.right)})"
-    return "choice([...])" if isinstance(expression, Choice) else "default(...)"
 
 
 def mapping_resolver(context: Mapping[str, Any], faker: Any = None) -> Resolver:
