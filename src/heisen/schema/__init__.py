@@ -49,6 +49,7 @@ from heisen.schema._system import (
     Scenario,
     Service,
     SetupStep,
+    Tls,
 )
 
 __all__ = [
@@ -91,6 +92,7 @@ __all__ = [
     "SetupStep",
     "StressSection",
     "Sweep",
+    "Tls",
     "Toxic",
     "TrialsSection",
     "problems_from_validation",

@@ -39,6 +39,52 @@ class Health(Strict):
         return {"path": value} if isinstance(value, str) else value
 
 
+class Tls(Strict):
+    """`tls: {ca: certs/ca.pem}`: how heisen checks the TLS of a service or an HTTP dependency.
+
+    A `url: https://...` speaks TLS without it (verified against the system's CA store);
+    on a service heisen starts with `command:`, `tls:` says its replicas speak TLS.
+    Paths are relative to the pipeline file."""
+
+    ca: str | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the server's certificate "
+        "(default: the system's CA store)",
+    )
+    insecure: bool = Field(
+        default=False, description="do not verify the server's certificate (nor its name)"
+    )
+    cert: str | None = Field(
+        default=None,
+        description="PEM client certificate, for a server that requires one "
+        "(with key:, unless the file holds the key too)",
+    )
+    key: str | None = Field(default=None, description="PEM private key of cert:")
+    server_name: str | None = Field(
+        default=None,
+        description="the name the server's certificate must carry, also sent in SNI "
+        "(default: the URL's host)",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Tls:
+        if self.insecure and self.ca is not None:
+            raise located(
+                self,
+                (("insecure",), "insecure: true skips the check ca: is for; give one of them"),
+            )
+        if self.key is not None and self.cert is None:
+            raise located(self, (("key",), "key: is the private key of cert:; give cert: too"))
+        return self
+
+
+def _tls_matches_url(url: str | None, tls: Tls | None) -> str | None:
+    """Why `tls:` contradicts `url:`, or None."""
+    if tls is not None and url is not None and not url.lower().startswith("https://"):
+        return "tls: is for a service reached over TLS: give an https:// url:"
+    return None
+
+
 class Dependency(Strict):
     """A database, cache or HTTP API the services use: started by heisen or already running."""
 
@@ -57,6 +103,11 @@ class Dependency(Strict):
         default_factory=dict, description="environment of a command: dependency, templated"
     )
     health: Health = Field(default_factory=Health)
+    tls: Tls | None = Field(
+        default=None,
+        description="an HTTP dependency that speaks TLS: the CA, client certificate, or "
+        "insecure: true (an https:// url: speaks TLS without it)",
+    )
 
     @model_validator(mode="after")
     def _one_way_to_reach_it(self) -> Dependency:
@@ -78,7 +129,17 @@ class Dependency(Strict):
             raise located(self, (("env",), "env: is for a dependency heisen starts with command:"))
         if self.init and not (self.embedded and self.kind == DependencyKind.POSTGRES):
             raise ValueError("init: (an SQL file) applies to an embedded postgres only")
+        if self.tls is not None and self.kind != DependencyKind.HTTP:
+            raise located(self, (("tls",), "tls: is for an HTTP dependency"))
+        contradiction = _tls_matches_url(self.url, self.tls)
+        if contradiction:
+            raise located(self, (("tls",), contradiction))
         return self
+
+    @property
+    def speaks_tls(self) -> bool:
+        """Whether heisen talks TLS to it: an https:// url:, or tls: given."""
+        return self.tls is not None or (self.url or "").lower().startswith("https://")
 
 
 class Resources(Strict):
@@ -100,6 +161,11 @@ class Service(Strict):
     image: str | None = Field(
         default=None, description="container image for the Kubernetes backend"
     )
+    tls: Tls | None = Field(
+        default=None,
+        description="the service speaks TLS: the CA, client certificate, or insecure: true "
+        "(an https:// url: speaks TLS without it; with command:, the replicas speak TLS)",
+    )
 
     @model_validator(mode="after")
     def _command_or_url(self) -> Service:
@@ -107,7 +173,15 @@ class Service(Strict):
             raise ValueError(
                 "give exactly one of command: (heisen starts it) or url: (already running)"
             )
+        contradiction = _tls_matches_url(self.url, self.tls)
+        if contradiction:
+            raise located(self, (("tls",), contradiction))
         return self
+
+    @property
+    def speaks_tls(self) -> bool:
+        """Whether heisen talks TLS to it: an https:// url:, or tls: given."""
+        return self.tls is not None or (self.url or "").lower().startswith("https://")
 
 
 class HttpCall(Strict):
