@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from annotated_types import Interval
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 
 from heisen._thresholds import parse_threshold
 from heisen._units import parse_cpu, parse_duration, parse_memory
@@ -23,13 +30,21 @@ class Strict(BaseModel):
     )
 
 
+# What an editor is told a value may look like (`heisen schema`); validation is the parsers'.
+_DURATION_TEXT = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(us|µs|ms|s|m|h)\s*$")]
+_CPU_TEXT = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?m?\s*$")]
+_MEMORY_TEXT = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(Ki|Mi|Gi|Ti|k|K|M|G|T)?\s*$")]
+_PERCENT_TEXT = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*%\s*$")]
+
+
 def _duration_within(bounds: _limits.Range) -> Any:
     def check(value: Any) -> float:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ValueError("a duration such as 500ms, 30s or 2m")
         return bounds.check(parse_duration(value))
 
-    return BeforeValidator(check)
+    seconds = Annotated[float, Field(ge=bounds.low, le=bounds.high)]
+    return BeforeValidator(check, json_schema_input_type=_DURATION_TEXT | seconds)
 
 
 def _cpu(value: Any) -> float:
@@ -55,10 +70,12 @@ Duration = Annotated[float, _duration_within(_limits.DURATION)]
 Offset = Annotated[float, _duration_within(_limits.OFFSET)]
 """Seconds that may be zero (when a chaos experiment starts): 0 to 24 h."""
 
-Cpu = Annotated[float, BeforeValidator(_cpu)]
+Cpu = Annotated[float, BeforeValidator(_cpu, json_schema_input_type=_CPU_TEXT | float)]
 """Cores, written as `250m` or `1.5`: 10m to 1024."""
 
-Memory = Annotated[int, BeforeValidator(_memory), PlainSerializer(int)]
+Memory = Annotated[
+    int, BeforeValidator(_memory, json_schema_input_type=_MEMORY_TEXT | int), PlainSerializer(int)
+]
 """Bytes, written as `256Mi`: 4Mi to 1Ti."""
 
 Threshold = Annotated[str, AfterValidator(_threshold)]
@@ -88,4 +105,5 @@ def share(low: float, high: float) -> Any:
             raise ValueError(f"must be {low * 100:g}% to {high * 100:g}% (got {value * 100:g}%)")
         return float(value)
 
-    return BeforeValidator(parse)
+    fraction = Annotated[float, Field(ge=low, le=high)]
+    return BeforeValidator(parse, json_schema_input_type=_PERCENT_TEXT | fraction)
