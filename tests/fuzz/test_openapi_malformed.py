@@ -99,7 +99,8 @@ YAML_CASES = {
     "enum is a string": (body("{type: string, enum: abc}"), f"{SCHEMA}.enum", "list"),
     "allOf is empty": (body("{allOf: []}"), f"{SCHEMA}.allOf", "non-empty list"),
     "a $ref to nowhere": (body("{$ref: '#/components/schemas/Nope'}"), f"{SCHEMA}.$ref", "does not resolve"),
-    "a $ref to another file": (body("{$ref: 'other.yaml#/A'}"), f"{SCHEMA}.$ref", "only local references"),
+    "a $ref to a file that is not there": (body("{$ref: 'other.yaml#/A'}"), f"{SCHEMA}.$ref", "cannot read"),
+    "a $ref to a web address": (body("{$ref: 'https://example.com/a.yaml#/A'}"), f"{SCHEMA}.$ref", "only local references"),
     "a $ref that is a number": (body("{$ref: 5}"), f"{SCHEMA}.$ref", "only local references"),
     "a $ref to itself": (
         with_components("    A: {$ref: '#/components/schemas/A'}\n", "{$ref: '#/components/schemas/A'}"),

@@ -135,13 +135,20 @@ def shrink_effort(payload: Any) -> int:
 def _shrink(
     sender: Sender, case: FuzzCase, signature: Signature, schema: Any, attempts: int
 ) -> tuple[Any, int]:
-    """Shrink while the response keeps the signature's symptom and the failing field is still sent."""
+    """Shrink while the response keeps the signature's symptom, the failing field is still
+    sent, and no other field turns invalid: when two bugs answer alike, a candidate that
+    breaks another field (an empty user beside the out-of-range amount) shows the other bug."""
     from heisen.fuzz._shrink import shrink
 
     keep_field = case.field_path is not None and case.kind is not EdgeKind.MISSING
+    invalid_before = _invalid_places(schema, case.payload)
 
     def still_fails(candidate: Any) -> bool:
         if keep_field and _at(candidate, case.field_path or ()) is _MISSING:
+            return False
+        if keep_field and not _only_under(
+            _invalid_places(schema, candidate) - invalid_before, case.field_path or ()
+        ):
             return False
         verdict = sender.outcome(case, candidate, use_payload=True)
         if verdict.outcome is None:
@@ -150,6 +157,22 @@ def _shrink(
 
     result = shrink(case.payload, still_fails, max_attempts=attempts, schema=schema)
     return result.shrunk, result.attempts
+
+
+def _invalid_places(schema: Any, payload: Any) -> set[str]:
+    """Where `payload` breaks the body schema (`body.user`, `body.items[0]`); none without one."""
+    from heisen.fuzz._conformance import validate
+    from heisen.fuzz._schema import Schema
+
+    if not isinstance(schema, Schema):
+        return set()
+    return {problem.split(": ", 1)[0] for problem in validate(schema, payload, "body")}
+
+
+def _only_under(places: set[str], path: tuple[str | int, ...]) -> bool:
+    """Every place is the field at `path` or inside it."""
+    field = "body" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+    return all(place == field or place.startswith((f"{field}.", f"{field}[")) for place in places)
 
 
 def _at(value: Any, path: tuple[str | int, ...]) -> Any:

@@ -2,7 +2,7 @@
 
 `load_openapi` reads JSON or YAML, resolves local `$ref`s (chains, nested
 ones, and recursive schemas, which become a cyclic `Schema` graph instead of
-an endless expansion) and reports every problem at once as a `PipelineError`
+an endless expansion) and refs into other files beside it (`_bundle`) and reports every problem at once as a `PipelineError`
 naming the JSON path (and, for YAML, the line). Only what fuzzing needs is
 kept: each operation's JSON request body, its path and query parameters and
 its responses by status.
@@ -92,11 +92,13 @@ class OpenApiDocument:
 
 def load_openapi(path: Path) -> OpenApiDocument:
     """Load and check an OpenAPI document; every problem is reported at once."""
+    from heisen.fuzz._bundle import bundle
+
     if path.suffix.lower() == ".json":
         document = load_json_file(path)
     else:
         document = load_yaml_file(path)
-    return parse_openapi(document)
+    return parse_openapi(bundle(document, path))
 
 
 def parse_openapi(document: YamlDocument) -> OpenApiDocument:
