@@ -25,22 +25,86 @@ from heisen.schema._types import Strict
 
 
 class Pipeline(Strict):
-    api_version: Literal["heisen/v1"] = Field(default="heisen/v1", alias="apiVersion")
-    kind: Literal["Pipeline"] = "Pipeline"
-    name: str
-    description: str | None = None
-    seed: int | None = _limits.SEED.field(None)
-    allow_hosts: list[str] = Field(default_factory=list)
-    dependencies: dict[str, Dependency] = Field(default_factory=dict)
-    services: dict[str, Service] = Field(min_length=1)
-    scenario: Scenario
-    invariants: list[Invariant] = Field(default_factory=list)
+    """pipeline.yaml: the system under test, its scenario and invariants, and one section per
+    phase."""
+
+    api_version: Literal["heisen/v1"] = Field(
+        default="heisen/v1",
+        alias="apiVersion",
+        description="the version of this file's format",
+        examples=["heisen/v1"],
+    )
+    kind: Literal["Pipeline"] = Field(
+        default="Pipeline", description="what this file is", examples=["Pipeline"]
+    )
+    name: str = Field(
+        description="the pipeline's name, shown in reports and the manifest",
+        examples=["ticketing"],
+    )
+    description: str | None = Field(
+        default=None,
+        description="free text for readers of the pipeline and its reports",
+        examples=["Oversold concerts under concurrent checkout"],
+    )
+    seed: int | None = _limits.SEED.field(
+        None,
+        description="the run seed: every random choice derives from it, so a run is "
+        "reproducible (--seed overrides it; default: a fresh one, printed at start)",
+        examples=[1],
+    )
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts that are not loopback (127.0.0.0/8, ::1) and that services, "
+        "dependencies and probes may still reach; any other such host is refused",
+        examples=[["staging.internal"]],
+    )
+    dependencies: dict[str, Dependency] = Field(
+        default_factory=dict,
+        description="name -> a database, cache or HTTP API the services use; every link to it "
+        "goes through a heisen proxy",
+        examples=[{"postgres": {"kind": "postgres", "embedded": True}}],
+    )
+    services: dict[str, Service] = Field(
+        min_length=1,
+        description="name -> an HTTP service under test (the first one receives requests "
+        "that name no service:)",
+        examples=[{"app": {"command": ["{{ python }}", "app.py"], "replicas": 2}}],
+    )
+    scenario: Scenario = Field(
+        description="the targeted scenario every phase from stress on re-runs",
+        examples=[
+            {
+                "requests": {"buy": {"method": "POST", "path": "/checkout"}},
+                "load": [{"burst": {"requests": 50}}],
+            }
+        ],
+    )
+    invariants: list[Invariant] = Field(
+        default_factory=list,
+        description="what must hold after every trial: each is one probe and, for sql:, "
+        "redis:, http: and python:, an expect: over what the probe gives",
+        examples=[
+            [
+                {
+                    "name": "no-oversell",
+                    "sql": "SELECT count(*) AS sold FROM tickets",
+                    "expect": "sold <= 100",
+                }
+            ]
+        ],
+    )
     target: str | None = Field(
         default=None,
         description="the invariant whose race the reproduction ladder follows "
         "(default: the one tied to predict's top hotspot, else the first invariant)",
+        examples=["no-oversell"],
     )
-    phases: Phases = Field(default_factory=Phases)
+    phases: Phases = Field(
+        default_factory=Phases,
+        description="one section per phase to run, in run order whatever the order written; "
+        "a phase without a section does not run",
+        examples=[{"predict": {}, "stress": {"trials": 10}}],
+    )
 
     def ladder_target(self, hotspots: Sequence[Mapping[str, Any]] = ()) -> str | None:
         """The invariant the ladder follows: `target:`, else the one tied to predict's top
