@@ -5,8 +5,8 @@ the one named by `--operation`) gets its seeded cases, after the failing
 cases of earlier runs in the same runs folder. Oracles: 5xx, timeout,
 reset and responses that break the document. Failures are shrunk, stored in
 `RUN_DIR/fuzz-corpus/` and summed up in `RUN_DIR/fuzz.json`. `run_adhoc_fuzz`
-returns an `AdHocFuzzResult`; the command line shows it (a table on stderr,
-or with `--json` that JSON alone on stdout) and exits 1 when a case failed.
+returns an `AdHocFuzzResult`; the command line shows it (a table, or
+with `--json` that JSON alone, on stdout) and exits 1 when a case failed.
 """
 
 from __future__ import annotations
