@@ -1,8 +1,10 @@
 """Fuzz failures as people name them: what was sent and what came back
 (``fuzz: qty: 2147483648 (int32 max + 1) → 500``), one per distinct failure.
 
-A failure whose ``duplicate_of`` names another one in the list is the same
-bug reached by another case: it is listed under that one, not counted again.
+fuzz reports one failure per bug, with ``hits`` (how many cases reached it)
+and ``cases`` (their ids, the example first). Manifests from before that
+listed every failing case, a repeat naming its first in ``duplicate_of``:
+such a repeat is listed under that one, not counted again.
 """
 
 from __future__ import annotations
@@ -81,12 +83,17 @@ def fuzz_failures(outputs: Mapping[str, Any]) -> list[FuzzFailure]:
         if seen[name] > 1:
             name += f" #{seen[name]}"
         also = duplicates.get(str(failure.get("id")), [])
+        more = max(len(also), _int(failure.get("hits"), 1) - 1)
         out.append(
             FuzzFailure(
-                str(failure.get("id")), name, _message(failure), _detail(failure, also), len(also)
+                str(failure.get("id")), name, _message(failure), _detail(failure, also), more
             )
         )
     return out
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def _message(failure: Mapping[str, Any]) -> str:
@@ -96,12 +103,20 @@ def _message(failure: Mapping[str, Any]) -> str:
 def _detail(failure: Mapping[str, Any], also: list[JsonObject]) -> str:
     lines = [_message(failure), "", f"case: {failure.get('id')} ({failure.get('label', '')})"]
     lines.append(f"replay: {failure.get('replay', '')}")
+    if failure.get("curl"):
+        lines.append(f"curl (from the run directory): {failure.get('curl')}")
     lines += _block("payload", failure.get("payload"))
     if failure.get("shrunk") != failure.get("payload"):
         lines += _block("shrunk", failure.get("shrunk"))
     if also:
         lines += ["", f"the same failure, reached by {len(also)} more case(s):"]
         lines += [f"  {f.get('id')}: {readable_label(f)}" for f in also]
+    others = [str(c) for c in failure.get("cases") or [] if str(c) != str(failure.get("id"))]
+    hits = _int(failure.get("hits"), 1)
+    if hits > 1:
+        lines += ["", f"the same failure, reached by {hits - 1} more case(s)"]
+        if others:
+            lines[-1] += ": " + ", ".join(others)
     return "\n".join(lines)
 
 
