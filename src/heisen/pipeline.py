@@ -54,6 +54,7 @@ from heisen.schema import (
     SetupStep,
     StressSection,
     Sweep,
+    Tls,
     Toxic,
     TrialsSection,
     limits,
@@ -274,6 +275,7 @@ class _Checker:
             self._templates((*path, "command"), dep.command, self._service_roots())
         self._templates((*path, "env"), dep.env, self._service_roots())
         self._check_reach(path, {"dsn": dep.dsn, "url": dep.url})
+        self._check_tls((*path, "tls"), dep.tls)
 
     def _check_service(self, name: str, service: Service) -> None:
         path: YamlPath = ("services", name)
@@ -286,6 +288,14 @@ class _Checker:
         if service.stub:
             self._file((*path, "stub"), service.stub, directory=True)
         self._check_reach(path, {"url": service.url})
+        self._check_tls((*path, "tls"), service.tls)
+
+    def _check_tls(self, path: YamlPath, tls: Tls | None) -> None:
+        """The files a `tls:` names exist (relative to the pipeline file)."""
+        for key in ("ca", "cert", "key"):
+            relative = getattr(tls, key) if tls is not None else None
+            if relative is not None:
+                self._file((*path, key), relative)
 
     def _check_reach(self, path: YamlPath, addresses: dict[str, str | None]) -> None:
         """The loopback rule (system._addresses) on each address; stubs: _referenced."""

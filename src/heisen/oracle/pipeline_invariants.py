@@ -71,9 +71,17 @@ def run_setup(pipeline: Pipeline, system: System, steps: Iterable[SetupStep] | N
 
 
 def _http(pipeline: Pipeline, system: System, call: HttpCall) -> JsonObject:
-    base = system.service_url(pipeline.target_service(call))
+    from heisen.system import service_tls
+
+    name = pipeline.target_service(call)
+    base_dir = getattr(getattr(system, "loaded", None), "base_dir", None) or Path.cwd()
     return probes.http_probe(
-        base, call.method, call.path, json_body=call.json_body, headers=call.headers or None
+        system.service_url(name),
+        call.method,
+        call.path,
+        json_body=call.json_body,
+        headers=call.headers or None,
+        tls=service_tls(pipeline, name, base_dir),
     )
 
 

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     import psycopg
     import redis
 
+    from heisen.system import TlsSettings
+
 
 @dataclass
 class _Kept:
@@ -297,17 +299,24 @@ def http_probe(
     json_body: Any = None,
     headers: Mapping[str, str] | None = None,
     timeout_s: float = 5,
+    tls: TlsSettings | None = None,
 ) -> dict[str, Any]:
-    """Send one request; ``status``, ``body`` (JSON when it parses) and ``headers`` (lower-case)."""
+    """Send one request; ``status``, ``body`` (JSON when it parses) and ``headers`` (lower-case).
+
+    `tls`: the pipeline's TLS settings for an https service (its CA, client certificate,
+    insecure:, server_name:); a failed TLS handshake is SystemUnavailable, naming why."""
     import httpx
 
     url = base_url.rstrip("/") + "/" + path.lstrip("/")
+    verify = tls.context() if tls is not None else _tls_context()
+    sni = {"sni_hostname": tls.server_name} if tls is not None and tls.server_name else None
     try:
-        with httpx.Client(timeout=timeout_s, verify=_tls_context()) as client:
+        with httpx.Client(timeout=timeout_s, verify=verify) as client:
             response = client.request(
-                method.upper(), url, json=json_body, headers=dict(headers or {})
+                method.upper(), url, json=json_body, headers=dict(headers or {}), extensions=sni
             )
     except httpx.HTTPError as exc:
+        _raise_tls_failure(url, exc)
         raise ProbeError(
             probe="http", where=f"{method.upper()} {url}", message=f"{type(exc).__name__}: {exc}"
         ) from exc
@@ -320,6 +329,18 @@ def http_probe(
         "body": body,
         "headers": {name.lower(): value for name, value in response.headers.items()},
     }
+
+
+def _raise_tls_failure(url: str, exc: BaseException) -> None:
+    """SystemUnavailable when `exc` is a failed TLS handshake: the environment, not a finding."""
+    from urllib.parse import urlsplit
+
+    from heisen.system import tls_failure_message
+
+    parts = urlsplit(url)
+    message = tls_failure_message(f"{parts.hostname}:{parts.port or 443}", exc)
+    if message is not None:
+        raise SystemUnavailable(message) from exc
 
 
 @functools.cache

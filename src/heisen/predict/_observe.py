@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.phase import PhaseContext
 from heisen.schema import Observe, RequestTemplate
-from heisen.stress import HttpRequest, RequestFactory, RequestRecord, run_burst
+from heisen.stress import HttpRequest, RequestFactory, RequestRecord, run_burst, tls_client
+from heisen.system import TlsSettings
 from heisen.system_protocol import DependencyOperation
 
 SETTLE_S = 0.05
@@ -61,6 +62,7 @@ class Observation:
 def observe(ctx: PhaseContext, spec: Observe) -> Observation:
     """Run the pass over `ctx.system` (see the module docstring)."""
     from heisen.oracle.pipeline_invariants import run_setup
+    from heisen.system import service_tls
 
     system = ctx.system
     if system is None:
@@ -76,16 +78,17 @@ def observe(ctx: PhaseContext, spec: Observe) -> Observation:
             pipeline.scenario.requests, trial=0, seed=ctx.seed, run_id=ctx.manifest.run.id
         )
         addresses = {name: system.service_address(services[name]) for name in names}
+        tls = {name: service_tls(pipeline, services[name], ctx.loaded.base_dir) for name in names}
         index = 0
         for name in names:
-            _send_alone(*addresses[name], factory.render(name, index))
+            _send_alone(*addresses[name], factory.render(name, index), tls[name])
             index += 1
         run_setup(pipeline, system)
         cursors = {link: system.link_operations(link)[0] for link in observation.links}
         sends: list[tuple[str, int, RequestRecord]] = []
         for name in names:
             for attempt in range(spec.repeat):
-                record = _send_alone(*addresses[name], factory.render(name, index))
+                record = _send_alone(*addresses[name], factory.render(name, index), tls[name])
                 index += 1
                 sends.append((name, attempt, record))
                 time.sleep(SETTLE_S)
@@ -103,8 +106,11 @@ def observe(ctx: PhaseContext, spec: Observe) -> Observation:
     return observation
 
 
-def _send_alone(host: str, port: int, request: HttpRequest) -> RequestRecord:
-    result = asyncio.run(run_burst(host, port, [request], settle_s=0.0))
+def _send_alone(
+    host: str, port: int, request: HttpRequest, tls: TlsSettings | None
+) -> RequestRecord:
+    client = tls_client(tls)
+    result = asyncio.run(run_burst(host, port, [request], settle_s=0.0, tls=client))
     record = result.records[0]
     if record.sent_ns is None:
         raise SystemUnavailable(

@@ -34,6 +34,7 @@ from heisen.stress._render import RenderedRequest, RequestFactory
 from heisen.stress._request import HttpRequest
 from heisen.stress._stream import StreamingLoad
 from heisen.stress._sweep import phase_sweep, sweep_bursts, sweep_words
+from heisen.stress._tls import TlsClient, tls_client
 from heisen.stress._trials import Conditions, TrialsResult, run_trials, vacuity
 from heisen.stress._verdicts import check_invariants
 
@@ -49,6 +50,7 @@ __all__ = [
     "RequestRecord",
     "SendCount",
     "StreamingLoad",
+    "TlsClient",
     "TrialsResult",
     "check_invariants",
     "load_variables",
@@ -61,5 +63,6 @@ __all__ = [
     "summarize",
     "sweep_bursts",
     "sweep_words",
+    "tls_client",
     "vacuity",
 ]

@@ -8,6 +8,8 @@ from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._protocol import PROBE_TIMEOUT_S, Negotiated, resolve
 from heisen.stress._records import RequestRecord
 from heisen.stress._request import Repeat
+from heisen.stress._tls import tls_client
+from heisen.stress._tls_check import check_tls_accepted
 from heisen.stress._workers import ModelSpec, run_model
 
 if TYPE_CHECKING:
@@ -20,8 +22,17 @@ async def run_plan(plan: AdHocPlan) -> tuple[LoadSummary, list[AdHocRun], Negoti
     from heisen.stress.adhoc import AdHocRun
 
     chosen = None
+    client = tls_client(plan.tls)
+    if client is not None:
+        await check_tls_accepted(plan.host, plan.port, client, flags=True)
     if plan.model == "burst":
-        chosen = await resolve(plan.protocol, plan.host, plan.port, timeout_s=PROBE_TIMEOUT_S)
+        chosen = await resolve(
+            plan.protocol,
+            plan.host,
+            plan.port,
+            tls=tls_client(plan.tls, ("h2", "http/1.1")),
+            timeout_s=PROBE_TIMEOUT_S,
+        )
     merged: list[RequestRecord] = []
     runs: list[AdHocRun] = []
     for _ in range(plan.repeat):
@@ -44,14 +55,26 @@ async def _run_once(
         from heisen.stress._burst import run_burst
 
         burst = await run_burst(
-            plan.host, plan.port, [plan.request] * plan.size, http2=chosen.protocol == "h2"
+            plan.host,
+            plan.port,
+            [plan.request] * plan.size,
+            http2=chosen.protocol == "h2",
+            tls=tls_client(plan.tls, (chosen.protocol,)),
         )
         return list(burst.records), burst.release_spread_s
     make = Repeat(plan.request)
     if plan.model == "rate":
         spec = ModelSpec(
-            "inject", plan.host, plan.port, make, plan.duration_s, rate_per_s=plan.rate_per_s
+            "inject",
+            plan.host,
+            plan.port,
+            make,
+            plan.duration_s,
+            rate_per_s=plan.rate_per_s,
+            tls=plan.tls,
         )
     else:
-        spec = ModelSpec("constant", plan.host, plan.port, make, plan.duration_s, copies=plan.size)
+        spec = ModelSpec(
+            "constant", plan.host, plan.port, make, plan.duration_s, copies=plan.size, tls=plan.tls
+        )
     return await run_model(spec), None

@@ -27,14 +27,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from heisen.errors import UsageError
 from heisen.schema import LoadStep, RequestTemplate
 from heisen.stress._protocol import PROBE_TIMEOUT_S, Asked, Negotiated, resolve
 from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory, StepRequests
+from heisen.stress._tls import tls_client
+from heisen.stress._tls_check import check_tls_accepted
 from heisen.stress._workers import ModelSpec, resolve_workers, run_distributed, run_model
+
+if TYPE_CHECKING:
+    from heisen.system import TlsSettings
 
 Workers = int | Literal["auto"]
 
@@ -85,11 +90,12 @@ async def run_steps(
     timeout_s: float,
     workers: Workers = 1,
     replicas: Mapping[int, tuple[str, int]] | None = None,
+    tls: TlsSettings | None = None,
 ) -> LoadOutcome:
     """Run `steps` in order; records of all of them, indices and connection ids unique.
 
     `host`, `port`: the service's front; `replicas`: each replica's own address,
-    for the steps aimed at one (`replica:`).
+    for the steps aimed at one (`replica:`); `tls`: how to speak TLS to them (None: plain).
     """
     from heisen.stress._burst import run_burst
     from heisen.stress._models import pause
@@ -97,6 +103,8 @@ async def run_steps(
     default = next(iter(templates))
     front = (host, port)
     processes = resolve_workers(workers)
+    if tls is not None:
+        await check_tls_accepted(host, port, tls_client(tls))
     records: list[RequestRecord] = []
     spread: float | None = None
     early = 0
@@ -112,7 +120,11 @@ async def run_steps(
         host, port = aimed_address(number, step, front, replicas)
         if step.burst is not None:
             chosen = await burst_protocol(
-                number, {name: templates[name].protocol for name in make.sequence}, host, port
+                number,
+                {name: templates[name].protocol for name in make.sequence},
+                host,
+                port,
+                tls=tls,
             )
             requests = [make(i) for i in range(step.burst.requests)]
             count.requests += len(requests)
@@ -123,6 +135,7 @@ async def run_steps(
                 http2=chosen.protocol == "h2",
                 timeout_s=timeout_s,
                 connection_ids=itertools.count(connection_base + 1),
+                tls=tls_client(tls, (chosen.protocol,)),
             )
             step_records = list(result.records)
             spread = max(spread or 0.0, result.release_spread_s)
@@ -140,7 +153,7 @@ async def run_steps(
             )
             step_sent = len(requests)
         else:
-            spec = model_spec(step, make, host=host, port=port, timeout_s=timeout_s)
+            spec = model_spec(step, make, host=host, port=port, timeout_s=timeout_s, tls=tls)
             step_count = SendCount()
             if processes == 1:
                 step_records = await run_model(
@@ -181,8 +194,16 @@ def aimed_address(
     return replicas[step.replica]
 
 
-async def burst_protocol(step: int, asked: Mapping[str, Asked], host: str, port: int) -> Negotiated:
-    """The protocol of burst step `step`, whose requests ask for `asked` (name -> protocol)."""
+async def burst_protocol(
+    step: int,
+    asked: Mapping[str, Asked],
+    host: str,
+    port: int,
+    *,
+    tls: TlsSettings | None = None,
+) -> Negotiated:
+    """The protocol of burst step `step`, whose requests ask for `asked` (name -> protocol);
+    over TLS, "auto" offers both protocols in ALPN and takes the server's pick."""
     protocols = set(asked.values())
     if len(protocols) > 1:
         said = ", ".join(f"{name}: {protocol}" for name, protocol in asked.items())
@@ -190,11 +211,18 @@ async def burst_protocol(step: int, asked: Mapping[str, Asked], host: str, port:
             f"load step {step}: a burst speaks one protocol, but its requests ask for several "
             f"({said}); give them the same protocol:, or burst them in separate steps"
         )
-    return await resolve(protocols.pop(), host, port, timeout_s=PROBE_TIMEOUT_S)
+    client = tls_client(tls, ("h2", "http/1.1"))
+    return await resolve(protocols.pop(), host, port, tls=client, timeout_s=PROBE_TIMEOUT_S)
 
 
 def model_spec(
-    step: LoadStep, make: StepRequests, *, host: str, port: int, timeout_s: float
+    step: LoadStep,
+    make: StepRequests,
+    *,
+    host: str,
+    port: int,
+    timeout_s: float,
+    tls: TlsSettings | None = None,
 ) -> ModelSpec:
     """The `ModelSpec` of a sustained load step."""
     if step.inject is not None:
@@ -206,6 +234,7 @@ def model_spec(
             step.inject.during,
             rate_per_s=step.inject.rate,
             timeout_s=timeout_s,
+            tls=tls,
         )
     if step.ramp_inject is not None:
         ramp = step.ramp_inject
@@ -218,6 +247,7 @@ def model_spec(
             rate_per_s=ramp.from_rate,
             to_rate_per_s=ramp.to_rate,
             timeout_s=timeout_s,
+            tls=tls,
         )
     if step.constant is not None:
         return ModelSpec(
@@ -228,5 +258,6 @@ def model_spec(
             step.constant.during,
             copies=step.constant.copies,
             timeout_s=timeout_s,
+            tls=tls,
         )
     raise AssertionError(f"{step.kind} is not a sustained model")

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from heisen.stress._pool import Http1Pool
 from heisen.stress._records import RequestRecord, SendCount
 from heisen.stress._request import HttpRequest
+from heisen.stress._tls import TlsClient
 
 MakeRequest = Callable[[int], HttpRequest]
 Sink = Callable[[RequestRecord], None]
@@ -56,6 +57,7 @@ async def inject(
     index_step: int = 1,
     connection_id_base: int = 0,
     count: SendCount | None = None,
+    tls: TlsClient | None = None,
 ) -> list[RequestRecord]:
     """Open model: `rate_per_s` requests per second for `during_s` seconds."""
     if rate_per_s <= 0:
@@ -64,6 +66,7 @@ async def inject(
     return await _run_open(
         offsets, during_s, host, port, make_request, max_requests, max_connections,
         timeout_s, connect_timeout_s, sink, index_start, index_step, connection_id_base, count,
+        tls,
     )  # fmt: skip
 
 
@@ -84,12 +87,14 @@ async def ramp_inject(
     index_step: int = 1,
     connection_id_base: int = 0,
     count: SendCount | None = None,
+    tls: TlsClient | None = None,
 ) -> list[RequestRecord]:
     """Open model whose rate moves linearly from `from_rate` to `to_rate` over `during_s`."""
     offsets = ramp_offsets(from_rate, to_rate, during_s)
     return await _run_open(
         offsets, during_s, host, port, make_request, max_requests, max_connections,
         timeout_s, connect_timeout_s, sink, index_start, index_step, connection_id_base, count,
+        tls,
     )  # fmt: skip
 
 
@@ -124,6 +129,7 @@ async def constant(
     index_step: int = 1,
     connection_id_base: int = 0,
     count: SendCount | None = None,
+    tls: TlsClient | None = None,
 ) -> list[RequestRecord]:
     """Closed model: `copies` users, each sending its next request when the last one ends."""
     records: list[RequestRecord] = []
@@ -153,7 +159,7 @@ async def constant(
     pool = Http1Pool(
         host, port, on_record=on_record, max_connections=copies, timeout_s=timeout_s,
         connect_timeout_s=connect_timeout_s,
-        connection_ids=itertools.count(connection_id_base + 1),
+        connection_ids=itertools.count(connection_id_base + 1), tls=tls,
     )  # fmt: skip
     try:
         await pool.start(copies)
@@ -194,6 +200,7 @@ async def _run_open(
     index_step: int,
     connection_id_base: int,
     count: SendCount | None,
+    tls: TlsClient | None,
 ) -> list[RequestRecord]:
     records: list[RequestRecord] = []
 
@@ -205,7 +212,7 @@ async def _run_open(
     pool = Http1Pool(
         host, port, on_record=on_record, max_connections=max_connections,
         timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
-        connection_ids=itertools.count(connection_id_base + 1),
+        connection_ids=itertools.count(connection_id_base + 1), tls=tls,
     )  # fmt: skip
     limit = max_requests if max_requests is not None else math.inf
     sent = 0

@@ -34,6 +34,7 @@ from heisen.errors import SystemUnavailable
 from heisen.stress._http1 import Http1Connection, connect_error_kind, open_connection
 from heisen.stress._records import ErrorKind, RequestRecord
 from heisen.stress._request import HttpRequest
+from heisen.stress._tls import TlsClient, connect_failure_message
 
 OnRecord = Callable[[RequestRecord], None]
 
@@ -61,8 +62,10 @@ class Http1Pool:
         timeout_s: float = 10.0,
         connect_timeout_s: float = 5.0,
         connection_ids: Iterator[int] | None = None,
+        tls: TlsClient | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
         self.port = port
         self.authority = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         self.on_record = on_record
@@ -90,7 +93,7 @@ class Http1Pool:
         opened = [r for r in results if isinstance(r, Http1Connection)]
         if not opened:
             first = next(r for r in results if isinstance(r, BaseException))
-            raise SystemUnavailable(unreachable_message(self.host, self.port, first)) from first
+            raise SystemUnavailable(connect_failure_message(self.host, self.port, first)) from first
         for conn in opened:
             self._idle.append(conn)
         tick = min(0.1, self.timeout_ns / 4e9)
@@ -236,7 +239,9 @@ class Http1Pool:
     # -- connecting -------------------------------------------------------
     async def _connect(self, conn_id: int | None = None) -> Http1Connection:
         conn_id = next(self._ids) if conn_id is None else conn_id
-        conn = await open_connection(self.host, self.port, conn_id, self.connect_timeout_s)
+        conn = await open_connection(
+            self.host, self.port, conn_id, self.connect_timeout_s, tls=self.tls
+        )
         self._all.add(conn)
         return conn
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import TYPE_CHECKING
 
 from heisen.schema import LoadStep
 from heisen.stress._load import model_spec
@@ -25,11 +26,15 @@ from heisen.stress._records import RequestRecord, SendCount, missing_records
 from heisen.stress._render import RequestFactory
 from heisen.stress._workers import run_model
 
+if TYPE_CHECKING:
+    from heisen.system import TlsSettings
+
 
 class StreamingLoad:
     """One sustained load step in its own thread; `stop()` cancels it.
 
-    `default_request`: the scenario request a step without `request:`/`mix:` sends.
+    `default_request`: the scenario request a step without `request:`/`mix:` sends;
+    `tls`: how to speak TLS to `address` (None: plain HTTP).
     """
 
     def __init__(
@@ -40,12 +45,18 @@ class StreamingLoad:
         address: tuple[str, int],
         default_request: str,
         timeout_s: float,
+        tls: TlsSettings | None = None,
     ) -> None:
         host, port = address
         self.step = step
         self.factory = factory
         self.spec = model_spec(
-            step, factory.for_step(step, default_request), host=host, port=port, timeout_s=timeout_s
+            step,
+            factory.for_step(step, default_request),
+            host=host,
+            port=port,
+            timeout_s=timeout_s,
+            tls=tls,
         )
         self._records: list[RequestRecord] = []
         self._sent = SendCount()

@@ -9,10 +9,15 @@ on which the server picked anything else.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from heisen.system import TlsSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,17 @@ class TlsClient:
     def hostname_for(self, host: str) -> str:
         """The name the certificate must carry (and SNI sends): `host` unless overridden."""
         return self.server_hostname if self.server_hostname is not None else host
+
+
+@functools.lru_cache(maxsize=64)
+def tls_client(
+    settings: TlsSettings | None, alpn: tuple[str, ...] = ("http/1.1",)
+) -> TlsClient | None:
+    """The client of a pipeline's (or the ad hoc flags') TLS settings offering `alpn`, one
+    object per pair (the protocol probe caches its answer per client); None without TLS."""
+    if settings is None:
+        return None
+    return TlsClient(settings.context(alpn), settings.server_name, alpn)
 
 
 def check_alpn(transport: asyncio.BaseTransport, wanted: str) -> None:

@@ -302,6 +302,7 @@ class _TrialRunner:
 
     def _trial(self, trial: int) -> tuple[TrialOutcome, list[RequestRecord], list[Finding]]:
         from heisen.oracle.pipeline_invariants import run_setup
+        from heisen.system import service_tls
 
         run_setup(self.pipeline, self.system, self.conditions.setup)
         factory = RequestFactory(
@@ -323,6 +324,7 @@ class _TrialRunner:
                 timeout_s=self.pipeline.scenario.timeout,
                 workers=self.conditions.workers,
                 replicas=self._replica_addresses(),
+                tls=service_tls(self.pipeline, None, self.ctx.loaded.base_dir),
             )
         )
         # which replica served each record, by its connection ({} where that is unknown)

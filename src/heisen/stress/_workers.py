@@ -31,11 +31,15 @@ import os
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from heisen.errors import HeisenError, SystemUnavailable, UsageError
 from heisen.stress._models import MakeRequest, Sink, constant, inject, ramp_inject
 from heisen.stress._records import RequestRecord, SendCount
+from heisen.stress._tls import tls_client
+
+if TYPE_CHECKING:
+    from heisen.system import TlsSettings
 
 _ID_STRIDE = 1_000_000
 _START_TIMEOUT_S = 60.0
@@ -57,6 +61,7 @@ class ModelSpec:
     max_connections: int = 256
     timeout_s: float = 10.0
     connect_timeout_s: float = 5.0
+    tls: TlsSettings | None = None  # plain data: a worker builds its own SSL context
 
 
 async def run_model(
@@ -69,6 +74,7 @@ async def run_model(
     count: SendCount | None = None,
 ) -> list[RequestRecord]:
     """Run `spec` in this process; `count` (if given) grows by the requests submitted."""
+    tls = tls_client(spec.tls)
     if spec.kind == "inject":
         return await inject(
             spec.rate_per_s, spec.during_s, host=spec.host, port=spec.port,
@@ -76,6 +82,7 @@ async def run_model(
             max_connections=spec.max_connections, timeout_s=spec.timeout_s,
             connect_timeout_s=spec.connect_timeout_s, sink=sink, index_start=index_start,
             index_step=index_step, connection_id_base=connection_id_base, count=count,
+            tls=tls,
         )  # fmt: skip
     if spec.kind == "ramp_inject":
         return await ramp_inject(
@@ -84,13 +91,14 @@ async def run_model(
             max_connections=spec.max_connections, timeout_s=spec.timeout_s,
             connect_timeout_s=spec.connect_timeout_s, sink=sink, index_start=index_start,
             index_step=index_step, connection_id_base=connection_id_base, count=count,
+            tls=tls,
         )  # fmt: skip
     return await constant(
         spec.copies, spec.during_s, host=spec.host, port=spec.port,
         make_request=spec.make_request, max_requests=spec.max_requests,
         timeout_s=spec.timeout_s, connect_timeout_s=spec.connect_timeout_s, sink=sink,
         index_start=index_start, index_step=index_step,
-        connection_id_base=connection_id_base, count=count,
+        connection_id_base=connection_id_base, count=count, tls=tls,
     )  # fmt: skip
 
 

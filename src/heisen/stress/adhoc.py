@@ -3,6 +3,8 @@
     heisen stress --url URL [-X METHOD] [-H 'K: V']... [-d BODY]
                   (--burst N | --rate R/s --duration D | --concurrency C --duration D)
                   [--repeat K] [--protocol auto|http/1.1|h2] [--json]
+                  [--cacert PEM | --insecure] [--cert PEM [--key PEM]]
+                  [--allow-host HOST]...
 
 Exactly one load model: `--burst N` (N requests released together, the
 synchronized barrier of `_burst`; `--protocol h2`, or its older spelling
@@ -12,7 +14,15 @@ and why),
 `--rate` (open model: requests at their intended times, latency corrected
 for coordinated omission) or `--concurrency` (closed model: C users back to
 back). `--repeat K` runs the load K times, one after the other, and reports
-them merged. Only loopback targets: this mode has no `allow_hosts:`.
+them merged.
+
+An `https://` URL is loaded over TLS: verified against `--cacert` (else the
+system's CA store) unless `--insecure`, with `--cert`/`--key` for a server
+that asks for a client certificate; a burst offers ALPN "h2" for h2 and
+"http/1.1" for HTTP/1.1, and `--protocol auto` takes the server's pick.
+Targets are loopback only unless named with `--allow-host HOST`
+(repeatable), the rule of a pipeline's `allow_hosts:` (`system._addresses`),
+checked before any traffic.
 
 `run_adhoc` returns an `AdHocResult` whenever the load ran, whatever the
 status codes (they are in the result: judge them with a pipeline's
@@ -27,7 +37,8 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from heisen._serialised import JsonObject
@@ -36,6 +47,9 @@ from heisen.errors import UsageError
 from heisen.stress._latency import LoadSummary
 from heisen.stress._protocol import Asked, Negotiated
 from heisen.stress._request import HttpRequest
+
+if TYPE_CHECKING:
+    from heisen.system import TlsSettings
 
 __all__ = ["AdHocLoad", "AdHocPlan", "AdHocResult", "AdHocRun", "parse_rate", "plan", "run_adhoc"]
 
@@ -57,6 +71,11 @@ class AdHocLoad:
     repeat: int = 1
     http2: bool = False
     protocol: str | None = None  # "auto", "http/1.1" or "h2"; None: http/1.1, or h2 with http2
+    cacert: str | None = None
+    insecure: bool = False
+    cert: str | None = None
+    key: str | None = None
+    allow_hosts: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,7 @@ class AdHocPlan:
     duration_s: float = 0.0
     repeat: int = 1
     protocol: Asked = "http/1.1"
+    tls: TlsSettings | None = None
 
     @property
     def http2(self) -> bool:
@@ -97,18 +117,19 @@ def plan(load: AdHocLoad) -> AdHocPlan:
     from heisen.system import loopback_problems
 
     parts = urlsplit(load.url)
-    if parts.scheme != "http" or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
-            f"--url {load.url!r}: give an http:// URL with a host, e.g. http://127.0.0.1:8080/orders"
+            f"--url {load.url!r}: give an http:// or https:// URL with a host, "
+            "e.g. http://127.0.0.1:8080/orders"
         )
-    problems = loopback_problems(load.url, [])
+    problems = loopback_problems(load.url, load.allow_hosts)
     if problems:
         raise UsageError(
             f"--url {load.url!r}: {'; '.join(problems)}; ad hoc mode sends only to loopback "
-            "(127.0.0.1, localhost, ::1; name other hosts under allow_hosts: in a pipeline)"
+            "(127.0.0.1, localhost, ::1) and to the hosts named with --allow-host HOST"
         )
     try:
-        port = parts.port or 80
+        port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise UsageError(f"--url {load.url!r}: {exc}") from None
     models = [
@@ -135,6 +156,7 @@ def plan(load: AdHocLoad) -> AdHocPlan:
         models[0].lstrip("-"),
         repeat=load.repeat,
         protocol=_protocol(load),
+        tls=_tls(load, https=parts.scheme == "https"),
     )
     if load.burst is not None:
         if load.burst < 1 or load.burst > 10_000:
@@ -158,6 +180,44 @@ def plan(load: AdHocLoad) -> AdHocPlan:
     if load.concurrency < 1 or load.concurrency > 10_000:
         raise UsageError(f"--concurrency takes 1 to 10000 users, got {load.concurrency}")
     return _replace(base, size=load.concurrency, duration_s=duration)
+
+
+def _tls(load: AdHocLoad, *, https: bool) -> TlsSettings | None:
+    """The TLS settings of `--cacert`, `--insecure`, `--cert`, `--key`, checked (files exist
+    and load) before any traffic; None for an http:// URL."""
+    from heisen.system import TlsSettings
+
+    given = [
+        flag
+        for flag, value in (
+            ("--cacert", load.cacert),
+            ("--insecure", load.insecure),
+            ("--cert", load.cert),
+            ("--key", load.key),
+        )
+        if value
+    ]
+    if not https:
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: TLS options go with an https:// URL, "
+                f"and --url {load.url!r} is http://"
+            )
+        return None
+    if load.cacert and load.insecure:
+        raise UsageError("--insecure skips the check --cacert is for: give one of them")
+    if load.key and not load.cert:
+        raise UsageError("--key is the private key of --cert: give --cert too")
+    for flag, value in (("--cacert", load.cacert), ("--cert", load.cert), ("--key", load.key)):
+        if value and not Path(value).is_file():
+            raise UsageError(f"{flag} {value}: no such file")
+
+    def path(value: str | None) -> Path | None:
+        return Path(value).resolve() if value else None
+
+    settings = TlsSettings(path(load.cacert), load.insecure, path(load.cert), path(load.key))
+    settings.context()  # a file that is not a certificate or a key: UsageError, now
+    return settings
 
 
 def _protocol(load: AdHocLoad) -> Asked:

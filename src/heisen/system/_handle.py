@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from heisen import _templates
 from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
-from heisen.schema import Dependency, DependencyKind, LoadedPipeline, Resources, Service
+from heisen.schema import Dependency, DependencyKind, LoadedPipeline, Resources, Service, Tls
 from heisen.system._addresses import check_address, host_port, with_host_port
 from heisen.system._context import DependencyEndpoint, Endpoint, TemplateContext
 from heisen.system._ports import LOOPBACK, free_port
@@ -68,6 +68,16 @@ class _RunningService:
     front: tuple[str, int]
     replicas: ReplicaSet | None = None  # None when external
     resources: Resources = field(default_factory=Resources)
+
+
+def _default_port(dependency: Dependency) -> int:
+    return 443 if dependency.speaks_tls else DEFAULT_PORTS[dependency.kind]
+
+
+def _url(service: Service, host: str, port: int) -> str:
+    """The base URL of `service` at host:port: https when heisen speaks TLS to it."""
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{'https' if service.speaks_tls else 'http'}://{netloc}"
 
 
 def sweep_stale_work_dirs(root: Path | None = None) -> list[Path]:
@@ -252,10 +262,12 @@ class SystemHandle:
                 dep.health.path,
                 Resources(),
                 startup_s=dep.health.timeout,
+                tls=dep.tls,
             )
             replicas.start()
             host, port = replicas.ready_endpoints()[0]
-            return _RunningDependency(name, dep, f"http://{host}:{port}", replicas)
+            scheme = "https" if dep.speaks_tls else "http"
+            return _RunningDependency(name, dep, f"{scheme}://{host}:{port}", replicas)
         address = dep.dsn or dep.url
         assert address is not None
         check_address(address, self.pipeline.allow_hosts, f"dependencies.{name}")
@@ -281,7 +293,7 @@ class SystemHandle:
     def _start_service(self, name: str, service: Service, resources: Resources) -> _RunningService:
         if service.url:
             check_address(service.url, self.pipeline.allow_hosts, f"services.{name}")
-            host, port = host_port(service.url, 80)
+            host, port = host_port(service.url, 443 if service.speaks_tls else 80)
             return _RunningService(name, service, (host, port), None, resources)
         front_host, front_port = self._control().create(f"svc:{name}", [], listen=f"{LOOPBACK}:0")
         replicas = self._start_replicas(name, service, resources)
@@ -312,6 +324,7 @@ class SystemHandle:
             resources,
             startup_s=service.health.timeout,
             on_ready_change=follow,
+            tls=service.tls,
         )
         replicas.start()
         follow(replicas.ready_endpoints())
@@ -329,8 +342,10 @@ class SystemHandle:
         *,
         startup_s: float = 30.0,
         on_ready_change: Callable[[list[tuple[str, int]]], None] | None = None,
+        tls: Tls | None = None,
     ) -> ReplicaSet:
         from heisen.system._replicas import ReplicaSet
+        from heisen.system._tls_target import TlsSettings
 
         def env_for(index: int, port: int) -> dict[str, str]:
             context = self._template_context(name, replica=index)
@@ -367,6 +382,11 @@ class SystemHandle:
             limits_fallback="dutycycle",
             restart_policy="Always",
             on_ready_change=on_ready_change,
+            health_tls=(
+                TlsSettings.of(tls, self.loaded.base_dir).health_context()
+                if tls is not None
+                else None
+            ),
         )
 
     def _cgroup_manager(self) -> CgroupManager | None:
@@ -397,7 +417,7 @@ class SystemHandle:
     def _template_context(self, source: str, *, replica: int) -> TemplateContext:
         deps: dict[str, DependencyEndpoint] = {}
         for name, dependency in self._dependencies.items():
-            direct = host_port(dependency.address, DEFAULT_PORTS[dependency.spec.kind])
+            direct = host_port(dependency.address, _default_port(dependency.spec))
             host, port = self._link(source, name, direct)
             address = with_host_port(dependency.address, host, port)
             deps[name] = {"dsn": address, "url": address, "host": host, "port": port}
@@ -406,7 +426,7 @@ class SystemHandle:
             host, port = (
                 self._link(source, name, running.front) if name != source else running.front
             )
-            services[name] = {"url": f"http://{host}:{port}", "host": host, "port": port}
+            services[name] = {"url": _url(running.spec, host, port), "host": host, "port": port}
         return {
             "deps": deps,
             "services": services,
@@ -418,7 +438,7 @@ class SystemHandle:
 
     def service_url(self, name: str | None = None) -> str:
         running = self._service(name)
-        return f"http://{running.front[0]}:{running.front[1]}"
+        return _url(running.spec, *running.front)
 
     def service_address(self, name: str | None = None) -> tuple[str, int]:
         return self._service(name).front
@@ -600,7 +620,7 @@ class SystemHandle:
         running = self._dependencies[dependency]
         if running.stub is None:
             return
-        direct = host_port(running.address, DEFAULT_PORTS[running.spec.kind])
+        direct = host_port(running.address, _default_port(running.spec))
         self._repoint_links(dependency, f"{direct[0]}:{direct[1]}")
         running.stub.stop()
         running.stub = None
@@ -620,7 +640,7 @@ class SystemHandle:
         return {
             "services": {
                 name: {
-                    "url": f"http://{s.front[0]}:{s.front[1]}",
+                    "url": _url(s.spec, *s.front),
                     "replicas": s.spec.replicas if s.replicas is not None else None,
                 }
                 for name, s in self._services.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import ssl
 import time
 from collections.abc import Container
 from dataclasses import dataclass
@@ -31,9 +32,17 @@ def probe_once(
     *,
     timeout_s: float = 1.0,
     expect_status: Container[int] = HEALTHY_STATUS,
+    tls: ssl.SSLContext | None = None,
 ) -> ProbeResult:
-    """GET `path` once, as a kubelet HTTP probe does: healthy if the status is expected."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
+    """GET `path` once, as a kubelet HTTP probe does: healthy if the status is expected.
+
+    With `tls`, over HTTPS (a kubelet's HTTPS probe does not verify the certificate either:
+    give a context that does not)."""
+    connection = (
+        http.client.HTTPSConnection(host, port, timeout=timeout_s, context=tls)
+        if tls is not None
+        else http.client.HTTPConnection(host, port, timeout=timeout_s)
+    )
     try:
         connection.request(
             "GET", path, headers={"User-Agent": "heisen-health", "Connection": "close"}

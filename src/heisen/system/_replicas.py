@@ -31,6 +31,7 @@ import contextlib
 import logging
 import queue
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -132,6 +133,7 @@ class ReplicaSet:
         poll_interval_s: float = 0.1,
         failure_threshold: int = 3,
         stop_grace_s: float = 3.0,
+        health_tls: ssl.SSLContext | None = None,
     ) -> None:
         if replicas < 1:
             raise ValueError("a replica set needs at least one replica")
@@ -143,6 +145,7 @@ class ReplicaSet:
         self.cwd = cwd
         self.log_dir = log_dir
         self.health_path = health_path
+        self.health_tls = health_tls  # replicas that speak TLS are probed over it
         self.startup_deadline_s = startup_deadline_s
         self.cpu = cpu
         self.memory = memory
@@ -358,7 +361,9 @@ class ReplicaSet:
         self._publish()
 
     def _check_ready(self, replica: _Replica, now: float) -> None:
-        result = probe_once(LOOPBACK, replica.port, self.health_path, timeout_s=1.0)
+        result = probe_once(
+            LOOPBACK, replica.port, self.health_path, timeout_s=1.0, tls=self.health_tls
+        )
         with self._lock:
             replica.last_probe = result
             if result.healthy:
@@ -514,7 +519,9 @@ class ReplicaSet:
         while time.monotonic() < deadline:
             if not replica.alive():
                 return self._exit_text(replica)
-            last = probe_once(LOOPBACK, replica.port, self.health_path, timeout_s=1.0)
+            last = probe_once(
+                LOOPBACK, replica.port, self.health_path, timeout_s=1.0, tls=self.health_tls
+            )
             if last.healthy:
                 return None
             time.sleep(0.05)
