@@ -15,10 +15,9 @@ from typing import Any
 
 from heisen.fuzz._cases import FuzzCase, make_case
 from heisen.fuzz._send import Outcome, Sender, Verdict
+from heisen.fuzz._shrink import MISSING, value_at
 from heisen.fuzz._signature import Signature, attribute, case_field
 from heisen.fuzz._values import EdgeKind, encode_text
-
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def _shrink(
     invalid_before = _invalid_places(schema, case.payload)
 
     def still_fails(candidate: Any) -> bool:
-        if keep_field and _at(candidate, case.field_path or ()) is _MISSING:
+        if keep_field and value_at(candidate, case.field_path or ()) is MISSING:
             return False
         if keep_field and not _only_under(
             _invalid_places(schema, candidate) - invalid_before, case.field_path or ()
@@ -173,14 +172,3 @@ def _only_under(places: set[str], path: tuple[str | int, ...]) -> bool:
     """Every place is the field at `path` or inside it."""
     field = "body" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
     return all(place == field or place.startswith((f"{field}.", f"{field}[")) for place in places)
-
-
-def _at(value: Any, path: tuple[str | int, ...]) -> Any:
-    for part in path:
-        if isinstance(value, dict) and isinstance(part, str) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-            value = value[part]
-        else:
-            return _MISSING
-    return value

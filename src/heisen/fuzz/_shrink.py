@@ -66,7 +66,8 @@ from heisen.fuzz._schema import Schema
 from heisen.fuzz._values import encode_text, merged
 
 _Path = tuple[str | int, ...]
-_MISSING = object()
+MISSING = object()
+"""What `value_at` gives for a path the value does not have."""
 _SHORT_STRING = 64
 
 
@@ -240,14 +241,14 @@ class _Shrinker:
 
         improved = False
         for path, value in list(_nodes(self.current)):
-            if isinstance(value, str) and _get(self.current, path) == value:
+            if isinstance(value, str) and value_at(self.current, path) == value:
                 improved |= per_node(path, value)
         return improved
 
     def shrink_numbers(self) -> bool:
         improved = False
         for path, value in list(_nodes(self.current)):
-            if _is_number(value) and _get(self.current, path) == value and math.isfinite(value):
+            if _is_number(value) and value_at(self.current, path) == value and math.isfinite(value):
                 if isinstance(value, int):
                     improved |= self.shrink_integer(path, value)
                 else:
@@ -346,14 +347,15 @@ def _nodes(value: Any) -> Iterator[tuple[_Path, Any]]:
             stack += [((*path, index), node[index]) for index in range(len(node) - 1, -1, -1)]
 
 
-def _get(value: Any, path: _Path) -> Any:
+def value_at(value: Any, path: _Path) -> Any:
+    """The part of `value` at `path` (keys and indices), or MISSING."""
     for part in path:
         if isinstance(value, dict) and isinstance(part, str) and part in value:
             value = value[part]
         elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
             value = value[part]
         else:
-            return _MISSING
+            return MISSING
     return value
 
 
