@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 
 from heisen._serialised import JsonObject
+from heisen.schema import limits as _limits
 from heisen.schema._pipeline import Pipeline
 from heisen.schema._reference_notes import NOTES
 
@@ -49,9 +51,18 @@ def _enums() -> dict[str, JsonObject]:
     return {name: d for name, d in definitions.items() if "enum" in d}
 
 
+class _AsWritten(GenerateJsonSchema):
+    """Keys in the order the models declare them, examples as their authors wrote them."""
+
+    def sort(self, value: JsonSchemaValue, parent_key: str | None = None) -> JsonSchemaValue:
+        return value
+
+
 def json_schema() -> JsonObject:
     """The JSON Schema (draft 2020-12) of pipeline.yaml."""
-    schema: JsonObject = Pipeline.model_json_schema(by_alias=True, mode="validation")
+    schema: JsonObject = Pipeline.model_json_schema(
+        by_alias=True, mode="validation", schema_generator=_AsWritten
+    )
     definitions: JsonObject = schema["$defs"]
     for name, short in _SHORT_FORMS.items():
         full = definitions[name]
@@ -60,7 +71,7 @@ def json_schema() -> JsonObject:
             "description": full.get("description", ""),
             "anyOf": [short, full],
         }
-    return {"$schema": DIALECT, "$id": SCHEMA_FILE, **schema}
+    return {"$schema": DIALECT, **schema}
 
 
 def models() -> dict[str, type[BaseModel]]:
@@ -183,7 +194,12 @@ def _model_section(
 
 def _default_text(key: str, prop: JsonObject, model: type[BaseModel] | None) -> str:
     if "default" in prop:
-        return f"`{_compact(prop['default'])}`"
+        default, kind = prop["default"], _type_text(prop)
+        if isinstance(default, int | float) and kind.startswith("duration"):
+            return f"`{_limits.OFFSET.show(default)}`"
+        if isinstance(default, int | float) and kind.startswith("share"):
+            return f"`{default * 100:g}%`"
+        return f"`{_compact(default)}`"
     field = next(
         (f for n, f in (model.model_fields.items() if model else ()) if (f.alias or n) == key),
         None,
