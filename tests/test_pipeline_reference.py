@@ -36,9 +36,9 @@ def refusals(error: jsonschema.ValidationError) -> list[jsonschema.ValidationErr
     return [error, *(e for sub in error.context or [] for e in refusals(sub))]
 
 
-def validator(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+def validator(schema: dict[str, Any]) -> jsonschema.Draft7Validator:
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def test_docs_pipeline_md_is_what_the_models_generate():
@@ -67,7 +67,7 @@ def test_every_example_is_accepted_by_the_model_and_by_the_schema(schema):
             key = field.alias or name
             prop = schema["$defs"].get(model.__name__, schema)
             prop = next(a for a in prop.get("anyOf", [prop]) if "properties" in a)
-            check = jsonschema.Draft202012Validator(
+            check = jsonschema.Draft7Validator(
                 {"$defs": schema["$defs"], **prop["properties"][key]}
             )
             for example in field.examples or []:

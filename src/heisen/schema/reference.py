@@ -28,7 +28,9 @@ from heisen.schema._reference_notes import NOTES
 SCHEMA_FILE = "heisen.schema.json"
 """The file `heisen init` writes beside pipeline.yaml; the editor line points at it."""
 EDITOR_LINE = f"# yaml-language-server: $schema={SCHEMA_FILE}"
-DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# Draft 7, which editors' YAML language server fully supports (2020-12 only in part); the
+# schema uses no later keyword, and its `$ref`s into `$defs` are plain JSON pointers.
+DIALECT = "http://json-schema.org/draft-07/schema#"
 
 _DURATION_SCHEMA = {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(us|µs|ms|s|m|h)\s*$"}
 # Models whose `mode="before"` validator also takes a scalar in place of the mapping.
@@ -59,7 +61,7 @@ class _AsWritten(GenerateJsonSchema):
 
 
 def json_schema() -> JsonObject:
-    """The JSON Schema (draft 2020-12) of pipeline.yaml."""
+    """The JSON Schema (draft 7) of pipeline.yaml."""
     schema: JsonObject = Pipeline.model_json_schema(
         by_alias=True, mode="validation", schema_generator=_AsWritten
     )
