@@ -70,11 +70,14 @@ requests that got no answer, by kind: `timeout`, `reset`, `refused`, `closed`,
 counts the answers. The threshold `errors < 1%` adds the 5xx answers to those
 failures, over all requests.
 
-`expect_status` is read on setup steps: a setup `http:` call whose answer is
-not in it (default: 200 to 399) stops the trial with an error naming the step.
-On a scenario request it changes neither `errors` nor the `ok`/`failed`
-counts of `load.<request>`: an invariant says which statuses are right
-(`load.buy.status["409"]`).
+`expect_status` on a setup `http:` call: an answer not in it (default: 200
+to 399) stops the trial with an error naming the step. On a scenario
+request: the statuses that count as `ok` in `load.<request>` and
+`load.total` (and the phase's `outcomes`); any other answer is `failed`
+(default: 2xx is `ok`). A 409 "sold out" the scenario expects is then not a
+failure (`expect_status: [200, 409]`), and an invariant can still tell them
+apart (`load.buy.status["409"]`). It changes neither `errors` nor the
+`errors` threshold above.
 
 ## Replica kills (chaos)
 

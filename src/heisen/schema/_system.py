@@ -295,8 +295,8 @@ class HttpCall(Strict):
     )
     expect_status: list[HttpStatus] | None = Field(
         default=None,
-        description="the statuses a setup step may answer (default: 200 to 399); see Errors "
-        "below for what it does not change",
+        description="setup step: the statuses it may answer (default: 200 to 399); scenario "
+        "request: the statuses counted as ok in load.<request> (default: 2xx)",
         examples=[[200, 204]],
     )
 

@@ -4,8 +4,9 @@
 and in total (`load.like.ok`, `load.redeem.status["201"]`, `load.total.sent`):
 
 - `sent`: requests written to a connection;
-- `ok`: answered 2xx;
-- `failed`: definitely failed: answered 1xx/3xx/4xx/5xx, or no connection could be opened;
+- `ok`: answered 2xx, or one of the request's `expect_status:` when it has one
+  (`expect_status: [200, 409]`: a 409 "sold out" is an answer the scenario expects);
+- `failed`: definitely failed: answered any other status, or no connection could be opened;
 - `info`: outcome unknown (timeout, reset, closed, protocol error after the request was written):
   it may have taken effect, or may still;
 - `queued`: never written (still waiting when the step ended): certainly not taken effect;
@@ -25,7 +26,7 @@ were between their write and their response at one instant.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal, TypedDict
 
 from heisen.stress._records import RequestRecord
@@ -57,7 +58,7 @@ class Counts(TypedDict):
     replicas: dict[str, ReplicaCounts]
 
 
-def _empty() -> Counts:
+def empty_counts() -> Counts:
     return {
         "sent": 0, "ok": 0, "failed": 0, "info": 0, "queued": 0, "status": {}, "replicas": {},
     }  # fmt: skip
@@ -69,10 +70,14 @@ def _count_status(status_counts: dict[str, int], status: int | None) -> None:
         status_counts[key] = status_counts.get(key, 0) + 1
 
 
-def outcome_of(record: RequestRecord) -> Outcome:
-    """One of ok, failed, info, queued (see the module docstring)."""
+def outcome_of(record: RequestRecord, expected: Collection[int] | None = None) -> Outcome:
+    """One of ok, failed, info, queued (see the module docstring); `expected`: the statuses
+    that are ok for this record's request (None: 2xx)."""
     if record.error is None:
-        return "ok" if record.status is not None and 200 <= record.status < 300 else "failed"
+        if record.status is None:
+            return "failed"
+        ok = record.status in expected if expected else 200 <= record.status < 300
+        return "ok" if ok else "failed"
     if record.error == "refused":
         return "failed"
     return "queued" if record.sent_ns is None else "info"
@@ -82,19 +87,22 @@ def load_variables(
     records: Sequence[RequestRecord],
     sent: Mapping[int, RenderedRequest],
     names: Sequence[str] = (),
+    expected: Mapping[str, Collection[int]] | None = None,
 ) -> dict[str, Counts]:
     """`{request name: counts, "total": counts}`; every name in `names` is present, if only as zeros.
 
     Each counts mapping has `replicas`: `{"0": counts of replica 0, ...}` (see the module docstring).
+    `expected`: each request name's `expect_status:`, where it has one.
     """
-    variables = {name: _empty() for name in (*names, TOTAL)}
+    variables = {name: empty_counts() for name in (*names, TOTAL)}
+    statuses = expected or {}
     for record in records:
         rendered = sent.get(record.index)
         name = rendered.name if rendered is not None else None
-        outcome = outcome_of(record)
+        outcome = outcome_of(record, statuses.get(name) if name else None)
         replica = None if record.replica is None else str(record.replica)
         for key in (name, TOTAL) if name else (TOTAL,):
-            counts = variables.setdefault(key, _empty())
+            counts = variables.setdefault(key, empty_counts())
             counts[outcome] += 1
             if outcome != "queued":
                 counts["sent"] += 1
@@ -108,6 +116,12 @@ def load_variables(
                 per_replica["sent"] += 1
                 _count_status(per_replica["status"], record.status)
     return variables
+
+
+def add_counts(into: Counts, more: Counts) -> None:
+    """Add `more`'s outcome counts to `into` (statuses and replicas are left alone)."""
+    for key in ("sent", "ok", "failed", "info", "queued"):
+        into[key] += more[key]
 
 
 def max_in_flight(records: Sequence[RequestRecord]) -> int:

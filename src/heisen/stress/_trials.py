@@ -55,7 +55,14 @@ from heisen.schema import LoadStep, SetupStep, TrialsSection
 from heisen.stress._confidence import Goal, bound, in_words
 from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load import BurstFacts, run_steps
-from heisen.stress._load_facts import TOTAL, load_variables, max_in_flight
+from heisen.stress._load_facts import (
+    TOTAL,
+    Counts,
+    add_counts,
+    empty_counts,
+    load_variables,
+    max_in_flight,
+)
 from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
 from heisen.stress._verdicts import check_invariants
@@ -125,6 +132,7 @@ class TrialOutcome:
     in_flight: int = 0
     records_problem: str | None = None  # not one record per request sent: nothing to judge
     bursts: list[BurstFacts] = field(default_factory=list)
+    totals: Counts | None = None  # the trial's load.total
 
 
 @dataclass
@@ -267,7 +275,10 @@ class _TrialRunner:
             min_in_flight=min((o.in_flight for o in outcomes), default=0),
             trials_without_overlap=[o.trial for o in outcomes if o.in_flight < 2],
         )
-        total = load_variables(self.merged, {})[TOTAL]
+        total = empty_counts()
+        for o in outcomes:
+            if o.totals is not None:
+                add_counts(total, o.totals)
         figures.outcomes = Outcomes(
             sent=total["sent"],
             ok=total["ok"],
@@ -331,7 +342,7 @@ class _TrialRunner:
         loaded = replace(
             loaded, records=with_proxied_replicas(loaded.records, self.system.replica_of_peers())
         )
-        verdicts, findings = self._check(trial, loaded.records, factory)
+        verdicts, findings, totals = self._check(trial, loaded.records, factory)
         spread = loaded.release_spread_s
         outcome = TrialOutcome(
             trial,
@@ -342,13 +353,16 @@ class _TrialRunner:
             max_in_flight(loaded.records),
             loaded.missing_records(),
             list(loaded.bursts),
+            totals,
         )
         return outcome, loaded.records, findings
 
     def _check(
         self, trial: int, records: list[RequestRecord], factory: RequestFactory
-    ) -> tuple[list[Verdict], list[Finding]]:
-        load = load_variables(records, factory.sent, list(self.pipeline.scenario.requests))
+    ) -> tuple[list[Verdict], list[Finding], Counts]:
+        requests = self.pipeline.scenario.requests
+        expected = {name: r.expect_status for name, r in requests.items() if r.expect_status}
+        load = load_variables(records, factory.sent, list(requests), expected)
         verdicts = check_invariants(
             self.invariants,
             pipeline=self.pipeline,
@@ -372,7 +386,7 @@ class _TrialRunner:
             for verdict in verdicts
             if verdict.violated
         ]
-        return verdicts, findings
+        return verdicts, findings, load[TOTAL]
 
     def _replica_addresses(self) -> dict[int, tuple[str, int]] | None:
         """Each replica's own address, when a load step aims at one (`replica:`)."""
