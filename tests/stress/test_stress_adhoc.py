@@ -102,7 +102,7 @@ def test_human_output_is_a_table_on_stdout(
             "--http2 applies",
         ),
         (AdHocLoad(url="http://127.0.0.1:1/", burst=5, headers=["nocolon"]), "Name: value"),
-        (AdHocLoad(url="https://127.0.0.1:1/", burst=5), "http://"),
+        (AdHocLoad(url="ftp://127.0.0.1:1/", burst=5), "http:// or https://"),
         (AdHocLoad(url="http://example.com/", burst=5), "not a loopback address"),
     ],
 )

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from _tls_service import TlsFiles, TlsService, make_tls_files, serve_tls, server_context
+
 from heisen.outputs import StressOutputs
 from support import heisen, phase_of, write
 
@@ -260,3 +260,17 @@ def test_adhoc_wrong_ca_is_exit_3_and_bad_tls_flags_exit_2(
     plain = heisen("stress", "--url", f"http://127.0.0.1:{service.port}/", "--burst", "1",
                    "--insecure")  # fmt: skip
     assert plain.returncode == 2 and "https://" in plain.stderr
+
+
+def test_a_setup_call_over_tls_with_the_wrong_ca_is_exit_3_in_the_pipelines_terms(
+    service: TlsService, files: TlsFiles, tmp_path: Path
+) -> None:
+    text = PIPELINE.replace(
+        "  requests:\n", "  setup:\n    - http: {method: POST, path: /hit}\n  requests:\n", 1
+    )
+    text = text.replace("URL", service.url).replace("CERTS", "0").replace("PROTOCOL", "http/1.1")
+    path = write(tmp_path, text.replace("TLS\n", f"    tls: {{ca: {files.other_ca}}}\n"))
+    code, output = stress(path, tmp_path / "run")
+    assert code == 3, output
+    assert "certificate verify failed" in output and "tls: {ca: ...}" in output
+    assert service.counts.hits == 0
