@@ -103,8 +103,9 @@ async def run_steps(
     default = next(iter(templates))
     front = (host, port)
     processes = resolve_workers(workers)
-    if tls is not None:
-        await check_tls_accepted(host, port, tls_client(tls))
+    client = tls_client(tls)
+    if client is not None:
+        await check_tls_accepted(host, port, client)
     records: list[RequestRecord] = []
     spread: float | None = None
     early = 0
