@@ -29,18 +29,19 @@ HOST = "127.0.0.1"
 @dataclass(frozen=True, slots=True)
 class TlsFiles:
     ca: Path  # signed the server's and the client's certificates
-    cert: Path  # the server's: 127.0.0.1 and localhost
+    cert: Path  # the server's: 127.0.0.1 and localhost unless made for other names
     key: Path
     client_cert: Path
     client_key: Path
     other_ca: Path  # a CA that signed nothing here
 
 
-def make_tls_files(directory: Path) -> TlsFiles:
+def make_tls_files(directory: Path, names: tuple[str, ...] = (HOST, "localhost")) -> TlsFiles:
+    """Certificates in `directory`; the server's is issued for `names`."""
     import trustme
 
     ca, other = trustme.CA(), trustme.CA()
-    server = ca.issue_cert(HOST, "localhost")
+    server = ca.issue_cert(*names)
     client = ca.issue_cert("client.heisen.test")
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(

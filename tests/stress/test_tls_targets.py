@@ -274,3 +274,19 @@ def test_a_setup_call_over_tls_with_the_wrong_ca_is_exit_3_in_the_pipelines_term
     assert code == 3, output
     assert "certificate verify failed" in output and "tls: {ca: ...}" in output
     assert service.counts.hits == 0
+
+
+def test_server_name_is_the_name_checked_on_every_path_when_the_url_is_an_address(
+    tmp_path: Path,
+) -> None:
+    files = make_tls_files(tmp_path / "named", names=("orders.heisen.test",))
+    with serve_tls(server_context(files.cert, files.key)) as named:
+        mismatch = pipeline(tmp_path / "a", named.url, f"{{ca: {files.ca}}}")
+        code, output = stress(mismatch, tmp_path / "a" / "run")
+        assert code == 3, output
+        assert "certificate verify failed" in output and "server_name" in output
+        assert named.counts.hits == 0
+        tls = f"{{ca: {files.ca}, server_name: orders.heisen.test}}"
+        code, output = stress(pipeline(tmp_path / "b", named.url, tls), tmp_path / "b" / "run")
+        assert code == 0, output
+        assert named.counts.hits > 12
