@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _h2_servers import make_certificates, start_hypercorn
 from _tls_service import TlsFiles, TlsService, make_tls_files, serve_tls, server_context
 
 from heisen.outputs import StressOutputs
-from support import heisen, phase_of, write
+from support import free_port, heisen, phase_of, write
 
 SERVICE_SCRIPT = Path(__file__).with_name("_tls_service.py")
 
@@ -290,3 +291,27 @@ def test_server_name_is_the_name_checked_on_every_path_when_the_url_is_an_addres
         code, output = stress(pipeline(tmp_path / "b", named.url, tls), tmp_path / "b" / "run")
         assert code == 0, output
         assert named.counts.hits > 12
+
+
+def test_protocol_auto_over_tls_bursts_h2_when_the_server_picks_it_in_alpn(
+    tmp_path: Path,
+) -> None:
+    certs = make_certificates(tmp_path)
+    server = start_hypercorn(tmp_path / "hypercorn", free_port(), certs=certs)
+    try:
+        text = (
+            PIPELINE.replace("path: /count", "path: /")
+            .replace("body.count >= load.hit.ok and body.client_certs == CERTS", "load.hit.ok > 0")
+            .replace("trials: 2", "trials: 1")
+            .replace("URL", f"https://127.0.0.1:{server.port}")
+            .replace("TLS\n", f"    tls: {{ca: {certs.ca}}}\n")
+            .replace("PROTOCOL", "auto")
+        )
+        code, output = stress(write(tmp_path, text), tmp_path / "run")
+    finally:
+        server.process.stop(grace_s=2)
+    assert code == 0, output
+    outputs = phase_of(tmp_path / "run", "stress")["outputs"]
+    assert outputs["bursts"]["protocols"] == {"h2": 1}
+    assert any("ALPN chose h2" in reason for reason in outputs["bursts"]["reasons"])
+    assert set(outputs["status_codes"]) == {"200"}, "the constant step speaks HTTP/1.1 over TLS"
