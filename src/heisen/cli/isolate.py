@@ -63,20 +63,19 @@ def isolate_run_command(
     allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Run the isolate phase of PIPELINE (the default: heisen isolate PIPELINE)."""
-    from heisen.cli._execute import execute
+    from heisen.cli.phases import run_phase
 
-    code = execute(
+    run_phase(
+        PhaseName.ISOLATE,
         pipeline,
-        [PhaseName.ISOLATE],
-        run_dir=run_dir,
-        seed=seed,
-        as_json=as_json,
-        ci=ci,
-        expect=expect,
-        options={PhaseName.ISOLATE: {"trials": trials} if trials else {}},
+        run_dir,
+        seed,
+        as_json,
+        ci,
+        expect,
+        {"trials": trials} if trials else None,
         allow_inconclusive=allow_inconclusive,
     )
-    raise typer.Exit(code)
 
 
 @isolate_app.command("serve")

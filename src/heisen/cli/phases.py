@@ -39,7 +39,7 @@ def _check_url(url: str) -> None:
         raise UsageError(f"--url {url!r}: port 0 cannot be connected to (a port is 1 to 65535)")
 
 
-def _run_phase(
+def run_phase(
     phase: PhaseName,
     pipeline: Path | None,
     run_dir: Path | None,
@@ -99,7 +99,7 @@ def predict_command(
         "calibrate": str(calibrate) if calibrate else None,
         "observe": observe,
     }
-    _run_phase(
+    run_phase(
         PhaseName.PREDICT,
         pipeline,
         run_dir,
@@ -192,7 +192,7 @@ def stress_command(
         )
         raise typer.Exit(show_load(run_adhoc(load), as_json=as_json))
     options = {"hotspot": hotspot, "trials": trials}
-    _run_phase(
+    run_phase(
         PhaseName.STRESS,
         pipeline,
         run_dir,
@@ -253,7 +253,7 @@ def fuzz_command(
         finally:
             progress.close()
         raise typer.Exit(show_fuzz(result, as_json=as_json))
-    _run_phase(
+    run_phase(
         PhaseName.FUZZ,
         pipeline,
         run_dir,
@@ -289,7 +289,7 @@ def contain_command(
         sys.stdout.write(render_pipeline(load_pipeline(pipeline)).yaml)
         sys.stdout.flush()
         raise typer.Exit(0)
-    _run_phase(
+    run_phase(
         PhaseName.CONTAIN,
         pipeline,
         run_dir,
@@ -313,7 +313,7 @@ def chaos_command(
     allow_inconclusive: AllowInconclusiveOpt = False,
 ) -> None:
     """Kill replicas and inject network faults under load; verify the fix holds and nothing is lost."""
-    _run_phase(
+    run_phase(
         PhaseName.CHAOS,
         pipeline,
         run_dir,
