@@ -149,6 +149,6 @@ def _fuzz_table(console: Any, result: AdHocFuzzResult) -> None:
     console.print(table)
     verdict = "[bold red]failed[/]" if result.failures else "[bold green]passed[/]"
     console.print(
-        f"{verdict}: {result.failures} failing case(s); corpus and {RESULT_NAME} in "
+        f"{verdict}: {result.failures} distinct failure(s); corpus and {RESULT_NAME} in "
         f"{escape(str(result.run_dir))}"
     )
