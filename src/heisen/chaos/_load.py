@@ -10,8 +10,11 @@ what it measured.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from heisen.schema import Inject, LoadStep, Pipeline
 from heisen.stress import RequestFactory, StreamingLoad
+from heisen.system import service_tls
 
 THREAD_NAME = "heisen-chaos-load"
 
@@ -33,13 +36,21 @@ def chaos_step(pipeline: Pipeline, rate: float, duration: float) -> LoadStep:
 
 
 def chaos_load(
-    pipeline: Pipeline, address: tuple[str, int], factory: RequestFactory, step: LoadStep
+    pipeline: Pipeline,
+    address: tuple[str, int],
+    factory: RequestFactory,
+    step: LoadStep,
+    *,
+    service: str | None = None,
+    base_dir: Path = Path(),
 ) -> StreamingLoad:
-    """The load of `step` against `address`, not started yet."""
+    """The load of `step` against `address`, the front of `service` (None: the first), not
+    started yet; over TLS for an https service, with its `tls:` (paths from `base_dir`)."""
     return StreamingLoad(
         step,
         factory,
         address=address,
         default_request=next(iter(pipeline.scenario.requests)),
         timeout_s=float(pipeline.scenario.timeout),
+        tls=service_tls(pipeline, service, base_dir),
     )

@@ -61,6 +61,8 @@ def run(ctx: PhaseContext) -> PhaseResult:
         _address(ctx),
         factory,
         chaos_step(ctx.pipeline, section.rate, section.duration),
+        service=_service(ctx),
+        base_dir=ctx.loaded.base_dir,
     )
     state = SteadyState(ctx, section.probes, timeline, faults, load.records)
     schedule = Schedule(list(section.experiments), injector, timeline, ctx.seed, section.duration)
@@ -150,11 +152,16 @@ def run(ctx: PhaseContext) -> PhaseResult:
     )
 
 
-def _address(ctx: PhaseContext) -> tuple[str, int]:
-    """Where the load goes: the service of the scenario's first request."""
-    assert ctx.system is not None
+def _service(ctx: PhaseContext) -> str:
+    """The service the load goes to: the one of the scenario's first request."""
     first = next(iter(ctx.pipeline.scenario.requests.values()))
-    return ctx.system.service_address(ctx.pipeline.target_service(first))
+    return ctx.pipeline.target_service(first)
+
+
+def _address(ctx: PhaseContext) -> tuple[str, int]:
+    """Where the load goes: the front of `_service`."""
+    assert ctx.system is not None
+    return ctx.system.service_address(_service(ctx))
 
 
 def _wait_ready(ctx: PhaseContext, timeline: Timeline, deadline_s: float = 60.0) -> None:

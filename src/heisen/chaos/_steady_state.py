@@ -35,12 +35,14 @@ from typing import Any, Literal
 from heisen.chaos._faults import Faults
 from heisen.chaos._rounds import ChaosVerdict
 from heisen.chaos._timeline import Timeline
+from heisen.errors import SystemUnavailable
 from heisen.oracle import Verdict
 from heisen.oracle.pipeline_invariants import evaluate_probe, is_probe, probe_context
 from heisen.outputs import ProbeLine, WindowState
 from heisen.phase import PhaseContext
 from heisen.schema import Probe
 from heisen.stress import RequestRecord
+from heisen.system import service_tls
 
 HTTP_SAMPLES = 10
 Window = Literal["before", "during", "after"]
@@ -231,16 +233,24 @@ class SteadyState:
         assert probe.http is not None
         method, _, path = probe.http.strip().partition(" ")
         first = next(iter(self.pipeline.scenario.requests.values()))
-        base = self.system.service_url(self.pipeline.target_service(first))
+        service = self.pipeline.target_service(first)
+        base = self.system.service_url(service)
+        tls = service_tls(self.pipeline, service, self.ctx.loaded.base_dir)
         samples = 1 if window == "during" else HTTP_SAMPLES
         own: list[tuple[bool, float]] = []
         for _ in range(samples):
             began = time.monotonic()
             try:
-                status = probes.http_probe(base, method or "GET", path or "/", timeout_s=5)[
-                    "status"
-                ]
+                status = probes.http_probe(
+                    base, method or "GET", path or "/", timeout_s=5, tls=tls
+                )["status"]
             except probes.ProbeError:
+                status = None
+            except SystemUnavailable:
+                # A refused TLS handshake: the environment before or after the faults, but
+                # while they are active a replica killed mid-handshake fails it too.
+                if window != "during":
+                    raise
                 status = None
             own.append(
                 (status is not None and 200 <= status < 300, (time.monotonic() - began) * 1000)

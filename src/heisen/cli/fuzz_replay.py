@@ -3,7 +3,9 @@
 0 when it no longer fails, 2 for a bad command line (not a run dir, an
 unknown case id), 3 when the system cannot start or be reached. When heisen
 started the service in that run, the replay starts it again, as the phases
-do (the pipeline's system, in a fresh run dir beside nothing), and stops it.
+do (the pipeline's system, in a fresh run dir beside nothing), and stops it; an https
+service is spoken to with the TLS settings the case stored (or, for a service heisen
+starts, the pipeline's `tls:` as it is now).
 """
 
 from __future__ import annotations
@@ -31,12 +33,17 @@ def replay_case(args: Sequence[str]) -> int:
 
 
 def _replay_on_started_system(run_dir: Path, pipeline: str, service: str, case_id: str) -> int:
-    from heisen.fuzz.replay import load_case, resend
+    import dataclasses
+
+    from heisen.fuzz.replay import ReplayCase, load_case, resend
     from heisen.pipeline import load_pipeline
-    from heisen.system import SystemHandle
+    from heisen.system import SystemHandle, service_tls
 
     loaded = load_pipeline(Path(pipeline))
     case = load_case(run_dir, case_id)
+    tls = service_tls(loaded.pipeline, service, loaded.base_dir)
+    if tls is not None:
+        case = dataclasses.replace(case, **ReplayCase.tls_fields(tls))
     with tempfile.TemporaryDirectory(prefix="heisen-replay-") as scratch:
         system = SystemHandle(loaded, Path(scratch), seed=0, run_id="replay", log=lambda _: None)
         try:

@@ -20,6 +20,7 @@ from heisen.cli._options import (
     SeedOpt,
     TrialsOpt,
 )
+from heisen.cli._tls_flags import AllowHostOpt, CacertOpt, CertOpt, InsecureOpt, KeyOpt
 from heisen.errors import UsageError
 from heisen.schema import PhaseName
 
@@ -212,6 +213,11 @@ def fuzz_command(
     url: Annotated[str | None, typer.Option(help="Ad hoc: the service's base URL.")] = None,
     operation: Annotated[str | None, typer.Option(help="Ad hoc: e.g. 'POST /orders'.")] = None,
     cases: Annotated[int, typer.Option(help="Ad hoc: how many cases.")] = 100,
+    cacert: CacertOpt = None,
+    insecure: InsecureOpt = False,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    allow_host: AllowHostOpt = None,
     run_dir: RunDirOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
@@ -231,6 +237,7 @@ def fuzz_command(
     if openapi is not None or url is not None:
         from heisen import events
         from heisen.cli._adhoc import FuzzProgress, show_fuzz
+        from heisen.cli._tls_flags import tls_of_flags
         from heisen.console import make_console
         from heisen.fuzz.adhoc import run_adhoc_fuzz
         from heisen.runner import default_run_dir
@@ -238,6 +245,7 @@ def fuzz_command(
         if openapi is None or url is None:
             raise UsageError("ad hoc fuzzing needs both --openapi SPEC and --url BASE")
         _check_url(url)
+        tls = tls_of_flags(url, cacert, insecure, cert, key)
         console = make_console(stderr=True)
         progress = FuzzProgress(console)
         try:
@@ -249,6 +257,8 @@ def fuzz_command(
                 seed=seed,
                 run_dir=run_dir or default_run_dir(),
                 emit=events.discard if as_json else progress,
+                tls=tls,
+                allow_hosts=allow_host or [],
             )
         finally:
             progress.close()

@@ -65,7 +65,9 @@ def run_campaign(
     """Send every case; one `Failure` per signature, in the order they were first seen.
 
     Cases in `shrunk_before` (taken from an earlier run's corpus) are not shrunk again.
+    A service that refuses the sender's TLS client is SystemUnavailable before any case.
     """
+    sender.check_tls()
     failing: list[tuple[FuzzCase, Verdict, Signature]] = []
     for index, case in enumerate(cases, 1):
         verdict = sender.outcome(case)

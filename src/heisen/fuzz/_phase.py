@@ -32,6 +32,7 @@ from heisen.fuzz.replay import REPLAY_DIR, ReplayCase, save_case
 from heisen.manifest import PhaseStatus
 from heisen.phase import Finding, PhaseContext, PhaseResult
 from heisen.schema import FuzzSection
+from heisen.system import TlsSettings, service_tls
 
 MAX_SHOWN_PAYLOAD = 2000
 MAX_FINDINGS = 10
@@ -59,7 +60,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
     )
     cases = unique_cases([*previous, *generated])
     assert ctx.system is not None
-    host, port = ctx.system.service_address(target_service(ctx))
+    name = target_service(ctx) or next(iter(ctx.pipeline.services))
+    host, port = ctx.system.service_address(name)
+    tls = service_tls(ctx.pipeline, name, ctx.loaded.base_dir)
     checks = SystemChecks(
         ctx.pipeline,
         ctx.system,
@@ -72,6 +75,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
         concurrency=section.concurrency,
         timeout_s=ctx.pipeline.scenario.timeout,
         checks=checks,
+        tls=tls,
     )
     corpus = Corpus(ctx.run_dir)
     schema = subject.body if isinstance(subject, Operation) else subject
@@ -87,7 +91,6 @@ def run(ctx: PhaseContext) -> PhaseResult:
     )
     base_url = _user_url(ctx)
     rerun = shlex.join(["heisen", "fuzz", str(ctx.loaded.path), "--seed", str(ctx.seed)])
-    name = target_service(ctx) or next(iter(ctx.pipeline.services))
     started = ctx.pipeline.services[name].url is None
     entries = [
         failure_record(
@@ -98,6 +101,7 @@ def run(ctx: PhaseContext) -> PhaseResult:
             openapi=openapi,
             rerun=rerun,
             started=(name, str(ctx.loaded.path.resolve())) if started else None,
+            tls=tls,
         )
         for f in failures
     ]
@@ -291,11 +295,13 @@ def failure_record(
     openapi: Path | None,
     rerun: str | None,
     started: tuple[str, str] | None = None,
+    tls: TlsSettings | None = None,
 ) -> outputs.FuzzFailure:
     """One item of `outputs.failures`, one distinct bug: what failed, how often, how small it
     got, and how to replay it (`curl` reads the body from `fuzz/<case>.json` in the run dir).
 
-    `started` is (service, pipeline file) when heisen starts the service, so the replay does too.
+    `started` is (service, pipeline file) when heisen starts the service, so the replay does too;
+    `tls`: how the service is spoken to over TLS, for the replay and the `curl` line.
     """
     from heisen.fuzz._request_schema import request_problems
 
@@ -318,6 +324,7 @@ def failure_record(
         signature=failure.signature.text,
         openapi=str(openapi.resolve()) if nonconforming and openapi else None,
         operation=target.key if nonconforming else None,
+        **ReplayCase.tls_fields(tls),
     )
     save_case(run_dir, stored, encode_payload(failure.shrunk))
     body_file = Path(REPLAY_DIR) / f"{case.id}.json"
@@ -340,6 +347,7 @@ def failure_record(
             query=case.query,
             body_file=body_file,
             write=False,
+            tls=tls,
         ),
         shrink_attempts=failure.shrink_attempts,
         signature=failure.signature.text,

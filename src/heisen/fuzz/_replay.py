@@ -10,6 +10,11 @@ Run as a module it is that replayer, on the standard library alone:
     python -m heisen.fuzz._replay --url http://127.0.0.1:8080/events/1/checkout \\
         --method POST --body-file CASE.json --fail-on 5xx
 
+An https:// URL is sent over TLS, verified against `--cacert` (else the
+system's CA store) unless `--insecure`, with `--cert`/`--key` for a server
+that asks for a client certificate and `--server-name` for a certificate
+issued for another name than the URL's host.
+
 `--fail-on` takes a comma-separated list of what counts as still failing:
 `5xx`/`4xx` (a status class), `500` (a status), `500-503` (a range),
 `timeout` (no answer within `--timeout`), `reset` (the connection was closed
@@ -26,10 +31,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from heisen.fuzz._values import encode_payload, encode_text
+
+if TYPE_CHECKING:
+    import ssl
+
+    from heisen.system import TlsSettings
 
 EXIT_FIXED = 0
 EXIT_STILL_FAILING = 1
@@ -110,10 +120,13 @@ def curl_command(
     query: Mapping[str, Any] | None = None,
     body_file: Path | None = None,
     write: bool = True,
+    tls: TlsSettings | None = None,
 ) -> str:
     """The same request as `curl`, for a human to read and paste (`write=False`: the caller
-    has written `body_file` already, and it may be relative to the run dir)."""
-    words = ["curl", "-sS", "-i", "-X", method.upper(), full_url(base_url, path, query)]
+    has written `body_file` already, and it may be relative to the run dir); `tls`: the
+    service's TLS settings, as curl's `--cacert`, `-k`, `--cert`, `--key`."""
+    words = ["curl", "-sS", "-i", *tls_words(tls, curl=True)]
+    words += ["-X", method.upper(), full_url(base_url, path, query)]
     merged = {"Content-Type": "application/json", **(headers or {})}
     for name, value in merged.items():
         words += ["-H", f"{name}: {value}"]
@@ -123,6 +136,23 @@ def curl_command(
     if body and body[0] == "--data-binary" and body_file is not None:
         body[1] = "@" + body[1]
     return shlex.join(words + body)
+
+
+def tls_words(tls: TlsSettings | None, *, curl: bool = False) -> list[str]:
+    """The options that speak TLS as `tls` says: curl's, or (`curl=False`) this replayer's,
+    which also takes `--server-name` (curl has no flag for it alone)."""
+    if tls is None:
+        return []
+    words = [("-k" if curl else "--insecure")] if tls.insecure else []
+    if tls.ca is not None and not tls.insecure:
+        words += ["--cacert", str(tls.ca)]
+    if tls.cert is not None:
+        words += ["--cert", str(tls.cert)]
+    if tls.key is not None:
+        words += ["--key", str(tls.key)]
+    if tls.server_name is not None and not curl:
+        words += ["--server-name", tls.server_name]
+    return words
 
 
 def _body_words(payload: Any, body_file: Path | None, inline: str, from_file: str) -> list[str]:
@@ -185,6 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--openapi", type=Path)
     parser.add_argument("--operation")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--cacert", type=Path, help="https: the CA that signed the server")
+    parser.add_argument("--insecure", action="store_true", help="https: do not verify")
+    parser.add_argument("--cert", type=Path, help="https: a client certificate (PEM)")
+    parser.add_argument("--key", type=Path, help="https: the private key of --cert")
+    parser.add_argument("--server-name", help="https: the name the certificate was issued for")
     args = parser.parse_args(argv)
     try:
         fail_on = parse_fail_on(args.fail_on)
@@ -217,10 +252,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _replay(
     args: argparse.Namespace, url: Any, headers: dict[str, str], body: bytes | None, fail_on: FailOn
 ) -> int:
-    connection_class = (
-        http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(url.hostname, url.port, timeout=args.timeout)
+    connection: http.client.HTTPConnection
+    if url.scheme == "https":
+        connection = _HttpsConnection(
+            url.hostname, url.port, timeout=args.timeout, context=_context(args)
+        )
+        connection.server_name = args.server_name
+    else:
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=args.timeout)
     target = (url.path or "/") + (f"?{url.query}" if url.query else "")
     try:
         try:
@@ -264,6 +303,40 @@ def _replay(
                 "still failing: the response does not conform:\n  " + "\n  ".join(problems),
             )
     return _say(EXIT_FIXED, f"passes: {status} {response.reason}")
+
+
+class _HttpsConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that checks (and sends in SNI) `server_name` when set, not the host."""
+
+    server_name: str | None = None
+
+    def connect(self) -> None:
+        if self.server_name is None:
+            super().connect()
+            return
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            self.sock, server_hostname=self.server_name
+        )
+
+
+def _context(args: argparse.Namespace) -> ssl.SSLContext:
+    import ssl
+
+    try:
+        context = ssl.create_default_context(
+            cafile=str(args.cacert) if args.cacert is not None else None
+        )
+        if args.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if args.cert is not None:
+            context.load_cert_chain(str(args.cert), str(args.key) if args.key else None)
+    except (OSError, ssl.SSLError) as exc:
+        sys.stderr.write(f"cannot load the TLS files: {exc}\n")
+        raise SystemExit(EXIT_USAGE) from exc
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _conformance(

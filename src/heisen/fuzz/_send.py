@@ -36,6 +36,7 @@ from heisen.fuzz._signature import Signature, error_shape, without_numbers
 
 if TYPE_CHECKING:
     from heisen.stress import HttpRequest, RequestRecord
+    from heisen.system import TlsSettings
 
 _RESET_ERRORS = frozenset({"reset", "closed", "protocol"})
 REPLICA_READY_DEADLINE_S = 20.0
@@ -225,7 +226,11 @@ def _reads_load(expect: str | None) -> bool:
 
 
 class Sender:
-    """Sends cases to `host:port` and classifies what came back."""
+    """Sends cases to `host:port` and classifies what came back.
+
+    `tls`: how to speak TLS to it (None: plain HTTP), over HTTP/1.1; `tls_flags`: a TLS
+    problem's advice names the ad hoc command line's flags, not the pipeline's `tls:`.
+    """
 
     def __init__(
         self,
@@ -237,6 +242,8 @@ class Sender:
         timeout_s: float = 10.0,
         checks: SystemChecks | None = None,
         on_send: Callable[[], None] | None = None,
+        tls: TlsSettings | None = None,
+        tls_flags: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -247,10 +254,22 @@ class Sender:
         self.tally = Tally()
         self.sent = 0
         self.on_send = on_send
+        self.tls = tls
+        self.tls_flags = tls_flags
+
+    def check_tls(self) -> None:
+        """SystemUnavailable (exit 3) naming the TLS problem when the service refuses this
+        client: once, before the first case, rather than as a reset on every case."""
+        from heisen.stress import tls_client
+        from heisen.stress._tls_check import check_tls_accepted
+
+        client = tls_client(self.tls)
+        if client is not None:
+            asyncio.run(check_tls_accepted(self.host, self.port, client, flags=self.tls_flags))
 
     def outcome(self, case: FuzzCase, payload: Any = None, *, use_payload: bool = False) -> Verdict:
         """Send `case` (with `payload` instead of its own when `use_payload`) and classify it."""
-        from heisen.stress import run_burst
+        from heisen.stress import run_burst, tls_client
 
         body = payload if use_payload else case.payload
         request = self.target.request(case, body)
@@ -265,6 +284,7 @@ class Sender:
             [request] * self.concurrency,
             timeout_s=self.timeout_s,
             settle_s=0.02 if self.concurrency > 1 else 0.0,
+            tls=tls_client(self.tls),
         )
         try:
             result = asyncio.run(burst())

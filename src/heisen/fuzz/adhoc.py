@@ -7,6 +7,13 @@ reset and responses that break the document. Failures are shrunk, stored in
 `RUN_DIR/fuzz-corpus/` and summed up in `RUN_DIR/fuzz.json`. `run_adhoc_fuzz`
 returns an `AdHocFuzzResult`; the command line shows it (a table, or
 with `--json` that JSON alone, on stdout) and exits 1 when a case failed.
+
+An `https://` URL is fuzzed over TLS with the settings of the ad hoc flags
+(`--cacert`, `--insecure`, `--cert`, `--key`, as ad hoc stress takes them;
+without any, the system's CA store); a handshake the service refuses is
+SystemUnavailable (exit 3) naming why, before any case. Targets are loopback
+only unless named with `--allow-host HOST`, the rule of a pipeline's
+`allow_hosts:`.
 """
 
 from __future__ import annotations
@@ -15,15 +22,19 @@ import json
 import shlex
 import socket
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from heisen import events
 from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.outputs import FuzzFailure
+
+if TYPE_CHECKING:
+    from heisen.system import TlsSettings
 
 __all__ = ["RESULT_NAME", "AdHocFuzzResult", "OperationReport", "run_adhoc_fuzz"]
 
@@ -108,8 +119,13 @@ def run_adhoc_fuzz(
     seed: int | None,
     run_dir: Path,
     emit: events.EventSink = events.discard,
+    tls: TlsSettings | None = None,
+    allow_hosts: Sequence[str] = (),
 ) -> AdHocFuzzResult:
     """Fuzz `url` with the operations of `openapi`; what failed is in the result and `fuzz.json`.
+
+    `tls`: how to speak TLS to an https:// `url` (None: verify against the system's CA
+    store); `allow_hosts`: hosts other than loopback that may be fuzzed.
 
     `emit` hears a `Progress` as each operation starts (and is done) and a
     `Warning` for a corpus of an earlier run that could not be read.
@@ -132,12 +148,15 @@ def run_adhoc_fuzz(
         ]
         if not operations:
             raise UsageError(f"{openapi} has no operation with a JSON body or parameters to fuzz")
-    base, prefix, host, port = _base(url)
+    base, prefix, host, port = _base(url, allow_hosts)
     _reachable(host, port, url)
+    tls = _tls(url, tls)
     seed = seed if seed is not None else seeds.new_seed()
     run_dir.mkdir(parents=True, exist_ok=True)
     reports = [
-        _fuzz_operation(op, base, prefix, host, port, openapi, url, cases, seed, run_dir, emit)
+        _fuzz_operation(
+            op, base, prefix, host, port, openapi, url, cases, seed, run_dir, emit, tls, allow_hosts
+        )
         for op in operations
     ]
     result = AdHocFuzzResult(openapi, url, seed, run_dir, reports)
@@ -149,16 +168,30 @@ def run_adhoc_fuzz(
     return result
 
 
-def _base(url: str) -> tuple[str, str, str, int]:
-    """`http://127.0.0.1:8080/api` → (`http://127.0.0.1:8080`, `/api`, host, port), loopback only."""
+def _base(url: str, allow_hosts: Sequence[str]) -> tuple[str, str, str, int]:
+    """`http://127.0.0.1:8080/api` → (`http://127.0.0.1:8080`, `/api`, host, port), loopback
+    or `allow_hosts` only."""
     from heisen.system import check_address
 
     parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise UsageError(f"--url {url!r} is not an http:// URL (for example http://127.0.0.1:8080)")
-    check_address(url, [], "--url")
-    port = parts.port or 80
-    return f"http://{parts.netloc}", parts.path.rstrip("/"), parts.hostname, port
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--url {url!r} is not an http:// or https:// URL (for example http://127.0.0.1:8080)"
+        )
+    check_address(url, list(allow_hosts), "--url")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/"), parts.hostname, port
+
+
+def _tls(url: str, tls: TlsSettings | None) -> TlsSettings | None:
+    """The TLS settings of an https:// `url` (the system's CA store when none are given)."""
+    from heisen.system import TlsSettings
+
+    if urlsplit(url).scheme != "https":
+        if tls is not None:
+            raise UsageError(f"TLS options go with an https:// URL, and --url {url!r} is http://")
+        return None
+    return tls if tls is not None else TlsSettings()
 
 
 def _reachable(host: str, port: int, url: str) -> None:
@@ -182,12 +215,15 @@ def _fuzz_operation(
     seed: int,
     run_dir: Path,
     emit: events.EventSink,
+    tls: TlsSettings | None,
+    allow_hosts: Sequence[str],
 ) -> OperationReport:
     from heisen import seeds
     from heisen.fuzz._campaign import Budget, run_campaign
     from heisen.fuzz._cases import generate_cases
     from heisen.fuzz._corpus import Corpus
     from heisen.fuzz._phase import failure_record, previous_cases, unique_cases
+    from heisen.fuzz._replay import tls_words
     from heisen.fuzz._send import Sender, Target
 
     def warn(text: str) -> None:
@@ -201,7 +237,7 @@ def _fuzz_operation(
     target = Target(
         operation.method, prefix + operation.path, (), operation, operation.body is not None
     )
-    sender = Sender(host, port, target, timeout_s=TIMEOUT_S)
+    sender = Sender(host, port, target, timeout_s=TIMEOUT_S, tls=tls, tls_flags=True)
     emit(events.Progress("fuzz", f"fuzzing {operation.key}"))
     try:
         failures = run_campaign(
@@ -229,10 +265,13 @@ def _fuzz_operation(
             str(count),
             "--seed",
             str(seed),
+            *tls_words(tls),
+            *(word for host in allow_hosts for word in ("--allow-host", host)),
         ]
     )
     entries = [
-        failure_record(f, target, base, run_dir, openapi=openapi, rerun=rerun) for f in failures
+        failure_record(f, target, base, run_dir, openapi=openapi, rerun=rerun, tls=tls)
+        for f in failures
     ]
     return OperationReport(
         operation=operation.key,

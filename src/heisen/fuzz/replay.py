@@ -3,8 +3,8 @@
 For each finding the phase writes `RUN_DIR/fuzz/<case>.json` (the shrunk
 body as it goes on the wire, which the finding's `curl --data-binary @…`
 reads) and `RUN_DIR/fuzz/<case>.replay.json` (method, path, headers, the
-service's URL or the pipeline service that heisen starts, and which
-statuses mean "still failing"). `resend` sends it once.
+service's URL or the pipeline service that heisen starts, how to speak TLS
+to it, and which statuses mean "still failing"). `resend` sends it once.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heisen.errors import SystemUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from heisen.system import TlsSettings
 
 __all__ = ["REPLAY_DIR", "ReplayCase", "load_case", "resend", "save_case"]
 
@@ -38,6 +41,35 @@ class ReplayCase:
     signature: str = ""
     openapi: str | None = None
     operation: str | None = None
+    cacert: str | None = None
+    """An https service's TLS settings (`tls:` or the ad hoc flags), files absolute."""
+    insecure: bool = False
+    cert: str | None = None
+    key: str | None = None
+    server_name: str | None = None
+
+    @staticmethod
+    def tls_fields(tls: TlsSettings | None) -> dict[str, Any]:
+        """The keyword arguments that store `tls` in a `ReplayCase`."""
+        if tls is None:
+            return {}
+        return {
+            "cacert": str(tls.ca) if tls.ca else None,
+            "insecure": tls.insecure,
+            "cert": str(tls.cert) if tls.cert else None,
+            "key": str(tls.key) if tls.key else None,
+            "server_name": tls.server_name,
+        }
+
+    def tls(self) -> TlsSettings:
+        from heisen.system import TlsSettings
+
+        def path(text: str | None) -> Path | None:
+            return Path(text) if text else None
+
+        return TlsSettings(
+            path(self.cacert), self.insecure, path(self.cert), path(self.key), self.server_name
+        )
 
     def body_file(self, run_dir: Path) -> Path:
         return run_dir / REPLAY_DIR / f"{self.id}.json"
@@ -72,7 +104,7 @@ def load_case(run_dir: Path, case_id: str) -> ReplayCase:
 
 def resend(run_dir: Path, case: ReplayCase, base_url: str, *, timeout_s: float = 10.0) -> int:
     """Send the case to `base_url`: 1 while it still fails, 0 when it passes, 3 unreachable."""
-    from heisen.fuzz._replay import main
+    from heisen.fuzz._replay import main, tls_words
 
     argv = [
         "--url",
@@ -90,6 +122,8 @@ def resend(run_dir: Path, case: ReplayCase, base_url: str, *, timeout_s: float =
         argv += ["--openapi", case.openapi, "--operation", case.operation]
     for name, value in case.headers.items():
         argv += ["--header", f"{name}: {value}"]
+    if base_url.startswith("https://"):
+        argv += tls_words(case.tls())
     code = main(argv)
     if code == 3:
         raise SystemUnavailable(f"cannot reach {base_url} to replay fuzz case {case.id}")

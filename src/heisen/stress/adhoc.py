@@ -37,7 +37,6 @@ import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -183,41 +182,17 @@ def plan(load: AdHocLoad) -> AdHocPlan:
 
 
 def _tls(load: AdHocLoad, *, https: bool) -> TlsSettings | None:
-    """The TLS settings of `--cacert`, `--insecure`, `--cert`, `--key`, checked (files exist
-    and load) before any traffic; None for an http:// URL."""
-    from heisen.system import TlsSettings
+    """The TLS settings of `--cacert`, `--insecure`, `--cert`, `--key` (`tls_from_flags`)."""
+    from heisen.system._tls_target import tls_from_flags
 
-    given = [
-        flag
-        for flag, value in (
-            ("--cacert", load.cacert),
-            ("--insecure", load.insecure),
-            ("--cert", load.cert),
-            ("--key", load.key),
-        )
-        if value
-    ]
-    if not https:
-        if given:
-            raise UsageError(
-                f"{', '.join(given)}: TLS options go with an https:// URL, "
-                f"and --url {load.url!r} is http://"
-            )
-        return None
-    if load.cacert and load.insecure:
-        raise UsageError("--insecure skips the check --cacert is for: give one of them")
-    if load.key and not load.cert:
-        raise UsageError("--key is the private key of --cert: give --cert too")
-    for flag, value in (("--cacert", load.cacert), ("--cert", load.cert), ("--key", load.key)):
-        if value and not Path(value).is_file():
-            raise UsageError(f"{flag} {value}: no such file")
-
-    def path(value: str | None) -> Path | None:
-        return Path(value).resolve() if value else None
-
-    settings = TlsSettings(path(load.cacert), load.insecure, path(load.cert), path(load.key))
-    settings.context()  # a file that is not a certificate or a key: UsageError, now
-    return settings
+    return tls_from_flags(
+        load.url,
+        https=https,
+        cacert=load.cacert,
+        insecure=load.insecure,
+        cert=load.cert,
+        key=load.key,
+    )
 
 
 def _protocol(load: AdHocLoad) -> Asked:

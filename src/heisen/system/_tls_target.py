@@ -137,3 +137,47 @@ def tls_failure_message(where: str, exc: BaseException, *, flags: bool = False) 
             hint = f"; does the server require a client certificate ({said['cert']})?"
         return f"TLS handshake with {where} failed: {reason}{hint}"
     return None
+
+
+def tls_from_flags(
+    url: str,
+    *,
+    https: bool,
+    cacert: str | None = None,
+    insecure: bool = False,
+    cert: str | None = None,
+    key: str | None = None,
+) -> TlsSettings | None:
+    """The TLS settings of the ad hoc `--cacert`, `--insecure`, `--cert`, `--key` flags,
+    checked (the files exist and load) before any traffic; None for an http:// `url`."""
+    given = [
+        flag
+        for flag, value in (
+            ("--cacert", cacert),
+            ("--insecure", insecure),
+            ("--cert", cert),
+            ("--key", key),
+        )
+        if value
+    ]
+    if not https:
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: TLS options go with an https:// URL, "
+                f"and --url {url!r} is http://"
+            )
+        return None
+    if cacert and insecure:
+        raise UsageError("--insecure skips the check --cacert is for: give one of them")
+    if key and not cert:
+        raise UsageError("--key is the private key of --cert: give --cert too")
+    for flag, value in (("--cacert", cacert), ("--cert", cert), ("--key", key)):
+        if value and not Path(value).is_file():
+            raise UsageError(f"{flag} {value}: no such file")
+
+    def path(value: str | None) -> Path | None:
+        return Path(value).resolve() if value else None
+
+    settings = TlsSettings(path(cacert), insecure, path(cert), path(key))
+    settings.context()  # a file that is not a certificate or a key: UsageError, now
+    return settings
