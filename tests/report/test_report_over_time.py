@@ -3,6 +3,7 @@ history files a run leaves in its run dir."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ from heisen.outputs import TimelineEntry
 from heisen.report import html
 from heisen.report._chaos_timeline import fault_windows, lanes, timeline_chart
 from heisen.report._svg import Scale, nice_step
-from heisen.report._timeseries import per_second, read_series
+from heisen.report._timeseries import load_file, per_second, read_series
 
 
 def test_per_second_counts_latency_percentiles_and_outcomes(tmp_path: Path) -> None:
@@ -122,3 +123,18 @@ def test_chaos_load_over_time_shades_its_fault_windows(tmp_path: Path) -> None:
     assert len(bands) == 3 * len(windows)  # one per fault window in each of the three panels
     assert "slow-redis: 0.019s to 15.022s" in bands  # moved to the load's clock (load at 0.016s)
     assert html.render(manifest).count('id="over-time"') == 0  # no run dir: no section
+
+
+def test_a_request_log_gives_every_request_its_second(tmp_path: Path) -> None:
+    s = 1_000_000_000
+    path = tmp_path / "chaos-load.jsonl"
+    lines = [
+        {"start": 5 * s, "end": 5 * s + 2_000_000, "outcome": "ok"},
+        {"start": 5 * s, "end": 5 * s + 4_000_000, "outcome": "failed"},
+        {"start": 6 * s, "end": 7 * s + 1, "outcome": "info"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    series = read_series(path)
+    assert [s.requests for s in series] == [2, 0, 1]
+    assert (series[0].p50_ms, series[0].failed, series[2].unknown) == (2.0, 1, 1)
+    assert load_file(tmp_path, "chaos", []) == path

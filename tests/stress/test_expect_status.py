@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ def test_expected_statuses_count_as_ok_and_the_rest_as_failed(tmp_path: Path) ->
     assert expected["code"] == 0
     outcomes = expected["manifest"]["phases"]["stress"]["outputs"]["outcomes"]
     assert (outcomes["ok"], outcomes["failed"]) == (12, 0)
+    logged = (tmp_path / "expected" / "run" / "stress-load.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["outcome"] for line in logged) == ["ok"] * 12
 
     plain = run(tmp_path / "plain", "")
     assert plain["code"] == 1  # without it, the four 409s of each trial are failures

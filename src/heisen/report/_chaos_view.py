@@ -10,7 +10,7 @@ from pathlib import Path
 from heisen.manifest import RunManifest
 from heisen.outputs import ProbeLine, TimelineEntry
 from heisen.report._chaos_timeline import FaultWindow, fault_windows, load_start
-from heisen.report._timeseries import history_file, read_series
+from heisen.report._timeseries import load_file, read_series
 from heisen.report._timeseries_chart import series_chart
 from heisen.schema import LOAD_PHASES
 
@@ -80,22 +80,22 @@ def steady_state_table(steady: Mapping[str, object]) -> str:
 
 
 _CAPTION = (
-    "Per second, from the requests the phase recorded in its history file (those whose "
-    "template declares history:): requests completed, p50 and p99 latency from invoke to "
-    "completion, and completions that were not ok (fail: certainly not applied; info: a 5xx, "
-    "timeout or reset, outcome unknown). Shaded: a fault was active."
+    "Per second, from every request the phase sent: requests completed, p50 and p99 latency "
+    "from the write to the answer, and completions that were not ok (fail: certainly not "
+    "applied; info: a timeout, reset or closed connection, outcome unknown). Shaded: a fault "
+    "was active."
 )
 
 
 def over_time_section(manifest: RunManifest, run_dir: Path | None) -> tuple[str, str, str] | None:
-    """Each load phase's per-second series, when its history file is in ``run_dir``."""
+    """Each load phase's per-second series, when its request log is in ``run_dir``."""
     if run_dir is None:
         return None
     figures = []
     for name, record in manifest.phases.items():
         if name not in LOAD_PHASES:
             continue
-        path = history_file(run_dir, name, record.artifacts)
+        path = load_file(run_dir, name, record.artifacts)
         seconds = read_series(path) if path is not None else []
         if not seconds:
             continue

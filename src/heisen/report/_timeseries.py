@@ -1,12 +1,14 @@
-"""Per-second figures of a load phase, computed from the history file it left in the run dir.
+"""Per-second figures of a load phase, computed from the files it left in the run dir.
 
-A load phase writes ``<phase>-history.jsonl`` (one JSON operation a line:
-``invoke`` then ``ok``/``fail``/``info`` per request, ``time`` in monotonic
-nanoseconds, ``process`` the client connection). The manifest keeps only a
-phase's totals, so the report rebuilds the per-second series from that file:
-requests completed, p50 and p99 latency (invoke to completion), and the
-completions that were not ``ok``. Only the requests whose template declares
-``history:`` are in the file, so the series covers those.
+A load phase writes ``<phase>-load.jsonl``, every request it wrote: one line
+``{"start": ns, "end": ns, "outcome": "ok" | "failed" | "info"}``
+(monotonic nanoseconds). Runs from before that file kept only
+``<phase>-history.jsonl`` (``invoke`` then ``ok``/``fail``/``info`` per
+request, ``process`` the client connection), which holds the requests whose
+template declares ``history:``; the report falls back on it. The manifest
+keeps only a phase's totals, so the report rebuilds the per-second series:
+requests completed, p50 and p99 latency (write to completion), and the
+completions that were not ``ok``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Second", "history_file", "per_second", "percentile", "read_series"]
+__all__ = ["Second", "load_file", "per_second", "percentile", "read_series"]
 
 _NS_PER_S = 1_000_000_000
 _MAX_LINES = 2_000_000  # a bigger file is read up to here: the chart stays a chart
@@ -35,10 +37,12 @@ class Second:
     unknown: int
 
 
-def history_file(run_dir: Path, phase: str, artifacts: Iterable[str]) -> Path | None:
-    """The phase's history file: the artifact named ``*-history.jsonl``, else ``<phase>-history.jsonl``."""
-    names = [a for a in artifacts if a.endswith("-history.jsonl") and "/" not in a]
-    for name in [*names, f"{phase}-history.jsonl"]:
+def load_file(run_dir: Path, phase: str, artifacts: Iterable[str]) -> Path | None:
+    """The phase's request log (``*-load.jsonl``), else its history file (older runs)."""
+    names = [a for a in artifacts if "/" not in a]
+    ordered = [a for a in names if a.endswith("-load.jsonl")] + [f"{phase}-load.jsonl"]
+    ordered += [a for a in names if a.endswith("-history.jsonl")] + [f"{phase}-history.jsonl"]
+    for name in ordered:
         path = run_dir / name
         if path.is_file():
             return path
@@ -46,7 +50,7 @@ def history_file(run_dir: Path, phase: str, artifacts: Iterable[str]) -> Path | 
 
 
 def read_series(path: Path) -> list[Second]:
-    """The per-second series of one history file; empty when it holds no completed request."""
+    """The per-second series of one request log or history file; empty without a completion."""
     return per_second(_operations(path))
 
 
@@ -65,11 +69,22 @@ def _operations(path: Path) -> list[dict[str, object]]:
     return ops
 
 
+_KINDS = {"ok": "ok", "failed": "fail", "fail": "fail", "info": "info"}
+
+
 def per_second(operations: Sequence[dict[str, object]]) -> list[Second]:
-    """Pair each invoke with its connection's next completion and bucket by completion second."""
+    """Bucket each request by its completion second.
+
+    A request-log line carries its own start and end; history operations pair
+    each invoke with its connection's next completion.
+    """
     started: dict[object, int] = {}
     done: list[tuple[int, int, str]] = []  # (end ns, latency ns, type)
     for op in operations:
+        start, end, outcome = op.get("start"), op.get("end"), op.get("outcome")
+        if isinstance(start, int) and isinstance(end, int) and outcome in _KINDS:
+            done.append((end, end - start, _KINDS[str(outcome)]))
+            continue
         process, kind, time = op.get("process"), op.get("type"), op.get("time")
         if process == -1 or not isinstance(time, int):
             continue  # -1: the initial values, not a request

@@ -63,6 +63,7 @@ from heisen.stress._load_facts import (
     load_variables,
     max_in_flight,
 )
+from heisen.stress._load_log import append_load_log, load_log_name
 from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
 from heisen.stress._verdicts import check_invariants
@@ -164,6 +165,9 @@ class _TrialRunner:
             if conditions.invariants is None or inv.name in conditions.invariants
         ]
         self.history_path = ctx.run_dir / f"{conditions.label}-history.jsonl"
+        self.load_log_path = ctx.run_dir / load_log_name(conditions.label)
+        requests = self.pipeline.scenario.requests
+        self.expected = {name: r.expect_status for name, r in requests.items() if r.expect_status}
 
     def run(self) -> TrialsResult:
         with reusing_connections():  # the probes' connections last the trials, not one trial
@@ -174,6 +178,7 @@ class _TrialRunner:
         self.findings: list[Finding] = []
         self.merged: list[RequestRecord] = []
         self.history_path.unlink(missing_ok=True)
+        self.load_log_path.unlink(missing_ok=True)
         goal = self.conditions.confidence
         planned = self.conditions.planned_trials
         self.started = time.monotonic()
@@ -226,7 +231,7 @@ class _TrialRunner:
                 break
             if goal and time.monotonic() - self.started > goal.max_duration_s:
                 break
-        artifacts = [self.history_path.name] if self.history_path.exists() else []
+        artifacts = [p.name for p in (self.history_path, self.load_log_path) if p.exists()]
         return TrialsResult(
             self._outputs(), self.outcomes, _dedupe(self.findings), self.merged, artifacts
         )
@@ -343,6 +348,7 @@ class _TrialRunner:
             loaded, records=with_proxied_replicas(loaded.records, self.system.replica_of_peers())
         )
         verdicts, findings, totals = self._check(trial, loaded.records, factory)
+        append_load_log(self.load_log_path, loaded.records, factory.sent, self.expected)
         spread = loaded.release_spread_s
         outcome = TrialOutcome(
             trial,
@@ -360,9 +366,8 @@ class _TrialRunner:
     def _check(
         self, trial: int, records: list[RequestRecord], factory: RequestFactory
     ) -> tuple[list[Verdict], list[Finding], Counts]:
-        requests = self.pipeline.scenario.requests
-        expected = {name: r.expect_status for name, r in requests.items() if r.expect_status}
-        load = load_variables(records, factory.sent, list(requests), expected)
+        requests = list(self.pipeline.scenario.requests)
+        load = load_variables(records, factory.sent, requests, self.expected)
         verdicts = check_invariants(
             self.invariants,
             pipeline=self.pipeline,
