@@ -72,6 +72,8 @@ def test_the_chaos_load_and_http_probes_reach_the_service_over_tls(
     assert outputs["errors"] == {} and outputs["status_codes"] == {"200": outputs["requests"]}
     assert outputs["requests"] > 10
     assert service.counts.hits == outputs["requests"], "every load request went over TLS"
+    logged = (tmp_path / "run" / "chaos-load.jsonl").read_text().splitlines()
+    assert len(logged) == outputs["requests"]  # every request, for the report's charts
     windows = outputs["steady_state"]
     for window, probe in (("before", "up"), ("during", "serving"), ("after", "up")):
         (line,) = windows[window]["probes"]

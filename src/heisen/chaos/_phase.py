@@ -28,7 +28,7 @@ from heisen.oracle import Verdict
 from heisen.oracle.pipeline_invariants import run_setup
 from heisen.outputs import ChaosOutputs
 from heisen.phase import Finding, PhaseContext, PhaseResult
-from heisen.stress import RequestFactory
+from heisen.stress import RequestFactory, append_load_log, expected_statuses, load_log_name
 
 
 def run(ctx: PhaseContext) -> PhaseResult:
@@ -101,6 +101,9 @@ def run(ctx: PhaseContext) -> PhaseResult:
     problem = load.missing_records()
     if problem is not None:
         raise PhaseCrashed(f"chaos: {problem}: the run cannot be judged")
+    log = ctx.run_dir / load_log_name("chaos")
+    log.unlink(missing_ok=True)
+    append_load_log(log, records, factory.sent, expected_statuses(ctx.pipeline.scenario.requests))
     verdicts, loss = judge(ctx, records, factory)
     state.invariant_verdicts = {v.name: v for v in verdicts}
     state.check("after")

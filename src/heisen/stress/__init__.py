@@ -19,7 +19,9 @@ It also owns the one load engine the other phases use:
 * `RequestRecord` is what is kept of every request (`SendCount` and
   `missing_records` check that each request sent has exactly one);
   `summarize` turns records into the manifest's load figures (`LoadSummary`);
-  `load_variables` gives them to `expect:` as `load.*`.
+  `load_variables` gives them to `expect:` as `load.*`; `append_load_log`
+  keeps when each request happened in `<phase>-load.jsonl` (`load_log_name`),
+  judged by the requests' `expect_status:` (`expected_statuses`).
 * `RequestFactory` renders the scenario's request templates into
   `HttpRequest`s and keeps what it sent (`RenderedRequest`).
 """
@@ -28,6 +30,7 @@ from heisen.stress._attempts import Attempt, replays_naming
 from heisen.stress._burst import BurstResult, run_burst
 from heisen.stress._latency import LoadSummary, summarize
 from heisen.stress._load_facts import load_variables
+from heisen.stress._load_log import append_load_log, expected_statuses, load_log_name
 from heisen.stress._phase import run
 from heisen.stress._records import ErrorKind, RequestRecord, SendCount, missing_records
 from heisen.stress._render import RenderedRequest, RequestFactory
@@ -52,7 +55,10 @@ __all__ = [
     "StreamingLoad",
     "TlsClient",
     "TrialsResult",
+    "append_load_log",
     "check_invariants",
+    "expected_statuses",
+    "load_log_name",
     "load_variables",
     "missing_records",
     "phase_sweep",

@@ -14,15 +14,21 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
+from heisen.schema import RequestTemplate
 from heisen.stress._load_facts import outcome_of
 from heisen.stress._records import RequestRecord
 from heisen.stress._render import RenderedRequest
 
-__all__ = ["append_load_log", "load_log_name"]
+__all__ = ["append_load_log", "expected_statuses", "load_log_name"]
 
 
 def load_log_name(label: str) -> str:
     return f"{label}-load.jsonl"
+
+
+def expected_statuses(requests: Mapping[str, RequestTemplate]) -> dict[str, list[int]]:
+    """Each request's `expect_status:`, where it has one (the answers that count as ok)."""
+    return {name: r.expect_status for name, r in requests.items() if r.expect_status}
 
 
 def append_load_log(

@@ -63,7 +63,7 @@ from heisen.stress._load_facts import (
     load_variables,
     max_in_flight,
 )
-from heisen.stress._load_log import append_load_log, load_log_name
+from heisen.stress._load_log import append_load_log, expected_statuses, load_log_name
 from heisen.stress._records import RequestRecord, with_replicas
 from heisen.stress._render import RequestFactory
 from heisen.stress._verdicts import check_invariants
@@ -166,8 +166,7 @@ class _TrialRunner:
         ]
         self.history_path = ctx.run_dir / f"{conditions.label}-history.jsonl"
         self.load_log_path = ctx.run_dir / load_log_name(conditions.label)
-        requests = self.pipeline.scenario.requests
-        self.expected = {name: r.expect_status for name, r in requests.items() if r.expect_status}
+        self.expected = expected_statuses(self.pipeline.scenario.requests)
 
     def run(self) -> TrialsResult:
         with reusing_connections():  # the probes' connections last the trials, not one trial
