@@ -136,28 +136,11 @@ def stress_command(
         ),
     ] = None,
     http2: Annotated[bool, typer.Option("--http2", help="Ad hoc: same as --protocol h2.")] = False,
-    cacert: Annotated[
-        str | None,
-        typer.Option(
-            help="Ad hoc, https: PEM file of the CA that signed the server's certificate."
-        ),
-    ] = None,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Ad hoc, https: do not verify the server.")
-    ] = False,
-    cert: Annotated[
-        str | None, typer.Option(help="Ad hoc, https: PEM client certificate (mutual TLS).")
-    ] = None,
-    key: Annotated[
-        str | None, typer.Option(help="Ad hoc, https: PEM private key of --cert.")
-    ] = None,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Ad hoc: a host other than loopback that may be loaded (name, address or "
-            "CIDR, repeatable): the same rule as a pipeline's allow_hosts:."
-        ),
-    ] = None,
+    cacert: CacertOpt = None,
+    insecure: InsecureOpt = False,
+    cert: CertOpt = None,
+    key: KeyOpt = None,
+    allow_host: AllowHostOpt = None,
     hotspot: Annotated[int | None, typer.Option(help="Target predict's Nth hotspot.")] = None,
     trials: TrialsOpt = None,
     run_dir: RunDirOpt = None,
