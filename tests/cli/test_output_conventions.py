@@ -182,6 +182,18 @@ def test_non_terminal_progress_is_at_most_one_line_a_second() -> None:
     assert progress[-1].endswith("80 requests")  # the last report always shows
 
 
+def test_a_progress_message_without_a_count_is_never_dropped() -> None:
+    out = StringIO()
+    console = make_console(stderr=True)
+    console.file = out
+    sink = ThrottledProgress(TerminalView(console, live=False), clock=lambda: 5.0)
+    sink(events.PhaseStarted("contain", None))
+    sink(events.Progress("contain", "trial 1", 1, 3))
+    sink(events.Progress("contain", "restoring counter to its own resources"))
+    sink(events.Progress("contain", "restoring payments to its own resources"))
+    assert "restoring counter" in out.getvalue() and "restoring payments" in out.getvalue()
+
+
 def test_isolate_serve_port_0_prints_the_address_it_serves() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "heisen", "isolate", "serve", "--port", "0"],

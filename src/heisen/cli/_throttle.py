@@ -35,7 +35,11 @@ class ThrottledProgress:
         self._last: float | None = None
 
     def __call__(self, event: events.Event) -> None:
-        if isinstance(event, events.Progress | events.TrialFinished):
+        counted = isinstance(event, events.TrialFinished) or (
+            isinstance(event, events.Progress) and event.total is not None
+        )
+        if counted:
+            assert isinstance(event, events.Progress | events.TrialFinished)  # for the type checker
             now = self._clock()
             recent = self._last is not None and now - self._last < self._interval_s
             if recent and not _last_of_its_count(event):
