@@ -11,11 +11,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _h2_servers import make_certificates, start_hypercorn
 from _tls_service import TlsFiles, TlsService, make_tls_files, serve_tls, server_context
 
+from heisen.cli._tls_flags import tls_of_flags
+from heisen.errors import UsageError
 from heisen.outputs import StressOutputs
 from support import free_port, heisen, phase_of, write
 
@@ -250,17 +253,21 @@ def test_adhoc_wrong_ca_is_exit_3_and_bad_tls_flags_exit_2(
     wrong = heisen("stress", "--url", url, "--burst", "2", "--cacert", str(files.other_ca))
     assert wrong.returncode == 3 and "certificate verify failed" in wrong.stderr
     assert service.counts.hits == 0
-    for flags, said in (
-        (["--cacert", str(tmp_path / "nope.pem")], "no such file"),
-        (["--cacert", str(files.ca), "--insecure"], "give one of them"),
-        (["--key", str(files.client_key)], "give --cert too"),
-        (["--cacert", str(files.key)], "cannot load the CA file"),
-    ):
-        result = heisen("stress", "--url", url, "--burst", "2", *flags)
-        assert result.returncode == 2 and said in result.stderr, result.stderr
     plain = heisen("stress", "--url", f"http://127.0.0.1:{service.port}/", "--burst", "1",
                    "--insecure")  # fmt: skip
     assert plain.returncode == 2 and "https://" in plain.stderr
+    cases: list[tuple[dict[str, Any], str]] = [  # the same checks, in this process: exit 2
+        ({"cacert": str(tmp_path / "nope.pem")}, "no such file"),
+        ({"cacert": str(files.ca), "insecure": True}, "give one of them"),
+        ({"key": str(files.client_key)}, "give --cert too"),
+        ({"cacert": str(files.key)}, "cannot load the CA file"),
+    ]
+    for given, said in cases:
+        flags = {"cacert": None, "insecure": False, "cert": None, "key": None, **given}
+        with pytest.raises(UsageError, match=said):
+            settings = tls_of_flags(url, **flags)
+            assert settings is not None
+            settings.context(("http/1.1",))  # a file that is no CA fails when it is loaded
 
 
 def test_a_setup_call_over_tls_with_the_wrong_ca_is_exit_3_in_the_pipelines_terms(
