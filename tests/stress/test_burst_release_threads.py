@@ -12,7 +12,7 @@ import pytest
 from _h2_servers import make_certificates
 
 from heisen.stress._burst import default_settle_s, run_burst
-from heisen.stress._release import PARALLEL_FROM
+from heisen.stress._release import PARALLEL_CORES, PARALLEL_FROM
 from heisen.stress._request import HttpRequest
 from heisen.stress._tls import TlsClient
 
@@ -48,12 +48,13 @@ def test_the_caller_keeps_its_cores_after_a_two_thread_release(raw_server: Serve
     assert os.sched_getaffinity(0) == before
 
 
-def test_a_small_burst_is_released_by_one_thread_and_a_large_one_by_as_many_as_cores_allow(
+def test_a_large_burst_gets_a_second_thread_only_where_the_server_keeps_two_cores(
     raw_server: Server,
 ) -> None:
     assert _echo_burst(raw_server, 20, threads=None).release_threads == 1
     large = _echo_burst(raw_server, PARALLEL_FROM, threads=None)
-    assert large.release_threads == min(2, len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0))
+    assert large.release_threads == (2 if cores >= PARALLEL_CORES else 1)
     assert all(r.status == 200 for r in large.records)
 
 
@@ -108,7 +109,8 @@ def test_a_tls_burst_releases_one_byte_per_connection_from_two_threads(tmp_path:
         port = server.sockets[0].getsockname()[1]
         async with server:
             requests = [HttpRequest.get(f"/?i={i}") for i in range(PARALLEL_FROM)]
-            return await run_burst("127.0.0.1", port, requests, tls=TlsClient.make(certs.ca))
+            tls = TlsClient.make(certs.ca)
+            return await run_burst("127.0.0.1", port, requests, tls=tls, release_threads=2)
 
     result = asyncio.run(scenario())
     assert result.release_threads == 2

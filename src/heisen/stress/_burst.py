@@ -23,7 +23,8 @@ The barrier moves all of that work before the critical window:
    window the server sees is the length of this loop: `release_spread_s`.
    The kernel's own work per segment bounds it (5-10 µs on loopback), so a
    burst of `PARALLEL_FROM` connections or more is released by two threads
-   on two cores when the process may use two (`release_threads`). Sending
+   on two cores when the process may use four (`release_threads`: two stay
+   for the server). Sending
    the body at release costs the bytes of the body in that loop;
    `bench/bench_burst_release.py` measures it.
 4. *Collect.* Responses are read as they come; a request without a response
@@ -121,8 +122,8 @@ async def run_burst(
     """Send `requests` as one synchronized burst; see the module docstring.
 
     `settle_s` None: `default_settle_s` of the connections opened.
-    `release_threads` (HTTP/1.1 only) None: 2 for a large plain burst on a
-    process allowed two cores, else 1; a TLS burst is always released by one.
+    `release_threads` (HTTP/1.1, plain or TLS) None: 2 for a large burst on a
+    process allowed four cores or more, else 1 (`_release.release_threads`).
 
     With `tls`, every connection is TLS (HTTP/2: ALPN "h2", `:scheme` https);
     `Host`/`:authority` stay `host:port`. Raises SystemUnavailable when no

@@ -6,9 +6,13 @@ inside the same system call, the receive of that segment into the peer's
 socket), against well under 1 µs of interpreter work per write. One thread
 releasing 1,000 connections therefore takes 5-10 ms whatever it does
 between writes. Two threads on two cores overlap their system calls
-(`os.write` lets go of the GIL while the kernel works), which roughly halves
-the window when the cores are free; `bench/bench_burst_kernel.py` measures
-both at the server's kernel.
+(`os.write` lets go of the GIL while the kernel works): with the receiving
+process idle, a 1,000-connection release took 6 ms instead of 12. But on
+loopback the receive work of each segment and the server itself need cores
+too: on a two-core machine with the server reading, two threads were slower
+than one at the server's kernel (p10-p90 12.6 against 9.5 ms,
+`bench/bench_burst_kernel.py`). So the second thread is used only when the
+process may run on four cores or more, leaving two to the server.
 
 Each write goes straight to the socket's file descriptor, without the
 transport's bookkeeping. The caller has waited until every transport's send
@@ -32,6 +36,8 @@ from dataclasses import dataclass, field
 
 PARALLEL_FROM = 128
 """Connections from which a second release thread pays for starting it (about 0.1 ms)."""
+PARALLEL_CORES = 4
+"""Cores the process must be allowed for a second release thread (see the module docstring)."""
 
 
 @dataclass(slots=True)
@@ -54,10 +60,10 @@ def descriptor(transport: asyncio.Transport) -> int | None:
 
 
 def release_threads(held: Sequence[Held]) -> int:
-    """2 for a large plain burst on a process allowed two or more cores, else 1."""
+    """2 for a large burst on a process allowed `PARALLEL_CORES` cores or more, else 1."""
     if len(held) < PARALLEL_FROM or any(h.fd is None for h in held):
         return 1
-    return 2 if len(os.sched_getaffinity(0)) >= 2 else 1
+    return 2 if len(os.sched_getaffinity(0)) >= PARALLEL_CORES else 1
 
 
 def release(held: Sequence[Held], threads: int = 1) -> None:
