@@ -45,8 +45,11 @@ def running_loop_type(monkeypatch: pytest.MonkeyPatch, choice: str | None) -> ty
     return _eventloop.run(loop_type())
 
 
-def test_auto_picks_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert issubclass(running_loop_type(monkeypatch, None), uvloop.Loop)
+def test_the_default_is_asyncio_and_auto_picks_uvloop_when_it_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert issubclass(running_loop_type(monkeypatch, None), asyncio.BaseEventLoop)
+    assert _eventloop.name() == "asyncio"
     assert issubclass(running_loop_type(monkeypatch, "auto"), uvloop.Loop)
     assert _eventloop.name() == "uvloop"
 
@@ -106,7 +109,7 @@ def test_without_uvloop(choice: str, expected: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(expected), result.stdout
     if choice == "uvloop":
-        assert "pip install uvloop" in result.stdout
+        assert "pip install 'heisen-races[uvloop]'" in result.stdout
 
 
 @pytest.mark.parametrize("choice", ["asyncio", "uvloop"])

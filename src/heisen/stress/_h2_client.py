@@ -11,6 +11,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Sequence
+from typing import cast
 
 from h2.config import H2Configuration
 from h2.connection import H2Connection
@@ -64,8 +65,7 @@ class H2Client(asyncio.Protocol):
         self.local_port: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
         self.local_port = local_port(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -74,10 +74,10 @@ class H2Client(asyncio.Protocol):
             check_alpn(transport, "h2")
         except AlpnRefused as refused:
             self.settings.set_exception(refused)
-            transport.abort()
+            self.transport.abort()
             return
         self.conn.initiate_connection()
-        transport.write(self.conn.data_to_send())
+        self.transport.write(self.conn.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -19,6 +19,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from typing import cast
 
 from heisen.stress._records import BODY_CAP, ErrorKind
 from heisen.stress._tls import TlsClient, check_alpn
@@ -79,8 +80,7 @@ class Http1Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
         self.lost = asyncio.get_running_loop().create_future()
         self.local_port = local_port(transport)
         sock = transport.get_extra_info("socket")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from heisen.stress._tls import TlsClient
 
@@ -43,8 +43,7 @@ class TlsStream(asyncio.Protocol):
 
     # -- asyncio.Protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.raw = transport
+        self.raw = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport
         self._shake()
 
     def data_received(self, data: bytes) -> None:
