@@ -39,7 +39,7 @@ def tls_of_flags(
     url: str, cacert: str | None, insecure: bool, cert: str | None, key: str | None
 ) -> TlsSettings | None:
     """The settings of the flags for `url`, checked before any traffic (None: http://)."""
-    from heisen.system._tls_target import tls_from_flags
+    from heisen.system import tls_from_flags
 
     https = urlsplit(url).scheme == "https"
     return tls_from_flags(url, https=https, cacert=cacert, insecure=insecure, cert=cert, key=key)

@@ -260,8 +260,7 @@ class Sender:
     def check_tls(self) -> None:
         """SystemUnavailable (exit 3) naming the TLS problem when the service refuses this
         client: once, before the first case, rather than as a reset on every case."""
-        from heisen.stress import tls_client
-        from heisen.stress._tls_check import check_tls_accepted
+        from heisen.stress import check_tls_accepted, tls_client
 
         client = tls_client(self.tls)
         if client is not None:

@@ -38,6 +38,7 @@ from heisen.stress._request import HttpRequest
 from heisen.stress._stream import StreamingLoad
 from heisen.stress._sweep import phase_sweep, sweep_bursts, sweep_words
 from heisen.stress._tls import TlsClient, tls_client
+from heisen.stress._tls_check import check_tls_accepted
 from heisen.stress._trials import Conditions, TrialsResult, run_trials, vacuity
 from heisen.stress._verdicts import check_invariants
 
@@ -57,6 +58,7 @@ __all__ = [
     "TrialsResult",
     "append_load_log",
     "check_invariants",
+    "check_tls_accepted",
     "expected_statuses",
     "load_log_name",
     "load_variables",

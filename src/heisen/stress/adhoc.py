@@ -183,7 +183,7 @@ def plan(load: AdHocLoad) -> AdHocPlan:
 
 def _tls(load: AdHocLoad, *, https: bool) -> TlsSettings | None:
     """The TLS settings of `--cacert`, `--insecure`, `--cert`, `--key` (`tls_from_flags`)."""
-    from heisen.system._tls_target import tls_from_flags
+    from heisen.system import tls_from_flags
 
     return tls_from_flags(
         load.url,

@@ -44,7 +44,12 @@ _MODULES = {
     "heisen.system._proxy_client": ("ProxyControl", "start_proxy_daemon"),
     "heisen.system._redis": ("EmbeddedRedis",),
     "heisen.system._replicas": ("ReplicaSet",),
-    "heisen.system._tls_target": ("TlsSettings", "service_tls", "tls_failure_message"),
+    "heisen.system._tls_target": (
+        "TlsSettings",
+        "service_tls",
+        "tls_failure_message",
+        "tls_from_flags",
+    ),
     "heisen.system._toxics": ("ATTRIBUTE_MODELS", "ToxicType", "median_delay_ms"),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
@@ -70,7 +75,12 @@ if TYPE_CHECKING:
     from heisen.system._proxy_client import ProxyControl, start_proxy_daemon
     from heisen.system._redis import EmbeddedRedis
     from heisen.system._replicas import ReplicaSet
-    from heisen.system._tls_target import TlsSettings, service_tls, tls_failure_message
+    from heisen.system._tls_target import (
+        TlsSettings,
+        service_tls,
+        tls_failure_message,
+        tls_from_flags,
+    )
     from heisen.system._toxics import ATTRIBUTE_MODELS, ToxicType, median_delay_ms
 
     # Checked by mypy: both implementations satisfy the protocols the phases see.
@@ -139,6 +149,7 @@ __all__ = [
     "start_proxy_daemon",
     "sweep_stale_work_dirs",
     "tls_failure_message",
+    "tls_from_flags",
     "wait_for_port",
     "wait_until",
 ]
