@@ -151,10 +151,12 @@ async def wait_until_async(
 
 
 @contextmanager
-def serve_app(make_app: Callable[[], Any], start_timeout: float = 10.0) -> Iterator[str]:
+def serve_app(
+    make_app: Callable[[], Any], start_timeout: float = 10.0, ssl_context: Any = None
+) -> Iterator[str]:
     """Run an aiohttp application (`make_app()` builds it, inside the server's loop) on
     127.0.0.1 at an ephemeral port, in its own thread and event loop; yield its base URL
-    (`http://127.0.0.1:PORT`); always stop it."""
+    (`http://127.0.0.1:PORT`, or `https://` with `ssl_context`); always stop it."""
     from aiohttp import web
 
     loop = asyncio.new_event_loop()
@@ -164,11 +166,11 @@ def serve_app(make_app: Callable[[], Any], start_timeout: float = 10.0) -> Itera
     async def start() -> None:
         runner = web.AppRunner(make_app(), access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, LOOPBACK, 0)
+        site = web.TCPSite(runner, LOOPBACK, 0, ssl_context=ssl_context)
         await site.start()
         box["runner"] = runner
         host, port = runner.addresses[0][:2]
-        box["url"] = f"http://{host}:{port}"
+        box["url"] = f"{'https' if ssl_context else 'http'}://{host}:{port}"
 
     def run() -> None:
         asyncio.set_event_loop(loop)

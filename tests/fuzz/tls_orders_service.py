@@ -9,10 +9,8 @@ Certificates come from the TLS target tests' helpers (`make_tls_files`, `server_
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,40 +70,7 @@ def make_app() -> Any:
 @contextmanager
 def serve_https(context: ssl.SSLContext) -> Iterator[str]:
     """The service over TLS at https://127.0.0.1:PORT (yielded); stopped after."""
-    from aiohttp import web
+    from support import serve_app  # here: as a service, this file runs without tests/ on its path
 
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def start() -> None:
-        runner = web.AppRunner(make_app(), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
-        box["runner"] = runner
-        box["port"] = runner.addresses[0][1]
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(start())
-        except BaseException as exc:  # reported to the test below
-            box["error"] = exc
-        ready.set()
-        if "error" not in box:
-            loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10), "the HTTPS orders service did not start within 10 s"
-        if "error" in box:
-            raise RuntimeError("the HTTPS orders service failed to start") from box["error"]
-        yield f"https://127.0.0.1:{box['port']}"
-    finally:
-        runner = box.get("runner")
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with serve_app(make_app, ssl_context=context) as url:
+        yield url

@@ -12,11 +12,9 @@ Certificates are made per test with trustme (`make_tls_files`): a server certifi
 
 from __future__ import annotations
 
-import asyncio
 import os
 import ssl
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,45 +112,11 @@ class TlsService:
 @contextmanager
 def serve_tls(context: ssl.SSLContext) -> Iterator[TlsService]:
     """The service over TLS on 127.0.0.1 at an ephemeral port, in its own thread; stopped after."""
-    from aiohttp import web
+    from support import serve_app  # here: as a replica, this file runs without tests/ on its path
 
     counts = Counts()
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def start() -> None:
-        runner = web.AppRunner(make_app(counts), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, HOST, 0, ssl_context=context)
-        await site.start()
-        box["runner"] = runner
-        box["port"] = runner.addresses[0][1]
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(start())
-        except BaseException as exc:  # reported to the test below
-            box["error"] = exc
-        ready.set()
-        if "error" not in box:
-            loop.run_forever()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10), "the TLS test service did not start within 10 s"
-        if "error" in box:
-            raise RuntimeError("the TLS test service failed to start") from box["error"]
-        yield TlsService(int(box["port"]), counts)
-    finally:
-        runner = box.get("runner")
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with serve_app(lambda: make_app(counts), ssl_context=context) as url:
+        yield TlsService(int(url.rsplit(":", 1)[1]), counts)
 
 
 def main(argv: list[str]) -> None:
