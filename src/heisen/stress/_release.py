@@ -5,12 +5,11 @@ of a one-byte segment costs 5-10 µs of system time (the TCP transmit and,
 inside the same system call, the receive of that segment into the peer's
 socket), against well under 1 µs of interpreter work per write. One thread
 releasing 1,000 connections therefore takes 5-10 ms whatever it does
-between writes. Two threads on two cores overlap their system calls
-(`os.write` lets go of the GIL while the kernel works): with the receiving
-process idle, a 1,000-connection release took 6 ms instead of 12. But on
-loopback the receive work of each segment and the server itself need cores
-too: on a two-core machine with the server reading, two threads were slower
-than one at the server's kernel (p10-p90 12.6 against 9.5 ms,
+between writes. Two threads on two cores can overlap their system calls
+(`os.write` lets go of the GIL while the kernel works). But on loopback the
+receive work of each segment and the server itself need cores too: on a
+two-core machine with the server reading, two threads were slower than one
+at the server's kernel (p10-p90 12.6 against 9.5 ms for 1,000 connections,
 `bench/bench_burst_kernel.py`). So the second thread is used only when the
 process may run on four cores or more, leaving two to the server.
 
@@ -18,10 +17,11 @@ Each write goes straight to the socket's file descriptor, without the
 transport's bookkeeping. The caller has waited until every transport's send
 buffer is empty, so no byte can overtake another. What the kernel does not
 take at once (a full send buffer, a body larger than it) is handed back and
-written through the transport after the release. A TLS connection has no
-plain descriptor to write to: its tail must be encrypted by the transport,
-so `Held.fd` is None and the release writes it through the transport, on
-the calling thread.
+written through the transport after the release. A transport that
+encrypts (asyncio's TLS) has no plain descriptor to write to: `Held.fd` is
+None and its tail goes through the transport, on the calling thread. The
+burst's own TLS connections seal their tails beforehand (`_tls_stream`) and
+hand over the raw socket's descriptor instead.
 """
 
 from __future__ import annotations
