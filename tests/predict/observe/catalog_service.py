@@ -13,7 +13,7 @@ repopulated into the cache by a reader that read the row before a concurrent upd
         correct: UPDATE products SET price = %s, version = version + 1 WHERE id = %s
                      RETURNING price, version
                  EVAL <SET_IF_NEWER> 1 product:{id} <json> <version>
-    GET /products/{id}/consistency -> {"cached": price | null, "stored": price}
+    GET /products/{id}/consistency -> {"cached": price | null, "stored": price, "stale_sets": n}
         GET product:{id}; SELECT price, version FROM products WHERE id = %s
 
 Schema at start: products (id text primary key, price bigint, version bigint default 0).
@@ -53,12 +53,21 @@ db = Postgres(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:54
 cache = aioredis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 
+DELETED_AT: dict[str, int] = {}
+"""product id -> the price whose update deleted its cache entry (buggy mode)."""
+STALE_SETS: dict[str, int] = {}
+"""product id -> how often another price was cached after that delete: the race."""
+
+
 async def cache_product(product: dict[str, object]) -> None:
     key, value = f"product:{product['id']}", json.dumps(product)
     if mode() == "correct":
         await cache.eval(SET_IF_NEWER, 1, key, value, str(product["version"]))
     else:
         await cache.set(key, value)
+        deleted_at = DELETED_AT.get(str(product["id"]))
+        if deleted_at is not None and int(str(product["price"])) != deleted_at:
+            STALE_SETS[str(product["id"])] = STALE_SETS.get(str(product["id"]), 0) + 1
 
 
 async def read(request: web.Request) -> web.Response:
@@ -88,6 +97,7 @@ async def update(request: web.Request) -> web.Response:
         await cache_product(product)
     else:
         await cache.delete(f"product:{product_id}")
+        DELETED_AT[product_id] = int(row[0])
     return web.json_response(product)
 
 
@@ -100,6 +110,7 @@ async def consistency(request: web.Request) -> web.Response:
         {
             "cached": None if cached is None else json.loads(cached)["price"],
             "stored": None if row is None else row[0],
+            "stale_sets": STALE_SETS.get(product_id, 0),
         }
     )
 

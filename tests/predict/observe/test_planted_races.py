@@ -167,8 +167,8 @@ def test_catalog_cache_after_update(
     read, state = asyncio.run(scenario())
     assert 100 in read, "no reader read the row before the update: nothing overlapped"
     assert state["stored"] == 200
-    if mode == "buggy":
-        assert state["cached"] == 100, "no reader put the old price back after the DEL"
+    if mode == "buggy":  # a later reader may have cached the new price over it since
+        assert state["stale_sets"] >= 1, "no reader put the old price back after the DEL"
     else:
         assert state["cached"] == 200
 
