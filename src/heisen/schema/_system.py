@@ -135,6 +135,12 @@ class Dependency(Strict):
         description="a WireMock mapping root isolate serves instead",
         examples=["stubs/payments"],
     )
+    image: str | None = Field(
+        default=None,
+        description="the container image that runs an HTTP dependency under the kubernetes "
+        "backend (it must listen on $PORT, 8080, on all interfaces)",
+        examples=["ghcr.io/you/payments:1"],
+    )
     env: dict[str, str] = Field(
         default_factory=dict,
         description="environment of a command: dependency, templated",
@@ -172,6 +178,24 @@ class Dependency(Strict):
             raise located(self, (("env",), "env: is for a dependency heisen starts with command:"))
         if self.init and not (self.embedded and self.kind == DependencyKind.POSTGRES):
             raise ValueError("init: (an SQL file) applies to an embedded postgres only")
+        if self.image and self.kind != DependencyKind.HTTP:
+            raise located(
+                self,
+                (
+                    ("image",),
+                    "image: is for an HTTP dependency; the kubernetes backend runs "
+                    "postgres and redis from their stock images",
+                ),
+            )
+        if self.image and self.url:
+            raise located(
+                self,
+                (
+                    ("image",),
+                    "image: runs an HTTP dependency heisen starts (command:) in the cluster; "
+                    "one at url: is already running",
+                ),
+            )
         if self.tls is not None and self.kind != DependencyKind.HTTP:
             raise located(self, (("tls",), "tls: is for an HTTP dependency"))
         contradiction = _tls_matches_url(self.url, self.tls)
