@@ -5,14 +5,18 @@ Blast radius: only the namespace the pipeline names (`phases.chaos.namespace`)
 and only pods that match its `selector` *and* carry heisen's labels
 (`KubeBackend` adds them to every selector and refuses anything else).
 
-Engines, in order of preference:
-- LitmusChaos (CRD `chaosengines.litmuschaos.io`): one `ChaosEngine` per
-  round, with the experiment's tunables as env (`TOTAL_CHAOS_DURATION`,
-  `NETWORK_LATENCY`, `NETWORK_PACKET_LOSS_PERCENTAGE`, `CPU_CORES`, ...);
-  the ChaosExperiment resources themselves come from the Litmus hub.
-- Chaos Mesh (CRD `networkchaos.chaos-mesh.org`): a `NetworkChaos` (delay,
-  loss, partition) or a `StressChaos` for pod-cpu-hog.
+Engines, in order of preference, found by listing their objects in the namespace
+(a namespaced Role is enough; 404: not installed, 403: the Role lacks `list`):
+- LitmusChaos (`chaosengines.litmuschaos.io`): one `ChaosEngine` per round, with the
+  experiment's tunables as env (`TOTAL_CHAOS_DURATION`, `NETWORK_LATENCY`,
+  `NETWORK_PACKET_LOSS_PERCENTAGE`, `CPU_CORES`, ...). The engine names a `ChaosExperiment`
+  (pod-network-latency, pod-network-loss, pod-http-reset-peer, pod-cpu-hog) that must exist in
+  the namespace, with the service account `<experiment>-sa`; both come from the Litmus hub.
+- Chaos Mesh (`networkchaos.chaos-mesh.org`): a `NetworkChaos` (delay, loss, partition) or a
+  `StressChaos` for pod-cpu-hog.
 - neither: a SystemUnavailable that says what to install.
+
+The renders' objects are checked against the engines' real CRDs in tests/chaos/crds/.
 
 Each object heisen creates is deleted when its duration ends and again in the
 rollback (deleting a ChaosEngine/NetworkChaos makes the engine revert the
@@ -22,7 +26,9 @@ fault). pod-delete uses the API directly, grace 0 when `force`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
+import re
 import threading
 from typing import Any
 
@@ -34,15 +40,15 @@ from heisen.errors import SystemUnavailable, UsageError
 from heisen.schema import ChaosSection, Experiment
 
 LITMUS = ("litmuschaos.io", "v1alpha1", "chaosengines")
-CHAOS_MESH = ("chaos-mesh.org", "v1alpha1")
-LITMUS_CRD = "chaosengines.litmuschaos.io"
-CHAOS_MESH_CRD = "networkchaos.chaos-mesh.org"
+NETWORK_CHAOS = ("chaos-mesh.org", "v1alpha1", "networkchaos")
+STRESS_CHAOS = ("chaos-mesh.org", "v1alpha1", "stresschaos")
 INSTALL_HINT = (
     "network and CPU chaos on Kubernetes needs LitmusChaos (CRD chaosengines.litmuschaos.io: "
     "`kubectl apply -f https://litmuschaos.github.io/litmus/litmus-operator-v3.yaml`) or Chaos Mesh "
     "(CRD networkchaos.chaos-mesh.org: `helm install chaos-mesh chaos-mesh/chaos-mesh -n chaos-mesh`); "
     "neither is installed in this cluster"
 )
+_MAX_NAME = 63  # engines copy an object's name into label values, which stop at 63
 _LITMUS_NAMES = {
     "pod-network-latency": "pod-network-latency",
     "pod-network-loss": "pod-network-loss",
@@ -54,6 +60,26 @@ _LITMUS_NAMES = {
 
 def _selector(selector: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
+def object_name(experiment: str, number: int) -> str:
+    """`heisen-<experiment>-<round>`, a DNS-1123 label whatever the experiment is called; a name
+    that had to change keeps a short hash of the original, so two experiments stay apart."""
+    slug = re.sub(r"[^a-z0-9]+", "-", experiment.lower()).strip("-")
+    suffix = f"-{number}"
+    if slug != experiment:
+        suffix = f"-{hashlib.sha256(experiment.encode()).hexdigest()[:6]}{suffix}"
+    room = _MAX_NAME - len("heisen-") - len(suffix)
+    return f"heisen-{slug[:room].rstrip('-') or 'x'}{suffix}"
+
+
+def _destinations(attributes: JsonObject) -> list[str]:
+    """The hosts and IPs a network fault is limited to (`destination_hosts`, `destination_ips`:
+    comma-separated, as LitmusChaos takes them); empty: all traffic."""
+    found: list[str] = []
+    for key in ("destination_hosts", "destination_ips"):
+        found += [part.strip() for part in str(attributes.get(key, "")).split(",") if part.strip()]
+    return found
 
 
 def _ms(attributes: JsonObject, key: str, default: int) -> int:
@@ -98,7 +124,7 @@ def render_chaos_engine(
         "apiVersion": "litmuschaos.io/v1alpha1",
         "kind": "ChaosEngine",
         "metadata": {
-            "name": f"heisen-{experiment.name}-{number}",
+            "name": object_name(experiment.name, number),
             "namespace": namespace,
             "labels": dict(labels),
         },
@@ -109,7 +135,7 @@ def render_chaos_engine(
                 "applabel": _selector(selector),
                 "appkind": "deployment",
             },
-            "chaosServiceAccount": a.get("service_account", f"{name}-sa"),
+            "chaosServiceAccount": str(a.get("service_account", f"{name}-sa")),
             "jobCleanUpPolicy": "delete",
             "experiments": [
                 {
@@ -135,7 +161,7 @@ def render_chaos_mesh(
     """The Chaos Mesh NetworkChaos (or StressChaos for pod-cpu-hog) of one round."""
     a = experiment.attributes
     metadata = {
-        "name": f"heisen-{experiment.name}-{number}",
+        "name": object_name(experiment.name, number),
         "namespace": namespace,
         "labels": dict(labels),
     }
@@ -172,6 +198,8 @@ def render_chaos_mesh(
         spec = {**common, "action": "partition", "direction": str(a.get("direction", "both"))}
     else:
         raise UsageError(f"{experiment.kind} has no Chaos Mesh NetworkChaos action")
+    if destinations := _destinations(a):
+        spec["externalTargets"] = destinations
     return {
         "apiVersion": "chaos-mesh.org/v1alpha1",
         "kind": "NetworkChaos",
@@ -180,19 +208,31 @@ def render_chaos_mesh(
     }
 
 
-def detect_engine(api_client: Any) -> str:
-    """`litmus` or `chaos-mesh`, whichever CRD is installed; else SystemUnavailable naming both."""
+def detect_engine(api_client: Any, namespace: str) -> str:
+    """`litmus` or `chaos-mesh`, whichever serves its chaos objects in `namespace`.
+
+    Listing one object of the namespace needs only a namespaced Role, where reading the CRD
+    would need a ClusterRole: 404 is an engine that is not installed, 403 a missing permission.
+    """
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
-    extensions = client.ApiextensionsV1Api(api_client)
-    for crd, engine in ((LITMUS_CRD, "litmus"), (CHAOS_MESH_CRD, "chaos-mesh")):
+    custom = client.CustomObjectsApi(api_client)
+    for (group, version, plural), engine in ((LITMUS, "litmus"), (NETWORK_CHAOS, "chaos-mesh")):
         try:
-            extensions.read_custom_resource_definition(crd)
+            custom.list_namespaced_custom_object(group, version, namespace, plural, limit=1)
         except ApiException as exc:
-            if exc.status in (403, 404):
+            if exc.status == 404:
                 continue
-            raise SystemUnavailable(f"cannot read CRD {crd}: {exc.status} {exc.reason}") from exc
+            if exc.status == 403:
+                raise SystemUnavailable(
+                    f"Kubernetes refused to list {plural}.{group} in namespace {namespace} (403): "
+                    f"heisen's account needs a Role there allowing list, create and delete on "
+                    f"{plural}.{group}"
+                ) from exc
+            raise SystemUnavailable(
+                f"cannot list {plural}.{group} in namespace {namespace}: {exc.status} {exc.reason}"
+            ) from exc
         return engine
     raise SystemUnavailable(INSTALL_HINT)
 
@@ -209,8 +249,6 @@ class KubeInjector:
         kubeconfig: str | None = None,
         context: str | None = None,
     ) -> None:
-        from kubernetes import config
-
         from heisen.system import KubeBackend
 
         if not section.selector:
@@ -223,8 +261,10 @@ class KubeInjector:
         self.backend = KubeBackend(
             namespace=section.namespace, labels={}, kubeconfig=kubeconfig, context=context
         )
-        self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+        self.api_client = self.backend.api_client
         self.labels = dict(self.backend.labels)
+        # the chaos engines' selector is the one pod-delete uses: the section's and heisen's labels
+        self.target = {**section.selector, **self.labels}
         self.warnings: list[str] = []
         self._engine: str | None = None
         self._created: list[tuple[str, str, str]] = []  # (group/version, plural, name)
@@ -232,7 +272,7 @@ class KubeInjector:
 
     def engine(self) -> str:
         if self._engine is None:
-            self._engine = detect_engine(self.api_client)
+            self._engine = detect_engine(self.api_client, self.section.namespace)
         return self._engine
 
     def check(self, experiment: Experiment) -> None:
@@ -249,15 +289,14 @@ class KubeInjector:
             return self._delete_pods(round_)
         if self.engine() == "litmus":
             obj = render_chaos_engine(
-                experiment, number, self.section.namespace, self.section.selector, self.labels
+                experiment, number, self.section.namespace, self.target, self.labels
             )
-            where = ("litmuschaos.io", "v1alpha1", "chaosengines")
+            where = LITMUS
         else:
             obj = render_chaos_mesh(
-                experiment, number, self.section.namespace, self.section.selector, self.labels
+                experiment, number, self.section.namespace, self.target, self.labels
             )
-            plural = "stresschaos" if obj["kind"] == "StressChaos" else "networkchaos"
-            where = ("chaos-mesh.org", "v1alpha1", plural)
+            where = STRESS_CHAOS if obj["kind"] == "StressChaos" else NETWORK_CHAOS
         name = obj["metadata"]["name"]
         began = self.timeline.now()
         applied = self.faults.apply(
@@ -277,7 +316,7 @@ class KubeInjector:
         finally:
             self.faults.remove(applied[0])
             round_.active(began, self.timeline.now())
-        return [f"{self.section.namespace}/{_selector(self.section.selector)}"]
+        return [f"{self.section.namespace}/{_selector(self.target)}"]
 
     def _delete_pods(self, round_: Round) -> list[str]:
         experiment = round_.experiment
