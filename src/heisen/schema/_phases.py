@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from heisen._serialised import JsonObject
 from heisen.schema import limits as L
-from heisen.schema._system import Burst, Inject, LoadStep, Resources, SetupStep
+from heisen.schema._system import Burst, Inject, LoadStep, Resources, SetupStep, located
 from heisen.schema._types import Duration, Offset, Strict, Threshold, share
 
 
@@ -378,6 +379,36 @@ class IsolateSection(TrialsSection):
     )
 
 
+CLUSTER_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
+"""The cluster's own namespaces: heisen creates, limits and kills there only when told to."""
+_DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def dns_label(namespace: str) -> str:
+    """`namespace` when it is a DNS-1123 label, the only names Kubernetes gives namespaces."""
+    if not _DNS_1123_LABEL.fullmatch(namespace):
+        raise ValueError(
+            f"{namespace!r} is not a Kubernetes namespace name: at most 63 lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit"
+        )
+    return namespace
+
+
+def refuse_cluster_namespace(section: Strict, namespace: str, allowed: bool) -> None:
+    """A located error when `namespace` is one of the cluster's own and `allow_namespace:` is
+    not true."""
+    if namespace in CLUSTER_NAMESPACES and not allowed:
+        raise located(
+            section,
+            (
+                ("namespace",),
+                f"{namespace} is one of the cluster's own namespaces; heisen's Deployments and "
+                "faults belong in a namespace of their own (e.g. heisen), or set "
+                "allow_namespace: true",
+            ),
+        )
+
+
 class ContainSection(TrialsSection):
     """The scenario's trials with replicas under real CPU and memory limits."""
 
@@ -400,8 +431,20 @@ class ContainSection(TrialsSection):
     )
     namespace: str = Field(
         default="heisen",
-        description="the Kubernetes namespace heisen creates its Deployments in",
+        description="the Kubernetes namespace heisen creates its Deployments in (not kube-system, "
+        "kube-public, kube-node-lease or default without allow_namespace:)",
         examples=["heisen-ci"],
+    )
+    allow_namespace: bool = Field(
+        default=False,
+        description="true lets namespace: be one of the cluster's own (kube-system, kube-public, "
+        "kube-node-lease, default)",
+        examples=[True],
+    )
+    agent_image: str = Field(
+        default="heisen/agent:latest",
+        description="the image of heisen's load agent that runs the trials inside the cluster",
+        examples=["ghcr.io/acme/heisen-agent:0.1.0"],
     )
     kubeconfig: str | None = Field(
         default=None,
@@ -418,6 +461,13 @@ class ContainSection(TrialsSection):
         description="with no cpu: limit, 500m, 250m and 100m tried on each service",
         examples=[{"budget": "2m"}],
     )
+
+    _namespace = field_validator("namespace")(dns_label)
+
+    @model_validator(mode="after")
+    def _not_the_clusters_own(self) -> ContainSection:
+        refuse_cluster_namespace(self, self.namespace, self.allow_namespace)
+        return self
 
 
 class Experiment(Strict):
@@ -581,13 +631,29 @@ class ChaosSection(PhaseSection):
         examples=["kubernetes"],
     )
     namespace: str = Field(
-        default="heisen", description="the Kubernetes namespace of the pods", examples=["shop"]
+        default="heisen",
+        description="the Kubernetes namespace of the pods (not kube-system, kube-public, "
+        "kube-node-lease or default without allow_namespace:)",
+        examples=["shop"],
+    )
+    allow_namespace: bool = Field(
+        default=False,
+        description="true lets namespace: be one of the cluster's own (kube-system, kube-public, "
+        "kube-node-lease, default)",
+        examples=[True],
     )
     selector: dict[str, str] = Field(
         default_factory=dict,
         description="labels of the pods chaos may touch (kubernetes backend)",
         examples=[{"app": "inventory"}],
     )
+
+    _namespace = field_validator("namespace")(dns_label)
+
+    @model_validator(mode="after")
+    def _not_the_clusters_own(self) -> ChaosSection:
+        refuse_cluster_namespace(self, self.namespace, self.allow_namespace)
+        return self
 
 
 class Phases(Strict):
