@@ -1,10 +1,13 @@
 """`heisen contain PIPELINE --render`: what the kubernetes backend would apply, as kubectl-applicable YAML.
 
 The objects are the ones `contain` applies with `backend: kubernetes` (the
-Namespace, then a Deployment and a Service per dependency and per service),
-labelled with the pipeline's name instead of a run id. Nothing is contacted:
-`heisen contain pipeline.yaml --render | kubectl apply -f -` works offline.
-The CLI prints the result; missing images raise PipelineError (exit 2).
+Namespace, the load agent's ServiceAccount, Role and RoleBinding, a
+Deployment and a Service per dependency and per service, a ConfigMap and a
+Job per PostgreSQL `init:` file), labelled with the pipeline's name instead
+of a run id. Nothing is contacted while rendering: the output goes to
+`kubectl apply -f -` as it is (docs/kubernetes.md). The CLI prints the
+result; a missing image or an unreadable `init:` file raises PipelineError
+(exit 2), every one at once.
 """
 
 from __future__ import annotations

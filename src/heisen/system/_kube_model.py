@@ -3,19 +3,24 @@
 Each service becomes a Deployment of its `image:` (which must start the
 service listening on `$PORT`, 8080) with the given limits as requests and
 limits; each PostgreSQL or Redis dependency a Deployment of the stock image,
-in one namespace. `env:` templates are rendered for the cluster
-(`{{ deps.postgres.dsn }}` is the in-cluster Service's DSN).
+its `init:` SQL run by a Job; each HTTP dependency heisen would start with
+`command:` a Deployment of its `image:`, like a service with one replica. An
+HTTP dependency at `url:` already runs somewhere: the pods use that url.
+`env:` templates are rendered for the cluster (`{{ deps.postgres.dsn }}` is
+the in-cluster Service's DSN, `{{ deps.payments.url }}` the HTTP one's URL).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
 
 from heisen import _templates
-from heisen._yaml import load_yaml_file
-from heisen.errors import PipelineError
-from heisen.schema import DependencyKind, LoadedPipeline, Resources
+from heisen._yaml import YamlDocument, load_yaml_file
+from heisen.errors import PipelineError, Problem
+from heisen.schema import Dependency, DependencyKind, LoadedPipeline, Resources
 from heisen.system._context import DependencyEndpoint, Endpoint, TemplateContext
 from heisen.system._kube_render import KubeDependency, KubeService
 
@@ -69,27 +74,35 @@ def kube_model(
         if not service.image
     ]
     dependencies: list[KubeDependency] = []
+    external: dict[str, str] = {}
     for name, dep in pipeline.dependencies.items():
-        if dep.kind == DependencyKind.HTTP:
-            problems.append(
-                document.problem(
-                    ("dependencies", name),
-                    "the kubernetes backend runs PostgreSQL "
-                    "and Redis in the cluster; an HTTP dependency cannot be moved there",
-                )
-            )
+        if dep.kind == DependencyKind.HTTP and dep.url:
+            external[name] = dep.url
+            continue
+        found = _dependency(loaded, document, name, dep)
+        if isinstance(found, Problem):
+            problems.append(found)
         else:
-            dependencies.append(KubeDependency(name, dep.kind.value))
+            dependencies.append(found)
     if problems:
         raise PipelineError(str(loaded.path), problems)
-    context = _cluster_context(pipeline.services, dependencies, namespace, pipeline.seed)
+    context = _cluster_context(pipeline.services, dependencies, external, namespace, pipeline.seed)
     resolve = _templates.mapping_resolver(context)
+
+    def cluster_env(env: Mapping[str, str]) -> dict[str, str]:
+        rendered = {key: str(_templates.render_text(value, resolve)) for key, value in env.items()}
+        rendered.setdefault("SEED", str(pipeline.seed or 0))
+        return rendered
+
+    dependencies = [
+        dataclasses.replace(dep, env=cluster_env(pipeline.dependencies[dep.name].env))
+        if dep.kind == "http"
+        else dep
+        for dep in dependencies
+    ]
     services = []
     for name, service in pipeline.services.items():
-        env = {
-            key: str(_templates.render_text(value, resolve)) for key, value in service.env.items()
-        }
-        env.setdefault("SEED", str(pipeline.seed or 0))
+        env = cluster_env(service.env)
         resources = limits.get(name)
         assert service.image is not None
         services.append(
@@ -107,13 +120,47 @@ def kube_model(
     return services, dependencies
 
 
+def _dependency(
+    loaded: LoadedPipeline, document: YamlDocument, name: str, dep: Dependency
+) -> KubeDependency | Problem:
+    """Dependency `name` as the cluster runs it, or why it cannot."""
+    if dep.kind == DependencyKind.HTTP:
+        if not dep.image:
+            return document.problem(
+                ("dependencies", name, "image"),
+                "the kubernetes backend needs a container image that runs this HTTP "
+                f"dependency (listening on $PORT); add image: (e.g. ghcr.io/you/{name}:1), "
+                "or give url: if it already runs where the cluster reaches it",
+            )
+        return KubeDependency(name, "http", image=dep.image, health_path=dep.health.path)
+    if not dep.init:
+        return KubeDependency(name, dep.kind.value)
+    try:
+        sql = loaded.resolve(dep.init).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return document.problem(
+            ("dependencies", name, "init"), f"cannot read {dep.init} to run in the cluster: {exc}"
+        )
+    init_name = re.sub(r"[^-._a-zA-Z0-9]", "-", dep.init.rsplit("/", 1)[-1]) or "init.sql"
+    return KubeDependency(name, dep.kind.value, init_sql=sql, init_name=init_name)
+
+
 def _cluster_context(
     services: Iterable[str],
     dependencies: list[KubeDependency],
+    external: Mapping[str, str],
     namespace: str,
     seed: int | None,
 ) -> TemplateContext:
     deps: dict[str, DependencyEndpoint] = {}
+    for name, url in external.items():
+        parts = urlsplit(url)
+        deps[name] = {
+            "dsn": url,
+            "url": url,
+            "host": parts.hostname or "",
+            "port": parts.port or (443 if parts.scheme == "https" else 80),
+        }
     for dep in dependencies:
         address = dep.url(namespace)
         deps[dep.name] = {
