@@ -425,3 +425,18 @@ def test_a_forbidden_listing_names_the_permission_it_lacks(forbidden):
     message = str(caught.value)
     assert "403" in message and f"{plural}.{group}" in message
     assert "namespace shop" in message and "list" in message
+
+
+def test_an_unreachable_api_is_system_unavailable_not_a_client_traceback():
+    from kubernetes import client
+
+    with answering({}) as (api_client, _):
+        host = api_client.configuration.host  # a port that was listening and no longer is
+    configuration = client.Configuration(host=host)
+    configuration.retries = 0
+    unreachable = client.ApiClient(configuration)
+    try:
+        with pytest.raises(SystemUnavailable, match="cannot reach the Kubernetes API at"):
+            detect_engine(unreachable, "shop")
+    finally:
+        unreachable.close()

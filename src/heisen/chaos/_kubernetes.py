@@ -216,11 +216,17 @@ def detect_engine(api_client: Any, namespace: str) -> str:
     """
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     custom = client.CustomObjectsApi(api_client)
     for (group, version, plural), engine in ((LITMUS, "litmus"), (NETWORK_CHAOS, "chaos-mesh")):
         try:
             custom.list_namespaced_custom_object(group, version, namespace, plural, limit=1)
+        except (HTTPError, OSError) as exc:
+            raise SystemUnavailable(
+                f"cannot reach the Kubernetes API at {api_client.configuration.host} to list "
+                f"{plural}.{group}: {exc}"
+            ) from exc
         except ApiException as exc:
             if exc.status == 404:
                 continue
