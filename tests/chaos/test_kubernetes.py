@@ -325,7 +325,9 @@ def test_a_field_the_crd_would_prune_is_an_error(kind, where, misspelt):
 
 def test_object_names_are_dns_labels_and_distinct_experiments_stay_distinct():
     assert object_name("kill-one", 3) == "heisen-kill-one-3"
-    odd = [object_name(name, 12) for name in ("Slow Redis", "slow_redis", "ü" * 80, "a" * 80)]
+    odd = [
+        object_name(name, 12) for name in ("Slow Redis", "slow_redis", "ü" * 80, "a" * 80, "a" * 81)
+    ]
     assert len(set(odd)) == len(odd)
     for name in odd:
         assert len(name) <= 63 and name.endswith("-12")

@@ -64,11 +64,12 @@ def _selector(selector: dict[str, str]) -> str:
 
 def object_name(experiment: str, number: int) -> str:
     """`heisen-<experiment>-<round>`, a DNS-1123 label whatever the experiment is called; a name
-    that had to change keeps a short hash of the original, so two experiments stay apart."""
+    that had to change or be cut keeps a short hash of the original, so two stay apart."""
     slug = re.sub(r"[^a-z0-9]+", "-", experiment.lower()).strip("-")
-    suffix = f"-{number}"
-    if slug != experiment:
-        suffix = f"-{hashlib.sha256(experiment.encode()).hexdigest()[:6]}{suffix}"
+    plain = f"heisen-{slug}-{number}"
+    if slug == experiment and len(plain) <= _MAX_NAME:
+        return plain
+    suffix = f"-{hashlib.sha256(experiment.encode()).hexdigest()[:6]}-{number}"
     room = _MAX_NAME - len("heisen-") - len(suffix)
     return f"heisen-{slug[:room].rstrip('-') or 'x'}{suffix}"
 
