@@ -196,6 +196,7 @@ def test_an_http_dependency_with_an_image_runs_like_a_one_replica_service(
     assert payments["spec"]["replicas"] == 1
     container = payments["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == PAYMENTS_IMAGE
+    assert container["imagePullPolicy"] == "IfNotPresent"  # an image loaded into the nodes
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8080}
     assert env_of(payments) == {
         "PORT": "8080",

@@ -22,6 +22,10 @@ missing required field fails the first step, a misspelt key the second),
 and `render_yaml()` gives the same objects as a multi-document YAML stream
 that `kubectl apply -f -` accepts.
 
+Every container pulls its image only when the node lacks it (`PULL_POLICY`):
+images built locally and loaded into the nodes work with `:latest` tags;
+push a new tag to a registry to replace one.
+
 Limits are set as both requests and limits (Guaranteed QoS): the kubelet
 turns `limits.cpu: 250m` into a CFS quota of 25,000 µs per 100,000 µs period.
 """
@@ -44,6 +48,9 @@ from heisen.errors import UsageError
 NAME_LABEL = "app.kubernetes.io/name"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "heisen"}
 AGENT_SERVICE_ACCOUNT = "heisen-agent"
+# Images loaded into the nodes (kind load, k3s ctr images import) are used as they are;
+# `:latest` would otherwise default to Always and pull from a registry that has none.
+PULL_POLICY = "IfNotPresent"
 HTTP_DEPENDENCY_PORT = 8080
 _KINDS = {
     "Namespace": "V1Namespace",
@@ -229,6 +236,7 @@ def _init_objects(
     container: JsonObject = {
         "name": "init",
         "image": dependency.image or _DEFAULT_IMAGES["postgres"],
+        "imagePullPolicy": PULL_POLICY,
         "command": ["sh", "-c", script],
         "env": [{"name": "PGPASSWORD", "value": "heisen"}],
         "volumeMounts": [{"name": "init", "mountPath": _INIT_MOUNT, "readOnly": True}],
@@ -267,6 +275,7 @@ def _service_container(service: KubeService) -> JsonObject:
     container: JsonObject = {
         "name": service.name,
         "image": service.image,
+        "imagePullPolicy": PULL_POLICY,
         "ports": [{"containerPort": service.port, "protocol": "TCP"}],
         "env": [{"name": key, "value": value} for key, value in env.items()],
         "readinessProbe": {**probe, "periodSeconds": 2, "failureThreshold": 3},
@@ -302,6 +311,7 @@ def _dependency_container(dependency: KubeDependency) -> JsonObject:
     container: JsonObject = {
         "name": dependency.name,
         "image": dependency.image or _DEFAULT_IMAGES[dependency.kind],
+        "imagePullPolicy": PULL_POLICY,
         "ports": [{"containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 2},
     }
