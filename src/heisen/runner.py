@@ -60,12 +60,20 @@ from heisen.manifest import (
     now,
 )
 from heisen.phase import Finding, PhaseContext, PhaseResult, PhaseRun
-from heisen.schema import LoadedPipeline, PhaseName, Pipeline, Resources, TrialsSection
+from heisen.schema import (
+    ContainSection,
+    LoadedPipeline,
+    PhaseName,
+    Pipeline,
+    Resources,
+    TrialsSection,
+)
 from heisen.seeds import new_seed
 from heisen.system_protocol import System, TeardownProblem
 
 if TYPE_CHECKING:
     from heisen.oracle import Verdict
+    from heisen.system import KubeSystem
 
 CRASH_LOG = "heisen-crash.log"
 # How long an interrupted run may take to stop before heisen kills what it started and exits.
@@ -93,6 +101,7 @@ class Cluster:
     kubeconfig: str | None
     context: str | None
     limits: Mapping[str, Resources]
+    agent_image: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +145,7 @@ def _contain() -> RegisteredPhase:
         section = pipeline.phases.contain
         if section is None or section.backend != "kubernetes":
             return None
-        return Cluster(
-            namespace=section.namespace,
-            kubeconfig=section.kubeconfig,
-            context=section.context,
-            limits=contain.effective_limits(pipeline, section.resources),
-        )
+        return _cluster(pipeline, section.namespace)
 
     return RegisteredPhase(
         contain.run,
@@ -153,7 +157,27 @@ def _contain() -> RegisteredPhase:
 def _chaos() -> RegisteredPhase:
     from heisen import chaos
 
-    return RegisteredPhase(chaos.run)
+    def cluster(pipeline: Pipeline) -> Cluster | None:
+        section = pipeline.phases.chaos
+        if section is None or section.backend != "kubernetes":
+            return None
+        return _cluster(pipeline, section.namespace)
+
+    return RegisteredPhase(chaos.run, cluster=cluster)
+
+
+def _cluster(pipeline: Pipeline, namespace: str) -> Cluster:
+    """The cluster a phase runs on: contain's section says how to reach it and what limits hold."""
+    from heisen import contain
+
+    section = pipeline.phases.contain or ContainSection()
+    return Cluster(
+        namespace=namespace,
+        kubeconfig=section.kubeconfig,
+        context=section.context,
+        limits=contain.effective_limits(pipeline, section.resources),
+        agent_image=section.agent_image,
+    )
 
 
 PHASES: Mapping[PhaseName, Callable[[], RegisteredPhase]] = {
@@ -422,17 +446,19 @@ class Runner:
         self, name: PhaseName, phase: RegisteredPhase, cluster: Cluster
     ) -> PhaseResult:
         """Run the phase on its own system in the cluster, stopped right after on every path."""
+        from heisen.agent import run_in_cluster
+
         system = self._on_cluster = self._cluster_system(name, cluster)
         try:
             system.start()
-            result = phase.run(self._context(name, system))
+            result = run_in_cluster(system, name.value, self._context(name, system))
         except BaseException:
             self._stop_on_cluster(name, system, cluster, failing=True)
             raise
         self._stop_on_cluster(name, system, cluster, failing=False)
         return result
 
-    def _cluster_system(self, name: PhaseName, cluster: Cluster) -> System:
+    def _cluster_system(self, name: PhaseName, cluster: Cluster) -> KubeSystem:
         """The system in the cluster, labelled with the run; its progress is the phase's."""
         from heisen.system import RUN_LABEL, KubeSystem, RolloutStatus, run_label
 
@@ -456,6 +482,7 @@ class Runner:
             limits=cluster.limits,
             kubeconfig=self.loaded.resolve(cluster.kubeconfig) if cluster.kubeconfig else None,
             context=cluster.context,
+            agent_image=cluster.agent_image,
             log=progress,
             on_rollout=rollout,
         )

@@ -29,6 +29,7 @@ PACKAGE_LAYERS = {
     "pipeline": ORCHESTRATION,
     "_referenced": ORCHESTRATION,
     "runner": ORCHESTRATION,
+    "agent": ORCHESTRATION,
     "report": REPORT,
     "cli": CLI,
     "__main__": CLI,

@@ -6,8 +6,11 @@ delete) with plausible JSON, so the real `kubernetes` client can be pointed
 at it through a generated kubeconfig. It plays a tiny controller too: a
 Deployment gets `replicas` pods carrying its template labels, a deleted pod
 is replaced by a new one, and a Deployment's ready count climbs by one per
-read so a rollout is seen progressing. Every request is recorded, so tests
-assert on what the "cluster" was asked to do.
+read so a rollout is seen progressing. A Job gets one pod; it succeeds at
+once with an empty log, unless the test sets `job_runner`: then the pod runs
+while that callable does (on a thread: the real agent, say, as a subprocess)
+and its output is the pod's log. Every request is recorded, so tests assert
+on what the "cluster" was asked to do.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,9 +35,42 @@ _ROUTES = [
         "Deployment",
     ),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/services(?:/(?P<name>[^/]+))?$"), "Service"),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log$"), "PodLog"),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods(?:/(?P<name>[^/]+))?$"), "Pod"),
+    (
+        re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/configmaps(?:/(?P<name>[^/]+))?$"),
+        "ConfigMap",
+    ),
+    (
+        re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/serviceaccounts(?:/(?P<name>[^/]+))?$"),
+        "ServiceAccount",
+    ),
+    (
+        re.compile(r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/jobs(?:/(?P<name>[^/]+))?$"),
+        "Job",
+    ),
+    (
+        re.compile(
+            r"^/apis/rbac.authorization.k8s.io/v1/namespaces/(?P<ns>[^/]+)/roles(?:/(?P<name>[^/]+))?$"
+        ),
+        "Role",
+    ),
+    (
+        re.compile(
+            r"^/apis/rbac.authorization.k8s.io/v1/namespaces/(?P<ns>[^/]+)/rolebindings"
+            r"(?:/(?P<name>[^/]+))?$"
+        ),
+        "RoleBinding",
+    ),
 ]
-_API_VERSION = {"Deployment": "apps/v1"}
+_API_VERSION = {
+    "Deployment": "apps/v1",
+    "Job": "batch/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+}
+# (the Job, the cluster) -> (exit code, log): what a Job's pod does
+JobRunner = Callable[[dict[str, Any], "FakeCluster"], tuple[int, str]]
 
 
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +98,9 @@ class FakeCluster:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.job_runner: JobRunner | None = None
+        self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod) -> its log so far
+        self._finished: dict[tuple[str, str], threading.Event] = {}
         self.lock = threading.RLock()
         self._serial = itertools.count(1)
         node = {
@@ -121,6 +160,59 @@ class FakeCluster:
             for key in pods[want:]:
                 del self.objects[key]
 
+    def _start_job(self, job: dict[str, Any]) -> None:
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        template = job["spec"]["template"]
+        pod_name = f"{name}-{next(self._serial):05d}"
+        container = template["spec"]["containers"][0]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": ns,
+                "labels": {**template["metadata"].get("labels", {}), "job-name": name},
+            },
+            "spec": {"containers": [{"name": container["name"], "image": container["image"]}]},
+            "status": {"phase": "Running"},
+        }
+        self.objects[("Pod", ns, pod_name)] = pod
+        job["status"] = {"active": 1}
+        done = self._finished[(ns, pod_name)] = threading.Event()
+        self.logs[(ns, pod_name)] = ""
+
+        def run() -> None:
+            code, log = self.job_runner(job, self) if self.job_runner else (0, "")
+            with self.lock:
+                self.logs[(ns, pod_name)] = log
+                pod["status"]["phase"] = "Succeeded" if code == 0 else "Failed"
+                job["status"] = (
+                    {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
+                    if code == 0
+                    else {"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}
+                )
+            done.set()
+
+        if self.job_runner is None:
+            run()
+        else:
+            threading.Thread(target=run, name=f"fake-job-{name}", daemon=True).start()
+
+    def _pod_log(self, ns: str, pod: str, query: dict[str, str]) -> tuple[int, Any]:
+        if ("Pod", ns, pod) not in self.objects:
+            return 404, _status(404, "NotFound", f'pods "{pod}" not found')
+        finished = self._finished.get((ns, pod))
+        if query.get("follow") == "true" and finished is not None:
+            self.lock.release()  # the job's thread needs the lock to finish
+            try:
+                finished.wait(timeout=300)
+            finally:
+                self.lock.acquire()
+        text = self.logs.get((ns, pod), "")
+        if "tailLines" in query:
+            text = "\n".join(text.splitlines()[-int(query["tailLines"]) :])
+        return 200, text
+
     def _status_read(self, deployment: dict[str, Any]) -> None:
         want = deployment["spec"].get("replicas", 1)
         status = deployment.setdefault("status", {})
@@ -135,9 +227,7 @@ class FakeCluster:
 
     # -- requests --------------------------------------------------------------------
 
-    def handle(
-        self, method: str, url: str, body: dict[str, Any] | None
-    ) -> tuple[int, dict[str, Any]]:
+    def handle(self, method: str, url: str, body: dict[str, Any] | None) -> tuple[int, Any]:
         parts = urlsplit(url)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         with self.lock:
@@ -160,7 +250,7 @@ class FakeCluster:
         name: str | None,
         body: dict[str, Any] | None,
         query: dict[str, str],
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, Any]:
         if ns and kind != "Namespace" and ("Namespace", "", ns) not in self.objects:
             return 404, _status(404, "NotFound", f'namespaces "{ns}" not found')
         if name is None and method == "GET":
@@ -202,7 +292,11 @@ class FakeCluster:
             if kind == "Namespace":
                 obj["status"] = {"phase": "Active"}
             self.objects[key] = obj
+            if kind == "Job":
+                self._start_job(obj)
             return 201, copy.deepcopy(obj)
+        if kind == "PodLog":
+            return self._pod_log(ns, name or "", query)
         key = (kind, ns, name or "")
         if key not in self.objects:
             return 404, _status(404, "NotFound", f'{kind.lower()}s "{name}" not found')
@@ -250,9 +344,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
         code, payload = self.server.cluster.handle(self.command, self.path, body)  # type: ignore[attr-defined]
-        data = json.dumps(payload).encode()
+        text = isinstance(payload, str)
+        data = payload.encode() if text else json.dumps(payload).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if text else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

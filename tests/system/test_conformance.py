@@ -3,10 +3,13 @@
 Each test runs twice: on the local SystemHandle (embedded PostgreSQL and
 Redis, the counter service as two real replicas behind link proxies) and on
 KubeSystem against the FAKE API server of tests/system/kube_fake.py (which
-plays the API and a tiny controller, and has no pods to tunnel to: a
-port-forward listener accepts connections, then closes them). Where an
-implementation cannot do something, the protocol says it raises UsageError
-naming why; the suite holds it to that.
+plays the API and a tiny controller, and runs no pods). A phase on a cluster
+runs in heisen's agent inside it, where services and dependencies are at
+their Services' addresses; here those addresses are real servers on this
+machine (embedded PostgreSQL and Redis, a listening socket for the counter),
+as the agent's plan would give them, while replicas, limits and teardown go
+through the fake API. Where an implementation cannot do something, the
+protocol says it raises UsageError naming why; the suite holds it to that.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pytest
 import yaml
 from kube_fake import FakeCluster, fake_cluster
 
+from heisen.agent import Addresses
 from heisen.errors import UsageError
 from heisen.pipeline import load_pipeline
 from heisen.schema import DependencyKind, Resources
@@ -56,7 +60,7 @@ class Subject:
     plant_teardown_failure: Callable[[], str]  # returns the TeardownProblem's `what`
 
 
-def local_subject(directory: Path, stack: ExitStack) -> Subject:
+def local_subject(directory: Path, stack: ExitStack, request: pytest.FixtureRequest) -> Subject:
     system = SystemHandle(
         load_pipeline(write_pipeline(directory, init=True)),
         directory / "run",
@@ -82,14 +86,21 @@ def local_subject(directory: Path, stack: ExitStack) -> Subject:
     return Subject(system, identities, limits=True, links=True, plant_teardown_failure=plant)
 
 
-def kube_subject(directory: Path, stack: ExitStack) -> Subject:
+def kube_subject(directory: Path, stack: ExitStack, request: pytest.FixtureRequest) -> Subject:
     cluster, kubeconfig = stack.enter_context(fake_cluster(directory))
+    counter = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
+    postgres = request.getfixturevalue("embedded_postgres")
+    redis = request.getfixturevalue("embedded_redis")
     system = KubeSystem(
-        load_pipeline(write_pipeline(directory, init=False)),
+        load_pipeline(write_pipeline(directory, init=True)),
         namespace="heisen-conformance",
         labels={"heisen.dev/run": "conformance"},
         limits={"counter": Resources(cpu=0.5)},
         kubeconfig=kubeconfig,
+        reach=Addresses(
+            services={"counter": f"http://127.0.0.1:{counter.getsockname()[1]}"},
+            dependencies={"postgres": ("postgres", postgres.dsn), "redis": ("redis", redis.url)},
+        ),
     )
     stack.callback(system.stop)
     system.start()
@@ -118,11 +129,19 @@ def started(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Subject]:
     """One system per implementation for the tests that leave it running (starting one takes 5 s)."""
+    _session_servers(request)
     before = {process.pid for process in live_processes()}
     with ExitStack() as stack:
-        yield MAKERS[request.param](tmp_path_factory.mktemp(request.param), stack)
+        yield MAKERS[request.param](tmp_path_factory.mktemp(request.param), stack, request)
     leaked = [p for p in live_processes() if p.pid not in before and p.alive()]
     assert leaked == [], f"stopping the shared {request.param} system left processes: {leaked}"
+
+
+def _session_servers(request: pytest.FixtureRequest) -> None:
+    """The session's PostgreSQL and Redis, started before the leak check counts processes."""
+    if request.param == "kubernetes":
+        request.getfixturevalue("embedded_postgres")
+        request.getfixturevalue("embedded_redis")
 
 
 @pytest.fixture
@@ -135,9 +154,10 @@ def no_leaked_processes() -> Iterator[None]:
 @pytest.fixture(params=list(MAKERS))
 def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     """A system of its own, for a test that stops it."""
+    _session_servers(request)
     before = {process.pid for process in live_processes()}
     with ExitStack() as stack:
-        yield MAKERS[request.param](tmp_path, stack)
+        yield MAKERS[request.param](tmp_path, stack, request)
     leaked = [p for p in live_processes() if p.pid not in before and p.alive()]
     assert leaked == [], f"the {request.param} system left processes: {leaked}"
 

@@ -43,6 +43,9 @@ def test_render_deployments_services_and_dependencies() -> None:
     kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert kinds == [
         ("Namespace", "heisen-r1"),
+        ("ServiceAccount", "heisen-agent"),
+        ("Role", "heisen-agent"),
+        ("RoleBinding", "heisen-agent"),
         ("Deployment", "postgres"),
         ("Service", "postgres"),
         ("Deployment", "redis"),
@@ -82,10 +85,14 @@ def test_render_deployments_services_and_dependencies() -> None:
 
 
 def test_rendered_objects_are_valid_client_models() -> None:
-    from kubernetes.client import ApiClient, V1Deployment, V1Namespace, V1Service
+    from kubernetes import client as models_module
+    from kubernetes.client import ApiClient
 
     client = ApiClient()
-    models = {"Namespace": V1Namespace, "Deployment": V1Deployment, "Service": V1Service}
+    models = {
+        kind: getattr(models_module, f"V1{kind}")
+        for kind in ("Namespace", "Deployment", "Service", "ServiceAccount", "Role", "RoleBinding")
+    }
     for obj in render("heisen-r1", [INVENTORY], DEPS, LABELS):
         model = client.deserialize(
             json.dumps(obj), models[obj["kind"]].__name__, "application/json"
@@ -140,9 +147,8 @@ def test_parse_selector() -> None:
         parse_selector("a!=b")
 
 
-def test_apply_wait_reach_kill_and_delete_against_the_fake(tmp_path: Path) -> None:
+def test_apply_wait_kill_and_delete_against_the_fake(tmp_path: Path) -> None:
     objects = render("heisen-r1", [INVENTORY], DEPS, LABELS)
-    by_kind_name(objects)[("Service", "inventory")]["spec"]["type"] = "NodePort"
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
         backend = KubeBackend(namespace="heisen-r1", labels=LABELS, kubeconfig=kubeconfig)
         backend.apply(objects)
@@ -165,12 +171,6 @@ def test_apply_wait_reach_kill_and_delete_against_the_fake(tmp_path: Path) -> No
         assert len(backend.delete_pod({"app.kubernetes.io/name": "redis"})) == 1
         assert ("DELETE", f"/api/v1/namespaces/heisen-r1/pods/{pods[0].name}") in cluster.requests
 
-        url = backend.service_url("inventory", via="nodeport")
-        parts = urlsplit(url)
-        assert parts.hostname == "127.0.0.1" and 30000 <= (parts.port or 0) < 32000
-        with pytest.raises(SystemUnavailable, match="no nodePort"):
-            backend.service_url("redis", via="nodeport")
-
         backend.apply(objects)  # a second apply patches what exists
         assert (
             "PATCH",
@@ -183,7 +183,7 @@ def test_apply_wait_reach_kill_and_delete_against_the_fake(tmp_path: Path) -> No
 
         touched = {path for _, path in cluster.requests}
         assert all(
-            "heisen-r1" in path or path in ("/api/v1/namespaces", "/api/v1/nodes")
+            "heisen-r1" in path or path == "/api/v1/namespaces"
             for path in touched
         )
 

@@ -3,7 +3,9 @@
 `local` (the default): on what heisen started itself, through the System
 (`LocalInjector`). `kubernetes`: on the pods of a namespace, through the
 cluster's API and its chaos engine (`KubeInjector`; the kubernetes client is
-imported only then).
+imported only then). The runner runs such a chaos phase in heisen's agent,
+inside the cluster, on the system it started there: the injector then uses
+that system's API access (the agent's service account).
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def _kubernetes(
     ctx: PhaseContext, section: ChaosSection, faults: Faults, timeline: Timeline
 ) -> Injector:
     from heisen.chaos._kubernetes import KubeInjector
+    from heisen.system import KubeSystem
 
+    if isinstance(ctx.system, KubeSystem):  # in the agent, on the system heisen started there
+        return KubeInjector(section, faults, timeline, backend=ctx.system.backend)
     contain = ctx.pipeline.phases.contain
     kubeconfig = contain.kubeconfig if contain is not None else None
     return KubeInjector(

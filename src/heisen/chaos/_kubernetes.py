@@ -30,7 +30,7 @@ import hashlib
 import math
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heisen._serialised import JsonObject
 from heisen.chaos._faults import Faults
@@ -38,6 +38,9 @@ from heisen.chaos._rounds import Round
 from heisen.chaos._timeline import Timeline
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.schema import ChaosSection, Experiment
+
+if TYPE_CHECKING:
+    from heisen.system import KubeBackend
 
 LITMUS = ("litmuschaos.io", "v1alpha1", "chaosengines")
 NETWORK_CHAOS = ("chaos-mesh.org", "v1alpha1", "networkchaos")
@@ -255,17 +258,21 @@ class KubeInjector:
         *,
         kubeconfig: str | None = None,
         context: str | None = None,
+        backend: KubeBackend | None = None,
     ) -> None:
+        """`backend`: the API of heisen's own system in the cluster (the agent's), if any;
+        then an experiment's `service:` or `link:` names its pods when `selector:` is empty."""
         from heisen.system import KubeBackend
 
-        if not section.selector:
+        self.own_system = backend is not None
+        if not section.selector and not self.own_system:
             raise UsageError(
                 "phases.chaos.selector: name the pods chaos may touch (e.g. {app: inventory})"
             )
         self.section = section
         self.faults = faults
         self.timeline = timeline
-        self.backend = KubeBackend(
+        self.backend = backend or KubeBackend(
             namespace=section.namespace, labels={}, kubeconfig=kubeconfig, context=context
         )
         self.api_client = self.backend.api_client
@@ -276,6 +283,22 @@ class KubeInjector:
         self._engine: str | None = None
         self._created: list[tuple[str, str, str]] = []  # (group/version, plural, name)
         self._lock = threading.Lock()
+
+    def target_of(self, experiment: Experiment) -> dict[str, str]:
+        """The labels of the pods `experiment` hits: the section's selector, or on heisen's own
+        system the Deployment of its `service:` (or of its `link:`'s service); always with
+        heisen's labels."""
+        if self.section.selector or not self.own_system:
+            return dict(self.target)
+        from heisen.system._kube_render import NAME_LABEL
+
+        service = experiment.service or (experiment.link or "").partition("->")[0].strip()
+        if not service:
+            raise UsageError(
+                f"experiment {experiment.name}: say which pods it hits (service:, link: or "
+                "phases.chaos.selector)"
+            )
+        return {NAME_LABEL: service, **self.labels}
 
     def engine(self) -> str:
         if self._engine is None:
@@ -294,15 +317,14 @@ class KubeInjector:
         experiment, number = round_.experiment, round_.number
         if experiment.kind in ("pod-delete", "container-kill"):
             return self._delete_pods(round_)
+        target = self.target_of(experiment)
         if self.engine() == "litmus":
             obj = render_chaos_engine(
-                experiment, number, self.section.namespace, self.target, self.labels
+                experiment, number, self.section.namespace, target, self.labels
             )
             where = LITMUS
         else:
-            obj = render_chaos_mesh(
-                experiment, number, self.section.namespace, self.target, self.labels
-            )
+            obj = render_chaos_mesh(experiment, number, self.section.namespace, target, self.labels)
             where = STRESS_CHAOS if obj["kind"] == "StressChaos" else NETWORK_CHAOS
         name = obj["metadata"]["name"]
         began = self.timeline.now()
@@ -323,11 +345,11 @@ class KubeInjector:
         finally:
             self.faults.remove(applied[0])
             round_.active(began, self.timeline.now())
-        return [f"{self.section.namespace}/{_selector(self.target)}"]
+        return [f"{self.section.namespace}/{_selector(target)}"]
 
     def _delete_pods(self, round_: Round) -> list[str]:
         experiment = round_.experiment
-        pods = self.backend.list_pods(self.section.selector)
+        pods = self.backend.list_pods(self.target_of(experiment))
         if not pods:
             return []
         wanted = max(1, math.ceil(len(pods) * experiment.percentage / 100))

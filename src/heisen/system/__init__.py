@@ -37,7 +37,8 @@ _MODULES = {
         "run_label",
     ),
     "heisen.system._kube_render": ("KubeDependency", "KubeService", "render", "render_yaml"),
-    "heisen.system._kube_system": ("ROLLOUT_DEADLINE_S", "KubePods", "KubeSystem"),
+    "heisen.system._kube_agent": ("agent_job_name", "agent_objects"),
+    "heisen.system._kube_system": ("ROLLOUT_DEADLINE_S", "Addresses", "KubePods", "KubeSystem"),
     "heisen.system._ports": ("LOOPBACK", "free_port", "is_listening", "wait_for_port"),
     "heisen.system._postgres": ("EmbeddedPostgres",),
     "heisen.system._process": ("ManagedProcess", "live_processes", "spawn", "wait_until"),
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from heisen.system._cgroups import Cgroup, CgroupManager, Throttling
     from heisen.system._handle import OWNER_FILE, SystemHandle, sweep_stale_work_dirs
     from heisen.system._kube import KubeBackend, PodInfo, RolloutStatus
+    from heisen.system._kube_agent import agent_job_name, agent_objects
     from heisen.system._kube_model import (
         RUN_LABEL,
         SERVICE_PORT,
@@ -68,7 +70,7 @@ if TYPE_CHECKING:
         run_label,
     )
     from heisen.system._kube_render import KubeDependency, KubeService, render, render_yaml
-    from heisen.system._kube_system import ROLLOUT_DEADLINE_S, KubePods, KubeSystem
+    from heisen.system._kube_system import ROLLOUT_DEADLINE_S, Addresses, KubePods, KubeSystem
     from heisen.system._ports import LOOPBACK, free_port, is_listening, wait_for_port
     from heisen.system._postgres import EmbeddedPostgres
     from heisen.system._process import ManagedProcess, live_processes, spawn, wait_until
@@ -106,6 +108,7 @@ __all__ = [
     "ROLLOUT_DEADLINE_S",
     "RUN_LABEL",
     "SERVICE_PORT",
+    "Addresses",
     "Cgroup",
     "CgroupManager",
     "CpuThrottling",
@@ -131,6 +134,8 @@ __all__ = [
     "Throttling",
     "TlsSettings",
     "ToxicType",
+    "agent_job_name",
+    "agent_objects",
     "check_address",
     "format_cpu",
     "format_memory",

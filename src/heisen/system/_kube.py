@@ -1,10 +1,14 @@
-"""The Kubernetes backend: apply rendered objects, wait for the rollout, reach and kill pods.
+"""The Kubernetes backend: apply rendered objects, wait for them, read and kill pods.
 
 Blast radius: a KubeBackend touches one namespace and, in it, only objects
 that carry all of its labels. `apply()` refuses objects outside them,
 `list_pods()` and `delete_pod()` add the labels to every selector (a pod
 named directly is read first and must carry them), and `delete_namespace()`
 deletes the namespace only when it carries them too (heisen created it).
+
+Nothing here opens a tunnel to a pod: the load runs inside the cluster (the
+agent), and what heisen reads back comes through the API (a pod's log, a
+command run in a pod).
 
 The official `kubernetes` client is imported here only, and lazily.
 Client errors are translated at this boundary: an API error or an
@@ -14,8 +18,6 @@ unreachable API server becomes SystemUnavailable, saying what was being done.
 from __future__ import annotations
 
 import contextlib
-import select
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,14 +25,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from heisen._serialised import JsonObject
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._kube_render import MANAGED_BY
-from heisen.system._ports import LOOPBACK
 
 T = TypeVar("T")
 Progress = Callable[["RolloutStatus"], None]
-_MODELS = {"Namespace": "V1Namespace", "Deployment": "V1Deployment", "Service": "V1Service"}
+JOB_NAME_LABEL = "job-name"  # what the Job controller puts on the pods it makes
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """How the client creates and patches one kind of object."""
+
+    model: str
+    api: str  # "core" | "apps" | "batch" | "rbac"
+    noun: str  # create_namespaced_<noun> / patch_namespaced_<noun>
+    patchable: bool = True  # a Job's pod template cannot change: an existing one is kept
+
+
+_KINDS = {
+    "Namespace": _Kind("V1Namespace", "core", "namespace"),
+    "Deployment": _Kind("V1Deployment", "apps", "deployment"),
+    "Service": _Kind("V1Service", "core", "service"),
+    "ConfigMap": _Kind("V1ConfigMap", "core", "config_map"),
+    "ServiceAccount": _Kind("V1ServiceAccount", "core", "service_account"),
+    "Job": _Kind("V1Job", "batch", "job", patchable=False),
+    "Role": _Kind("V1Role", "rbac", "role"),
+    "RoleBinding": _Kind("V1RoleBinding", "rbac", "role_binding"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,28 +107,26 @@ class KubeBackend:
         labels: Mapping[str, str],
         kubeconfig: Path | str | None = None,
         context: str | None = None,
+        in_cluster: bool = False,
     ) -> None:
-        from kubernetes import client, config  # lazy: heisen --help must not import kubernetes
-        from kubernetes.config.config_exception import ConfigException
+        from kubernetes import client  # lazy: heisen --help must not import kubernetes
 
         self.namespace = namespace
         self.labels = {**MANAGED_BY, **labels}
-        try:
-            self._api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig) if kubeconfig else None, context=context
-            )
-        except (ConfigException, OSError) as exc:
-            raise SystemUnavailable(
-                f"no usable kubeconfig ({kubeconfig or '~/.kube/config or $KUBECONFIG'}"
-                f"{f', context {context}' if context else ''}): {exc}"
-            ) from exc
+        self._api_client = _api_client(kubeconfig, context, in_cluster)
         self._core = client.CoreV1Api(self._api_client)
         self._apps = client.AppsV1Api(self._api_client)
-        self._forwarders: list[_PortForwarder] = []
-        # The client's portforward() swaps its ApiClient's call_api while it opens a tunnel, so
-        # tunnels get an ApiClient of their own (no other call sees the swap), opened one at a time.
-        self._tunnels = client.CoreV1Api(client.ApiClient(self._api_client.configuration))
-        self._tunnel_lock = threading.Lock()
+        self._batch = client.BatchV1Api(self._api_client)
+        self._rbac = client.RbacAuthorizationV1Api(self._api_client)
+        # The client's stream() swaps its ApiClient's call_api while it runs, so commands in
+        # pods get an ApiClient of their own (no other call sees the swap), one at a time.
+        self._streams = client.CoreV1Api(client.ApiClient(self._api_client.configuration))
+        self._stream_lock = threading.Lock()
+
+    @property
+    def api_client(self) -> Any:
+        """The client's ApiClient, for the APIs this class does not wrap (custom objects)."""
+        return self._api_client
 
     @property
     def host(self) -> str:
@@ -151,7 +171,7 @@ class KubeBackend:
             raise UsageError(
                 f"refusing to apply {kind} {name}: it lacks heisen's labels {selector_text(missing)}"
             )
-        if kind not in _MODELS:
+        if kind not in _KINDS:
             raise UsageError(f"heisen does not apply objects of kind {kind!r}")
 
     def apply(self, objects: Sequence[Mapping[str, Any]]) -> None:
@@ -162,37 +182,33 @@ class KubeBackend:
             self._check_scope(obj)
         for obj in objects:
             kind, name = obj["kind"], obj["metadata"]["name"]
-            model = self._api_client.deserialize(_json(obj), _MODELS[kind], "application/json")
-            create, patch = self._writers(kind)
+            spec = _KINDS[kind]
+            model = self._api_client.deserialize(_json(obj), spec.model, "application/json")
             try:
-                create(model)
+                self._writer("create", spec)(model)
             except ApiException as exc:
                 if exc.status != 409:
                     raise SystemUnavailable(
                         f"Kubernetes API refused to create {kind} {name}: {exc.status} {exc.reason}"
                         + _api_message(exc)
                     ) from exc
-                self._call(f"update {kind} {name}", patch, name, dict(obj))
+                if spec.patchable:
+                    self._call(
+                        f"update {kind} {name}", self._writer("patch", spec), name, dict(obj)
+                    )
             except OSError as exc:
                 raise SystemUnavailable(
                     f"cannot reach the Kubernetes API at {self.host}: {exc}"
                 ) from exc
 
-    def _writers(self, kind: str) -> tuple[Callable[[Any], Any], Callable[[str, JsonObject], Any]]:
-        ns = self.namespace
-        if kind == "Namespace":
-            return self._core.create_namespace, lambda name, body: self._core.patch_namespace(
-                name, body
-            )
-        if kind == "Deployment":
-            return (
-                lambda body: self._apps.create_namespaced_deployment(ns, body),
-                lambda name, body: self._apps.patch_namespaced_deployment(name, ns, body),
-            )
-        return (
-            lambda body: self._core.create_namespaced_service(ns, body),
-            lambda name, body: self._core.patch_namespaced_service(name, ns, body),
-        )
+    def _writer(self, verb: str, spec: _Kind) -> Callable[..., Any]:
+        api = {"core": self._core, "apps": self._apps, "batch": self._batch, "rbac": self._rbac}
+        if spec.noun == "namespace":
+            return getattr(self._core, f"{verb}_namespace")  # type: ignore[no-any-return]
+        method = getattr(api[spec.api], f"{verb}_namespaced_{spec.noun}")
+        if verb == "create":
+            return lambda body: method(self.namespace, body)
+        return lambda name, body: method(name, self.namespace, body)
 
     # -- rollout -----------------------------------------------------------------------
 
@@ -285,56 +301,120 @@ class KubeBackend:
             )
         return names
 
-    # -- reaching a service ------------------------------------------------------------
+    # -- jobs, logs and commands in pods -------------------------------------------------
 
-    def service_url(self, name: str, *, via: str = "port-forward") -> str:
-        """An http:// URL on this machine that reaches Service `name`.
+    def job_pods(self, job: str) -> list[PodInfo]:
+        return self.list_pods({JOB_NAME_LABEL: job})
 
-        `port-forward` (the default) listens on a loopback port and tunnels each
-        connection to a ready pod of the Service through the API server, as
-        `kubectl port-forward` does; `nodeport` reads the Service's nodePort and
-        a node's address (the Service must be of type NodePort).
-        """
-        service: Any = self._call(
-            f"read service {name}", self._core.read_namespaced_service, name, self.namespace
+    def job_state(self, job: str) -> str:
+        """`running`, `succeeded` or `failed` (the Job's own status: its pods may be gone)."""
+        found: Any = self._call(
+            f"read job {job}", self._batch.read_namespaced_job, job, self.namespace
         )
-        port = service.spec.ports[0]
-        if via == "nodeport":
-            if not port.node_port:
+        status = found.status
+        conditions = {c.type: c.status for c in (status.conditions or [])} if status else {}
+        if conditions.get("Complete") == "True" or (status and (status.succeeded or 0) > 0):
+            return "succeeded"
+        if conditions.get("Failed") == "True":
+            return "failed"
+        return "running"
+
+    def wait_job(self, job: str, deadline_s: float, interval_s: float = 1.0) -> None:
+        """Return once Job `job` succeeded; SystemUnavailable (with its pod's log) if it failed."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            state = self.job_state(job)
+            if state == "succeeded":
+                return
+            if state == "failed":
+                raise SystemUnavailable(f"job {job} failed{self._log_tail(job)}")
+            self._refuse_stuck(job)
+            if time.monotonic() > deadline:
                 raise SystemUnavailable(
-                    f"service {name} has no nodePort: render it with type NodePort"
+                    f"job {job} not done after {deadline_s:g}s{self._log_tail(job)}"
                 )
-            return f"http://{self._node_address()}:{port.node_port}"
-        selector = dict(service.spec.selector or {})
-        target = int(port.target_port if isinstance(port.target_port, int) else port.port)
-        forwarder = _PortForwarder(self, selector, target)
-        self._forwarders.append(forwarder)
-        return f"http://{LOOPBACK}:{forwarder.start()}"
+            time.sleep(interval_s)
 
-    def _node_address(self) -> str:
-        nodes: Any = self._call("list nodes", self._core.list_node)
-        for node in nodes.items:
-            for kind in ("ExternalIP", "InternalIP"):
-                for address in node.status.addresses or []:
-                    if address.type == kind:
-                        return str(address.address)
-        raise SystemUnavailable("no node reports an address to reach a NodePort on")
+    def _refuse_stuck(self, job: str) -> None:
+        """A pod that cannot start (no such image, bad config) will not: say so at once."""
+        for pod in self.job_pods(job):
+            if pod.waiting_reason in STUCK_REASONS:
+                raise SystemUnavailable(
+                    f"job {job}'s pod {pod.name} cannot start: {pod.waiting_reason} "
+                    "(is the image built and reachable by the cluster? see docs/kubernetes.md)"
+                )
 
-    def _open_tunnel(self, selector: Mapping[str, str], port: int) -> Any:
-        from kubernetes.stream import portforward
-
-        ready = [p for p in self.list_pods(selector) if p.ready]
-        if not ready:
-            raise SystemUnavailable(f"no ready pod matches {selector_text(selector)}")
-        with self._tunnel_lock:
-            return self._call(
-                f"port-forward to pod {ready[0].name}",
-                portforward,
-                self._tunnels.connect_get_namespaced_pod_portforward,
-                ready[0].name,
+    def _log_tail(self, job: str, lines: int = 20) -> str:
+        pods = self.job_pods(job)
+        if not pods:
+            return ""
+        with contextlib.suppress(SystemUnavailable):
+            text = self._call(
+                f"read the log of pod {pods[-1].name}",
+                self._core.read_namespaced_pod_log,
+                pods[-1].name,
                 self.namespace,
-                ports=str(port),
+                tail_lines=lines,
             )
+            return f"; its log ends:\n{text}" if text else ""
+        return ""
+
+    def follow_job_log(self, job: str, start_deadline_s: float) -> Iterator[str]:
+        """The lines the Job's pod writes, as it writes them, until the pod ends."""
+        pod = self._wait_job_pod_started(job, start_deadline_s)
+        response: Any = self._call(
+            f"follow the log of pod {pod}",
+            self._core.read_namespaced_pod_log,
+            pod,
+            self.namespace,
+            follow=True,
+            _preload_content=False,
+        )
+        pending = b""
+        try:
+            for chunk in response.stream(4096):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace")
+        finally:
+            response.release_conn()
+        if pending:
+            yield pending.decode("utf-8", "replace")
+
+    def _wait_job_pod_started(self, job: str, deadline_s: float) -> str:
+        deadline = time.monotonic() + deadline_s
+        while True:
+            self._refuse_stuck(job)
+            started = [p for p in self.job_pods(job) if p.phase not in ("Pending", "Unknown")]
+            if started:
+                return started[-1].name
+            if self.job_state(job) == "failed":
+                raise SystemUnavailable(f"job {job} failed before its pod started")
+            if time.monotonic() > deadline:
+                raise SystemUnavailable(f"job {job}'s pod did not start within {deadline_s:g}s")
+            time.sleep(0.5)
+
+    def run_in_pod(self, pod: str, command: Sequence[str]) -> str:
+        """What `command` prints in pod `pod` (as `kubectl exec`); the pod must carry our labels."""
+        from kubernetes.stream import stream
+
+        if pod not in {p.name for p in self.list_pods()}:
+            raise UsageError(f"refusing to run a command in pod {pod}: it is not heisen's")
+        with self._stream_lock:
+            output: str = self._call(
+                f"run {' '.join(command)} in pod {pod}",
+                stream,
+                self._streams.connect_get_namespaced_pod_exec,
+                pod,
+                self.namespace,
+                command=list(command),
+                stderr=False,
+                stdin=False,
+                stdout=True,
+                tty=False,
+            )
+        return output
 
     # -- teardown ----------------------------------------------------------------------
 
@@ -370,13 +450,11 @@ class KubeBackend:
         return True
 
     def close(self) -> None:
-        for forwarder in self._forwarders:
-            forwarder.stop()
-        self._forwarders.clear()
+        """Nothing stays open between calls (kept so callers close what they opened)."""
 
     def close_client(self) -> None:
         """Close the API clients' connections (after close(): nothing else is sent)."""
-        self._tunnels.api_client.close()
+        self._streams.api_client.close()
         self._api_client.close()
 
     def __enter__(self) -> KubeBackend:
@@ -387,52 +465,32 @@ class KubeBackend:
         self.close_client()
 
 
-class _PortForwarder:
-    """A loopback listener; each accepted connection gets its own tunnel to a ready pod."""
-
-    def __init__(self, backend: KubeBackend, selector: Mapping[str, str], port: int) -> None:
-        self._backend, self._selector, self._port = backend, dict(selector), port
-        self._listener = socket.create_server((LOOPBACK, 0))
-        self._closed = threading.Event()
-
-    def start(self) -> int:
-        threading.Thread(target=self._accept, name="heisen-port-forward", daemon=True).start()
-        return int(self._listener.getsockname()[1])
-
-    def stop(self) -> None:
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(connection,), daemon=True).start()
-
-    def _relay(self, connection: socket.socket) -> None:
-        with connection, contextlib.suppress(OSError, SystemUnavailable):
-            stream = self._backend._open_tunnel(self._selector, self._port)
-            remote = stream.socket(self._port)
-            remote.setblocking(False)
-            with contextlib.closing(remote):
-                for _ in _pump(connection, remote, self._closed):
-                    pass
+STUCK_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
+)
 
 
-def _pump(local: socket.socket, remote: Any, closed: threading.Event) -> Iterator[None]:
-    """Copy bytes both ways until either side closes."""
-    while not closed.is_set():
-        readable, _, _ = select.select([local, remote], [], [], 0.5)
-        for source, sink in ((local, remote), (remote, local)):
-            if source in readable:
-                data = source.recv(65536)
-                if not data:
-                    return
-                sink.sendall(data)
-        yield
+def _api_client(kubeconfig: Path | str | None, context: str | None, in_cluster: bool) -> Any:
+    """The client for a kubeconfig, or for the pod this runs in (its service account)."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        if in_cluster:
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return client.ApiClient(configuration)
+        return config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig) if kubeconfig else None, context=context
+        )
+    except (ConfigException, OSError) as exc:
+        where = (
+            "the pod's service account"
+            if in_cluster
+            else f"{kubeconfig or '~/.kube/config or $KUBECONFIG'}"
+            + (f", context {context}" if context else "")
+        )
+        raise SystemUnavailable(f"no usable kubeconfig ({where}): {exc}") from exc
 
 
 def _pod_info(pod: Any) -> PodInfo:

@@ -1,26 +1,28 @@
 """KubeSystem: the system a pipeline describes, run in one Kubernetes namespace.
 
-The runner creates it for a phase that runs on a cluster (contain with
-`backend: kubernetes`), with the limits that phase asks for, and stops it
-right after that phase; the phase sees it only as a `System`.
-
-start() renders the pipeline (`kube_model`), applies the objects, waits for
-the rollout, reaches every service and dependency through a port-forward
-tunnel on this machine (`KubeBackend.service_url`), then runs the
-dependencies' `init:` SQL through those tunnels. stop() deletes the
-namespace (only if heisen made it) and closes the tunnels, with further
-signals ignored while that runs; what fails is returned, never swallowed.
+Two sides use it. The runner (the driver) creates it for a phase that runs
+on a cluster (contain or chaos with `backend: kubernetes`), with the limits
+that phase asks for: start() renders the pipeline (`kube_model`), applies the
+objects, waits for the rollout and for the dependencies' `init:` Jobs;
+the runner then sends the phase to heisen's agent, a Job in the namespace
+(`heisen.agent.run_in_cluster`); stop() deletes the namespace
+(only if heisen made it), with further signals ignored while that runs; what
+fails is returned, never swallowed. The agent attaches one (`attached()`) to
+the same namespace: it applies nothing, and reaches every service through its
+Service's cluster address, as production traffic does.
 
 What a cluster cannot do here raises UsageError saying why: heisen puts no
-proxy on a cluster's links (so no toxics, taps or stubs), it does not read
-the pods' cgroups, and it sets limits when it renders the Deployments.
-A replica is a pod: killing it deletes the pod, and its Deployment makes a new one.
+proxy on a cluster's links (so no toxics, taps or stubs: chaos's network
+faults go through the cluster's chaos engine), and it sets limits when it
+renders the Deployments. A replica is a pod: killing it deletes the pod, and
+its Deployment makes a new one; its CPU throttling is read in the pod.
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +33,6 @@ from heisen.schema import DependencyKind, LoadedPipeline, Resources
 from heisen.system._kube import KubeBackend, PodInfo, RolloutStatus
 from heisen.system._kube_model import SERVICE_PORT, kube_model
 from heisen.system._kube_render import NAME_LABEL, KubeService, render
-from heisen.system._ports import LOOPBACK
 from heisen.system_protocol import (
     CpuThrottling,
     DependencyOperation,
@@ -45,14 +46,24 @@ from heisen.system_protocol import (
 ROLLOUT_DEADLINE_S = 300.0
 NO_LINKS = (
     "a system on Kubernetes has no link proxies: heisen reaches its services through "
-    "port-forwards, so it cannot put toxics, taps or stubs on a link there"
+    "their Services, so it cannot put toxics, taps or stubs on a link there"
 )
+# cgroup v2 first, then v1's cpu controller (as the kubelet mounts it in a container)
+CPU_STAT = "cat /sys/fs/cgroup/cpu.stat 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.stat"
+
+
+@dataclass(frozen=True, slots=True)
+class Addresses:
+    """Where each service and dependency is, as the agent reaches them."""
+
+    services: dict[str, str]  # name -> http(s):// URL
+    dependencies: dict[str, tuple[str, str]]  # name -> (kind, DSN or URL)
 
 
 class KubePods:
     """The pods of one Deployment, as replicas: listed in name order, killed by deleting them."""
 
-    def __init__(self, backend: KubeBackend, name: str, enforcement: Enforcement) -> None:
+    def __init__(self, backend: KubeBackend | None, name: str, enforcement: Enforcement) -> None:
         self._backend = backend
         self._name = name
         self._enforcement = enforcement
@@ -65,8 +76,16 @@ class KubePods:
     def enforcement(self) -> Enforcement:
         return self._enforcement
 
+    def _api(self) -> KubeBackend:
+        if self._backend is None:
+            raise UsageError(
+                f"the pods of {self._name} are not known here: this agent runs without "
+                "access to the cluster's API"
+            )
+        return self._backend
+
     def pods(self) -> list[PodInfo]:
-        return sorted(self._backend.list_pods({NAME_LABEL: self._name}), key=lambda p: p.name)
+        return sorted(self._api().list_pods({NAME_LABEL: self._name}), key=lambda p: p.name)
 
     def replicas_info(self) -> list[ReplicaState]:
         return [
@@ -86,20 +105,58 @@ class KubePods:
         pods = self.pods()
         if not 0 <= index < len(pods):
             raise UsageError(f"{self._name} has {len(pods)} pods: there is no replica {index}")
-        self._backend.delete_pod(pods[index].name, grace_period_s=0 if sig == signal.SIGKILL else 5)
+        self._api().delete_pod(pods[index].name, grace_period_s=0 if sig == signal.SIGKILL else 5)
         return None
 
     def cgroup_of(self, index: int) -> ProcessGroup | None:
         return None
 
+    def throttling_by_pod(self) -> dict[str, CpuThrottling] | None:
+        """Each ready pod's CFS counters, read in the pod; None when a pod cannot be read."""
+        if self._backend is None:
+            return None
+        counters: dict[str, CpuThrottling] = {}
+        for pod in self.pods():
+            if not pod.ready:
+                continue
+            try:
+                text = self._backend.run_in_pod(pod.name, ["sh", "-c", CPU_STAT])
+            except SystemUnavailable:
+                return None
+            counters[pod.name] = parse_cpu_stat(text)
+        return counters
+
     def throttling(self) -> CpuThrottling | None:
-        return None  # cpu.stat is inside the pods
+        by_pod = self.throttling_by_pod()
+        if by_pod is None:
+            return None
+        total = CpuThrottling()
+        for counters in by_pod.values():
+            total = total + counters
+        return total
 
     def cpu_usage_s(self) -> float:
         raise UsageError(
             f"heisen does not read the CPU {self._name}'s pods use: it is inside the pods "
             "(kubectl top pod)"
         )
+
+
+def parse_cpu_stat(text: str) -> CpuThrottling:
+    """cpu.stat as cgroup v2 (throttled_usec) or v1 (throttled_time, in ns) writes it."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if value.strip().isdigit():
+            values[key] = int(value)
+    if "nr_periods" not in values:
+        raise SystemUnavailable(f"not a cgroup cpu.stat: {text[:200]!r}")
+    throttled_s = (
+        values["throttled_usec"] / 1e6
+        if "throttled_usec" in values
+        else values.get("throttled_time", 0) / 1e9
+    )
+    return CpuThrottling(values["nr_periods"], values.get("nr_throttled", 0), throttled_s)
 
 
 class KubeSystem:
@@ -114,6 +171,10 @@ class KubeSystem:
         limits: Mapping[str, Resources],
         kubeconfig: Path | str | None = None,
         context: str | None = None,
+        in_cluster: bool = False,
+        api: bool = True,
+        reach: Addresses | None = None,
+        agent_image: str = "heisen/agent:latest",
         rollout_deadline_s: float = ROLLOUT_DEADLINE_S,
         log: Callable[[str], None] | None = None,
         on_rollout: Callable[[RolloutStatus], None] | None = None,
@@ -121,23 +182,86 @@ class KubeSystem:
         self.loaded = loaded
         self.pipeline = loaded.pipeline
         self.namespace = namespace
+        self.labels = dict(labels)
         self.limits = dict(limits)
+        self.agent_image = agent_image
         self.services, self.dependencies = kube_model(loaded, namespace, limits)
         self.objects = render(namespace, self.services, self.dependencies, labels)
         self.rollout_deadline_s = rollout_deadline_s
         self._log = log or (lambda message: None)
         self._on_rollout = on_rollout
-        self.backend = KubeBackend(
-            namespace=namespace, labels=labels, kubeconfig=kubeconfig, context=context
+        self._backend = (
+            KubeBackend(
+                namespace=namespace,
+                labels=labels,
+                kubeconfig=kubeconfig,
+                context=context,
+                in_cluster=in_cluster,
+            )
+            if api
+            else None
         )
-        self._urls: dict[str, str] = {}
-        self._reached: dict[str, tuple[DependencyKind, str]] = {}
+        self._cluster: str | None = self._backend.host if self._backend else None
+        self._urls = {s.name: f"http://{s.name}.{namespace}.svc:{s.port}" for s in self.services}
+        self._reached = self._cluster_dependencies()
+        if reach is not None:  # somewhere else than the cluster's names: the agent's plan says
+            self._urls = dict(reach.services)
+            self._reached = {
+                name: (DependencyKind(kind), address)
+                for name, (kind, address) in reach.dependencies.items()
+            }
         self._touched = False  # start() ran, so the namespace may exist
 
+    @classmethod
+    def attached(
+        cls,
+        loaded: LoadedPipeline,
+        *,
+        namespace: str,
+        labels: Mapping[str, str],
+        limits: Mapping[str, Resources],
+        reach: Addresses,
+        cluster: str | None,
+        in_cluster: bool,
+    ) -> KubeSystem:
+        """The agent's view of a namespace the driver started: nothing to apply or delete.
+
+        `reach` says where each service and dependency is (their cluster addresses, in a pod);
+        with `in_cluster`, replicas are pods read through the pod's service account.
+        """
+        system = cls(
+            loaded,
+            namespace=namespace,
+            labels=labels,
+            limits=limits,
+            in_cluster=in_cluster,
+            api=in_cluster,
+            reach=reach,
+        )
+        system._cluster = cluster
+        return system
+
     @property
-    def host(self) -> str:
+    def backend(self) -> KubeBackend:
+        if self._backend is None:
+            raise UsageError("this view of the cluster has no access to its API")
+        return self._backend
+
+    @property
+    def host(self) -> str | None:
         """The API server's address."""
-        return self.backend.host
+        return self._cluster
+
+    def _cluster_dependencies(self) -> dict[str, tuple[DependencyKind, str]]:
+        """Each dependency as pods in the namespace reach it: its Service, or its own url/dsn."""
+        rendered = {dep.name: dep for dep in self.dependencies}
+        reached: dict[str, tuple[DependencyKind, str]] = {}
+        for name, dep in self.pipeline.dependencies.items():
+            if name in rendered:
+                reached[name] = (dep.kind, rendered[name].url(self.namespace))
+            elif dep.dsn or dep.url:
+                reached[name] = (dep.kind, str(dep.dsn or dep.url))
+        return reached
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -155,65 +279,41 @@ class KubeSystem:
         )
         self.backend.apply(self.objects)
         self.backend.wait_rollout(self.rollout_deadline_s, progress=self._on_rollout)
-        self._reach()
-        self._init_dependencies()
+        for job in (o["metadata"]["name"] for o in self.objects if o["kind"] == "Job"):
+            self._log(f"waiting for job {job} (a dependency's init:)")
+            self.backend.wait_job(job, self.rollout_deadline_s)
 
-    def _reach(self) -> None:
-        self._urls = {s.name: self.backend.service_url(s.name) for s in self.services}
-        for dep in self.dependencies:
-            port = urlsplit(self.backend.service_url(dep.name)).port
-            if dep.kind == "postgres":
-                self._reached[dep.name] = (
-                    DependencyKind.POSTGRES,
-                    f"postgresql://heisen:heisen@{LOOPBACK}:{port}/heisen",
-                )
-            else:
-                self._reached[dep.name] = (DependencyKind.REDIS, f"redis://{LOOPBACK}:{port}/0")
-
-    def _init_dependencies(self) -> None:
-        from heisen.oracle import probes
-
-        for name, dep in self.pipeline.dependencies.items():
-            if dep.init:
-                self._log(f"running {dep.init} on {name} in the cluster")
-                sql = self.loaded.resolve(dep.init).read_text(encoding="utf-8")
-                try:
-                    probes.run_setup_sql(self.dependency_address(name), sql)
-                except SystemUnavailable as exc:
-                    raise SystemUnavailable(
-                        f"cannot initialise {name} in the cluster through a port-forward: {exc}"
-                    ) from exc
+    def addresses(self) -> Addresses:
+        """Where the agent reaches each service and dependency."""
+        return Addresses(
+            services=dict(self._urls),
+            dependencies={name: (kind.value, a) for name, (kind, a) in self._reached.items()},
+        )
 
     def stop(self) -> list[TeardownProblem]:
-        """Delete the namespace and close the tunnels; what failed is returned.
-
-        Signals are ignored meanwhile, so a second Ctrl-C cannot leave the namespace behind.
-        """
+        """Delete the namespace (if this started it) and close the API client; what failed is
+        returned. Signals are ignored meanwhile, so a second Ctrl-C cannot leave it behind."""
         from heisen._interrupts import signals_shielded
 
-        if not self._touched:
-            return []
-        self._touched = False
         problems: list[TeardownProblem] = []
+        if self._backend is None:
+            return problems
+        touched, self._touched = self._touched, False
         with signals_shielded():
-            self._log(f"deleting namespace {self.namespace}")
-            try:
-                self.backend.delete_namespace()
-            except Exception as exc:
-                problems.append(TeardownProblem.of(f"namespace {self.namespace}", exc))
-            for what, close in (
-                ("port-forwards", self.backend.close),
-                ("Kubernetes API client", self.backend.close_client),
-            ):
+            if touched:
+                self._log(f"deleting namespace {self.namespace}")
                 try:
-                    close()
+                    self._backend.delete_namespace()
                 except Exception as exc:
-                    problems.append(TeardownProblem.of(what, exc))
+                    problems.append(TeardownProblem.of(f"namespace {self.namespace}", exc))
+            try:
+                self._backend.close_client()
+            except Exception as exc:
+                problems.append(TeardownProblem.of("Kubernetes API client", exc))
         return problems
 
     def kill(self) -> None:
-        """The last resort: close the tunnels; the namespace is left for `kubectl delete`."""
-        self.backend.close()
+        """The last resort: nothing runs on this machine; the namespace is left for `kubectl delete`."""
 
     def describe(self) -> JsonObject:
         return {
@@ -251,7 +351,7 @@ class KubeSystem:
 
     def service_address(self, name: str | None = None) -> tuple[str, int]:
         parts = urlsplit(self.service_url(name))
-        return parts.hostname or LOOPBACK, parts.port or 80
+        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
     def dependency_address(self, name: str) -> str:
         try:
@@ -272,10 +372,10 @@ class KubeSystem:
     def replicas(self, service: str | None = None) -> KubePods:
         name = self._service(service).name
         limits = self.resources_of(name)
-        return KubePods(self.backend, name, Enforcement("kubernetes", limits.cpu, limits.memory))
+        return KubePods(self._backend, name, Enforcement("kubernetes", limits.cpu, limits.memory))
 
     def replica_of_peers(self, service: str | None = None) -> dict[int, int]:
-        """Unknown on a cluster (a port-forward hides which pod served a connection): {}."""
+        """Unknown on a cluster (a Service hides which pod served a connection): {}."""
         self._service(service)
         return {}
 
