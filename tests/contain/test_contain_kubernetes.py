@@ -11,7 +11,6 @@ the log → the manifest → the namespace deleted.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from contain_support import CONTAIN, heisen, manifest_of, write_pipeline
-from kube_fake import FakeCluster, fake_cluster
+from kube_fake import agent_here, fake_cluster
 
 from heisen.pipeline import load_pipeline
 from heisen.system import SystemHandle
@@ -53,37 +52,12 @@ def counter_here(
         system.stop()
 
 
-def agent_here(system: SystemHandle, work: Path, release: threading.Event | None = None) -> Any:
-    """A job runner for the fake: the real agent, with the plan's addresses on this machine."""
-
-    def run(job: dict[str, Any], cluster: FakeCluster) -> tuple[int, str]:
-        namespace = job["metadata"]["namespace"]
-        config_map = job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
-        if not job["metadata"]["name"].startswith("heisen-agent-"):
-            return 0, ""  # a dependency's init: Job: done at once
-        with cluster.lock:
-            plan = json.loads(
-                cluster.objects[("ConfigMap", namespace, config_map)]["data"]["plan.json"]
-            )
-        plan["addresses"] = {
-            "services": {"counter": system.service_url("counter")},
-            "dependencies": {"postgres": ["postgres", system.dependency_address("postgres")]},
-        }
-        plan["in_cluster"] = False
-        path = work / f"{job['metadata']['name']}.json"
-        path.write_text(json.dumps(plan))
-        if release is not None:
-            release.wait(60)
-        done = subprocess.run(
-            [sys.executable, "-m", "heisen", "agent", "--plan", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-        return done.returncode, done.stdout + done.stderr
-
-    return run
+def here(system: SystemHandle) -> dict[str, Any]:
+    """The counter system's addresses on this machine, as an agent's plan holds them."""
+    return {
+        "services": {"counter": system.service_url("counter")},
+        "dependencies": {"postgres": ["postgres", system.dependency_address("postgres")]},
+    }
 
 
 def kubernetes_pipeline(counter: Path, kubeconfig: Path, **contain: object) -> Path:
@@ -101,7 +75,7 @@ def test_contain_runs_its_trials_in_the_agent_and_always_deletes_the_namespace_f
     counter: Path, counter_here: SystemHandle, tmp_path: Path
 ) -> None:
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
-        cluster.job_runner = agent_here(counter_here, tmp_path)
+        cluster.job_runner = agent_here(here(counter_here), tmp_path)
         pipeline = kubernetes_pipeline(counter, kubeconfig)
         run_dir = tmp_path / "run"
         result = heisen("contain", str(pipeline), "--run-dir", str(run_dir))
@@ -146,7 +120,7 @@ def test_cpu_limits_whose_throttling_cannot_be_read_are_inconclusive_fake(
     limit acted, and contain says so instead of passing (the counter is the fixed one, so no
     violation decides the phase either)."""
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
-        cluster.job_runner = agent_here(counter_here, tmp_path)
+        cluster.job_runner = agent_here(here(counter_here), tmp_path)
         pipeline = kubernetes_pipeline(counter, kubeconfig, resources=CONTAIN["resources"])
         run_dir = tmp_path / "run"
         result = heisen("contain", str(pipeline), "--run-dir", str(run_dir))
@@ -162,7 +136,7 @@ def test_ctrl_c_while_the_agent_runs_deletes_everything_heisen_created_fake(
 ) -> None:
     release = threading.Event()
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
-        cluster.job_runner = agent_here(counter_here, tmp_path, release)
+        cluster.job_runner = agent_here(here(counter_here), tmp_path, release=release)
         pipeline = kubernetes_pipeline(counter, kubeconfig)
         run_dir = tmp_path / "run"
         env = {**os.environ, "NO_COLOR": "1"}

@@ -105,13 +105,16 @@ PAYMENTS_IMAGE = "heisen/ticketing-payments:latest"
 
 
 def ticketing_copy(directory: Path, **payments: object) -> Path:
-    """The ticketing case study in `directory`, its payments dependency updated with `payments`."""
+    """The ticketing case study in `directory`, its payments dependency updated with `payments`
+    (a None value removes that key)."""
     target = directory / "ticketing"
     shutil.copytree(TICKETING, target)
     pipeline = target / "pipeline.yaml"
     data = yaml.safe_load(pipeline.read_text())
     data["allow_hosts"] = ["payments.example.com"]
     data["dependencies"]["payments"].update(payments)
+    for key in [k for k, v in payments.items() if v is None]:
+        del data["dependencies"]["payments"][key]
     pipeline.write_text(yaml.safe_dump(data, sort_keys=False))
     return pipeline
 
@@ -209,7 +212,9 @@ def test_an_http_dependency_with_an_image_runs_like_a_one_replica_service(
 
 
 def test_an_http_dependency_at_a_url_is_used_there_not_rendered(tmp_path: Path) -> None:
-    objects = ticketing_objects(tmp_path, command=None, url="https://payments.example.com:8443/api")
+    objects = ticketing_objects(
+        tmp_path, command=None, image=None, url="https://payments.example.com:8443/api"
+    )
     assert "payments" not in by_kind(objects, "Deployment")
     assert "payments" not in by_kind(objects, "Service")
     inventory = env_of(by_kind(objects, "Deployment")["inventory"])
@@ -217,7 +222,7 @@ def test_an_http_dependency_at_a_url_is_used_there_not_rendered(tmp_path: Path) 
 
 
 def test_a_command_dependency_without_an_image_is_a_located_problem(tmp_path: Path) -> None:
-    pipeline = ticketing_copy(tmp_path)
+    pipeline = ticketing_copy(tmp_path, image=None)
     data = yaml.safe_load(pipeline.read_text())
     del data["services"]["inventory"]["image"]
     pipeline.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -18,7 +18,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -390,3 +393,46 @@ def fake_cluster(tmp_path: Path) -> Iterator[tuple[FakeCluster, Path]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def agent_here(
+    addresses: dict[str, Any],
+    work: Path,
+    *,
+    kubeconfig: Path | None = None,
+    release: threading.Event | None = None,
+) -> JobRunner:
+    """A job runner that runs heisen's real agent on this machine for the agent's Jobs.
+
+    The plan comes from the Job's ConfigMap, as in a pod; only its addresses are replaced
+    by `addresses` (servers on this machine, where a pod would use cluster addresses), and
+    the agent reaches the API through `kubeconfig` (the fake's) instead of a service account.
+    Other Jobs (a dependency's init:) succeed at once. `release`, if given, holds the agent
+    back until it is set.
+    """
+
+    def run(job: dict[str, Any], cluster: FakeCluster) -> tuple[int, str]:
+        name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+        if not name.startswith("heisen-agent-"):
+            return 0, ""
+        config_map = job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
+        with cluster.lock:
+            data = cluster.objects[("ConfigMap", namespace, config_map)]["data"]["plan.json"]
+        plan = json.loads(data)
+        plan["addresses"] = addresses
+        plan["in_cluster"] = False
+        plan["kubeconfig"] = str(kubeconfig) if kubeconfig else None
+        path = work / f"{name}.json"
+        path.write_text(json.dumps(plan))
+        if release is not None:
+            release.wait(60)
+        done = subprocess.run(
+            [sys.executable, "-m", "heisen", "agent", "--plan", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    return run

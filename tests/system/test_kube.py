@@ -182,10 +182,7 @@ def test_apply_wait_kill_and_delete_against_the_fake(tmp_path: Path) -> None:
         assert backend.delete_namespace() is False
 
         touched = {path for _, path in cluster.requests}
-        assert all(
-            "heisen-r1" in path or path == "/api/v1/namespaces"
-            for path in touched
-        )
+        assert all("heisen-r1" in path or path == "/api/v1/namespaces" for path in touched)
 
 
 def test_blast_radius_is_the_namespace_and_the_labels(tmp_path: Path) -> None:
@@ -279,3 +276,75 @@ def test_against_a_real_cluster(tmp_path: Path) -> None:
         assert len([p for p in backend.list_pods() if p.ready]) == 2
     finally:
         backend.delete_namespace(wait_s=60)
+
+
+def test_an_existing_namespace_heisen_did_not_create_is_refused_not_taken_over(
+    tmp_path: Path,
+) -> None:
+    with fake_cluster(tmp_path) as (cluster, kubeconfig):
+        cluster.handle("POST", "/api/v1/namespaces", {"metadata": {"name": "shop"}})
+        cluster.handle(
+            "POST",
+            "/api/v1/namespaces",
+            {
+                "metadata": {
+                    "name": "stale",
+                    "labels": {"app.kubernetes.io/managed-by": "heisen", "heisen.dev/run": "r0"},
+                }
+            },
+        )
+        cluster.requests.clear()
+        shop = KubeBackend(namespace="shop", labels=LABELS, kubeconfig=kubeconfig)
+        with pytest.raises(UsageError, match="shop already exists: heisen did not create it"):
+            shop.apply(render("shop", [INVENTORY], (), LABELS))
+        assert [m for m, _ in cluster.requests] == ["POST", "GET"]  # no PATCH, nothing else
+        assert cluster.objects[("Namespace", "", "shop")]["metadata"].get("labels") is None
+        stale = KubeBackend(namespace="stale", labels=LABELS, kubeconfig=kubeconfig)
+        with pytest.raises(UsageError, match=r"earlier heisen run left it \(heisen.dev/run=r0\)"):
+            stale.apply(render("stale", [INVENTORY], (), LABELS))
+
+
+def test_jobs_are_waited_for_and_their_failures_quote_the_log(tmp_path: Path) -> None:
+    from heisen.system import agent_objects
+
+    with fake_cluster(tmp_path) as (cluster, kubeconfig):
+        cluster.job_runner = lambda job, _: (
+            (1, "psql: ERROR: relation exists\n")
+            if job["metadata"]["name"] == "heisen-agent-stress"
+            else (0, "line one\nline two\n")
+        )
+        backend = KubeBackend(namespace="heisen-r1", labels=LABELS, kubeconfig=kubeconfig)
+        backend.apply(render("heisen-r1", [], (), LABELS))
+        backend.apply(agent_objects("heisen-r1", backend.labels, "contain", "{}", "heisen/agent:1"))
+        assert list(backend.follow_job_log("heisen-agent-contain", 10)) == ["line one", "line two"]
+        backend.wait_job("heisen-agent-contain", 10, interval_s=0.01)
+        backend.apply(agent_objects("heisen-r1", backend.labels, "stress", "{}", "heisen/agent:1"))
+        with pytest.raises(
+            SystemUnavailable, match="job heisen-agent-stress failed; its log ends:\npsql: ERROR"
+        ):
+            backend.wait_job("heisen-agent-stress", 10, interval_s=0.01)
+
+        cluster.job_runner = None
+        backend.apply(agent_objects("heisen-r1", backend.labels, "chaos", "{}", "nope:1"))
+        with cluster.lock:
+            pod = next(
+                o for k, o in cluster.objects.items() if k[2].startswith("heisen-agent-chaos-")
+            )
+            pod["status"] = {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "agent",
+                        "image": "nope:1",
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"waiting": {"reason": "ImagePullBackOff"}},
+                    }
+                ],
+            }
+            cluster.objects[("Job", "heisen-r1", "heisen-agent-chaos")]["status"] = {"active": 1}
+        with pytest.raises(
+            SystemUnavailable, match=r"cannot start: ImagePullBackOff.*is the image built"
+        ):
+            list(backend.follow_job_log("heisen-agent-chaos", 10))

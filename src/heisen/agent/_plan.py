@@ -45,6 +45,7 @@ class AgentPlan:
     labels: dict[str, str]
     cluster: str | None = None  # the API server, as the driver knows it
     in_cluster: bool = True  # replicas are pods read through the pod's service account
+    kubeconfig: str | None = None  # else through this kubeconfig (an agent outside the cluster)
     version: str = field(default=__version__)
 
     def to_json(self) -> str:

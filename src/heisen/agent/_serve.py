@@ -63,6 +63,7 @@ def _serve(plan: AgentPlan, out: _Out, work: Path) -> int:
             reach=plan.addresses,
             cluster=plan.cluster,
             in_cluster=plan.in_cluster,
+            kubeconfig=plan.kubeconfig,
         )
         name = PhaseName(plan.phase)
         context = PhaseContext(

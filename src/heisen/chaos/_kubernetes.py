@@ -290,7 +290,7 @@ class KubeInjector:
         heisen's labels."""
         if self.section.selector or not self.own_system:
             return dict(self.target)
-        from heisen.system._kube_render import NAME_LABEL
+        from heisen.system import NAME_LABEL
 
         service = experiment.service or (experiment.link or "").partition("->")[0].strip()
         if not service:

@@ -36,7 +36,13 @@ _MODULES = {
         "kube_model",
         "run_label",
     ),
-    "heisen.system._kube_render": ("KubeDependency", "KubeService", "render", "render_yaml"),
+    "heisen.system._kube_render": (
+        "NAME_LABEL",
+        "KubeDependency",
+        "KubeService",
+        "render",
+        "render_yaml",
+    ),
     "heisen.system._kube_agent": ("agent_job_name", "agent_objects"),
     "heisen.system._kube_system": ("ROLLOUT_DEADLINE_S", "Addresses", "KubePods", "KubeSystem"),
     "heisen.system._ports": ("LOOPBACK", "free_port", "is_listening", "wait_for_port"),
@@ -69,7 +75,13 @@ if TYPE_CHECKING:
         kube_model,
         run_label,
     )
-    from heisen.system._kube_render import KubeDependency, KubeService, render, render_yaml
+    from heisen.system._kube_render import (
+        NAME_LABEL,
+        KubeDependency,
+        KubeService,
+        render,
+        render_yaml,
+    )
     from heisen.system._kube_system import ROLLOUT_DEADLINE_S, Addresses, KubePods, KubeSystem
     from heisen.system._ports import LOOPBACK, free_port, is_listening, wait_for_port
     from heisen.system._postgres import EmbeddedPostgres
@@ -104,6 +116,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "ATTRIBUTE_MODELS",
     "LOOPBACK",
+    "NAME_LABEL",
     "OWNER_FILE",
     "ROLLOUT_DEADLINE_S",
     "RUN_LABEL",

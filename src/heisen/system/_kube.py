@@ -192,7 +192,9 @@ class KubeBackend:
                         f"Kubernetes API refused to create {kind} {name}: {exc.status} {exc.reason}"
                         + _api_message(exc)
                     ) from exc
-                if spec.patchable:
+                if kind == "Namespace":
+                    self._refuse_foreign_namespace()
+                elif spec.patchable:
                     self._call(
                         f"update {kind} {name}", self._writer("patch", spec), name, dict(obj)
                     )
@@ -200,6 +202,27 @@ class KubeBackend:
                 raise SystemUnavailable(
                     f"cannot reach the Kubernetes API at {self.host}: {exc}"
                 ) from exc
+
+    def _refuse_foreign_namespace(self) -> None:
+        """An existing namespace is used only when it is this run's: heisen deletes it after."""
+        found: Any = self._call(
+            f"read namespace {self.namespace}", self._core.read_namespace, self.namespace
+        )
+        labels = found.metadata.labels or {}
+        if all(labels.get(k) == v for k, v in self.labels.items()):
+            return
+        if all(labels.get(k) == v for k, v in MANAGED_BY.items()):
+            earlier = {k: v for k, v in labels.items() if k.startswith("heisen.dev/")}
+            why = (
+                f"an earlier heisen run left it ({selector_text(earlier)}): "
+                f"`kubectl delete namespace {self.namespace}`, or name another"
+            )
+        else:
+            why = (
+                "heisen did not create it, and deletes the namespace it runs in afterwards: "
+                "name one that does not exist yet"
+            )
+        raise UsageError(f"namespace {self.namespace} already exists: {why}")
 
     def _writer(self, verb: str, spec: _Kind) -> Callable[..., Any]:
         api = {"core": self._core, "apps": self._apps, "batch": self._batch, "rbac": self._rbac}

@@ -223,19 +223,22 @@ class KubeSystem:
         reach: Addresses,
         cluster: str | None,
         in_cluster: bool,
+        kubeconfig: str | None = None,
     ) -> KubeSystem:
         """The agent's view of a namespace the driver started: nothing to apply or delete.
 
         `reach` says where each service and dependency is (their cluster addresses, in a pod);
-        with `in_cluster`, replicas are pods read through the pod's service account.
+        with `in_cluster`, replicas are pods read through the pod's service account (or through
+        `kubeconfig`, for an agent outside the cluster); with neither, they are unknown.
         """
         system = cls(
             loaded,
             namespace=namespace,
             labels=labels,
             limits=limits,
+            kubeconfig=kubeconfig,
             in_cluster=in_cluster,
-            api=in_cluster,
+            api=in_cluster or kubeconfig is not None,
             reach=reach,
         )
         system._cluster = cluster
