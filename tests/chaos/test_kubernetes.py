@@ -442,3 +442,71 @@ def test_an_unreachable_api_is_system_unavailable_not_a_client_traceback():
             detect_engine(unreachable, "shop")
     finally:
         unreachable.close()
+
+
+def test_on_heisens_own_namespace_chaos_mesh_comes_first():
+    with answering({ENGINES: 200, NETWORK_CHAOS: 200}) as (api_client, seen):
+        assert detect_engine(api_client, "shop", chaos_mesh_first=True) == "chaos-mesh"
+    assert [path.partition("?")[0] for path in seen] == [NETWORK_CHAOS]
+
+
+def _injector_on(api_client: Any, tmp_path: Path) -> KubeInjector:
+    """An injector on heisen's own system (as in the agent), through `api_client`'s server."""
+    from heisen.system import KubeBackend
+
+    kubeconfig = tmp_path / "kubeconfig.json"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": api_client.configuration.host}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    backend = KubeBackend(namespace="shop", labels={}, kubeconfig=kubeconfig)
+    section = ChaosSection(backend="kubernetes", namespace="shop", experiments=[LATENCY])
+    timeline = Timeline()
+    return KubeInjector(section, Faults(timeline), timeline, backend=backend)
+
+
+def test_litmus_without_its_chaos_experiment_in_heisens_namespace_is_an_error(tmp_path):
+    with answering({ENGINES: 200}) as (api_client, seen):
+        injector = _injector_on(api_client, tmp_path)
+        with pytest.raises(SystemUnavailable) as caught:
+            injector.check(LATENCY)
+    message = str(caught.value)
+    assert "no ChaosExperiment pod-network-latency in namespace shop" in message
+    assert "install Chaos Mesh instead" in message and "pod-network-latency-sa" in message
+    assert (
+        seen[-1]
+        == "/apis/litmuschaos.io/v1alpha1/namespaces/shop/chaosexperiments/pod-network-latency"
+    )
+
+
+def test_a_link_fault_on_heisens_own_system_hits_only_the_links_dependency(tmp_path):
+    slow_redis = Experiment(
+        name="slow-redis",
+        kind="pod-network-latency",
+        link="inventory->redis",
+        attributes={"latency": 10},
+    )
+    with answering({}) as (api_client, _):
+        injector = _injector_on(api_client, tmp_path)
+        target = injector.target_of(slow_redis)
+        limited = injector.with_link_destination(slow_redis)
+    assert target == {
+        "app.kubernetes.io/name": "inventory",
+        "app.kubernetes.io/managed-by": "heisen",
+    }
+    assert limited.attributes["destination_hosts"] == "redis"
+    mesh = render_chaos_mesh(limited, 1, "shop", target, LABELS)
+    assert mesh["spec"]["externalTargets"] == ["redis"]
+    engine = render_chaos_engine(limited, 1, "shop", target, LABELS)
+    env = {
+        e["name"]: e["value"] for e in engine["spec"]["experiments"][0]["spec"]["components"]["env"]
+    }
+    assert env["DESTINATION_HOSTS"] == "redis"

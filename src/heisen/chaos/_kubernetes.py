@@ -16,6 +16,14 @@ Engines, in order of preference, found by listing their objects in the namespace
   `StressChaos` for pod-cpu-hog.
 - neither: a SystemUnavailable that says what to install.
 
+On the system heisen itself started in the cluster (the runner runs chaos
+in its agent there), Chaos Mesh comes first: heisen's namespace is new each
+run, and Litmus's ChaosExperiments would have to be installed in it first.
+With Litmus alone, the experiment is looked up before the load and its
+absence is an error naming it. An experiment's `link:` then limits a network
+fault to the link's dependency (its Service's name), unless
+`destination_hosts`/`destination_ips` say otherwise.
+
 The renders' objects are checked against the engines' real CRDs in tests/chaos/crds/.
 
 Each object heisen creates is deleted when its duration ends and again in the
@@ -212,8 +220,9 @@ def render_chaos_mesh(
     }
 
 
-def detect_engine(api_client: Any, namespace: str) -> str:
-    """`litmus` or `chaos-mesh`, whichever serves its chaos objects in `namespace`.
+def detect_engine(api_client: Any, namespace: str, *, chaos_mesh_first: bool = False) -> str:
+    """`litmus` or `chaos-mesh`, whichever serves its chaos objects in `namespace` (the first
+    of the two that does, Litmus first unless `chaos_mesh_first`).
 
     Listing one object of the namespace needs only a namespaced Role, where reading the CRD
     would need a ClusterRole: 404 is an engine that is not installed, 403 a missing permission.
@@ -223,7 +232,8 @@ def detect_engine(api_client: Any, namespace: str) -> str:
     from urllib3.exceptions import HTTPError
 
     custom = client.CustomObjectsApi(api_client)
-    for (group, version, plural), engine in ((LITMUS, "litmus"), (NETWORK_CHAOS, "chaos-mesh")):
+    engines = [(LITMUS, "litmus"), (NETWORK_CHAOS, "chaos-mesh")]
+    for (group, version, plural), engine in engines[::-1] if chaos_mesh_first else engines:
         try:
             custom.list_namespaced_custom_object(group, version, namespace, plural, limit=1)
         except (HTTPError, OSError) as exc:
@@ -302,8 +312,45 @@ class KubeInjector:
 
     def engine(self) -> str:
         if self._engine is None:
-            self._engine = detect_engine(self.api_client, self.section.namespace)
+            self._engine = detect_engine(
+                self.api_client, self.section.namespace, chaos_mesh_first=self.own_system
+            )
         return self._engine
+
+    def _require_litmus_experiment(self, experiment: Experiment) -> None:
+        """A ChaosEngine whose ChaosExperiment is not in the namespace never faults anything."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        name = _LITMUS_NAMES.get(experiment.kind)
+        if name is None:
+            return
+        try:
+            client.CustomObjectsApi(self.api_client).get_namespaced_custom_object(
+                "litmuschaos.io", "v1alpha1", self.section.namespace, "chaosexperiments", name
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise SystemUnavailable(
+                    f"cannot read ChaosExperiment {name} in namespace {self.section.namespace}: "
+                    f"{exc.status} {exc.reason}"
+                ) from exc
+            fresh = " (heisen creates it for each run: install Chaos Mesh instead)"
+            raise SystemUnavailable(
+                f"{experiment.name}: LitmusChaos has no ChaosExperiment {name} in namespace "
+                f"{self.section.namespace}{fresh if self.own_system else ''}; install it and its "
+                f"service account {name}-sa from the Litmus hub"
+            ) from exc
+
+    def with_link_destination(self, experiment: Experiment) -> Experiment:
+        """On heisen's own system, a `link:` network fault hits only the link's dependency."""
+        attributes = experiment.attributes
+        if not (self.own_system and experiment.link) or _destinations(attributes):
+            return experiment
+        dependency = experiment.link.partition("->")[2].strip()
+        return experiment.model_copy(
+            update={"attributes": {**attributes, "destination_hosts": dependency}}
+        )
 
     def check(self, experiment: Experiment) -> None:
         if experiment.kind == "dependency-restart":
@@ -311,13 +358,15 @@ class KubeInjector:
                 "dependency-restart needs a dependency heisen started (backend: local)"
             )
         if experiment.kind not in ("pod-delete", "container-kill"):
-            self.engine()
+            if self.engine() == "litmus":
+                self._require_litmus_experiment(experiment)
 
     def inject(self, round_: Round) -> list[str]:
         experiment, number = round_.experiment, round_.number
         if experiment.kind in ("pod-delete", "container-kill"):
             return self._delete_pods(round_)
         target = self.target_of(experiment)
+        experiment = self.with_link_destination(experiment)
         if self.engine() == "litmus":
             obj = render_chaos_engine(
                 experiment, number, self.section.namespace, target, self.labels

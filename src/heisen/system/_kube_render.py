@@ -71,6 +71,7 @@ _AGENT_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("apps", ("deployments",), ("get", "list")),
     ("batch", ("jobs",), ("get", "list")),
     ("litmuschaos.io", ("chaosengines",), ("create", "get", "list", "delete")),
+    ("litmuschaos.io", ("chaosexperiments",), ("get",)),
     ("chaos-mesh.org", ("networkchaos", "stresschaos"), ("create", "get", "list", "delete")),
 )
 _INIT_MOUNT = "/init"
