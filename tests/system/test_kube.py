@@ -3,13 +3,11 @@ FAKE API server (kube_fake.py), and the whole path against a real cluster when o
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -245,6 +243,9 @@ HEALTH_SERVER = (
 
 @pytest.mark.kubernetes
 def test_against_a_real_cluster(tmp_path: Path) -> None:
+    """Apply, roll out, read a pod's CFS counters, kill the pods, roll out again, delete."""
+    from heisen.system._kube_system import CPU_STAT, parse_cpu_stat
+
     kubeconfig = os.environ.get("HEISEN_TEST_KUBECONFIG")
     if not kubeconfig:
         pytest.skip("HEISEN_TEST_KUBECONFIG is not set: no real cluster to test against")
@@ -264,11 +265,9 @@ def test_against_a_real_cluster(tmp_path: Path) -> None:
     try:
         backend.apply(render(namespace, [service], (), labels))
         backend.wait_rollout(deadline_s=300)
-        url = urlsplit(backend.service_url("echo"))
-        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
-        connection.request("GET", "/")
-        assert connection.getresponse().status == 200
-        connection.close()
+        pods = backend.list_pods({"app.kubernetes.io/name": "echo"})
+        counters = parse_cpu_stat(backend.run_in_pod(pods[0].name, ["sh", "-c", CPU_STAT]))
+        assert counters.periods >= 0
         killed = backend.delete_pod({"app.kubernetes.io/name": "echo"})
         assert len(killed) == 2
         time.sleep(1)
