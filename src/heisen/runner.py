@@ -446,17 +446,23 @@ class Runner:
         self, name: PhaseName, phase: RegisteredPhase, cluster: Cluster
     ) -> PhaseResult:
         """Run the phase on its own system in the cluster, stopped right after on every path."""
-        from heisen.agent import run_in_cluster
-
         system = self._on_cluster = self._cluster_system(name, cluster)
         try:
             system.start()
-            result = run_in_cluster(system, name.value, self._context(name, system))
+            result = self._phase_in_cluster(name, system, self._context(name, system))
         except BaseException:
             self._stop_on_cluster(name, system, cluster, failing=True)
             raise
         self._stop_on_cluster(name, system, cluster, failing=False)
         return result
+
+    def _phase_in_cluster(
+        self, name: PhaseName, system: KubeSystem, ctx: PhaseContext
+    ) -> PhaseResult:
+        """The phase as heisen's agent runs it inside the cluster, its records read back."""
+        from heisen.agent import run_in_cluster
+
+        return run_in_cluster(system, name.value, ctx)
 
     def _cluster_system(self, name: PhaseName, cluster: Cluster) -> KubeSystem:
         """The system in the cluster, labelled with the run; its progress is the phase's."""

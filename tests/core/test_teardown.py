@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 
 import yaml
@@ -107,8 +106,6 @@ def run_on_cluster(tmp_path, monkeypatch, system: OnCluster, run: PhaseRun):
         pipeline.read_text()
         + "  contain:\n    trials: 1\n    backend: kubernetes\n    namespace: heisen-x\n"
     )
-    registered = PHASES[PhaseName.CONTAIN]()
-    monkeypatch.setitem(PHASES, PhaseName.CONTAIN, lambda: dataclasses.replace(registered, run=run))
     clusters: list[Cluster] = []
 
     def cluster_system(self: Runner, name: PhaseName, cluster: Cluster) -> OnCluster:
@@ -116,6 +113,8 @@ def run_on_cluster(tmp_path, monkeypatch, system: OnCluster, run: PhaseRun):
         return system
 
     monkeypatch.setattr(Runner, "_cluster_system", cluster_system)
+    # the phase runs here, where the agent would run it in the cluster
+    monkeypatch.setattr(Runner, "_phase_in_cluster", lambda self, name, system, ctx: run(ctx))
     seen: list[events.Event] = []
     runner = Runner(
         load_pipeline(pipeline),
@@ -166,7 +165,7 @@ def test_what_did_not_stop_after_a_failing_phase_on_a_cluster_is_a_warning(tmp_p
     system = OnCluster(
         [
             TeardownProblem.of("namespace heisen-x", SystemUnavailable("API refused")),
-            TeardownProblem.of("port-forwards", OSError("bad file descriptor")),
+            TeardownProblem.of("Kubernetes API client", OSError("bad file descriptor")),
         ]
     )
 
@@ -178,7 +177,7 @@ def test_what_did_not_stop_after_a_failing_phase_on_a_cluster_is_a_warning(tmp_p
     assert str(outcome.error) == "cannot initialise postgres in the cluster"
     assert [(e.phase, e.message) for e in seen if isinstance(e, events.Warning)] == [
         ("contain", "could not delete namespace heisen-x: API refused"),
-        ("contain", "could not close port-forwards: bad file descriptor"),
+        ("contain", "could not close Kubernetes API client: bad file descriptor"),
     ]
     assert outcome.manifest.teardown == []  # the phase's own teardown, not the run's
 
