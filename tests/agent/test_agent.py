@@ -135,3 +135,15 @@ def test_an_agent_that_ends_without_a_result_is_an_error_quoting_what_it_said(
         collect(said, events.discard, tmp_path, "the agent")
     with pytest.raises(SystemUnavailable, match="never started heisen"):
         collect(["exec /usr/bin/heisen: no such file"], events.discard, tmp_path, "the agent")
+
+
+def test_an_agent_of_another_version_is_warned_about(tmp_path: Path) -> None:
+    seen: list[events.Event] = []
+    said = [
+        encode("hello", version="0.0.1", phase="contain"),
+        encode("error", type="SystemUnavailable", message="no route to redis"),
+    ]
+    with pytest.raises(SystemUnavailable, match="the agent: no route to redis"):
+        collect(said, seen.append, tmp_path, "the agent")
+    [warning] = [e for e in seen if isinstance(e, events.Warning)]
+    assert "runs heisen 0.0.1" in warning.message and warning.phase == "contain"

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from heisen import __version__, events
 from heisen._serialised import JsonObject
 from heisen.agent import _wire
 from heisen.agent._plan import AgentPlan
@@ -40,6 +41,14 @@ def collect(lines: Iterable[str], sink: EventSink, run_dir: Path, where: str) ->
         kind = record["kind"]
         if kind == "hello":
             hello = True
+            if record.get("version") != __version__:
+                sink(
+                    events.Warning(
+                        str(record.get("phase")),
+                        f"{where} runs heisen {record.get('version')}, this is {__version__}: "
+                        "build the agent's image from this version (docs/kubernetes.md)",
+                    )
+                )
         elif kind == "event":
             sink(_wire.event_of(record))
         elif kind == "artifact":
