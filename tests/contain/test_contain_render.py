@@ -269,3 +269,23 @@ def test_the_agent_may_act_in_the_run_namespace_only(tmp_path: Path) -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": AGENT_SERVICE_ACCOUNT, "namespace": "heisen"}
     ]
+
+
+def test_a_database_already_running_at_a_dsn_is_used_there_not_started_in_the_cluster(
+    tmp_path: Path,
+) -> None:
+    pipeline = ticketing_copy(tmp_path, image=PAYMENTS_IMAGE)
+    data = yaml.safe_load(pipeline.read_text())
+    data["dependencies"]["postgres"] = {
+        "kind": "postgres",
+        "dsn": "postgresql://app@db.shop:6543/app",
+    }
+    data["dependencies"]["redis"] = {"kind": "redis", "url": "redis://cache.shop/1"}
+    pipeline.write_text(yaml.safe_dump(data, sort_keys=False))
+    objects = render_pipeline(load_pipeline(pipeline)).objects
+    deployments = by_kind(objects, "Deployment")
+    assert set(deployments) == {"payments", "inventory"}
+    assert not by_kind(objects, "Job") and not by_kind(objects, "ConfigMap")
+    env = env_of(deployments["inventory"])
+    assert env["DATABASE_URL"] == "postgresql://app@db.shop:6543/app"
+    assert env["REDIS_URL"] == "redis://cache.shop/1"

@@ -2,10 +2,11 @@
 
 Each service becomes a Deployment of its `image:` (which must start the
 service listening on `$PORT`, 8080) with the given limits as requests and
-limits; each PostgreSQL or Redis dependency a Deployment of the stock image,
-its `init:` SQL run by a Job; each HTTP dependency heisen would start with
-`command:` a Deployment of its `image:`, like a service with one replica. An
-HTTP dependency at `url:` already runs somewhere: the pods use that url.
+limits; each embedded PostgreSQL or Redis dependency a Deployment of the
+stock image, its `init:` SQL run by a Job; each HTTP dependency heisen would
+start with `command:` a Deployment of its `image:`, like a service with one
+replica. A dependency at `dsn:` or `url:` already runs somewhere: it is not
+rendered, and the pods use that address.
 `env:` templates are rendered for the cluster (`{{ deps.postgres.dsn }}` is
 the in-cluster Service's DSN, `{{ deps.payments.url }}` the HTTP one's URL).
 """
@@ -76,8 +77,8 @@ def kube_model(
     dependencies: list[KubeDependency] = []
     external: dict[str, str] = {}
     for name, dep in pipeline.dependencies.items():
-        if dep.kind == DependencyKind.HTTP and dep.url:
-            external[name] = dep.url
+        if dep.url or dep.dsn:  # already running where it is: the pods use it there
+            external[name] = str(dep.url or dep.dsn)
             continue
         found = _dependency(loaded, document, name, dep)
         if isinstance(found, Problem):
@@ -145,6 +146,9 @@ def _dependency(
     return KubeDependency(name, dep.kind.value, init_sql=sql, init_name=init_name)
 
 
+_DEFAULT_PORTS = {"https": 443, "postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
+
+
 def _cluster_context(
     services: Iterable[str],
     dependencies: list[KubeDependency],
@@ -159,7 +163,7 @@ def _cluster_context(
             "dsn": url,
             "url": url,
             "host": parts.hostname or "",
-            "port": parts.port or (443 if parts.scheme == "https" else 80),
+            "port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 80),
         }
     for dep in dependencies:
         address = dep.url(namespace)
