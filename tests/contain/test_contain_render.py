@@ -276,6 +276,7 @@ def test_a_database_already_running_at_a_dsn_is_used_there_not_started_in_the_cl
 ) -> None:
     pipeline = ticketing_copy(tmp_path, image=PAYMENTS_IMAGE)
     data = yaml.safe_load(pipeline.read_text())
+    data["allow_hosts"] += ["db.shop", "cache.shop"]
     data["dependencies"]["postgres"] = {
         "kind": "postgres",
         "dsn": "postgresql://app@db.shop:6543/app",
