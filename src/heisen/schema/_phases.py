@@ -409,7 +409,31 @@ def refuse_cluster_namespace(section: Strict, namespace: str, allowed: bool) -> 
         )
 
 
-class ContainSection(TrialsSection):
+class InNamespace(Strict):
+    """Where a phase with `backend: kubernetes` runs: a namespace heisen creates and deletes."""
+
+    namespace: str = Field(
+        default="heisen",
+        description="the Kubernetes namespace heisen creates for the phase and deletes after it "
+        "(not kube-system, kube-public, kube-node-lease or default without allow_namespace:)",
+        examples=["heisen-ci"],
+    )
+    allow_namespace: bool = Field(
+        default=False,
+        description="true lets namespace: be one of the cluster's own (kube-system, kube-public, "
+        "kube-node-lease, default)",
+        examples=[True],
+    )
+
+    _namespace = field_validator("namespace")(dns_label)
+
+    @model_validator(mode="after")
+    def _not_the_clusters_own(self) -> InNamespace:
+        refuse_cluster_namespace(self, self.namespace, self.allow_namespace)
+        return self
+
+
+class ContainSection(TrialsSection, InNamespace):
     """The scenario's trials with replicas under real CPU and memory limits."""
 
     backend: Literal["local", "kubernetes"] = Field(
@@ -428,18 +452,6 @@ class ContainSection(TrialsSection):
         default_factory=dict,
         description="service -> its limits in this phase",
         examples=[{"inventory": {"cpu": "250m", "memory": "256Mi"}}],
-    )
-    namespace: str = Field(
-        default="heisen",
-        description="the Kubernetes namespace heisen creates its Deployments in (not kube-system, "
-        "kube-public, kube-node-lease or default without allow_namespace:)",
-        examples=["heisen-ci"],
-    )
-    allow_namespace: bool = Field(
-        default=False,
-        description="true lets namespace: be one of the cluster's own (kube-system, kube-public, "
-        "kube-node-lease, default)",
-        examples=[True],
     )
     agent_image: str = Field(
         default="heisen/agent:latest",
@@ -461,13 +473,6 @@ class ContainSection(TrialsSection):
         description="with no cpu: limit, 500m, 250m and 100m tried on each service",
         examples=[{"budget": "2m"}],
     )
-
-    _namespace = field_validator("namespace")(dns_label)
-
-    @model_validator(mode="after")
-    def _not_the_clusters_own(self) -> ContainSection:
-        refuse_cluster_namespace(self, self.namespace, self.allow_namespace)
-        return self
 
 
 class Experiment(Strict):
@@ -597,7 +602,7 @@ class Probe(Strict):
     )
 
 
-class ChaosSection(PhaseSection):
+class ChaosSection(PhaseSection, InNamespace):
     """Load the scenario at a steady rate while experiments kill and fault; probe the steady
     state; check that nothing acknowledged was lost."""
 
@@ -626,34 +631,16 @@ class ChaosSection(PhaseSection):
     )
     backend: Literal["local", "kubernetes"] = Field(
         default="local",
-        description="local: the replicas heisen runs; kubernetes: pods in namespace: that "
-        "match selector:",
+        description="local: the replicas heisen runs; kubernetes: the system heisen runs in "
+        "namespace: (its agent brings the load and the faults there)",
         examples=["kubernetes"],
-    )
-    namespace: str = Field(
-        default="heisen",
-        description="the Kubernetes namespace of the pods (not kube-system, kube-public, "
-        "kube-node-lease or default without allow_namespace:)",
-        examples=["shop"],
-    )
-    allow_namespace: bool = Field(
-        default=False,
-        description="true lets namespace: be one of the cluster's own (kube-system, kube-public, "
-        "kube-node-lease, default)",
-        examples=[True],
     )
     selector: dict[str, str] = Field(
         default_factory=dict,
-        description="labels of the pods chaos may touch (kubernetes backend)",
+        description="kubernetes backend: labels every pod chaos touches must carry (default: "
+        "each experiment's service:, or its link:'s service)",
         examples=[{"app": "inventory"}],
     )
-
-    _namespace = field_validator("namespace")(dns_label)
-
-    @model_validator(mode="after")
-    def _not_the_clusters_own(self) -> ChaosSection:
-        refuse_cluster_namespace(self, self.namespace, self.allow_namespace)
-        return self
 
 
 class Phases(Strict):
