@@ -14,18 +14,7 @@ from contain_support import CONTAIN, heisen, write_pipeline
 from heisen.contain._limits import effective_limits, format_cpu, format_memory
 from heisen.contain.render import PIPELINE_LABEL, render_pipeline
 from heisen.pipeline import load_pipeline
-from heisen.system._kube_render import AGENT_SERVICE_ACCOUNT, init_job_names
-
-MODELS = {
-    "Namespace": "V1Namespace",
-    "ServiceAccount": "V1ServiceAccount",
-    "Role": "V1Role",
-    "RoleBinding": "V1RoleBinding",
-    "Deployment": "V1Deployment",
-    "Service": "V1Service",
-    "ConfigMap": "V1ConfigMap",
-    "Job": "V1Job",
-}
+from heisen.system._kube_render import AGENT_SERVICE_ACCOUNT, KIND_MODELS, init_job_names
 
 
 @pytest.mark.slow
@@ -53,7 +42,7 @@ def test_render_prints_objects_the_client_models_accept(counter: Path) -> None:
     client = ApiClient()
     for document in documents:
         model = client.deserialize(
-            json.dumps(document), MODELS[document["kind"]], "application/json"
+            json.dumps(document), KIND_MODELS[document["kind"]], "application/json"
         )
         assert client.sanitize_for_serialization(model) == document
     counter_deployment = documents[8]

@@ -347,3 +347,30 @@ def test_jobs_are_waited_for_and_their_failures_quote_the_log(tmp_path: Path) ->
             SystemUnavailable, match=r"cannot start: ImagePullBackOff.*is the image built"
         ):
             list(backend.follow_job_log("heisen-agent-chaos", 10))
+
+
+def test_this_runs_namespace_still_being_deleted_is_waited_for_then_made_again(
+    tmp_path: Path,
+) -> None:
+    """contain then chaos in one namespace: the second phase finds the first's on its way out."""
+    import threading
+
+    with fake_cluster(tmp_path) as (cluster, kubeconfig):
+        backend = KubeBackend(namespace="heisen-r1", labels=LABELS, kubeconfig=kubeconfig)
+        objects = render("heisen-r1", [INVENTORY], (), LABELS)
+        backend.apply(objects)
+        with cluster.lock:
+            cluster.objects[("Namespace", "", "heisen-r1")]["status"] = {"phase": "Terminating"}
+
+        def finish_deleting() -> None:
+            time.sleep(1)
+            cluster.handle("DELETE", "/api/v1/namespaces/heisen-r1", None)
+
+        deleting = threading.Thread(target=finish_deleting)
+        deleting.start()
+        backend.apply(objects)
+        deleting.join()
+        with cluster.lock:
+            namespace = cluster.objects[("Namespace", "", "heisen-r1")]
+            assert namespace["status"] == {"phase": "Active"}  # made again, not the old one
+            assert ("Deployment", "heisen-r1", "inventory") in cluster.objects

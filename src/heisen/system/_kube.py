@@ -26,32 +26,32 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from heisen.errors import SystemUnavailable, UsageError
-from heisen.system._kube_render import MANAGED_BY
+from heisen.system._kube_render import KIND_MODELS, MANAGED_BY
 
 T = TypeVar("T")
 Progress = Callable[["RolloutStatus"], None]
-JOB_NAME_LABEL = "job-name"  # what the Job controller puts on the pods it makes
+JOB_NAME_LABEL = "job-name"
+NAMESPACE_GONE_DEADLINE_S = 120.0  # a namespace's deletion waits for its pods to stop  # what the Job controller puts on the pods it makes
 
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
     """How the client creates and patches one kind of object."""
 
-    model: str
     api: str  # "core" | "apps" | "batch" | "rbac"
     noun: str  # create_namespaced_<noun> / patch_namespaced_<noun>
     patchable: bool = True  # a Job's pod template cannot change: an existing one is kept
 
 
 _KINDS = {
-    "Namespace": _Kind("V1Namespace", "core", "namespace"),
-    "Deployment": _Kind("V1Deployment", "apps", "deployment"),
-    "Service": _Kind("V1Service", "core", "service"),
-    "ConfigMap": _Kind("V1ConfigMap", "core", "config_map"),
-    "ServiceAccount": _Kind("V1ServiceAccount", "core", "service_account"),
-    "Job": _Kind("V1Job", "batch", "job", patchable=False),
-    "Role": _Kind("V1Role", "rbac", "role"),
-    "RoleBinding": _Kind("V1RoleBinding", "rbac", "role_binding"),
+    "Namespace": _Kind("core", "namespace"),
+    "Deployment": _Kind("apps", "deployment"),
+    "Service": _Kind("core", "service"),
+    "ConfigMap": _Kind("core", "config_map"),
+    "ServiceAccount": _Kind("core", "service_account"),
+    "Job": _Kind("batch", "job", patchable=False),
+    "Role": _Kind("rbac", "role"),
+    "RoleBinding": _Kind("rbac", "role_binding"),
 }
 
 
@@ -183,7 +183,7 @@ class KubeBackend:
         for obj in objects:
             kind, name = obj["kind"], obj["metadata"]["name"]
             spec = _KINDS[kind]
-            model = self._api_client.deserialize(_json(obj), spec.model, "application/json")
+            model = self._api_client.deserialize(_json(obj), KIND_MODELS[kind], "application/json")
             try:
                 self._writer("create", spec)(model)
             except ApiException as exc:
@@ -193,7 +193,8 @@ class KubeBackend:
                         + _api_message(exc)
                     ) from exc
                 if kind == "Namespace":
-                    self._refuse_foreign_namespace()
+                    if self._own_namespace_terminating():  # an earlier phase's, on its way out
+                        self._call(f"create namespace {name}", self._writer("create", spec), model)
                 elif spec.patchable:
                     self._call(
                         f"update {kind} {name}", self._writer("patch", spec), name, dict(obj)
@@ -203,14 +204,22 @@ class KubeBackend:
                     f"cannot reach the Kubernetes API at {self.host}: {exc}"
                 ) from exc
 
-    def _refuse_foreign_namespace(self) -> None:
-        """An existing namespace is used only when it is this run's: heisen deletes it after."""
+    def _own_namespace_terminating(self, deadline_s: float = NAMESPACE_GONE_DEADLINE_S) -> bool:
+        """An existing namespace is used only when it is this run's (heisen deletes it after);
+        True when it was being deleted, once it is gone (then it is to be created again)."""
         found: Any = self._call(
             f"read namespace {self.namespace}", self._core.read_namespace, self.namespace
         )
         labels = found.metadata.labels or {}
         if all(labels.get(k) == v for k, v in self.labels.items()):
-            return
+            if found.status is None or found.status.phase != "Terminating":
+                return False
+            if not self._namespace_gone(deadline_s):
+                raise SystemUnavailable(
+                    f"namespace {self.namespace} is still being deleted after {deadline_s:g}s "
+                    "(an earlier phase's): try again, or name another"
+                )
+            return True
         if all(labels.get(k) == v for k, v in MANAGED_BY.items()):
             earlier = {k: v for k, v in labels.items() if k.startswith("heisen.dev/")}
             why = (
@@ -462,15 +471,23 @@ class KubeBackend:
         self._call(
             f"delete namespace {self.namespace}", self._core.delete_namespace, self.namespace
         )
+        self._namespace_gone(wait_s)
+        return True
+
+    def _namespace_gone(self, wait_s: float) -> bool:
+        """Whether the namespace is gone (404) within `wait_s`."""
+        from kubernetes.client.exceptions import ApiException
+
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
+        while True:
             try:
                 self._core.read_namespace(self.namespace)
             except ApiException as exc:
                 if exc.status == 404:
-                    break
+                    return True
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.5)
-        return True
 
     def close(self) -> None:
         """Nothing stays open between calls (kept so callers close what they opened)."""

@@ -52,7 +52,7 @@ AGENT_SERVICE_ACCOUNT = "heisen-agent"
 # `:latest` would otherwise default to Always and pull from a registry that has none.
 PULL_POLICY = "IfNotPresent"
 HTTP_DEPENDENCY_PORT = 8080
-_KINDS = {
+KIND_MODELS = {  # each kind heisen renders, and the client's model that checks it
     "Namespace": "V1Namespace",
     "ServiceAccount": "V1ServiceAccount",
     "Role": "V1Role",
@@ -442,7 +442,7 @@ def validate(obj: Mapping[str, Any]) -> None:
     from kubernetes.client import ApiClient  # lazy: heisen --help must not import kubernetes
 
     kind = obj.get("kind")
-    model = _KINDS.get(str(kind))
+    model = KIND_MODELS.get(str(kind))
     if model is None:
         raise UsageError(f"heisen does not render objects of kind {kind!r}")
     client = ApiClient()
