@@ -47,37 +47,32 @@ def case_study(tmp_path: Path) -> Path:
     return path
 
 
+def run_phase(phase: str, pipeline: Path, run_dir: Path) -> tuple[int, str, dict]:
+    """`heisen PHASE` on the cluster: its exit code, its stderr and its manifest record."""
+    env = {"HOME": os.environ.get("HOME", "/tmp")}
+    done = heisen(
+        phase,
+        str(pipeline),
+        "--run-dir",
+        str(run_dir),
+        timeout=1200,
+        path=inherited_path(),
+        env=env,
+    )
+    return done.returncode, done.stderr, manifest_of(run_dir)["phases"][phase]
+
+
 def test_the_case_study_oversells_under_limits_and_under_chaos_in_the_cluster(
     case_study: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
-    env = {"HOME": os.environ.get("HOME", "/tmp")}
-    contain = heisen(
-        "contain",
-        str(case_study),
-        "--run-dir",
-        str(run_dir),
-        timeout=1200,
-        path=inherited_path(),
-        env=env,
-    )
-    record = manifest_of(run_dir)["phases"]["contain"]
-    assert contain.returncode == 1, contain.stderr
-    assert record["status"] == "failed"
+    code, stderr, record = run_phase("contain", case_study, run_dir)
+    assert code == 1 and record["status"] == "failed", stderr
     outputs = record["outputs"]
     assert outputs["enforcement"] == "kubernetes" and outputs["throttled"]["periods"] > 0
-    assert outputs["bursts"]["count"] >= 1 if "bursts" in outputs else outputs["trials"] == 6
+    assert outputs["trials"] >= 1 and outputs["outcomes"]["sent"] > 0
 
-    chaos = heisen(
-        "chaos",
-        str(case_study),
-        "--run-dir",
-        str(run_dir),
-        timeout=1200,
-        path=inherited_path(),
-        env=env,
-    )
-    record = manifest_of(run_dir)["phases"]["chaos"]
-    assert chaos.returncode == 1, chaos.stderr  # the buggy case study oversells
+    code, stderr, record = run_phase("chaos", case_study, run_dir)
+    assert code == 1, stderr  # the buggy case study oversells
     deleted = [e for e in record["outputs"]["timeline"] if "deleted pod inventory-" in e["detail"]]
     assert len(deleted) >= 2
