@@ -471,7 +471,8 @@ class KubeBackend:
         self._call(
             f"delete namespace {self.namespace}", self._core.delete_namespace, self.namespace
         )
-        self._namespace_gone(wait_s)
+        if wait_s > 0:
+            self._namespace_gone(wait_s)
         return True
 
     def _namespace_gone(self, wait_s: float) -> bool:

@@ -3,7 +3,7 @@
 Two sides use it. The runner (the driver) creates it for a phase that runs
 on a cluster (contain or chaos with `backend: kubernetes`), with the limits
 that phase asks for: start() renders the pipeline (`kube_model`), applies the
-objects, waits for the rollout and for the dependencies' `init:` Jobs;
+objects, waits for the dependencies' `init:` Jobs and for the rollout;
 the runner then sends the phase to heisen's agent, a Job in the namespace
 (`heisen.agent.run_in_cluster`); stop() deletes the namespace
 (only if heisen made it), with further signals ignored while that runs; what
@@ -281,10 +281,11 @@ class KubeSystem:
             f"applying {len(self.objects)} objects to namespace {self.namespace} at {self.host}"
         )
         self.backend.apply(self.objects)
-        self.backend.wait_rollout(self.rollout_deadline_s, progress=self._on_rollout)
+        # the init: Jobs first: a service may not become ready before its schema exists
         for job in (o["metadata"]["name"] for o in self.objects if o["kind"] == "Job"):
             self._log(f"waiting for job {job} (a dependency's init:)")
             self.backend.wait_job(job, self.rollout_deadline_s)
+        self.backend.wait_rollout(self.rollout_deadline_s, progress=self._on_rollout)
 
     def addresses(self) -> Addresses:
         """Where the agent reaches each service and dependency."""
