@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 CAPACITY = 100
 BURST = 200
 BUGGY_TRIALS = 20
-FIXED_TRIALS = 50
+FIXED_TRIALS = 30
 
 PostJson = Callable[[str, dict[str, object]], dict[str, object]]
 
