@@ -9,6 +9,7 @@ addresses, and it has no cluster API (`in_cluster: false`).
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -147,3 +148,50 @@ def test_an_agent_of_another_version_is_warned_about(tmp_path: Path) -> None:
         collect(said, seen.append, tmp_path, "the agent")
     [warning] = [e for e in seen if isinstance(e, events.Warning)]
     assert "runs heisen 0.0.1" in warning.message and warning.phase == "contain"
+
+
+def test_a_pipeline_folder_too_big_to_send_is_refused_naming_its_largest_files(
+    tmp_path: Path,
+) -> None:
+    from heisen.errors import UsageError
+    from support import copy_counter
+
+    folder = copy_counter(tmp_path / "counter")
+    (folder / "dump.sql").write_text("-- x\n" * 250_000)  # 1.2 MB the pipeline never reads
+    with pytest.raises(UsageError, match=r"more than the 900 KiB .* \(largest: dump.sql"):
+        plan_for(
+            load_pipeline(folder / "pipeline.yaml"),
+            manifest_for(folder / "pipeline.yaml"),
+            phase="contain",
+            seed=7,
+            options={},
+            addresses=Addresses(services={}, dependencies={}),
+            limits={},
+            namespace="heisen",
+            labels={},
+            cluster=None,
+        )
+
+
+def test_a_plan_naming_a_file_outside_its_folder_is_refused(tmp_path: Path) -> None:
+    from heisen.errors import UsageError
+    from support import copy_counter
+
+    folder = copy_counter(tmp_path / "counter")
+    plan = plan_for(
+        load_pipeline(folder / "pipeline.yaml"),
+        manifest_for(folder / "pipeline.yaml"),
+        phase="contain",
+        seed=7,
+        options={},
+        addresses=Addresses(services={}, dependencies={}),
+        limits={},
+        namespace="heisen",
+        labels={},
+        cluster=None,
+    )
+    assert set(plan.files) == {"pipeline.yaml", "counter_service.py", "schema.sql"}
+    hostile = AgentPlan.from_json(plan.to_json().replace('"schema.sql"', '"../../escaped.sql"'))
+    with pytest.raises(UsageError, match=re.escape("outside its folder: ../../escaped.sql")):
+        hostile.materialise(tmp_path / "work" / "pipeline")
+    assert not (tmp_path / "escaped.sql").exists()
