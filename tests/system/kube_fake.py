@@ -103,6 +103,7 @@ class FakeCluster:
         self.requests: list[tuple[str, str]] = []
         self.job_runner: JobRunner | None = None
         self.logs: dict[tuple[str, str], str] = {}  # (namespace, pod) -> its log so far
+        self.cut_follows = 0  # this many follow requests end at once, as a dropped stream does
         self._finished: dict[tuple[str, str], threading.Event] = {}
         self.lock = threading.RLock()
         self._serial = itertools.count(1)
@@ -205,7 +206,9 @@ class FakeCluster:
         if ("Pod", ns, pod) not in self.objects:
             return 404, _status(404, "NotFound", f'pods "{pod}" not found')
         finished = self._finished.get((ns, pod))
-        if query.get("follow") == "true" and finished is not None:
+        if query.get("follow") == "true" and self.cut_follows > 0:
+            self.cut_follows -= 1
+        elif query.get("follow") == "true" and finished is not None:
             self.lock.release()  # the job's thread needs the lock to finish
             try:
                 finished.wait(timeout=300)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from kube_fake import fake_cluster
+from kube_fake import FakeCluster, fake_cluster
 
 from heisen.errors import SystemUnavailable, UsageError
 from heisen.system._kube import KubeBackend, RolloutStatus, parse_selector
@@ -374,3 +374,28 @@ def test_this_runs_namespace_still_being_deleted_is_waited_for_then_made_again(
             namespace = cluster.objects[("Namespace", "", "heisen-r1")]
             assert namespace["status"] == {"phase": "Active"}  # made again, not the old one
             assert ("Deployment", "heisen-r1", "inventory") in cluster.objects
+
+
+def test_a_log_stream_that_drops_while_the_pod_runs_is_followed_again_without_repeats(
+    tmp_path: Path,
+) -> None:
+    from heisen.system import agent_objects
+
+    def agent(job: dict, cluster: FakeCluster) -> tuple[int, str]:
+        namespace = job["metadata"]["namespace"]
+        with cluster.lock:
+            pod = next(k[2] for k in cluster.objects if k[0] == "Pod" and k[1] == namespace)
+            cluster.logs[(namespace, pod)] = "one\ntwo\n"  # written so far
+        time.sleep(1)
+        return 0, "one\ntwo\nthree\nlast, without a newline"
+
+    with fake_cluster(tmp_path) as (cluster, kubeconfig):
+        cluster.job_runner = agent
+        cluster.cut_follows = 1  # the first stream ends after what is written so far
+        backend = KubeBackend(namespace="heisen-r1", labels=LABELS, kubeconfig=kubeconfig)
+        backend.apply(render("heisen-r1", [], (), LABELS))
+        backend.apply(agent_objects("heisen-r1", backend.labels, "contain", "{}", "heisen/agent:1"))
+        lines = list(backend.follow_job_log("heisen-agent-contain", 10))
+        follows = [p for m, p in cluster.requests if p.endswith("/log")]
+    assert lines == ["one", "two", "three", "last, without a newline"]
+    assert len(follows) == 2

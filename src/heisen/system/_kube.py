@@ -31,7 +31,8 @@ from heisen.system._kube_render import KIND_MODELS, MANAGED_BY
 T = TypeVar("T")
 Progress = Callable[["RolloutStatus"], None]
 JOB_NAME_LABEL = "job-name"
-NAMESPACE_GONE_DEADLINE_S = 120.0  # a namespace's deletion waits for its pods to stop  # what the Job controller puts on the pods it makes
+NAMESPACE_GONE_DEADLINE_S = 120.0
+LOG_RECONNECTS = 5  # times a pod's log is followed again after its stream ended early  # a namespace's deletion waits for its pods to stop  # what the Job controller puts on the pods it makes
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,9 +392,30 @@ class KubeBackend:
             return f"; its log ends:\n{text}" if text else ""
         return ""
 
-    def follow_job_log(self, job: str, start_deadline_s: float) -> Iterator[str]:
-        """The lines the Job's pod writes, as it writes them, until the pod ends."""
+    def follow_job_log(
+        self, job: str, start_deadline_s: float, reconnects: int = LOG_RECONNECTS
+    ) -> Iterator[str]:
+        """The lines the Job's pod writes, as it writes them, until the pod ends.
+
+        A log stream that ends while the pod still runs (a proxy's idle timeout, an API
+        server restart) is opened again, and the lines already seen are skipped.
+        """
         pod = self._wait_job_pod_started(job, start_deadline_s)
+        seen = 0
+        for _ in range(reconnects + 1):
+            partial: list[str] = []
+            for number, line in enumerate(self._log_lines(pod, partial), start=1):
+                if number > seen:
+                    seen = number
+                    yield line
+            if self._pod_ended(pod):
+                yield from partial  # a last line without its newline
+                return
+            time.sleep(0.5)
+
+    def _log_lines(self, pod: str, partial: list[str]) -> Iterator[str]:
+        """The complete lines of the pod's log from its start, followed; an unfinished last
+        line goes to `partial`."""
         response: Any = self._call(
             f"follow the log of pod {pod}",
             self._core.read_namespaced_pod_log,
@@ -412,7 +434,18 @@ class KubeBackend:
         finally:
             response.release_conn()
         if pending:
-            yield pending.decode("utf-8", "replace")
+            partial.append(pending.decode("utf-8", "replace"))
+
+    def _pod_ended(self, pod: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            found: Any = self._core.read_namespaced_pod(pod, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise SystemUnavailable(f"cannot read pod {pod}: {exc.status} {exc.reason}") from exc
+        return found.status is not None and found.status.phase in ("Succeeded", "Failed")
 
     def _wait_job_pod_started(self, job: str, deadline_s: float) -> str:
         deadline = time.monotonic() + deadline_s
