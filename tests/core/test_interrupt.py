@@ -40,6 +40,9 @@ def wait_gone(marker: str, deadline_s: float) -> list[int]:
     return processes_with_marker(marker)
 
 
+ATTEMPTS = 14
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("default::UserWarning")  # a deadline used is shown, not fatal
 def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
@@ -49,7 +52,7 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
     (pipeline / "pipeline.yaml").write_text(text)
     rng = random.Random(20261123)
     outcomes = []
-    for attempt in range(14):
+    for attempt in range(ATTEMPTS):
         marker = f"HEISEN_INTERRUPT_TEST={uuid.uuid4().hex}"
         run_dir = tmp_path / f"run-{uuid.uuid4().hex[:8]}"
         env = {
@@ -123,7 +126,8 @@ def test_interrupting_a_run_at_random_moments_leaves_nothing_behind(tmp_path):
         leftovers = [p for p in Path("/tmp").glob(f"heisen-{run_dir.name}-*")]
         assert not leftovers, f"attempt {attempt} left {leftovers}"
         outcomes.append((round(delay, 2), sig.name, process.returncode))
-    assert sum(1 for *_, code in outcomes if code == 130) >= 15, outcomes
+    # most moments fall inside the run; the earliest may come before its handlers exist
+    assert sum(1 for *_, code in outcomes if code == 130) >= 3 * ATTEMPTS // 4, outcomes
 
 
 # heisen itself stuck where Python cannot raise the interrupt: python: probes now run in a child
