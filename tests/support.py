@@ -225,3 +225,17 @@ def phase_of(run_dir: Path, phase: str) -> dict[str, Any]:
     """One phase's section of the run's manifest."""
     section: dict[str, Any] = manifest_of(run_dir)["phases"][phase]
     return section
+
+
+@contextmanager
+def started_system(pipeline: Path, work: Path, run_id: str, seed: int = 7) -> Iterator[Any]:
+    """The system `pipeline` describes, started on this machine (a SystemHandle); stopped after."""
+    from heisen.pipeline import load_pipeline
+    from heisen.system import SystemHandle
+
+    system = SystemHandle(load_pipeline(pipeline), work, seed=seed, run_id=run_id)
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()

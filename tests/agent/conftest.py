@@ -12,9 +12,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "system"))  # kube_fake, the FAKE API server
 
-from heisen.pipeline import load_pipeline
 from heisen.system import SystemHandle
-from support import COUNTER
+from support import COUNTER, started_system
 
 
 def counter_pipeline(directory: Path, *, contain: dict[str, object]) -> Path:
@@ -34,9 +33,5 @@ def local_counter(tmp_path: Path) -> Iterator[tuple[Path, SystemHandle]]:
     pipeline = counter_pipeline(
         tmp_path / "pipeline", contain={"backend": "kubernetes", "trials": 2}
     )
-    system = SystemHandle(load_pipeline(pipeline), tmp_path / "system", seed=7, run_id="agent")
-    try:
-        system.start()
+    with started_system(pipeline, tmp_path / "system", run_id="agent") as system:
         yield pipeline, system
-    finally:
-        system.stop()

@@ -49,18 +49,25 @@ def local_plan(pipeline: Path, system: SystemHandle, run_dir: Path, **overrides:
             )
         },
     )
+    return contain_plan(pipeline, addresses, skip=run_dir)
+
+
+def contain_plan(
+    pipeline: Path, addresses: Addresses | None = None, skip: Path | None = None
+) -> AgentPlan:
+    """The plan of contain on `pipeline`, its services and dependencies at `addresses`."""
     return plan_for(
         load_pipeline(pipeline),
         manifest_for(pipeline),
         phase="contain",
         seed=7,
         options={},
-        addresses=addresses,
+        addresses=addresses or Addresses(services={}, dependencies={}),
         limits={},
         namespace="heisen-agent-test",
         labels={"heisen.dev/run": "agent-test"},
         cluster=None,
-        skip=run_dir,
+        skip=skip,
         in_cluster=False,
     )
 
@@ -159,18 +166,7 @@ def test_a_pipeline_folder_too_big_to_send_is_refused_naming_its_largest_files(
     folder = copy_counter(tmp_path / "counter")
     (folder / "dump.sql").write_text("-- x\n" * 250_000)  # 1.2 MB the pipeline never reads
     with pytest.raises(UsageError, match=r"more than the 900 KiB .* \(largest: dump.sql"):
-        plan_for(
-            load_pipeline(folder / "pipeline.yaml"),
-            manifest_for(folder / "pipeline.yaml"),
-            phase="contain",
-            seed=7,
-            options={},
-            addresses=Addresses(services={}, dependencies={}),
-            limits={},
-            namespace="heisen",
-            labels={},
-            cluster=None,
-        )
+        contain_plan(folder / "pipeline.yaml")
 
 
 def test_a_plan_naming_a_file_outside_its_folder_is_refused(tmp_path: Path) -> None:
@@ -178,18 +174,7 @@ def test_a_plan_naming_a_file_outside_its_folder_is_refused(tmp_path: Path) -> N
     from support import copy_counter
 
     folder = copy_counter(tmp_path / "counter")
-    plan = plan_for(
-        load_pipeline(folder / "pipeline.yaml"),
-        manifest_for(folder / "pipeline.yaml"),
-        phase="contain",
-        seed=7,
-        options={},
-        addresses=Addresses(services={}, dependencies={}),
-        limits={},
-        namespace="heisen",
-        labels={},
-        cluster=None,
-    )
+    plan = contain_plan(folder / "pipeline.yaml")
     assert set(plan.files) == {"pipeline.yaml", "counter_service.py", "schema.sql"}
     hostile = AgentPlan.from_json(plan.to_json().replace('"schema.sql"', '"../../escaped.sql"'))
     with pytest.raises(UsageError, match=re.escape("outside its folder: ../../escaped.sql")):

@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heisen.pipeline import load_pipeline
 from heisen.system import SystemHandle
-from support import COUNTER, heisen, manifest_of
+from support import COUNTER, heisen, manifest_of, started_system
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "system"))
-from kube_fake import agent_here, fake_cluster
+from kube_fake import addresses_here, agent_here, fake_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +30,8 @@ pytestmark = pytest.mark.slow
 def counter(tmp_path: Path) -> Iterator[tuple[Path, SystemHandle]]:
     root = tmp_path / "counter"
     shutil.copytree(COUNTER, root)
-    system = SystemHandle(
-        load_pipeline(root / "pipeline.yaml"), tmp_path / "here", seed=7, run_id="here"
-    )
-    try:
-        system.start()
+    with started_system(root / "pipeline.yaml", tmp_path / "here", run_id="here") as system:
         yield root, system
-    finally:
-        system.stop()
 
 
 def test_pod_delete_runs_in_the_agent_through_the_api_and_the_namespace_goes(
@@ -73,10 +66,7 @@ def test_pod_delete_runs_in_the_agent_through_the_api_and_the_namespace_goes(
         }
         (root / "pipeline.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         cluster.job_runner = agent_here(
-            {
-                "services": {"counter": system.service_url("counter")},
-                "dependencies": {"postgres": ["postgres", system.dependency_address("postgres")]},
-            },
+            addresses_here(system),
             tmp_path,
             kubeconfig=kubeconfig,
         )

@@ -19,16 +19,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from contain_support import CONTAIN, heisen, manifest_of, write_pipeline
-from kube_fake import agent_here, fake_cluster
+from kube_fake import addresses_here, agent_here, fake_cluster
 
-from heisen.pipeline import load_pipeline
 from heisen.system import SystemHandle
-from support import wait_until
+from support import started_system, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -42,22 +40,8 @@ def counter_here(
     if request.node.get_closest_marker("fixed_counter"):
         path = counter / "pipeline.yaml"
         path.write_text(path.read_text().replace("MODE: buggy", "MODE: fixed"))
-    system = SystemHandle(
-        load_pipeline(counter / "pipeline.yaml"), tmp_path / "here", seed=7, run_id="here"
-    )
-    try:
-        system.start()
+    with started_system(counter / "pipeline.yaml", tmp_path / "here", run_id="here") as system:
         yield system
-    finally:
-        system.stop()
-
-
-def here(system: SystemHandle) -> dict[str, Any]:
-    """The counter system's addresses on this machine, as an agent's plan holds them."""
-    return {
-        "services": {"counter": system.service_url("counter")},
-        "dependencies": {"postgres": ["postgres", system.dependency_address("postgres")]},
-    }
 
 
 def kubernetes_pipeline(counter: Path, kubeconfig: Path, **contain: object) -> Path:
@@ -75,7 +59,7 @@ def test_contain_runs_its_trials_in_the_agent_and_always_deletes_the_namespace_f
     counter: Path, counter_here: SystemHandle, tmp_path: Path
 ) -> None:
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
-        cluster.job_runner = agent_here(here(counter_here), tmp_path)
+        cluster.job_runner = agent_here(addresses_here(counter_here), tmp_path)
         pipeline = kubernetes_pipeline(counter, kubeconfig)
         run_dir = tmp_path / "run"
         result = heisen("contain", str(pipeline), "--run-dir", str(run_dir))
@@ -120,7 +104,7 @@ def test_cpu_limits_whose_throttling_cannot_be_read_are_inconclusive_fake(
     limit acted, and contain says so instead of passing (the counter is the fixed one, so no
     violation decides the phase either)."""
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
-        cluster.job_runner = agent_here(here(counter_here), tmp_path)
+        cluster.job_runner = agent_here(addresses_here(counter_here), tmp_path)
         pipeline = kubernetes_pipeline(counter, kubeconfig, resources=CONTAIN["resources"])
         run_dir = tmp_path / "run"
         result = heisen("contain", str(pipeline), "--run-dir", str(run_dir))
@@ -136,7 +120,7 @@ def test_ctrl_c_while_the_agent_runs_deletes_everything_heisen_created_fake(
 ) -> None:
     release = threading.Event()
     with fake_cluster(tmp_path) as (cluster, kubeconfig):
-        cluster.job_runner = agent_here(here(counter_here), tmp_path, release=release)
+        cluster.job_runner = agent_here(addresses_here(counter_here), tmp_path, release=release)
         pipeline = kubernetes_pipeline(counter, kubeconfig)
         run_dir = tmp_path / "run"
         env = {**os.environ, "NO_COLOR": "1"}

@@ -398,6 +398,17 @@ def fake_cluster(tmp_path: Path) -> Iterator[tuple[FakeCluster, Path]]:
         thread.join(timeout=5)
 
 
+def addresses_here(system: Any) -> dict[str, Any]:
+    """Where a system started on this machine (a SystemHandle) is, as an agent's plan says it."""
+    return {
+        "services": {name: system.service_url(name) for name in system.pipeline.services},
+        "dependencies": {
+            name: [dep.kind.value, system.dependency_address(name)]
+            for name, dep in system.pipeline.dependencies.items()
+        },
+    }
+
+
 def agent_here(
     addresses: dict[str, Any],
     work: Path,

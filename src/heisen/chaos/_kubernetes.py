@@ -449,4 +449,3 @@ class KubeInjector:
         for group_version, plural, name in created:
             group, version = group_version.split("/")
             self._delete((group, version, plural), name)
-        self.backend.close()

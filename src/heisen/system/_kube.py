@@ -487,7 +487,6 @@ class KubeBackend:
         """Delete the namespace if heisen made it (it carries heisen's labels). True if deleted."""
         from kubernetes.client.exceptions import ApiException
 
-        self.close()
         try:
             namespace: Any = self._core.read_namespace(self.namespace)
         except ApiException as exc:
@@ -523,11 +522,8 @@ class KubeBackend:
                 return False
             time.sleep(0.5)
 
-    def close(self) -> None:
-        """Nothing stays open between calls (kept so callers close what they opened)."""
-
     def close_client(self) -> None:
-        """Close the API clients' connections (after close(): nothing else is sent)."""
+        """Close the API clients' connections (nothing else is sent after)."""
         self._streams.api_client.close()
         self._api_client.close()
 
@@ -535,7 +531,6 @@ class KubeBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
         self.close_client()
 
 
